@@ -1,0 +1,5 @@
+"""`python -m imaginebuild`: the same entry point as the `imaginebuild` command."""
+
+from imaginebuild.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""The provider interface: one request in, output files plus call records out.
+
+The engine hands a provider a `GenerationRequest` whose inputs are already local,
+hashed files, and a private `workdir` on the cache's filesystem. The provider
+writes its outputs into `workdir` (any names), returns them in order, and says
+what each HTTP call cost. The engine verifies, hashes and stores the files;
+a provider never touches the cache, the lockfile or `output_dir`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from imaginebuild.model import Kind, ProviderSettings
+
+
+class Phase(str, enum.Enum):
+    """What a step is doing right now, for progress displays."""
+
+    CALLING = "calling"
+    POLLING = "polling"
+    DOWNLOADING = "downloading"
+    RENDERING = "rendering"
+
+
+ProgressFn = Callable[[Phase, str], None]
+
+
+def ignore_progress(phase: Phase, detail: str) -> None:
+    """A progress callback that drops every report."""
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input of a request, already on local disk and hashed.
+
+    `url` is the original `https://…` reference when the input came from one,
+    so a provider may pass the URL on instead of uploading the bytes.
+    """
+
+    path: Path
+    sha256: str
+    media_type: str  # "image/png", "image/jpeg", "image/webp", "video/mp4"
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything a provider needs for one asset's call."""
+
+    asset: str
+    kind: Kind
+    key: str  # the action key: providers that are deterministic seed from it
+    prompt: str
+    model: str
+    params: Mapping[str, object]  # resolution / aspect_ratio / count / duration, per kind
+    inputs: tuple[InputFile, ...]
+    workdir: Path  # an empty folder for the outputs, on the cache's filesystem
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One billed HTTP call (or one local render) made for a request."""
+
+    endpoint: str
+    model: str
+    request_id: str | None = None
+    cost_ticks: int | None = None  # as the API reported it; None when it reported none
+    retries: int = 0
+    started_at: float = 0.0  # Unix time
+    duration_s: float = 0.0
+    http: Mapping[str, float] = field(default_factory=dict)  # timing breakdown in seconds
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One file a provider wrote into the request's workdir."""
+
+    path: Path
+    media_type: str
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """What a provider made for one request, in output order."""
+
+    outputs: tuple[OutputFile, ...]
+    calls: tuple[CallRecord, ...] = ()
+
+    @property
+    def request_ids(self) -> tuple[str, ...]:
+        """Request ids of every call, in call order."""
+        return tuple(c.request_id for c in self.calls if c.request_id)
+
+    @property
+    def reported_ticks(self) -> int | None:
+        """The billed total the API reported, or None if no call reported a cost."""
+        costs = [c.cost_ticks for c in self.calls if c.cost_ticks is not None]
+        return sum(costs) if costs else None
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What a provider may know of the run it serves."""
+
+    settings: ProviderSettings
+    state_dir: Path  # the project's `.imaginebuild/` (journal lives in state_dir / "journal")
+    env: Mapping[str, str]
+    retry_expired: bool = False  # resubmit jobs whose results expired (costs money again)
+
+
+class Provider(Protocol):
+    """A backend that turns a request into media files."""
+
+    name: str
+    max_concurrency: int
+
+    async def generate(
+        self, request: GenerationRequest, progress: ProgressFn = ignore_progress
+    ) -> GenerationResult:
+        """Make the request's outputs in `request.workdir`, or raise a ProviderError."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and other resources at the end of a run."""
+        ...
