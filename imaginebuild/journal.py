@@ -1,0 +1,152 @@
+"""The journal of in-flight async jobs: one small JSON file per action key.
+
+A job's request id is written (atomically, fsynced) before its first poll, so a
+run that dies while a video renders resumes polling the same job next time
+instead of paying for a new one. The engine removes the record once the outputs
+are safely stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from imaginebuild.errors import StoreError
+
+JOURNAL_VERSION = 1
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One submitted async job: which action it serves and how to find it again."""
+
+    key: str
+    asset: str
+    request_id: str
+    endpoint: str
+    model: str
+    submitted_at: float
+
+
+def encode_record(record: JobRecord) -> bytes:
+    """The on-disk JSON form of a record (versioned, sorted keys)."""
+    data = {"version": JOURNAL_VERSION, **asdict(record)}
+    return (json.dumps(data, sort_keys=True, indent=1) + "\n").encode()
+
+
+def decode_record(raw: bytes) -> JobRecord:
+    """Parse `encode_record` output; raises ValueError when it is not one."""
+    data = json.loads(raw)
+    if not isinstance(data, dict) or data.get("version") != JOURNAL_VERSION:
+        raise ValueError(f"not a version {JOURNAL_VERSION} journal record")
+    try:
+        return JobRecord(
+            key=str(data["key"]),
+            asset=str(data["asset"]),
+            request_id=str(data["request_id"]),
+            endpoint=str(data["endpoint"]),
+            model=str(data["model"]),
+            submitted_at=float(data["submitted_at"]),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"journal record lacks a field: {exc}") from None
+
+
+def _file_name(key: str) -> str:
+    """A safe file name for a key (action keys are hex; anything else is hashed)."""
+    if _SAFE_NAME.match(key):
+        return f"{key}.json"
+    return f"h-{hashlib.sha256(key.encode()).hexdigest()}.json"
+
+
+class Journal:
+    """In-flight async jobs of a project, kept in `folder` (created on first write)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path_for(self, key: str) -> Path:
+        """The file that holds the record of `key`."""
+        return self.folder / _file_name(key)
+
+    def get(self, key: str) -> JobRecord | None:
+        """The record for an action key, or None when no job is in flight for it."""
+        return self._read(self.path_for(key))
+
+    def put(self, record: JobRecord) -> None:
+        """Write a record atomically and durably (temp file, fsync, rename, fsync dir)."""
+        target = self.path_for(record.key)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=self.folder)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(encode_record(record))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                Path(tmp).replace(target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    Path(tmp).unlink()
+                raise
+            _fsync_dir(self.folder)
+        except OSError as exc:
+            raise StoreError(f"{target}: cannot write journal record: {exc.strerror}") from exc
+
+    def remove(self, key: str) -> None:
+        """Forget the job of an action key (no error when there is none)."""
+        path = self.path_for(key)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot remove journal record: {exc.strerror}") from exc
+
+    def records(self) -> list[JobRecord]:
+        """Every record in the journal, oldest submission first."""
+        try:
+            paths = sorted(self.folder.glob("*.json"))
+        except OSError as exc:
+            raise StoreError(f"{self.folder}: cannot list the journal: {exc.strerror}") from exc
+        found = [r for r in map(self._read, paths) if r is not None]
+        return sorted(found, key=lambda r: (r.submitted_at, r.key))
+
+    def __iter__(self) -> Iterator[JobRecord]:
+        return iter(self.records())
+
+    @staticmethod
+    def _read(path: Path) -> JobRecord | None:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot read journal record: {exc.strerror}") from exc
+        try:
+            return decode_record(raw)
+        except ValueError as exc:
+            raise StoreError(
+                f"{path}: unreadable journal record ({exc})",
+                hint="delete the file; the job it named will be submitted again",
+            ) from None
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (best effort where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
