@@ -1,0 +1,566 @@
+"""The price table and cost estimates: what a call to the media API will cost, in ticks.
+
+Money is an integer count of ticks (1 USD = 10**10 ticks, the unit the API
+reports in `usage.cost_in_usd_ticks`), or a Decimal at the edges; never a float.
+
+The built-in table is `imaginebuild/data/prices.json` (versioned, dated, with a
+source and confidence for every figure). A mediafile may override it for
+enterprise contracts:
+
+    pricing:
+      source: ACME enterprise contract 2026-10     # optional, shown in reports
+      models:
+        grok-imagine-image: {per_image_usd: 0.015}             # every resolution
+        grok-imagine-video: {per_second_usd: {480p: 0.04}}     # one resolution
+        my-private-model:  {per_second_usd: 0.03}              # a new video model
+
+Prices are given in USD as numbers or decimal strings (quote them for
+exactness beyond a float's shortest form). Overrides merge over the built-in
+table, figure by figure; a model not in the table becomes known by them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from importlib import resources
+from types import MappingProxyType
+
+from imaginebuild.errors import Diagnostic, MediafileError
+from imaginebuild.model import Kind, Media
+
+TICKS_PER_USD = 10**10
+PRICE_TABLE_FORMAT = 1
+
+RESOLUTIONS: Mapping[Media, tuple[str, ...]] = MappingProxyType(
+    {Media.IMAGE: ("1k", "2k"), Media.VIDEO: ("480p", "720p", "1080p")}
+)
+# What the API does when `resolution` is not sent (images 1k, videos 480p).
+API_DEFAULT_RESOLUTION: Mapping[Media, str] = MappingProxyType(
+    {Media.IMAGE: "1k", Media.VIDEO: "480p"}
+)
+# Video edits and extensions inherit the input's resolution, capped at 720p.
+_INHERITED_RESOLUTIONS = ("480p", "720p")
+# Video edit inputs are at most ~8.7 s; assumed when the length is not known.
+MAX_VIDEO_EDIT_INPUT_S = Decimal("8.7")
+
+_RATE_KEY = {Media.IMAGE: "per_image_usd", Media.VIDEO: "per_second_usd"}
+_UNIT = {Media.IMAGE: "image", Media.VIDEO: "second"}
+_EXTRA_KEYS = ("per_input_image_usd", "per_input_second_usd")
+_OVERRIDE_MODEL_KEYS = ("per_image_usd", "per_second_usd", *_EXTRA_KEYS)
+
+PRICING_OVERRIDE_SCHEMA: dict[str, object] = {
+    "title": "Price overrides",
+    "description": (
+        "Replace figures of the built-in price table (e.g. for an enterprise contract). "
+        "Prices are USD; quote them as strings for exact decimals."
+    ),
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "source": {
+            "title": "Source",
+            "description": "Where these prices come from (shown in reports).",
+            "type": "string",
+        },
+        "models": {
+            "title": "Per-model prices",
+            "description": "Model id → the figures to override; a new id adds a model.",
+            "type": "object",
+            "additionalProperties": {"$ref": "#/$defs/pricingModel"},
+        },
+    },
+    "$defs": {
+        "usd": {
+            "title": "USD amount",
+            "description": "A non-negative amount in US dollars.",
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^\$?[0-9]+(\.[0-9]+)?$"},
+            ],
+        },
+        "pricingModel": {
+            "title": "Model prices",
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "per_image_usd": {
+                    "title": "Price per output image",
+                    "description": "One amount for every resolution, or per resolution (1k, 2k).",
+                    "anyOf": [
+                        {"$ref": "#/$defs/usd"},
+                        {
+                            "type": "object",
+                            "propertyNames": {"enum": ["1k", "2k"]},
+                            "additionalProperties": {"$ref": "#/$defs/usd"},
+                        },
+                    ],
+                },
+                "per_second_usd": {
+                    "title": "Price per generated video second",
+                    "description": (
+                        "One amount for every resolution, or per resolution (480p, 720p, 1080p)."
+                    ),
+                    "anyOf": [
+                        {"$ref": "#/$defs/usd"},
+                        {
+                            "type": "object",
+                            "propertyNames": {"enum": ["480p", "720p", "1080p"]},
+                            "additionalProperties": {"$ref": "#/$defs/usd"},
+                        },
+                    ],
+                },
+                "per_input_image_usd": {
+                    "title": "Price per input image",
+                    "description": "Added per input image (edits, image-to-video, references).",
+                    "$ref": "#/$defs/usd",
+                },
+                "per_input_second_usd": {
+                    "title": "Price per input video second",
+                    "description": "Added per second of the input video of a video edit.",
+                    "$ref": "#/$defs/usd",
+                },
+            },
+            "not": {"required": ["per_image_usd", "per_second_usd"]},
+        },
+    },
+}
+
+
+# ---------------------------------------------------------------- money
+
+
+def usd_to_ticks(value: Decimal | str | int) -> int:
+    """Convert an exact USD amount to ticks, rounding half-up at the tick.
+
+    Floats are refused: their binary value is not the amount the user wrote.
+    """
+    if isinstance(value, (bool, float)) or not isinstance(value, (Decimal, str, int)):
+        raise TypeError(f"USD amounts must be Decimal, str or int, not {type(value).__name__}")
+    try:
+        amount = Decimal(value.strip().lstrip("$") if isinstance(value, str) else value)
+    except InvalidOperation:
+        raise ValueError(f"not a USD amount: {value!r}") from None
+    if not amount.is_finite():
+        raise ValueError(f"not a finite USD amount: {value!r}")
+    return int((amount * TICKS_PER_USD).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def ticks_to_usd(ticks: int) -> Decimal:
+    """The exact USD amount of `ticks`."""
+    return Decimal(ticks).scaleb(-10)
+
+
+def format_usd(ticks: int) -> str:
+    """Render ticks as dollars: at least cents, more digits only when needed ($0.40, $0.002)."""
+    sign = "-" if ticks < 0 else ""
+    whole, frac = divmod(abs(ticks), TICKS_PER_USD)
+    digits = f"{frac:010d}".rstrip("0").ljust(2, "0")
+    return f"{sign}${whole}.{digits}"
+
+
+def _ticks_times(ticks: int, quantity: Decimal) -> int:
+    """`ticks × quantity`, exact, rounded half-up to a whole tick."""
+    return int((Decimal(ticks) * quantity).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def _quantity(value: Decimal) -> str:
+    """A quantity without a needless `.0` (7, 6.5)."""
+    return format(value.normalize(), "f") if value != value.to_integral_value() else str(int(value))
+
+
+# ---------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """The prices of one model: per output image or video second (by resolution) plus extras."""
+
+    media: Media
+    per_output: Mapping[str, int]  # resolution → ticks per image / per second
+    per_input_image: int = 0
+    per_input_second: int = 0
+    source: str = ""
+    confidence: str = "inferred"  # the weakest figure's: confirmed | third-party | inferred
+
+    def rate(self, resolution: str) -> int | None:
+        """Ticks per image / per second at `resolution`, or None if it has no price there."""
+        return self.per_output.get(resolution)
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """Every known model's prices, with the table's version, date and source."""
+
+    models: Mapping[str, ModelPrice]
+    version: str
+    as_of: str
+    source: str
+    overridden: tuple[str, ...] = field(default=())  # JSON paths the mediafile changed
+
+    def get(self, model: str) -> ModelPrice | None:
+        """The prices of `model`, or None when the table does not know it."""
+        return self.models.get(model)
+
+
+_CONFIDENCE_ORDER = ("confirmed", "third-party", "inferred")
+
+
+def _weakest(sources: Mapping[str, object]) -> str:
+    """The weakest confidence among a model's per-figure sources."""
+    levels = [
+        _CONFIDENCE_ORDER.index(str(s.get("confidence")))
+        for s in sources.values()
+        if isinstance(s, Mapping) and s.get("confidence") in _CONFIDENCE_ORDER
+    ]
+    return _CONFIDENCE_ORDER[max(levels, default=2)]
+
+
+def parse_price_table(raw: Mapping[str, object]) -> PriceTable:
+    """Build a PriceTable from the decoded built-in JSON (trusted data; KeyError if malformed)."""
+    if raw.get("format") != PRICE_TABLE_FORMAT:
+        raise ValueError(f"price table format {raw.get('format')!r} is not {PRICE_TABLE_FORMAT}")
+    models: dict[str, ModelPrice] = {}
+    raw_models = raw["models"]
+    if not isinstance(raw_models, Mapping):
+        raise ValueError("the price table has no `models` mapping")
+    for name, spec in raw_models.items():
+        media = Media(spec["media"])
+        rates = spec[_RATE_KEY[media]]
+        models[name] = ModelPrice(
+            media=media,
+            per_output=MappingProxyType({r: usd_to_ticks(v) for r, v in rates.items()}),
+            per_input_image=usd_to_ticks(spec.get("per_input_image_usd", "0")),
+            per_input_second=usd_to_ticks(spec.get("per_input_second_usd", "0")),
+            source=f"built-in table {raw['version']} ({raw['as_of']})",
+            confidence=_weakest(spec.get("sources", {})),
+        )
+    return PriceTable(
+        models=MappingProxyType(models),
+        version=str(raw["version"]),
+        as_of=str(raw["as_of"]),
+        source=str(raw["source"]),
+    )
+
+
+def load_builtin_prices() -> PriceTable:
+    """The price table shipped inside the package."""
+    text = resources.files("imaginebuild").joinpath("data/prices.json").read_text("utf-8")
+    return parse_price_table(json.loads(text))
+
+
+def load_price_table(overrides: object = None, *, file: str = "") -> PriceTable:
+    """The built-in table with the mediafile's `pricing:` block merged over it.
+
+    Raises MediafileError with every bad figure, located by its JSON path
+    (`pricing.models.x.per_image_usd`); line and column are 0 for the caller to fill.
+    """
+    table = load_builtin_prices()
+    if overrides is None or overrides == {}:
+        return table
+    return apply_overrides(table, overrides, file=file)
+
+
+# ---------------------------------------------------------------- overrides
+
+
+class _Problems:
+    """Collects located diagnostics while overrides are read."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.items: list[Diagnostic] = []
+
+    def add(self, path: str, message: str, hint: str | None = None) -> None:
+        self.items.append(Diagnostic(self.file, 0, 0, path, message, hint))
+
+    def unknown_key(self, path: str, key: object, allowed: tuple[str, ...]) -> None:
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(allowed)}"
+        self.add(f"{path}.{key}", f"unknown key '{key}'", hint)
+
+
+def _override_usd(value: object, path: str, problems: _Problems) -> int | None:
+    """Ticks of one overriding amount, or None (and a diagnostic) when it is not a price."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        problems.add(path, f"expected a USD amount, got {type(value).__name__}")
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            problems.add(path, f"expected a finite USD amount, got {value!r}")
+            return None
+        value = repr(value)  # the shortest form is what the user wrote (0.015)
+    try:
+        ticks = usd_to_ticks(value)
+    except ValueError:
+        problems.add(path, f"not a USD amount: {value!r}", "write a number such as 0.015")
+        return None
+    if ticks < 0:
+        problems.add(path, f"a price cannot be negative ({value})")
+        return None
+    return ticks
+
+
+def _override_rates(
+    value: object, current: Mapping[str, int], media: Media, path: str, problems: _Problems
+) -> dict[str, int] | None:
+    """New per-resolution rates: one amount for every resolution, or a per-resolution mapping."""
+    if isinstance(value, Mapping):
+        rates = dict(current)
+        for res, amount in value.items():
+            if res not in RESOLUTIONS[media]:
+                problems.unknown_key(path, res, RESOLUTIONS[media])
+                continue
+            ticks = _override_usd(amount, f"{path}.{res}", problems)
+            if ticks is not None:
+                rates[str(res)] = ticks
+        return rates
+    ticks = _override_usd(value, path, problems)
+    if ticks is None:
+        return None
+    return dict.fromkeys(current or RESOLUTIONS[media], ticks)
+
+
+def _override_media(
+    name: str, spec: Mapping[object, object], known: ModelPrice | None, path: str, p: _Problems
+) -> Media | None:
+    """Whether an overridden model makes images or videos (known, or told by its rate key)."""
+    given = [m for m in Media if _RATE_KEY[m] in spec]
+    if len(given) > 1:
+        p.add(path, "a model is priced per image or per second, not both")
+        return None
+    if known is not None:
+        if given and given[0] is not known.media:
+            wrong = _RATE_KEY[given[0]]
+            p.add(
+                f"{path}.{wrong}",
+                f"'{name}' is priced per {_UNIT[known.media]}",
+                f"use {_RATE_KEY[known.media]}",
+            )
+            return None
+        return known.media
+    if not given:
+        p.add(path, f"'{name}' is not in the price table", "give per_image_usd or per_second_usd")
+        return None
+    return given[0]
+
+
+def _override_model(
+    name: str, spec: object, known: ModelPrice | None, source: str, p: _Problems
+) -> ModelPrice | None:
+    """The merged prices of one model, or None when its overrides are invalid."""
+    path = f"pricing.models.{name}"
+    if not isinstance(spec, Mapping):
+        p.add(path, f"expected a mapping of prices, got {type(spec).__name__}")
+        return None
+    before = len(p.items)
+    for key in spec:
+        if key not in _OVERRIDE_MODEL_KEYS:
+            p.unknown_key(path, key, _OVERRIDE_MODEL_KEYS)
+    media = _override_media(name, spec, known, path, p)
+    if media is None:
+        return None
+    price = known or ModelPrice(media=media, per_output=MappingProxyType({}))
+    rate_key = _RATE_KEY[media]
+    rates = dict(price.per_output)
+    if rate_key in spec:
+        rates = (
+            _override_rates(spec[rate_key], price.per_output, media, f"{path}.{rate_key}", p)
+            or rates
+        )
+    extras = {
+        key: _override_usd(spec[key], f"{path}.{key}", p) for key in _EXTRA_KEYS if key in spec
+    }
+    if len(p.items) > before:
+        return None
+    image_fee = extras.get("per_input_image_usd")
+    second_fee = extras.get("per_input_second_usd")
+    return replace(
+        price,
+        per_output=MappingProxyType(rates),
+        per_input_image=price.per_input_image if image_fee is None else image_fee,
+        per_input_second=price.per_input_second if second_fee is None else second_fee,
+        source=source if known is None else f"{source} over {known.source}",
+        confidence="mediafile" if known is None else known.confidence,
+    )
+
+
+def _override_paths(overrides: Mapping[str, object]) -> tuple[str, ...]:
+    """The JSON paths of every figure the overrides set, for reports."""
+    paths: list[str] = []
+    models = overrides.get("models")
+    if isinstance(models, Mapping):
+        for name, spec in models.items():
+            if isinstance(spec, Mapping):
+                for key, value in spec.items():
+                    base = f"pricing.models.{name}.{key}"
+                    if isinstance(value, Mapping):
+                        paths.extend(f"{base}.{res}" for res in value)
+                    else:
+                        paths.append(base)
+    return tuple(sorted(paths))
+
+
+def apply_overrides(table: PriceTable, overrides: object, *, file: str = "") -> PriceTable:
+    """Merge a `pricing:` block over `table`; MediafileError lists every bad figure."""
+    problems = _Problems(file)
+    if not isinstance(overrides, Mapping):
+        problems.add("pricing", f"expected a mapping, got {type(overrides).__name__}")
+        raise MediafileError(problems.items)
+    for key in overrides:
+        if key not in ("source", "models"):
+            problems.unknown_key("pricing", key, ("models", "source"))
+    source = overrides.get("source", "mediafile pricing")
+    if not isinstance(source, str):
+        problems.add("pricing.source", f"expected a string, got {type(source).__name__}")
+        source = "mediafile pricing"
+    raw_models = overrides.get("models", {})
+    models = dict(table.models)
+    if not isinstance(raw_models, Mapping):
+        problems.add("pricing.models", f"expected a mapping, got {type(raw_models).__name__}")
+        raw_models = {}
+    for name, spec in raw_models.items():
+        merged = _override_model(str(name), spec, table.get(str(name)), source, problems)
+        if merged is not None:
+            models[str(name)] = merged
+    if problems.items:
+        raise MediafileError(problems.items)
+    return replace(table, models=MappingProxyType(models), overridden=_override_paths(overrides))
+
+
+# ---------------------------------------------------------------- estimates
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a call would cost: total ticks, one line per charge, and whether any figure was guessed.
+
+    `guessed` is True when the estimate rests on an assumption the table cannot
+    back: an unknown model, a resolution the model has no price for, or an
+    unknown input video length.
+    """
+
+    ticks: int
+    lines: tuple[str, ...]
+    guessed: bool = False
+
+    @property
+    def usd(self) -> Decimal:
+        """The total as an exact USD amount."""
+        return ticks_to_usd(self.ticks)
+
+
+class _Bill:
+    """Accumulates charges and their explanation lines."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.lines: list[str] = []
+        self.guessed = False
+
+    def charge(self, quantity: Decimal, rate: int, unit: str, suffix: str = "") -> None:
+        """Add `quantity × rate`; `unit` is `image`/`input image` (counted) or `s …` (per second)."""
+        if quantity <= 0:
+            return
+        self.ticks += _ticks_times(rate, quantity)
+        if unit.startswith("s "):
+            line = f"{_quantity(quantity)} {unit} at {format_usd(rate)}/s{suffix}"
+        else:
+            line = f"{_quantity(quantity)} × {unit} at {format_usd(rate)}{suffix}"
+        self.lines.append(line)
+
+    def guess(self, line: str) -> None:
+        self.guessed = True
+        self.lines.append(line)
+
+
+def _price_for(table: PriceTable, kind: Kind, model: str, bill: _Bill) -> ModelPrice:
+    """The model's prices, or the kind's default model's (flagged as a guess)."""
+    media = kind.spec.output
+    price = table.get(model)
+    if price is not None and price.media is media:
+        return price
+    fallback = kind.spec.default_model
+    bill.guess(f"no {media.value} price for model '{model}': guessed from {fallback}")
+    found = table.get(fallback)
+    if found is None:  # only reachable if the packaged table lost a default model
+        raise ValueError(f"the price table has no price for the default model {fallback}")
+    return found
+
+
+def _rate_for(
+    price: ModelPrice, kind: Kind, params: Mapping[str, object], bill: _Bill
+) -> tuple[int, str]:
+    """(ticks per unit, resolution) — the worst case where the resolution is not known."""
+    media = kind.spec.output
+    resolution = params.get("resolution")
+    if isinstance(resolution, str):
+        rate = price.rate(resolution)
+        if rate is not None:
+            return rate, resolution
+        top = max(price.per_output, key=lambda r: price.per_output[r])
+        bill.guess(f"no price for {resolution}: assumed {top}")
+        return price.per_output[top], top
+    if kind in (Kind.VIDEO_EDIT, Kind.EXTEND):
+        # the output inherits the input's resolution (capped at 720p): assume the dearest
+        known = [r for r in _INHERITED_RESOLUTIONS if r in price.per_output] or list(
+            price.per_output
+        )
+        top = max(known, key=lambda r: price.per_output[r])
+        return price.per_output[top], top
+    default = API_DEFAULT_RESOLUTION[media]
+    if default in price.per_output:
+        return price.per_output[default], default
+    top = max(price.per_output, key=lambda r: price.per_output[r])
+    bill.guess(f"no price for {default}: assumed {top}")
+    return price.per_output[top], top
+
+
+def _int_param(params: Mapping[str, object], name: str, default: int) -> int:
+    """An integer parameter, or `default` when it is absent or None."""
+    value = params.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def estimate(
+    table: PriceTable,
+    *,
+    kind: Kind,
+    model: str,
+    params: Mapping[str, object],
+    input_count: int = 0,
+    input_video_seconds: float | None = None,
+) -> Estimate:
+    """What the xAI API would charge for one asset of `kind` (whatever provider builds it).
+
+    `params` is `Asset.params()`; `input_count` the number of input images;
+    `input_video_seconds` the input video's length for `video_edit` (billed as
+    output seconds plus an input-second fee). `extend` bills the added `duration`.
+    """
+    bill = _Bill()
+    price = _price_for(table, kind, model, bill)
+    rate, resolution = _rate_for(price, kind, params, bill)
+    if kind.spec.output is Media.IMAGE:
+        count = _int_param(params, "count", 1)
+        bill.charge(Decimal(count), rate, "image", f" ({resolution})")
+        if kind.spec.input_media is Media.IMAGE:
+            bill.charge(Decimal(input_count), price.per_input_image, "input image")
+    elif kind is Kind.VIDEO_EDIT:
+        if input_video_seconds is None:
+            seconds = MAX_VIDEO_EDIT_INPUT_S
+            bill.guess(f"input video length unknown: assumed {_quantity(seconds)} s")
+        else:
+            seconds = Decimal(repr(float(input_video_seconds)))
+        bill.charge(seconds, rate, "s of video", f" ({resolution})")
+        bill.charge(seconds, price.per_input_second, "s of input video")
+    else:
+        default = kind.spec.default_duration or 0
+        seconds = Decimal(_int_param(params, "duration", default))
+        bill.charge(seconds, rate, "s of video", f" ({resolution})")
+        if kind.spec.input_media is Media.IMAGE:
+            bill.charge(Decimal(input_count), price.per_input_image, "input image")
+    return Estimate(ticks=bill.ticks, lines=tuple(bill.lines), guessed=bill.guessed)
