@@ -1,0 +1,84 @@
+"""Action keys: the canonical encoding of everything that determines an asset's output.
+
+    key = sha256( canonical_json({"v": KEY_FORMAT_VERSION, **ActionFields}) )
+
+The fields are kind, provider, model, the kind's resolved parameters, the prompt
+after interpolation, `variant` and the sha256 of every input in order. Never
+mtimes, cache paths, output paths, asset names or secrets: two assets that ask
+for the same thing share a key, and renaming an asset costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+KEY_FORMAT_VERSION = 1
+
+
+def canonical_json(value: object) -> bytes:
+    """Encode JSON-ready data with sorted keys and no insignificant whitespace."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class InputDigest:
+    """One input of an action as the key sees it: its reference and content hash.
+
+    Only `sha256` enters the key; `ref` and `asset` are kept so `why` can say
+    which input changed and because of which upstream asset.
+    """
+
+    ref: str
+    sha256: str
+    asset: str | None = None
+
+
+@dataclass(frozen=True)
+class ActionFields:
+    """The inputs of an action key, kept field by field so changes can be named."""
+
+    kind: str
+    provider: str
+    model: str
+    params: Mapping[str, object]
+    prompt: str
+    variant: int
+    inputs: tuple[InputDigest, ...]
+
+    def encoded(self) -> dict[str, object]:
+        """The JSON-ready dict that is hashed into the key."""
+        return {
+            "v": KEY_FORMAT_VERSION,
+            "kind": self.kind,
+            "provider": self.provider,
+            "model": self.model,
+            "params": dict(self.params),
+            "prompt": self.prompt,
+            "variant": self.variant,
+            "inputs": [i.sha256 for i in self.inputs],
+        }
+
+    def to_json(self) -> dict[str, object]:
+        """Every field, including input references, for the lockfile."""
+        return {
+            "kind": self.kind,
+            "provider": self.provider,
+            "model": self.model,
+            "params": dict(self.params),
+            "prompt": self.prompt,
+            "variant": self.variant,
+            "inputs": [
+                {"ref": i.ref, "sha256": i.sha256, **({"asset": i.asset} if i.asset else {})}
+                for i in self.inputs
+            ],
+        }
+
+
+def action_key(fields: ActionFields) -> str:
+    """The hex sha256 action key of `fields`."""
+    return hashlib.sha256(canonical_json(fields.encoded())).hexdigest()

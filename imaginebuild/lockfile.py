@@ -1,0 +1,141 @@
+"""mediafile.lock: per asset, the key, outputs and provenance of its last build.
+
+The file is JSON with sorted keys and two-space indentation, one asset per
+top-level entry, so diffs in git read line by line:
+
+    {
+      "assets": {
+        "<name>": {
+          "key": "<action key>",
+          "fields": {kind, provider, model, params, prompt, variant, inputs[{ref, sha256, asset?}]},
+          "outputs": [{"path", "sha256", "bytes", "media_type"}],
+          "record": {provenance: request_ids, cost, timestamps, imaginebuild version…}
+        }
+      },
+      "version": 1
+    }
+
+It is rewritten atomically after every finished step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imaginebuild.atomic import atomic_write_bytes
+from imaginebuild.errors import LockfileError
+
+LOCKFILE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LockedOutput:
+    """One materialized output of a locked asset."""
+
+    path: str  # project-relative POSIX
+    sha256: str
+    size: int
+    media_type: str
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "bytes": self.size,
+            "media_type": self.media_type,
+        }
+
+
+@dataclass(frozen=True)
+class LockEntry:
+    """What the lockfile says about one asset."""
+
+    key: str
+    fields: Mapping[str, Any]
+    outputs: tuple[LockedOutput, ...]
+    record: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {
+            "key": self.key,
+            "fields": dict(self.fields),
+            "outputs": [o.to_json() for o in self.outputs],
+            "record": dict(self.record),
+        }
+
+
+def parse_lockfile(text: str, name: str) -> dict[str, LockEntry]:
+    """Parse lockfile text; raises LockfileError naming `name` on anything malformed."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise LockfileError(
+            f"{name}: not valid JSON ({exc})",
+            hint="restore it from git, or delete it: the cache will rebuild it without calls",
+        ) from exc
+    if not isinstance(data, dict) or data.get("version") != LOCKFILE_VERSION:
+        version = data.get("version") if isinstance(data, dict) else None
+        raise LockfileError(
+            f"{name}: lockfile version {version!r} is not {LOCKFILE_VERSION}",
+            hint="it was written by another imaginebuild version; upgrade, or delete the file",
+        )
+    entries: dict[str, LockEntry] = {}
+    assets = data.get("assets")
+    if not isinstance(assets, dict):
+        raise LockfileError(f"{name}: 'assets' must be an object")
+    for asset, raw in assets.items():
+        try:
+            entries[asset] = LockEntry(
+                key=str(raw["key"]),
+                fields=dict(raw.get("fields") or {}),
+                outputs=tuple(
+                    LockedOutput(
+                        str(o["path"]), str(o["sha256"]), int(o["bytes"]), str(o["media_type"])
+                    )
+                    for o in raw["outputs"]
+                ),
+                record=dict(raw.get("record") or {}),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise LockfileError(
+                f"{name}: assets.{asset}: malformed entry ({exc!r})",
+                hint="restore it from git, or delete the entry",
+            ) from exc
+    return entries
+
+
+def render_lockfile(entries: Mapping[str, LockEntry]) -> str:
+    """The lockfile text for `entries`: sorted, deterministic, newline-terminated."""
+    data = {
+        "version": LOCKFILE_VERSION,
+        "assets": {name: entries[name].to_json() for name in sorted(entries)},
+    }
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def read_lockfile(path: Path) -> dict[str, LockEntry]:
+    """Read mediafile.lock; a missing file is an empty lock."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LockfileError(f"cannot read {path.name}: {exc}") from exc
+    return parse_lockfile(text, path.name)
+
+
+def write_lockfile(path: Path, entries: Mapping[str, LockEntry]) -> None:
+    """Write mediafile.lock atomically (unchanged content is not rewritten)."""
+    text = render_lockfile(entries)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write_bytes(path, text.encode("utf-8"))

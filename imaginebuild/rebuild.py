@@ -1,0 +1,176 @@
+"""The rebuild decision: one pure function says what an asset needs, and why.
+
+`plan`, `status`, `why` and `run` all call `decide`, so a dry run never
+disagrees with a real one. Constructive traces: the action cache maps a key to
+outputs, so a key seen before (a reverted prompt, another branch) is restored
+without a call, and an input rebuilt to identical bytes leaves its dependants'
+keys — and so their verdicts — unchanged.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from imaginebuild.keys import ActionFields
+
+
+class Action(str, enum.Enum):
+    """What happens to an asset in a run."""
+
+    UP_TO_DATE = "up_to_date"  # outputs present with the locked hashes for this key
+    RESTORE = "restore"  # the key is cached: materialize its outputs, no call
+    CALL = "call"  # call the provider
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why an asset is not up to date; `text` is for humans, the rest for --json."""
+
+    code: str
+    text: str
+    field: str | None = None
+    old: Any = None
+    new: Any = None
+    asset: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (None fields omitted)."""
+        data = {"code": self.code, "text": self.text, "field": self.field}
+        data.update({"old": self.old, "new": self.new, "asset": self.asset})
+        return {k: v for k, v in data.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict for one asset: an action and the reasons behind it."""
+
+    action: Action
+    reasons: tuple[Reason, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        """One line: the reasons joined, or 'up to date'."""
+        if not self.reasons:
+            return "up to date" if self.action is Action.UP_TO_DATE else self.action.value
+        return "; ".join(r.text for r in self.reasons)
+
+
+NEVER_BUILT = Reason("never_built", "never built")
+FORCED = Reason("forced", "a new take was asked for (--force)")
+
+
+def decide(
+    *,
+    fields: ActionFields | None,
+    key: str | None,
+    locked_key: str | None,
+    locked_fields: Mapping[str, Any] | None,
+    outputs_ok: bool,
+    cached: bool,
+    forced: bool = False,
+    pending: tuple[str, ...] = (),
+) -> Decision:
+    """Decide one asset's fate.
+
+    `fields`/`key` are None when an upstream asset in `pending` must be built
+    before this key can be known. `outputs_ok` says the materialized outputs
+    match the lockfile; `cached` that the action cache holds `key`.
+    """
+    if key is None or fields is None:
+        waits = tuple(
+            Reason("upstream", f"input {name!r} will be rebuilt first", asset=name)
+            for name in pending
+        )
+        return Decision(Action.CALL, waits)
+    if forced:
+        return Decision(Action.CALL, (FORCED,))
+    if locked_key == key:
+        if outputs_ok:
+            return Decision(Action.UP_TO_DATE)
+        missing = Reason("output_missing", "outputs missing or modified")
+        return Decision(Action.RESTORE if cached else Action.CALL, (missing,))
+    changes = changes_since(locked_fields, fields) if locked_fields else (NEVER_BUILT,)
+    if not changes:  # the lockfile was written by another key format: same fields, new key
+        changes = (Reason("key_format", "key format changed"),)
+    return Decision(Action.RESTORE if cached else Action.CALL, changes)
+
+
+def changes_since(old: Mapping[str, Any], new: ActionFields) -> tuple[Reason, ...]:
+    """The fields of `new` that differ from a lockfile's recorded `old` fields."""
+    current = new.to_json()
+    reasons: list[Reason] = []
+    for name in ("kind", "provider", "model", "variant"):
+        if old.get(name) != current[name]:
+            reasons.append(_changed(name, old.get(name), current[name]))
+    old_params: Mapping[str, Any] = old.get("params") or {}
+    new_params: Mapping[str, Any] = current["params"]  # type: ignore[assignment]
+    for name in sorted(set(old_params) | set(new_params)):
+        if old_params.get(name) != new_params.get(name):
+            reasons.append(_changed(name, old_params.get(name), new_params.get(name)))
+    if old.get("prompt") != new.prompt:
+        reasons.append(
+            Reason(
+                "prompt",
+                f"prompt changed: {prompt_diff(str(old.get('prompt', '')), new.prompt)}",
+                field="prompt",
+                old=old.get("prompt"),
+                new=new.prompt,
+            )
+        )
+    reasons.extend(_input_changes(old.get("inputs") or [], new))
+    return tuple(reasons)
+
+
+def _changed(name: str, old: Any, new: Any) -> Reason:
+    return Reason("param", f"{name} {old!r} → {new!r}", field=name, old=old, new=new)
+
+
+def _input_changes(old_inputs: list[Mapping[str, Any]], new: ActionFields) -> list[Reason]:
+    old_refs = [str(i.get("ref")) for i in old_inputs]
+    new_refs = [i.ref for i in new.inputs]
+    if old_refs != new_refs:
+        return [
+            Reason(
+                "inputs",
+                f"inputs {old_refs} → {new_refs}",
+                field="inputs",
+                old=old_refs,
+                new=new_refs,
+            )
+        ]
+    reasons = []
+    for before, now in zip(old_inputs, new.inputs, strict=True):
+        if before.get("sha256") != now.sha256:
+            why = f" (upstream asset {now.asset!r} changed)" if now.asset else ""
+            reasons.append(
+                Reason(
+                    "input",
+                    f"input {now.ref!r} changed{why}",
+                    field="inputs",
+                    old=before.get("sha256"),
+                    new=now.sha256,
+                    asset=now.asset,
+                )
+            )
+    return reasons
+
+
+def prompt_diff(old: str, new: str, limit: int = 160) -> str:
+    """A compact word diff: `[-removed-]{+added+}` around unchanged words."""
+    a, b = old.split(), new.split()
+    parts: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "equal":
+            words = a[i1:i2]
+            parts.append(" ".join(words) if len(words) <= 6 else f"{words[0]} … {words[-1]}")
+            continue
+        if i2 > i1:
+            parts.append("[-" + " ".join(a[i1:i2]) + "-]")
+        if j2 > j1:
+            parts.append("{+" + " ".join(b[j1:j2]) + "+}")
+    text = " ".join(parts)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,93 @@
+"""The scheduler: runs opaque async steps in dependency order, critical path first.
+
+A step starts as soon as all its parents succeeded (no level-by-level
+barriers); among ready steps the highest priority goes first; at most `jobs`
+run at once. When a step fails (or is refused by policy) its dependants are
+skipped; without keep-going nothing new starts, but steps already in flight
+finish — a paid call is never abandoned. Cancellation (Ctrl-C) cancels the
+steps in flight and waits for them before propagating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import heapq
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+
+class StepStatus(str, enum.Enum):
+    """How a step ended, as far as the scheduler cares."""
+
+    OK = "ok"
+    FAILED = "failed"
+    REFUSED = "refused"  # a policy (budget, --offline, --locked) refused to start it
+    SKIPPED = "skipped"  # a parent did not succeed, or the run stopped first
+
+
+async def run_steps(
+    order: Sequence[str],
+    parents: Mapping[str, Sequence[str]],
+    priority: Mapping[str, float],
+    run_step: Callable[[str], Awaitable[StepStatus]],
+    *,
+    jobs: int,
+    keep_going: bool,
+) -> dict[str, StepStatus]:
+    """Run every step of `order` (topologically sorted) and return how each ended."""
+    selected = set(order)
+    rank = {name: i for i, name in enumerate(order)}
+    waiting = {n: sum(1 for p in parents.get(n, ()) if p in selected) for n in order}
+    children: dict[str, list[str]] = {n: [] for n in order}
+    for name in order:
+        for parent in parents.get(name, ()):
+            if parent in selected:
+                children[parent].append(name)
+    ready: list[tuple[float, int, str]] = []
+    for name in order:
+        if waiting[name] == 0:
+            heapq.heappush(ready, (-priority.get(name, 0.0), rank[name], name))
+
+    status: dict[str, StepStatus] = {}
+    running: dict[asyncio.Task[StepStatus], str] = {}
+    stopping = False
+
+    def skip_descendants(name: str) -> None:
+        stack = list(children[name])
+        while stack:
+            child = stack.pop()
+            if child not in status:
+                status[child] = StepStatus.SKIPPED
+                stack.extend(children[child])
+
+    try:
+        while ready or running:
+            while ready and len(running) < max(1, jobs) and not stopping:
+                _, _, name = heapq.heappop(ready)
+                if name in status:  # skipped while it waited
+                    continue
+                running[asyncio.ensure_future(run_step(name))] = name
+            if not running:
+                break
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                name = running.pop(task)
+                result = task.result()  # a bug in a step propagates; errors are statuses
+                status[name] = result
+                if result is StepStatus.OK:
+                    for child in children[name]:
+                        waiting[child] -= 1
+                        if waiting[child] == 0 and child not in status:
+                            heapq.heappush(ready, (-priority.get(child, 0.0), rank[child], child))
+                else:
+                    skip_descendants(name)
+                    if not keep_going:
+                        stopping = True
+    except BaseException:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        raise
+    for name in order:
+        status.setdefault(name, StepStatus.SKIPPED)
+    return status

@@ -1,0 +1,249 @@
+"""The local cache: content-addressed blobs plus an action cache (key → outputs).
+
+    <cache>/blobs/<sha[:2]>/<sha>      immutable, read-only blob files
+    <cache>/actions/                   diskcache: action key → ActionEntry JSON
+
+Blobs are written before the action entry that names them, so an entry never
+points at a missing blob. Every read of a blob is verified against its name;
+a corrupt blob is deleted and reported, never served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imaginebuild.atomic import atomic_writer, fsync_dir
+from imaginebuild.errors import CorruptBlob, StoreError
+from imaginebuild.hashing import CHUNK, sha256_file
+
+STORE_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """One stored output: its content hash, size and media type."""
+
+    sha256: str
+    size: int
+    media_type: str
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {"sha256": self.sha256, "bytes": self.size, "media_type": self.media_type}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BlobRef:
+        """Parse the JSON form (raises KeyError/TypeError/ValueError on bad data)."""
+        return cls(str(data["sha256"]), int(data["bytes"]), str(data["media_type"]))
+
+
+@dataclass(frozen=True)
+class ActionEntry:
+    """What the action cache holds for a key: the outputs and the provenance record."""
+
+    key: str
+    outputs: tuple[BlobRef, ...]
+    record: dict[str, Any] = field(default_factory=dict)
+    takes: tuple[tuple[BlobRef, ...], ...] = ()  # earlier takes of this key (--force), oldest first
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready form, with the store format version."""
+        return {
+            "v": STORE_FORMAT_VERSION,
+            "key": self.key,
+            "outputs": [o.to_json() for o in self.outputs],
+            "record": self.record,
+            "takes": [[o.to_json() for o in take] for take in self.takes],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ActionEntry:
+        """Parse the JSON form; raises StoreError on anything malformed."""
+        try:
+            if data.get("v") != STORE_FORMAT_VERSION:
+                raise StoreError(f"action entry of unknown format {data.get('v')!r}")
+            return cls(
+                key=str(data["key"]),
+                outputs=tuple(BlobRef.from_json(o) for o in data["outputs"]),
+                record=dict(data.get("record") or {}),
+                takes=tuple(
+                    tuple(BlobRef.from_json(o) for o in take) for take in data.get("takes", [])
+                ),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StoreError(f"malformed action entry: {exc}") from exc
+
+
+def default_cache_dir(root: Path, env: dict[str, str] | os._Environ[str]) -> Path:
+    """`IMAGINEBUILD_CACHE_DIR` if set, else `<project>/.imaginebuild/cache`."""
+    override = env.get("IMAGINEBUILD_CACHE_DIR")
+    return Path(override).expanduser().resolve() if override else root / ".imaginebuild" / "cache"
+
+
+class Store:
+    """Blobs and action entries under one cache folder (opened lazily)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.blobs = folder / "blobs"
+        self._actions: Any = None
+
+    # -- blobs -------------------------------------------------------------------------
+
+    def blob_path(self, sha256: str) -> Path:
+        """Where the blob with this hash lives (whether or not it exists)."""
+        return self.blobs / sha256[:2] / sha256
+
+    def has_blob(self, sha256: str) -> bool:
+        """Whether a blob with this hash is present (not verified)."""
+        return self.blob_path(sha256).is_file()
+
+    def put_file(self, src: Path, media_type: str, *, move: bool = False) -> BlobRef:
+        """Store a file's bytes as a blob; `move` lets a temp file be renamed into place."""
+        digest = sha256_file(src)
+        size = src.stat().st_size
+        dest = self.blob_path(digest)
+        if not dest.is_file():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                if move:
+                    _fsync_file(src)
+                    os.chmod(src, 0o444)
+                    os.replace(src, dest)
+                    fsync_dir(dest.parent)
+                else:
+                    with atomic_writer(dest, mode=0o444) as out, src.open("rb") as f:
+                        shutil.copyfileobj(f, out, CHUNK)
+            except OSError as exc:
+                raise StoreError(f"cannot write to the cache at {self.folder}: {exc}") from exc
+        return BlobRef(digest, size, media_type)
+
+    def verify_blob(self, sha256: str) -> None:
+        """Raise CorruptBlob (after deleting it) if the blob's bytes do not match its name."""
+        path = self.blob_path(sha256)
+        try:
+            actual = sha256_file(path)
+        except FileNotFoundError as exc:
+            raise CorruptBlob(f"blob {sha256[:12]} is missing from the cache") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot read blob {sha256[:12]}: {exc}") from exc
+        if actual != sha256:
+            self._drop_blob(path)
+            raise CorruptBlob(f"blob {sha256[:12]} was corrupt (hashes to {actual[:12]}); removed")
+
+    def materialize(self, blob: BlobRef, dest: Path) -> None:
+        """Copy a blob to `dest` atomically, verifying its hash on the way."""
+        src = self.blob_path(blob.sha256)
+        digest = hashlib.sha256()
+        try:
+            with atomic_writer(dest) as out, src.open("rb") as f:
+                while chunk := f.read(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                if digest.hexdigest() != blob.sha256:
+                    raise CorruptBlob(f"blob {blob.sha256[:12]} was corrupt; removed")
+        except CorruptBlob:
+            self._drop_blob(src)
+            raise
+        except FileNotFoundError as exc:
+            raise CorruptBlob(f"blob {blob.sha256[:12]} is missing from the cache") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot materialize {dest}: {exc}") from exc
+
+    def iter_blobs(self) -> Iterator[str]:
+        """Hashes of every blob present."""
+        if not self.blobs.is_dir():
+            return
+        for sub in sorted(self.blobs.iterdir()):
+            if sub.is_dir():
+                for blob in sorted(sub.iterdir()):
+                    if not blob.name.startswith("."):
+                        yield blob.name
+
+    def delete_blob(self, sha256: str) -> None:
+        """Remove a blob (gc)."""
+        self._drop_blob(self.blob_path(sha256))
+
+    @staticmethod
+    def _drop_blob(path: Path) -> None:
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o644)
+            path.unlink()
+
+    # -- action cache ------------------------------------------------------------------
+
+    def _cache(self) -> Any:
+        if self._actions is None:
+            import diskcache  # imported here: the no-op path never opens the action cache
+
+            try:
+                self._actions = diskcache.Cache(str(self.folder / "actions"))
+            except Exception as exc:  # diskcache raises sqlite3 and OS errors alike
+                raise StoreError(f"cannot open the action cache in {self.folder}: {exc}") from exc
+        return self._actions
+
+    def get_action(self, key: str) -> ActionEntry | None:
+        """The entry for `key` if present and every blob it names exists; else None.
+
+        A malformed entry is dropped (and reported by returning None) so it is rebuilt.
+        """
+        try:
+            raw = self._cache().get(key)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"cannot read the action cache: {exc}") from exc
+        if raw is None:
+            return None
+        try:
+            entry = ActionEntry.from_json(json.loads(raw))
+        except (StoreError, ValueError, TypeError):
+            self.delete_action(key)
+            return None
+        if entry.key != key or not all(self.has_blob(o.sha256) for o in entry.outputs):
+            return None
+        return entry
+
+    def put_action(self, entry: ActionEntry) -> None:
+        """Record an entry; every blob it names must already be stored."""
+        missing = [o.sha256 for o in entry.outputs if not self.has_blob(o.sha256)]
+        if missing:
+            raise StoreError(f"refusing an action entry whose blobs are missing: {missing[0]}")
+        try:
+            self._cache().set(entry.key, json.dumps(entry.to_json(), sort_keys=True))
+        except Exception as exc:
+            raise StoreError(f"cannot write the action cache: {exc}") from exc
+
+    def delete_action(self, key: str) -> None:
+        """Forget an action entry (gc, or a malformed entry)."""
+        with contextlib.suppress(Exception):
+            self._cache().delete(key)
+
+    def action_keys(self) -> list[str]:
+        """Every key in the action cache."""
+        try:
+            return [str(k) for k in self._cache().iterkeys()]
+        except Exception as exc:
+            raise StoreError(f"cannot read the action cache: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the action cache's database."""
+        if self._actions is not None:
+            self._actions.close()
+            self._actions = None
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
