@@ -22,6 +22,7 @@ table, figure by figure; a model not in the table becomes known by them.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -185,7 +186,7 @@ class ModelPrice:
     per_input_image: int = 0
     per_input_second: int = 0
     source: str = ""
-    confidence: str = "inferred"  # the weakest figure's: confirmed | third-party | inferred
+    confidence: str = "inferred"  # weakest figure: confirmed|third-party|inferred|mediafile
 
     def rate(self, resolution: str) -> int | None:
         """Ticks per image / per second at `resolution`, or None if it has no price there."""
@@ -247,8 +248,9 @@ def parse_price_table(raw: Mapping[str, object]) -> PriceTable:
     )
 
 
+@functools.lru_cache(maxsize=1)
 def load_builtin_prices() -> PriceTable:
-    """The price table shipped inside the package."""
+    """The price table shipped inside the package (read once; the table is immutable)."""
     text = resources.files("imaginebuild").joinpath("data/prices.json").read_text("utf-8")
     return parse_price_table(json.loads(text))
 
@@ -463,7 +465,7 @@ class _Bill:
         self.guessed = False
 
     def charge(self, quantity: Decimal, rate: int, unit: str, suffix: str = "") -> None:
-        """Add `quantity × rate`; `unit` is `image`/`input image` (counted) or `s …` (per second)."""
+        """Add `quantity × rate`; a `unit` starting with `s ` is priced per second."""
         if quantity <= 0:
             return
         self.ticks += _ticks_times(rate, quantity)
