@@ -54,11 +54,38 @@ _UNIT = {Media.IMAGE: "image", Media.VIDEO: "second"}
 _EXTRA_KEYS = ("per_input_image_usd", "per_input_second_usd")
 _OVERRIDE_MODEL_KEYS = ("per_image_usd", "per_second_usd", *_EXTRA_KEYS)
 
+_USD_SCHEMA: dict[str, object] = {
+    "title": "USD amount",
+    "description": "A non-negative amount in US dollars (quote it for an exact decimal).",
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": r"^\$?[0-9]+(\.[0-9]+)?$"},
+    ],
+}
+
+
+def _rate_schema(title: str, resolutions: tuple[str, ...]) -> dict[str, object]:
+    """One amount for every resolution, or a mapping resolution → amount."""
+    return {
+        "title": title,
+        "description": f"One amount, or one per resolution ({', '.join(resolutions)}).",
+        "anyOf": [
+            _USD_SCHEMA,
+            {
+                "type": "object",
+                "propertyNames": {"enum": list(resolutions)},
+                "additionalProperties": _USD_SCHEMA,
+            },
+        ],
+    }
+
+
+# Self-contained (no $ref) so it can be embedded anywhere in the mediafile schema.
 PRICING_OVERRIDE_SCHEMA: dict[str, object] = {
     "title": "Price overrides",
     "description": (
         "Replace figures of the built-in price table (e.g. for an enterprise contract). "
-        "Prices are USD; quote them as strings for exact decimals."
+        "Prices are USD; a model not in the table is added."
     ),
     "type": "object",
     "additionalProperties": False,
@@ -70,63 +97,31 @@ PRICING_OVERRIDE_SCHEMA: dict[str, object] = {
         },
         "models": {
             "title": "Per-model prices",
-            "description": "Model id → the figures to override; a new id adds a model.",
+            "description": "Model id → the figures to override.",
             "type": "object",
-            "additionalProperties": {"$ref": "#/$defs/pricingModel"},
-        },
-    },
-    "$defs": {
-        "usd": {
-            "title": "USD amount",
-            "description": "A non-negative amount in US dollars.",
-            "anyOf": [
-                {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": r"^\$?[0-9]+(\.[0-9]+)?$"},
-            ],
-        },
-        "pricingModel": {
-            "title": "Model prices",
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "per_image_usd": {
-                    "title": "Price per output image",
-                    "description": "One amount for every resolution, or per resolution (1k, 2k).",
-                    "anyOf": [
-                        {"$ref": "#/$defs/usd"},
-                        {
-                            "type": "object",
-                            "propertyNames": {"enum": ["1k", "2k"]},
-                            "additionalProperties": {"$ref": "#/$defs/usd"},
-                        },
-                    ],
-                },
-                "per_second_usd": {
-                    "title": "Price per generated video second",
-                    "description": (
-                        "One amount for every resolution, or per resolution (480p, 720p, 1080p)."
+            "additionalProperties": {
+                "title": "Model prices",
+                "description": "Priced per image or per second, not both.",
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "per_image_usd": _rate_schema("Price per output image", ("1k", "2k")),
+                    "per_second_usd": _rate_schema(
+                        "Price per generated video second", ("480p", "720p", "1080p")
                     ),
-                    "anyOf": [
-                        {"$ref": "#/$defs/usd"},
-                        {
-                            "type": "object",
-                            "propertyNames": {"enum": ["480p", "720p", "1080p"]},
-                            "additionalProperties": {"$ref": "#/$defs/usd"},
-                        },
-                    ],
+                    "per_input_image_usd": {
+                        **_USD_SCHEMA,
+                        "title": "Price per input image",
+                        "description": "Added per input image (edits, image-to-video, references).",
+                    },
+                    "per_input_second_usd": {
+                        **_USD_SCHEMA,
+                        "title": "Price per input video second",
+                        "description": "Added per second of a video edit's input video.",
+                    },
                 },
-                "per_input_image_usd": {
-                    "title": "Price per input image",
-                    "description": "Added per input image (edits, image-to-video, references).",
-                    "$ref": "#/$defs/usd",
-                },
-                "per_input_second_usd": {
-                    "title": "Price per input video second",
-                    "description": "Added per second of the input video of a video edit.",
-                    "$ref": "#/$defs/usd",
-                },
+                "not": {"required": ["per_image_usd", "per_second_usd"]},
             },
-            "not": {"required": ["per_image_usd", "per_second_usd"]},
         },
     },
 }

@@ -282,3 +282,9 @@ def test_override_schema_is_valid_json_schema() -> None:
     assert validator.is_valid(good)
     assert not validator.is_valid({"models": {"m": {"per_image_usd": 1, "per_second_usd": 1}}})
     assert not validator.is_valid({"models": {"m": {"per_image_usd": {"4k": 1}}}})
+    # it must keep working when embedded under the mediafile schema's `pricing` property
+    embedded = jsonschema.Draft202012Validator(
+        {"type": "object", "properties": {"pricing": PRICING_OVERRIDE_SCHEMA}}
+    )
+    assert embedded.is_valid({"pricing": {"models": {"m": {"per_image_usd": "0.015"}}}})
+    assert not embedded.is_valid({"pricing": {"models": {"m": {"per_image_usd": "cheap"}}}})
