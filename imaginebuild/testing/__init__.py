@@ -1,0 +1,1 @@
+"""Test helpers shipped with imaginebuild: a fake xAI server for rehearsals without a key."""

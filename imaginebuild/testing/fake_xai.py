@@ -1,0 +1,1132 @@
+"""A fake xAI media API on loopback: real HTTP, real PNG/MP4 bytes, scripted faults.
+
+It speaks the REST contract of the Grok Imagine endpoints — the same paths, JSON
+fields, error bodies and async video jobs — so a client can be rehearsed without
+a key and without paying. Every request is logged and every call is billed in
+`cost_in_usd_ticks`, so tests assert on what the server saw.
+
+In tests::
+
+    with FakeXai(pending_polls=1) as fake:
+        fake.inject(Route.IMAGES, Fault.rate_limited(retry_after="0"))
+        ...  # point a client at fake.base_url ("http://127.0.0.1:PORT/v1")
+        assert len(fake.submissions()) == 1
+        assert fake.billed_ticks() == 200_000_000
+
+From a shell::
+
+    python -m imaginebuild.testing.fake_xai [--port N] [options]
+
+    --host H            address to bind (default 127.0.0.1)
+    --port N            port (default 0: a free one; the URL is printed on stdout)
+    --api-key KEY       accept only this bearer token (a wrong one gets 400, as xAI does);
+                        by default any bearer token is accepted, a missing one gets 401
+    --pending-polls N   polls answered "pending" (202) before a video job is done (default 1)
+    --job-latency S     seconds a video job stays pending at least (default 0)
+    --url-ttl S         seconds a result URL stays downloadable (default 600)
+    --image-format F    png, jpeg (default, like the real API) or webp
+    --full-size         render images/videos at their true pixel size (default: scaled down)
+    --b64-data-uri      send b64_json values as data URIs (default: plain base64)
+    --video-file PATH   serve this MP4 file for every finished video job (streamed from disk)
+    --fault ROUTE=SPEC  queue a fault (repeatable); ROUTE is images, edits, videos,
+                        video_edits, extensions, poll or download; SPEC is one of
+                        http:CODE, rate_limited[:SECONDS], reset, hang, slow[:SECONDS],
+                        truncated, malformed_json, expired_url, corrupt, wrong_type,
+                        moderation, blocked, job_failed, job_expired, unknown_job,
+                        unauthorized
+
+Faults are consumed in order, one per matching request: `inject(route, *faults)`
+queues them for a route, `inject_at(n, fault)` for the n-th request (1-based).
+A fault on a submission route answers instead of the server (nothing is billed)
+except `moderation`, `job_failed` and `job_expired`, which decide how the job
+submitted by that request ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import enum
+import hashlib
+import io
+import json
+import math
+import re
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+TICKS_PER_USD = 10_000_000_000
+IMAGE_ASPECTS = (
+    "1:1", "3:4", "4:3", "9:16", "16:9", "2:3", "3:2",
+    "9:19.5", "19.5:9", "9:20", "20:9", "1:2", "2:1", "auto",
+)  # fmt: skip
+VIDEO_ASPECTS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
+_CHUNK = 64 * 1024
+
+
+class Route(str, enum.Enum):
+    """The endpoints of the fake, named for fault scripting and the request log."""
+
+    IMAGES = "images"  # POST /v1/images/generations
+    EDITS = "edits"  # POST /v1/images/edits
+    VIDEOS = "videos"  # POST /v1/videos/generations
+    VIDEO_EDITS = "video_edits"  # POST /v1/videos/edits
+    EXTENSIONS = "extensions"  # POST /v1/videos/extensions
+    POLL = "poll"  # GET /v1/videos/{request_id}
+    DOWNLOAD = "download"  # GET /files/{name}  (result URLs; no auth, expiring)
+    UNKNOWN = "unknown"
+
+
+_POST_ROUTES = {
+    "/v1/images/generations": Route.IMAGES,
+    "/v1/images/edits": Route.EDITS,
+    "/v1/videos/generations": Route.VIDEOS,
+    "/v1/videos/edits": Route.VIDEO_EDITS,
+    "/v1/videos/extensions": Route.EXTENSIONS,
+}
+VIDEO_SUBMISSIONS = frozenset({Route.VIDEOS, Route.VIDEO_EDITS, Route.EXTENSIONS})
+
+_ALLOWED_FIELDS: Mapping[Route, frozenset[str]] = {
+    Route.IMAGES: frozenset(
+        {"prompt", "model", "n", "response_format", "aspect_ratio", "resolution", "quality"}
+        | {"user"}
+    ),
+    Route.EDITS: frozenset(
+        {"prompt", "model", "n", "response_format", "aspect_ratio", "resolution", "quality"}
+        | {"user", "image", "images", "mask"}
+    ),
+    Route.VIDEOS: frozenset(
+        {"prompt", "model", "duration", "aspect_ratio", "resolution", "image", "user"}
+        | {"reference_images", "reference_audios", "generate_audio", "output"}
+    ),
+    Route.VIDEO_EDITS: frozenset({"prompt", "model", "video", "user", "output"}),
+    Route.EXTENSIONS: frozenset({"prompt", "model", "video", "duration"}),
+}
+
+
+class FaultKind(str, enum.Enum):
+    """What a scripted fault does (see `Fault`'s constructors)."""
+
+    HTTP = "http"
+    RESET = "reset"
+    HANG = "hang"
+    SLOW = "slow"
+    TRUNCATED = "truncated"
+    MALFORMED_JSON = "malformed_json"
+    EXPIRED_URL = "expired_url"
+    CORRUPT = "corrupt"
+    WRONG_TYPE = "wrong_type"
+    MODERATION = "moderation"
+    BLOCKED = "blocked"
+    JOB_FAILED = "job_failed"
+    JOB_EXPIRED = "job_expired"
+    UNKNOWN_JOB = "unknown_job"
+    UNAUTHORIZED = "unauthorized"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted misbehaviour, consumed by one request."""
+
+    kind: FaultKind
+    status: int = 0
+    retry_after: str | None = None
+    seconds: float = 0.0
+    message: str = ""
+
+    @classmethod
+    def http(cls, status: int, message: str = "", retry_after: str | None = None) -> Fault:
+        """Answer with this status and an xAI error body (e.g. 500, 502, 503, 504, 400)."""
+        return cls(FaultKind.HTTP, status=status, message=message, retry_after=retry_after)
+
+    @classmethod
+    def rate_limited(cls, retry_after: str | None = "1") -> Fault:
+        """Answer 429 with this `Retry-After` (None: no header)."""
+        return cls(FaultKind.HTTP, status=429, retry_after=retry_after)
+
+    @classmethod
+    def reset(cls) -> Fault:
+        """Close the connection without an answer (a TCP reset)."""
+        return cls(FaultKind.RESET)
+
+    @classmethod
+    def hang(cls, seconds: float = 3600.0) -> Fault:
+        """Read the request and never answer (until the server stops or `seconds` pass)."""
+        return cls(FaultKind.HANG, seconds=seconds)
+
+    @classmethod
+    def slow(cls, seconds: float = 0.2) -> Fault:
+        """Send the answer's body in chunks with `seconds` between them."""
+        return cls(FaultKind.SLOW, seconds=seconds)
+
+    @classmethod
+    def truncated(cls) -> Fault:
+        """Announce the full Content-Length, send half of the body, then close."""
+        return cls(FaultKind.TRUNCATED)
+
+    @classmethod
+    def malformed_json(cls) -> Fault:
+        """Answer 200 with a body that is not JSON."""
+        return cls(FaultKind.MALFORMED_JSON)
+
+    @classmethod
+    def expired_url(cls) -> Fault:
+        """On a download: the result URL has expired (404)."""
+        return cls(FaultKind.EXPIRED_URL)
+
+    @classmethod
+    def corrupt(cls) -> Fault:
+        """On a download: serve bytes that do not decode, under the right content type."""
+        return cls(FaultKind.CORRUPT)
+
+    @classmethod
+    def wrong_type(cls) -> Fault:
+        """On a download: serve the file as `text/html`."""
+        return cls(FaultKind.WRONG_TYPE)
+
+    @classmethod
+    def moderation(cls) -> Fault:
+        """Withhold the output: images get `respect_moderation: false`, a video job
+        ends `done` with `respect_moderation: false` and no URL."""
+        return cls(FaultKind.MODERATION)
+
+    @classmethod
+    def blocked(cls, reason: str = "prompt violates the content policy") -> Fault:
+        """On an image route: answer 200 with a `block_reason` and no images."""
+        return cls(FaultKind.BLOCKED, message=reason)
+
+    @classmethod
+    def job_failed(
+        cls, code: str = "internal_error", message: str = "video generation failed"
+    ) -> Fault:
+        """The video job ends with status `failed` and this error."""
+        return cls(FaultKind.JOB_FAILED, status=0, message=f"{code}\n{message}")
+
+    @classmethod
+    def job_expired(cls) -> Fault:
+        """The video job reports status `expired`."""
+        return cls(FaultKind.JOB_EXPIRED)
+
+    @classmethod
+    def unknown_job(cls) -> Fault:
+        """On a poll: 404, the server does not know the request id."""
+        return cls(FaultKind.UNKNOWN_JOB)
+
+    @classmethod
+    def unauthorized(cls) -> Fault:
+        """Answer 401 as for a missing or invalid token."""
+        return cls(FaultKind.UNAUTHORIZED)
+
+
+_JOB_FATES = frozenset({FaultKind.MODERATION, FaultKind.JOB_FAILED, FaultKind.JOB_EXPIRED})
+_EARLY_FAULTS = frozenset(
+    {FaultKind.HTTP, FaultKind.UNAUTHORIZED, FaultKind.MALFORMED_JSON, FaultKind.RESET}
+    | {FaultKind.HANG}
+)
+_BODY_FAULTS = frozenset({FaultKind.SLOW, FaultKind.TRUNCATED})
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """What the fake bills, in ticks (1 USD = 1e10 ticks); injectable for comparisons."""
+
+    image_ticks: int = 200_000_000  # $0.02 per output image
+    input_image_ticks: int = 20_000_000  # $0.002 per input image of an edit
+    video_ticks_per_second: Mapping[str, int] = field(
+        default_factory=lambda: {"480p": 500_000_000, "720p": 700_000_000}
+    )
+
+    def images(self, count: int, inputs: int = 0) -> int:
+        """Ticks for `count` output images made from `inputs` input images."""
+        return count * self.image_ticks + inputs * self.input_image_ticks
+
+    def video(self, seconds: int, resolution: str) -> int:
+        """Ticks for `seconds` of video at `resolution`."""
+        rate = self.video_ticks_per_second.get(resolution, self.video_ticks_per_second["480p"])
+        return seconds * rate
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request the fake received (the Authorization value is never kept)."""
+
+    number: int
+    method: str
+    path: str
+    route: Route
+    headers: Mapping[str, str]
+    has_auth: bool
+    body: object | None
+    status: int | None = None  # what was answered; None for a reset or hang
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Bill:
+    """One billed call."""
+
+    route: Route
+    ticks: int
+    request_id: str | None = None
+
+
+@dataclass
+class _Job:
+    request_id: str
+    route: Route
+    model: str
+    duration: int
+    resolution: str
+    aspect: str
+    submitted_at: float
+    ticks: int
+    fate: FaultKind | None = None
+    fate_message: str = ""
+    polls: int = 0
+    file_name: str | None = None
+
+
+@dataclass
+class _File:
+    content_type: str
+    expires_at: float
+    data: bytes | None = None
+    path: Path | None = None
+
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else (self.path or Path()).stat().st_size
+
+
+class _Reply(Exception):
+    """Raised inside a handler to answer with an xAI error body."""
+
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+
+
+_GRPC_CODES = {
+    400: "Client specified an invalid argument",
+    401: "The request does not have valid authentication credentials",
+    403: "The caller does not have permission to execute the specified operation",
+    404: "Some requested entity was not found",
+    405: "Method not allowed",
+    415: "Unsupported media type",
+    422: "Client specified an invalid argument",
+    429: "Some resource has been exhausted",
+    500: "Internal error",
+    502: "Bad gateway",
+    503: "The service is currently unavailable",
+    504: "Deadline expired before operation could complete",
+}
+
+
+def error_body(status: int, message: str, code: str | None = None) -> bytes:
+    """The xAI native error shape: `{"code": <gRPC status text>, "error": <message>}`."""
+    return json.dumps(
+        {"code": code or _GRPC_CODES.get(status, "Unknown"), "error": message}
+    ).encode()
+
+
+class FakeXai:
+    """A threaded HTTP server on 127.0.0.1 that imitates the xAI media API."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        pending_polls: int = 1,
+        job_latency: float = 0.0,
+        url_ttl: float = 600.0,
+        image_format: str = "jpeg",
+        full_size: bool = False,
+        b64_data_uri: bool = False,
+        video_file: Path | None = None,
+        prices: PriceTable | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.pending_polls = pending_polls
+        self.job_latency = job_latency
+        self.url_ttl = url_ttl
+        self.image_format = image_format
+        self.full_size = full_size
+        self.b64_data_uri = b64_data_uri
+        self.video_file = video_file
+        self.prices = prices or PriceTable()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._log: list[LoggedRequest] = []
+        self._bills: list[Bill] = []
+        self._faults: dict[Route, deque[Fault]] = defaultdict(deque)
+        self._numbered: dict[int, Fault] = {}
+        self._jobs: dict[str, _Job] = {}
+        self._files: dict[str, _File] = {}
+        self._counter = 0
+        self._media_cache: dict[tuple[object, ...], bytes] = {}
+        self._server = _Server((host, port), _Handler)
+        self._server.fake = self
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server listens on."""
+        return int(self._server.server_address[1])
+
+    @property
+    def origin(self) -> str:
+        """`http://127.0.0.1:PORT` (result URLs live here)."""
+        host = str(self._server.server_address[0])
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL to configure a client with (`…/v1`)."""
+        return f"{self.origin}/v1"
+
+    def start(self) -> FakeXai:
+        """Serve in a daemon thread; returns self."""
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port (hanging requests are let go)."""
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeXai:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- scripting and inspection -----------------------------------------------
+
+    def inject(self, route: Route | str, *faults: Fault) -> None:
+        """Queue faults for the next requests to `route`, in order."""
+        with self._lock:
+            self._faults[Route(route)].extend(faults)
+
+    def inject_at(self, number: int, fault: Fault) -> None:
+        """Make the `number`-th request (1-based, any route) meet `fault`."""
+        with self._lock:
+            self._numbered[number] = fault
+
+    def pending_faults(self) -> int:
+        """How many scripted faults have not been consumed yet."""
+        with self._lock:
+            return sum(len(q) for q in self._faults.values()) + len(self._numbered)
+
+    @property
+    def log(self) -> list[LoggedRequest]:
+        """Every request received so far, in arrival order."""
+        with self._lock:
+            return list(self._log)
+
+    def requests(self, route: Route | str | None = None) -> list[LoggedRequest]:
+        """Logged requests, optionally only those to one route."""
+        return [r for r in self.log if route is None or r.route == Route(route)]
+
+    def submissions(self, route: Route | str | None = None) -> list[LoggedRequest]:
+        """Video job submissions that were accepted (answered 200 with a request id)."""
+        routes = VIDEO_SUBMISSIONS if route is None else {Route(route)}
+        return [r for r in self.log if r.route in routes and r.status == 200]
+
+    @property
+    def bills(self) -> list[Bill]:
+        """Every billed call so far."""
+        with self._lock:
+            return list(self._bills)
+
+    def billed_ticks(self) -> int:
+        """The total billed so far, in ticks."""
+        return sum(b.ticks for b in self.bills)
+
+    def expire_urls(self) -> None:
+        """Make every result URL issued so far expire now."""
+        with self._lock:
+            for entry in self._files.values():
+                entry.expires_at = 0.0
+
+    # -- internals used by the handler ----------------------------------------
+
+    def _next_number(self) -> int:
+        with self._lock:
+            self._counter += 1
+            return self._counter
+
+    def _take_fault(self, number: int, route: Route) -> Fault | None:
+        with self._lock:
+            if number in self._numbered:
+                return self._numbered.pop(number)
+            queue = self._faults.get(route)
+            return queue.popleft() if queue else None
+
+    def _record(self, entry: LoggedRequest) -> None:
+        with self._lock:
+            self._log.append(entry)
+
+    def _bill(self, route: Route, ticks: int, request_id: str | None = None) -> None:
+        with self._lock:
+            self._bills.append(Bill(route, ticks, request_id))
+
+    def _add_file(
+        self, suffix: str, content_type: str, data: bytes | None, path: Path | None
+    ) -> str:
+        name = f"{uuid.uuid4().hex}{suffix}"
+        with self._lock:
+            self._files[name] = _File(content_type, time.time() + self.url_ttl, data, path)
+        return f"{self.origin}/files/{name}"
+
+    def _cached(self, key: tuple[object, ...], make: Any) -> bytes:
+        with self._lock:
+            found = self._media_cache.get(key)
+        if found is None:
+            found = make()
+            with self._lock:
+                self._media_cache[key] = found
+        return found
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    fake: FakeXai
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Faults break connections on purpose; keep stderr quiet."""
+
+
+# -- validation (pure) -----------------------------------------------------------
+
+
+def _require_prompt(body: Mapping[str, object]) -> None:
+    prompt = body.get("prompt")
+    if prompt is None:
+        raise _Reply(422, "missing field `prompt`")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise _Reply(400, "`prompt` must be a non-empty string")
+
+
+def _check_fields(route: Route, body: Mapping[str, object]) -> None:
+    unknown = sorted(set(body) - _ALLOWED_FIELDS[route])
+    if unknown:
+        raise _Reply(422, f"Argument not supported: {', '.join(unknown)}")
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise _Reply(400, "`model` must be a string")
+
+
+def _int_field(body: Mapping[str, object], name: str, low: int, high: int, default: int) -> int:
+    value = body.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise _Reply(400, f"`{name}` must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def _enum_field(body: Mapping[str, object], name: str, allowed: Sequence[str], default: str) -> str:
+    value = body.get(name, default)
+    if value not in allowed:
+        raise _Reply(400, f"invalid `{name}` {value!r}; expected one of {', '.join(allowed)}")
+    return str(value)
+
+
+_DATA_URI = re.compile(r"^data:([a-z]+/[a-z0-9.+-]+);base64,(.*)$", re.DOTALL)
+
+
+def decode_media_url(url: object, family: str, field_name: str) -> bytes | None:
+    """Check an input `url` (https or a base64 data URI of `family`); the decoded
+    bytes of a data URI, None for an https URL. Raises 400 otherwise."""
+    if not isinstance(url, str) or not url:
+        raise _Reply(400, f"`{field_name}.url` must be a non-empty string")
+    if url.startswith("https://"):
+        return None
+    match = _DATA_URI.match(url)
+    if match is None or not match.group(1).startswith(family + "/"):
+        raise _Reply(400, f"`{field_name}.url` must be an https URL or a {family} data URI")
+    try:
+        return base64.b64decode(match.group(2), validate=True)
+    except (binascii.Error, ValueError):
+        raise _Reply(400, f"`{field_name}.url` is not valid base64") from None
+
+
+def _media_object(value: object, family: str, field_name: str, typed: bool = False) -> bytes | None:
+    if not isinstance(value, dict) or "url" not in value:
+        raise _Reply(400, f"`{field_name}` must be an object with a `url`")
+    extra = set(value) - ({"url", "type", "detail"} if typed else {"url"})
+    if extra:
+        raise _Reply(422, f"Argument not supported: {field_name}.{sorted(extra)[0]}")
+    if typed and value.get("type", "image_url") != "image_url":
+        raise _Reply(400, f"`{field_name}.type` must be 'image_url'")
+    return decode_media_url(value["url"], family, field_name)
+
+
+def image_size(resolution: str, aspect: str) -> tuple[int, int]:
+    """Pixel size of a generated image: ~1 MP for 1k, ~4 MP for 2k, multiples of 16."""
+    area = 1024 * 1024 if resolution == "1k" else 2048 * 2048
+    if aspect == "auto":
+        aspect = "1:1"
+    w_ratio, h_ratio = (float(x) for x in aspect.split(":"))
+    width = math.sqrt(area * w_ratio / h_ratio)
+    height = width * h_ratio / w_ratio
+    return max(16, round(width / 16) * 16), max(16, round(height / 16) * 16)
+
+
+def video_size(resolution: str, aspect: str) -> tuple[int, int]:
+    """Pixel size of a generated video (480p 16:9 is 848x480), even numbers."""
+    short = {"480p": 480, "720p": 720, "1080p": 1080}.get(resolution, 480)
+    w_ratio, h_ratio = (float(x) for x in aspect.split(":"))
+    if w_ratio >= h_ratio:
+        width, height = short * w_ratio / h_ratio, float(short)
+    else:
+        width, height = float(short), short * h_ratio / w_ratio
+    return round(width / 16) * 16, round(height / 2) * 2
+
+
+def _scaled(size: tuple[int, int], full: bool, longest: int) -> tuple[int, int]:
+    if full:
+        return size
+    factor = longest / max(size)
+    return max(2, round(size[0] * factor / 2) * 2), max(2, round(size[1] * factor / 2) * 2)
+
+
+def _color(seed: str) -> tuple[int, int, int]:
+    digest = hashlib.sha256(seed.encode()).digest()
+    return digest[0], digest[1], digest[2]
+
+
+def render_image(size: tuple[int, int], color: tuple[int, int, int], fmt: str) -> bytes:
+    """A real image file of `size` in `fmt` (png, jpeg, webp)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", size, color)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 2), fill=(255, 255, 255))
+    out = io.BytesIO()
+    image.save(out, format={"jpeg": "JPEG", "webp": "WEBP"}.get(fmt, "PNG"))
+    return out.getvalue()
+
+
+def render_mp4(size: tuple[int, int], seconds: int, color: tuple[int, int, int]) -> bytes:
+    """A real H.264 MP4 of `seconds` seconds (8 fps, a moving bar so frames differ)."""
+    import av
+    from PIL import Image, ImageDraw
+
+    fps = 8
+    out = io.BytesIO()
+    with av.open(out, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for index in range(seconds * fps):
+            image = Image.new("RGB", size, color)
+            x = (index * 4) % size[0]
+            ImageDraw.Draw(image).rectangle((x, 0, x + 3, size[1]), fill=(255, 255, 255))
+            frame = av.VideoFrame.from_image(image)  # type: ignore[no-untyped-call]  # PyAV leaves it unannotated
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out.getvalue()
+
+
+def mp4_seconds(data: bytes) -> int | None:
+    """The whole-second duration of an MP4's bytes, or None when they do not decode."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            if container.duration is None:
+                return None
+            return max(1, round(int(container.duration) / 1_000_000))
+    except (av.FFmpegError, ValueError, OSError):
+        return None
+
+
+# -- the request handler -------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    _body_fault: Fault | None = None
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the fake keeps its own log."""
+
+    # Entry points --------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        """Polls and result downloads."""
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        """Submissions of every kind."""
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        """Unsupported: 405."""
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        """Unsupported: 405."""
+        self._dispatch("DELETE")
+
+    # Plumbing ------------------------------------------------------------------
+
+    @property
+    def fake(self) -> FakeXai:
+        return self.server.fake
+
+    def _route(self, method: str) -> tuple[Route, str]:
+        path = self.path.split("?", 1)[0]
+        if path.startswith("/files/"):
+            return Route.DOWNLOAD, path.removeprefix("/files/")
+        if path.startswith("/v1/videos/") and path.count("/") == 3:
+            tail = path.removeprefix("/v1/videos/")
+            if tail not in {"generations", "edits", "extensions"}:
+                return Route.POLL, tail
+        return _POST_ROUTES.get(path, Route.UNKNOWN), ""
+
+    def _dispatch(self, method: str) -> None:
+        number = self.fake._next_number()
+        route, arg = self._route(method)
+        raw = self._read_body()
+        body: object | None = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+        headers = {k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"}
+        auth = self.headers.get("Authorization")
+        status: int | None = None
+        try:
+            status = self._handle(number, method, route, arg, body, raw, auth)
+        finally:
+            self.fake._record(
+                LoggedRequest(
+                    number,
+                    method,
+                    self.path,
+                    route,
+                    headers,
+                    auth is not None,
+                    body,
+                    status,
+                    time.time(),
+                )
+            )
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _handle(
+        self,
+        number: int,
+        method: str,
+        route: Route,
+        arg: str,
+        body: object | None,
+        raw: bytes,
+        auth: str | None,
+    ) -> int | None:
+        fault = self.fake._take_fault(number, route)
+        if fault is not None and fault.kind in _EARLY_FAULTS:
+            return self._early_fault(fault)
+        self._body_fault = fault if fault is not None and fault.kind in _BODY_FAULTS else None
+        try:
+            if route is Route.DOWNLOAD:
+                if method != "GET":
+                    raise _Reply(405, "method not allowed")
+                return self._download(arg, fault)
+            self._check_auth(auth)
+            if route is Route.POLL:
+                if method != "GET":
+                    raise _Reply(405, "method not allowed")
+                return self._poll(arg, fault)
+            if route is Route.UNKNOWN:
+                raise _Reply(404, f"no route for {method} {self.path}")
+            if method != "POST":
+                raise _Reply(405, "method not allowed")
+            content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            if content_type != "application/json" or not raw:
+                raise _Reply(415, "expected a JSON body with Content-Type: application/json")
+            if not isinstance(body, dict):
+                raise _Reply(400, "the body must be a JSON object")
+            if route in (Route.IMAGES, Route.EDITS):
+                return self._images(route, body, fault)
+            return self._submit(route, body, fault)
+        except _Reply as reply:
+            return self._send_json(
+                reply.status, error_body(reply.status, reply.message, reply.code)
+            )
+
+    def _early_fault(self, fault: Fault) -> int | None:
+        """Answer a fault that replaces the whole reply (None: no status was sent)."""
+        kind = fault.kind
+        if kind is FaultKind.HTTP:
+            extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+            message = fault.message or f"simulated {fault.status}"
+            return self._send_json(fault.status, error_body(fault.status, message), extra)
+        if kind is FaultKind.UNAUTHORIZED:
+            return self._send_json(401, error_body(401, "Invalid or missing bearer token"))
+        if kind is FaultKind.MALFORMED_JSON:
+            return self._send(200, b'{"data": [ {"url": ', "application/json")
+        if kind is FaultKind.HANG:
+            self.fake._stopping.wait(fault.seconds)
+        self._reset()
+        return None
+
+    def _reset(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+
+    def _check_auth(self, auth: str | None) -> None:
+        if auth is None or not auth.startswith("Bearer ") or not auth[7:].strip():
+            raise _Reply(401, "Invalid or missing bearer token")
+        if self.fake.api_key is not None and auth[7:].strip() != self.fake.api_key:
+            raise _Reply(400, "Incorrect API key provided. Obtain one at console.x.ai.")
+
+    def _send_json(
+        self, status: int, payload: bytes, extra: Mapping[str, str] | None = None
+    ) -> int:
+        return self._send(status, payload, "application/json", extra)
+
+    def _send(
+        self,
+        status: int,
+        payload: bytes,
+        content_type: str,
+        extra: Mapping[str, str] | None = None,
+    ) -> int:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self._write_body(io.BytesIO(payload), len(payload))
+        return status
+
+    def _write_body(self, source: io.BufferedIOBase | io.BytesIO, size: int) -> None:
+        fault = self._body_fault
+        limit = size // 2 if fault is not None and fault.kind is FaultKind.TRUNCATED else size
+        sent = 0
+        try:
+            while sent < limit:
+                chunk = source.read(min(_CHUNK, limit - sent))
+                if not chunk:
+                    break
+                self.wfile.write(chunk)
+                sent += len(chunk)
+                if fault is not None and fault.kind is FaultKind.SLOW:
+                    self.wfile.flush()
+                    if self.fake._stopping.wait(fault.seconds):
+                        break
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+            return
+        if sent < size:
+            self._reset()
+
+    # Routes ----------------------------------------------------------------------
+
+    def _images(self, route: Route, body: dict[str, Any], fault: Fault | None) -> int:
+        _check_fields(route, body)
+        _require_prompt(body)
+        count = _int_field(body, "n", 1, 10, 1)
+        response_format = _enum_field(body, "response_format", ("url", "b64_json"), "url")
+        aspect = _enum_field(body, "aspect_ratio", IMAGE_ASPECTS, "1:1")
+        resolution = _enum_field(body, "resolution", ("1k", "2k"), "1k")
+        inputs = 0
+        if route is Route.EDITS:
+            if ("image" in body) == ("images" in body):
+                raise _Reply(400, "exactly one of `image` or `images` is required")
+            if "image" in body:
+                _media_object(body["image"], "image", "image", typed=True)
+                inputs = 1
+            else:
+                images = body["images"]
+                if not isinstance(images, list) or not 1 <= len(images) <= 3:
+                    raise _Reply(400, "`images` must be a list of 1 to 3 images")
+                for index, item in enumerate(images):
+                    _media_object(item, "image", f"images[{index}]", typed=True)
+                inputs = len(images)
+            if "mask" in body:
+                raise _Reply(400, "Argument not supported: mask")
+        if fault is not None and fault.kind is FaultKind.BLOCKED:
+            payload: dict[str, object] = {
+                "block_reason": fault.message,
+                "data": [],
+                "usage": {"cost_in_usd_ticks": 0},
+            }
+            return self._send_json(200, json.dumps(payload).encode())
+        ticks = self.fake.prices.images(count, inputs)
+        self.fake._bill(route, ticks)
+        moderated = fault is not None and fault.kind is FaultKind.MODERATION
+        data = [
+            self._image_entry(body, index, resolution, aspect, response_format, moderated)
+            for index in range(count)
+        ]
+        payload = {"block_reason": None, "data": data, "usage": {"cost_in_usd_ticks": ticks}}
+        return self._send_json(200, json.dumps(payload).encode())
+
+    def _image_entry(
+        self,
+        body: Mapping[str, Any],
+        index: int,
+        resolution: str,
+        aspect: str,
+        response_format: str,
+        moderated: bool,
+    ) -> dict[str, object]:
+        fmt = self.fake.image_format
+        mime = {"jpeg": "image/jpeg", "webp": "image/webp"}.get(fmt, "image/png")
+        entry: dict[str, object] = {
+            "url": None,
+            "b64_json": None,
+            "mime_type": mime,
+            "revised_prompt": "",
+            "respect_moderation": not moderated,
+        }
+        if moderated:
+            return entry
+        size = _scaled(image_size(resolution, aspect), self.fake.full_size, 128)
+        color = _color(f"{body['prompt']}|{index}")
+        data = self.fake._cached(("img", size, color, fmt), lambda: render_image(size, color, fmt))
+        if response_format == "b64_json":
+            encoded = base64.b64encode(data).decode()
+            entry["b64_json"] = (
+                f"data:{mime};base64,{encoded}" if self.fake.b64_data_uri else encoded
+            )
+        else:
+            entry["url"] = self.fake._add_file(f".{fmt}", mime, data, None)
+        return entry
+
+    def _submit(self, route: Route, body: dict[str, Any], fault: Fault | None) -> int:
+        _check_fields(route, body)
+        _require_prompt(body)
+        model = str(body.get("model") or "grok-imagine-video")
+        resolution, aspect, seconds = "480p", "16:9", 0
+        if route is Route.VIDEOS:
+            duration = _int_field(body, "duration", 1, 15, 8)
+            resolutions = ("480p", "720p", "1080p") if model.endswith("-1.5") else ("480p", "720p")
+            resolution = _enum_field(body, "resolution", resolutions, "480p")
+            aspect = _enum_field(body, "aspect_ratio", VIDEO_ASPECTS, "16:9")
+            if "image" in body and "reference_images" in body:
+                raise _Reply(400, "`image` and `reference_images` are mutually exclusive")
+            if "image" in body:
+                _media_object(body["image"], "image", "image")
+            if "reference_images" in body:
+                refs = body["reference_images"]
+                if not isinstance(refs, list) or not 1 <= len(refs) <= 7:
+                    raise _Reply(400, "`reference_images` must be a list of 1 to 7 images")
+                for index, item in enumerate(refs):
+                    _media_object(item, "image", f"reference_images[{index}]")
+        else:
+            if "video" not in body:
+                raise _Reply(422, "missing field `video`")
+            data = _media_object(body["video"], "video", "video")
+            found = mp4_seconds(data) if data is not None else 6
+            if found is None:
+                raise _Reply(400, "`video` does not decode as an MP4 video")
+            seconds = found
+            if route is Route.VIDEO_EDITS:
+                duration = min(seconds, 9)
+            else:
+                if not 2 <= seconds <= 30:
+                    raise _Reply(400, f"input video must be 2 to 30 seconds, got {seconds}")
+                duration = seconds + _int_field(body, "duration", 2, 10, 6)
+        request_id = str(uuid.uuid4())
+        billed = duration if route is not Route.EXTENSIONS else duration - seconds
+        ticks = self.fake.prices.video(billed, resolution)
+        job = _Job(request_id, route, model, duration, resolution, aspect, time.time(), ticks)
+        if fault is not None and fault.kind in _JOB_FATES:
+            job.fate, job.fate_message = fault.kind, fault.message
+        with self.fake._lock:
+            self.fake._jobs[request_id] = job
+        self.fake._bill(route, ticks, request_id)
+        return self._send_json(200, json.dumps({"request_id": request_id}).encode())
+
+    def _poll(self, request_id: str, fault: Fault | None) -> int:
+        with self.fake._lock:
+            job = self.fake._jobs.get(request_id)
+        if job is None or (fault is not None and fault.kind is FaultKind.UNKNOWN_JOB):
+            raise _Reply(404, f"no such request: {request_id}")
+        fate = job.fate
+        if fault is not None and fault.kind in _JOB_FATES:
+            fate, job.fate_message = fault.kind, fault.message
+        else:
+            job.polls += 1
+            ready = time.time() - job.submitted_at >= self.fake.job_latency
+            if job.file_name is None and (job.polls <= self.fake.pending_polls or not ready):
+                if job.polls % 2:
+                    return self._send(202, b"", "application/json")
+                progress = min(99, 10 * job.polls)
+                pending = json.dumps({"status": "pending", "progress": progress}).encode()
+                return self._send_json(202, pending)
+        base: dict[str, object] = {"model": job.model, "usage": {"cost_in_usd_ticks": job.ticks}}
+        if fate is FaultKind.JOB_EXPIRED:
+            return self._send_json(200, json.dumps({"status": "expired", **base}).encode())
+        if fate is FaultKind.JOB_FAILED:
+            code, _, message = job.fate_message.partition("\n")
+            failed = {
+                "status": "failed",
+                "video": {"duration": 0, "respect_moderation": True},
+                "model": "",
+                "progress": 0,
+                "error": {"code": code, "message": message},
+            }
+            return self._send_json(200, json.dumps(failed).encode())
+        if fate is FaultKind.MODERATION:
+            video: dict[str, object] = {"url": "", "duration": 0, "respect_moderation": False}
+        else:
+            video = {
+                "url": self._job_url(job),
+                "duration": job.duration,
+                "respect_moderation": True,
+            }
+        done = {"status": "done", "video": video, "progress": 100, **base}
+        return self._send_json(200, json.dumps(done).encode())
+
+    def _job_url(self, job: _Job) -> str:
+        if job.file_name is None:
+            if self.fake.video_file is not None:
+                url = self.fake._add_file(".mp4", "video/mp4", None, self.fake.video_file)
+            else:
+                size = _scaled(video_size(job.resolution, job.aspect), self.fake.full_size, 160)
+                data = self.fake._cached(
+                    ("mp4", size, job.duration),
+                    lambda: render_mp4(size, job.duration, (40, 90, 160)),
+                )
+                url = self.fake._add_file(".mp4", "video/mp4", data, None)
+            job.file_name = url.rsplit("/", 1)[1]
+        return f"{self.fake.origin}/files/{job.file_name}"
+
+    def _download(self, name: str, fault: Fault | None) -> int:
+        with self.fake._lock:
+            entry = self.fake._files.get(name)
+        kind = fault.kind if fault is not None else None
+        if entry is None or kind is FaultKind.EXPIRED_URL or entry.expires_at < time.time():
+            return self._send(404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml")
+        content_type = "text/html" if kind is FaultKind.WRONG_TYPE else entry.content_type
+        if kind is FaultKind.CORRUPT:
+            garbage = b"\x00not media\x00" * 64
+            return self._send(200, garbage, content_type)
+        size = entry.size()
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        if entry.data is not None:
+            self._write_body(io.BytesIO(entry.data), size)
+        elif entry.path is not None:
+            with entry.path.open("rb") as source:
+                self._write_body(source, size)
+        return 200
+
+
+# -- command line ---------------------------------------------------------------------
+
+
+def parse_fault(spec: str) -> tuple[Route, Fault]:
+    """Parse `ROUTE=KIND[:ARG]` from the command line into a route and a fault."""
+    route_name, sep, rest = spec.partition("=")
+    if not sep:
+        raise ValueError(f"expected ROUTE=SPEC, got {spec!r}")
+    route = Route(route_name.strip())
+    kind_name, _, arg = rest.partition(":")
+    kind = FaultKind(kind_name.strip())
+    if kind is FaultKind.HTTP:
+        return route, Fault.http(int(arg))
+    if kind_name == "rate_limited":
+        return route, Fault.rate_limited(arg or "1")
+    if kind is FaultKind.SLOW:
+        return route, Fault.slow(float(arg or "0.2"))
+    if kind is FaultKind.HANG:
+        return route, Fault.hang(float(arg or "3600"))
+    return route, Fault(kind)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the fake until interrupted; prints its base URL on the first line of stdout."""
+    parser = argparse.ArgumentParser(prog="python -m imaginebuild.testing.fake_xai")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key", default=None)
+    parser.add_argument("--pending-polls", type=int, default=1)
+    parser.add_argument("--job-latency", type=float, default=0.0)
+    parser.add_argument("--url-ttl", type=float, default=600.0)
+    parser.add_argument("--image-format", choices=("png", "jpeg", "webp"), default="jpeg")
+    parser.add_argument("--full-size", action="store_true")
+    parser.add_argument("--b64-data-uri", action="store_true")
+    parser.add_argument("--video-file", type=Path, default=None)
+    parser.add_argument("--fault", action="append", default=[], metavar="ROUTE=SPEC")
+    args = parser.parse_args(argv)
+    try:
+        faults = [parse_fault(spec) for spec in args.fault]
+    except ValueError as exc:
+        parser.error(str(exc))
+    fake = FakeXai(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        pending_polls=args.pending_polls,
+        job_latency=args.job_latency,
+        url_ttl=args.url_ttl,
+        image_format=args.image_format,
+        full_size=args.full_size,
+        b64_data_uri=args.b64_data_uri,
+        video_file=args.video_file,
+    )
+    for route, fault in faults:
+        fake.inject(route, fault)
+    done = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with fake:
+        print(fake.base_url, flush=True)
+        done.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
