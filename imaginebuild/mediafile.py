@@ -1,0 +1,398 @@
+"""The mediafile front end: read, parse, interpolate vars, merge defaults, validate, build.
+
+read_source ─▶ compose (YAML + marks) ─▶ interpolate ─▶ schema layer
+                                                   └─▶ merge_defaults ─▶ semantic layer
+no diagnostics at all ─▶ build the frozen Mediafile; otherwise MediafileError(every one)
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import posixpath
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from imaginebuild.errors import Diagnostic, MediafileError
+from imaginebuild.model import (
+    IMAGE_ASPECT_RATIOS,
+    IMAGE_RESOLUTIONS,
+    KIND_SPECS,
+    MEDIAFILE_VERSION,
+    PROVIDERS,
+    VIDEO_ASPECT_RATIOS,
+    VIDEO_RESOLUTIONS,
+    Asset,
+    InputRef,
+    Kind,
+    Media,
+    Mediafile,
+    ProviderSettings,
+)
+from imaginebuild.validate import (
+    Draft,
+    outputs_of,
+    resolve_input,
+    schema_diagnostics,
+    semantic_diagnostics,
+)
+from imaginebuild.yamlload import JsonPath, Parsed, compose, format_path, read_source
+
+_VAR = re.compile(r"\$\$\{|\$\{([^}]*)(\})?")
+_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# What a kind gets when neither the asset nor `defaults:` says (duration: KindSpec).
+_BUILTIN: Mapping[Kind, Mapping[str, object]] = {
+    Kind.IMAGE: {"resolution": "1k", "aspect_ratio": "1:1", "count": 1},
+    Kind.EDIT: {"resolution": "1k", "aspect_ratio": "auto", "count": 1},
+    Kind.VIDEO: {"resolution": "480p", "aspect_ratio": "16:9"},
+    Kind.ANIMATE: {"resolution": "480p", "aspect_ratio": None},
+    Kind.REFERENCE_VIDEO: {"resolution": "480p", "aspect_ratio": "16:9"},
+    Kind.VIDEO_EDIT: {},
+    Kind.EXTEND: {},
+}
+_RESOLUTIONS: Mapping[Media, tuple[str, ...]] = {
+    Media.IMAGE: IMAGE_RESOLUTIONS,
+    Media.VIDEO: VIDEO_RESOLUTIONS,
+}
+_ASPECT_RATIOS: Mapping[Media, tuple[str, ...]] = {
+    Media.IMAGE: IMAGE_ASPECT_RATIOS,
+    Media.VIDEO: VIDEO_ASPECT_RATIOS,
+}
+_PARAMS = ("model", "resolution", "aspect_ratio", "count", "duration")
+# `extend`'s duration is the seconds it adds, not a length: a default length does not reach it.
+_NOT_FROM_DEFAULTS: Mapping[Kind, frozenset[str]] = {Kind.EXTEND: frozenset({"duration"})}
+
+
+def load_mediafile(path: Path) -> Mediafile:
+    """Read, parse, validate and build the mediafile at `path`.
+
+    Raises `UsageError` if the file does not exist and `MediafileError` carrying
+    every located problem of the file for anything else wrong with it.
+    """
+    display = _display(path)
+    text = read_source(path, display)
+    absolute = Path(os.path.abspath(path))  # noqa: PTH100 -- resolve() would follow symlinks
+    return parse_mediafile(text, display, absolute, absolute.parent)
+
+
+def _display(path: Path) -> str:
+    """The path as diagnostics show it: relative to the working folder when inside it."""
+    if not path.is_absolute():
+        return str(path)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def parse_mediafile(text: str, display: str, path: Path, root: Path) -> Mediafile:
+    """Parse, validate and build a mediafile from its text; `root` is the project folder."""
+    parsed = compose(text, display)
+    diagnostics = list(parsed.diagnostics)
+    if parsed.data is None and diagnostics:
+        raise MediafileError(diagnostics)
+    if not isinstance(parsed.data, dict):
+        mark = parsed.mark(())
+        diagnostics.append(
+            Diagnostic(
+                display, mark.line, mark.column, "",
+                f"the mediafile must be a mapping of keys, got {_what(parsed.data)}",
+                hint="start with `version: 1` and an `assets:` mapping",
+            )
+        )  # fmt: skip
+        raise MediafileError(diagnostics)
+    data, problems = interpolate(parsed.data, parsed)
+    diagnostics += problems
+    diagnostics += schema_diagnostics(data, parsed)
+    output_dir = _output_dir(data)
+    drafts = merge_defaults(data)
+    diagnostics += semantic_diagnostics(drafts, output_dir, root, parsed)
+    if diagnostics:
+        raise MediafileError(diagnostics)
+    return _build(data, drafts, output_dir, path, root, parsed)
+
+
+def _what(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    return "a single value" if value is not None else "nothing"
+
+
+def _output_dir(data: Mapping[str, Any]) -> str:
+    value = data.get("output_dir", "out")
+    return posixpath.normpath(value) if isinstance(value, str) and value else "out"
+
+
+# ---------------------------------------------------------------- interpolation
+
+
+def interpolate(data: dict[str, Any], where: Parsed) -> tuple[dict[str, Any], list[Diagnostic]]:
+    """Replace `${name}` in every string outside `vars:` by the var's text; `$${` is a literal `${`.
+
+    Vars may use other vars; an undefined var or a cycle among vars is a diagnostic.
+    """
+    problems: list[Diagnostic] = []
+    values = _resolve_vars(data.get("vars"), where, problems)
+
+    def walk(node: object, path: JsonPath) -> object:
+        if isinstance(node, str):
+            return _substitute(node, values, path, where, problems)
+        if isinstance(node, list):
+            return [walk(item, (*path, i)) for i, item in enumerate(node)]
+        if isinstance(node, dict):
+            return {k: walk(v, (*path, k)) for k, v in node.items()}
+        return node
+
+    result = {k: v if k == "vars" else walk(v, (k,)) for k, v in data.items()}
+    return result, problems
+
+
+def _resolve_vars(raw: object, where: Parsed, problems: list[Diagnostic]) -> dict[str, str]:
+    """Each var's final text; vars of a wrong type resolve to '' (the schema reports them)."""
+    if not isinstance(raw, dict):
+        return {}
+    texts = {name: _var_text(value) for name, value in raw.items()}
+    done: dict[str, str] = {}
+    active: list[str] = []
+
+    def resolve(name: str) -> str:
+        if name in done:
+            return done[name]
+        if name in active:
+            ring = [*active[active.index(name) :], name]
+            _problem(problems, where, ("vars", ring[0]), "vars form a cycle: " + " → ".join(ring))
+            return ""
+        active.append(name)
+        lookup = _Lookup(texts, resolve)
+        done[name] = _substitute(texts[name], lookup, ("vars", name), where, problems)
+        active.pop()
+        return done[name]
+
+    for name in texts:
+        resolve(name)
+    return done
+
+
+class _Lookup(Mapping[str, str]):
+    """A mapping view that resolves vars lazily, so vars may use other vars."""
+
+    def __init__(self, texts: Mapping[str, str], resolve: Any) -> None:
+        self.texts = texts
+        self.resolve = resolve
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self.texts:
+            raise KeyError(name)
+        return str(self.resolve(name))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.texts
+
+    def __iter__(self) -> Any:
+        return iter(self.texts)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def _var_text(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _substitute(
+    text: str, values: Mapping[str, str], path: JsonPath, where: Parsed, problems: list[Diagnostic]
+) -> str:
+    if "$" not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        name, closed = match.group(1), match.group(2)
+        if closed is None:
+            _problem(problems, where, path, "unclosed '${' (write '$${' for a literal '${')")
+            return match.group(0)
+        if not _VAR_NAME.match(name):
+            _problem(problems, where, path, f"invalid var reference '${{{name}}}'")
+            return match.group(0)
+        if name not in values:
+            close = difflib.get_close_matches(name, list(values), n=1)
+            guess = f" (did you mean '{close[0]}'?)" if close else ""
+            _problem(
+                problems, where, path, f"undefined var '{name}'{guess}",
+                f"define it under `vars:`, or write '$${{{name}}}' for the literal text",
+            )  # fmt: skip
+            return match.group(0)
+        return values[name]
+
+    return _VAR.sub(replace, text)
+
+
+def _problem(
+    problems: list[Diagnostic], where: Parsed, path: JsonPath, message: str, hint: str | None = None
+) -> None:
+    mark = where.mark(path)
+    problems.append(
+        Diagnostic(where.filename, mark.line, mark.column, format_path(path), message, hint)
+    )
+
+
+# ------------------------------------------------------------------- defaults
+
+
+def merge_defaults(data: Mapping[str, Any]) -> list[Draft]:
+    """Every asset with `defaults:` and built-in defaults merged under its own keys.
+
+    Works on half-valid data: a value of the wrong type or out of range is left
+    out (the schema layer reports it) and the next source fills in.
+    """
+    assets = data.get("assets")
+    if not isinstance(assets, dict):
+        return []
+    found = data.get("defaults")
+    defaults: Mapping[str, Any] = found if isinstance(found, dict) else {}
+    top = data.get("provider") if data.get("provider") in PROVIDERS else "xai"
+    return [
+        _draft(name, raw if isinstance(raw, dict) else {}, defaults, str(top))
+        for name, raw in assets.items()
+    ]
+
+
+def _draft(name: str, raw: Mapping[str, Any], defaults: Mapping[str, Any], top: str) -> Draft:
+    kind = Kind(raw["kind"]) if raw.get("kind") in Kind._value2member_map_ else None
+    section = KIND_SPECS[kind].defaults_section if kind else None
+    shared = defaults.get(section) if section else None
+    shared = shared if isinstance(shared, dict) else {}
+    values: dict[str, Any] = {}
+    sources: dict[str, JsonPath] = {}
+    own = ("assets", name)
+    for key in _PARAMS:
+        if kind is not None and key not in KIND_SPECS[kind].params:
+            continue
+        reachable = kind is not None and key not in _NOT_FROM_DEFAULTS.get(kind, frozenset())
+        if _valid(key, raw.get(key), kind):
+            values[key], sources[key] = _plain(raw[key]), (*own, key)
+        elif reachable and _valid(key, shared.get(key), kind):
+            values[key], sources[key] = _plain(shared[key]), ("defaults", str(section), key)
+        elif kind is not None:
+            values[key] = _builtin(kind, key)
+    provider = raw.get("provider") if raw.get("provider") in PROVIDERS else None
+    provider = provider or (shared.get("provider") if shared.get("provider") in PROVIDERS else top)
+    values["provider"] = provider
+    values["prompt"] = raw.get("prompt") if isinstance(raw.get("prompt"), str) else ""
+    variant = _as_int(raw.get("variant"))
+    values["variant"] = variant if variant is not None and variant >= 0 else 0
+    if isinstance(raw.get("output"), str) and raw["output"]:
+        values["output"] = raw["output"]
+    entries = raw.get("inputs")
+    entries = entries if isinstance(entries, list) else []
+    inputs = tuple((i, s) for i, s in enumerate(entries) if isinstance(s, str) and s)
+    return Draft(name, kind, values, sources, inputs)
+
+
+def _builtin(kind: Kind, key: str) -> object:
+    if key == "model":
+        return KIND_SPECS[kind].default_model
+    if key == "duration":
+        return KIND_SPECS[kind].default_duration
+    return _BUILTIN[kind].get(key)
+
+
+def _as_int(value: object) -> int | None:
+    """An integer value, counting 3.0 as 3 like JSON Schema does; None for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return int(value) if isinstance(value, float) and value.is_integer() else None
+
+
+def _plain(value: object) -> object:
+    """Integers written as 3.0 count as 3 (JSON Schema calls them integers too)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _valid(key: str, value: object, kind: Kind | None) -> bool:
+    """Whether `value` is acceptable for `key` on `kind` (None: any kind's rules)."""
+    if value is None:
+        return False
+    media = KIND_SPECS[kind].output if kind else None
+    if key == "model":
+        return isinstance(value, str) and bool(value)
+    if key == "resolution":
+        return media is not None and str(value) in _RESOLUTIONS[media]
+    if key == "aspect_ratio":
+        return media is not None and str(value) in _ASPECT_RATIOS[media]
+    number = _as_int(value)
+    if number is None:
+        return False
+    if key == "count":
+        return 1 <= number <= 10
+    spec = KIND_SPECS[kind] if kind else None
+    low, high = (spec.duration_range if spec else None) or (1, 15)
+    return low <= number <= high
+
+
+# ---------------------------------------------------------------------- build
+
+
+def _build(
+    data: Mapping[str, Any],
+    drafts: list[Draft],
+    output_dir: str,
+    path: Path,
+    root: Path,
+    where: Parsed,
+) -> Mediafile:
+    """The frozen model of a mediafile that passed every check."""
+    names = [draft.name for draft in drafts]
+    assets = {draft.name: _asset(draft, names, output_dir, root, where) for draft in drafts}
+    budget = data.get("budget", {}).get("max_usd")
+    providers = {
+        name: ProviderSettings(**settings) for name, settings in data.get("providers", {}).items()
+    }
+    return Mediafile(
+        path=path,
+        root=root,
+        assets=assets,
+        provider=str(data.get("provider", "xai")),
+        output_dir=output_dir,
+        vars={name: _var_text(value) for name, value in data.get("vars", {}).items()},
+        budget_usd=None if budget is None else Decimal(str(budget)),
+        providers=providers,
+        pricing=data.get("pricing", {}),
+        remote=data.get("remote"),
+        remote_readonly=bool(data.get("remote_readonly", False)),
+        version=MEDIAFILE_VERSION,
+    )
+
+
+def _asset(draft: Draft, names: list[str], output_dir: str, root: Path, where: Parsed) -> Asset:
+    values = draft.values
+    inputs = tuple(_input(raw, names, root) for _, raw in draft.inputs)
+    return Asset(
+        name=draft.name,
+        kind=Kind(draft.kind),  # only drafts with a valid kind reach the build
+        provider=str(values["provider"]),
+        prompt=str(values["prompt"]),
+        inputs=inputs,
+        model=str(values["model"]),
+        resolution=values.get("resolution"),
+        aspect_ratio=values.get("aspect_ratio"),
+        count=int(values.get("count", 1)),
+        duration=values.get("duration"),
+        variant=int(values["variant"]),
+        outputs=outputs_of(draft, output_dir),
+        mark=where.mark(draft.path, key=True),
+    )
+
+
+def _input(raw: str, names: list[str], root: Path) -> InputRef:
+    ref = resolve_input(raw, names, root)
+    if not isinstance(ref, InputRef):
+        raise MediafileError([Diagnostic("", 1, 1, "", ref.message)])  # checked before; unreachable
+    return ref

@@ -1,0 +1,577 @@
+"""Validation of a mediafile: the schema layer, then the semantic layer, as located diagnostics.
+
+    plain data + marks ──schema_diagnostics──▶ shape problems (jsonschema, friendly text)
+    drafts (defaults merged) ──semantic_diagnostics──▶ references, inputs, cycles, paths
+
+Both layers tolerate half-valid data: each reports what it can see and skips
+what an earlier problem makes meaningless, so a file's problems come out together.
+"""
+
+from __future__ import annotations
+
+import difflib
+import posixpath
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from imaginebuild.errors import Diagnostic
+from imaginebuild.model import (
+    IMAGE_ASPECT_RATIOS,
+    KIND_SPECS,
+    PROVIDERS,
+    VIDEO_ASPECT_RATIOS,
+    VIDEO_RESOLUTIONS,
+    InputRef,
+    Kind,
+    Media,
+    RefKind,
+)
+from imaginebuild.yamlload import JsonPath, Parsed, format_path
+
+if TYPE_CHECKING:
+    import jsonschema
+
+ASSET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_ASSET_REF = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)(?:\[(\d+)\])?$")
+FILE_MEDIA: Mapping[str, Media] = {
+    ".png": Media.IMAGE,
+    ".jpg": Media.IMAGE,
+    ".jpeg": Media.IMAGE,
+    ".webp": Media.IMAGE,
+    ".mp4": Media.VIDEO,
+}
+OUTPUT_SUFFIX: Mapping[Media, str] = {Media.IMAGE: ".png", Media.VIDEO: ".mp4"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why an input reference or path is not acceptable, with the next step."""
+
+    message: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One asset with defaults merged, from possibly half-valid data.
+
+    `values` holds only well-typed values; `sources` says where each came from
+    (the asset's own key or a `defaults:` key), for locating problems.
+    """
+
+    name: str
+    kind: Kind | None
+    values: Mapping[str, Any]
+    sources: Mapping[str, JsonPath]
+    inputs: tuple[tuple[int, str], ...]  # (index in `inputs:`, raw text) of string entries
+
+    @property
+    def path(self) -> JsonPath:
+        """The JSON path of the asset's mapping."""
+        return ("assets", self.name)
+
+    @property
+    def count(self) -> int:
+        """How many outputs the asset makes (1 unless an image kind asks for more)."""
+        count = self.values.get("count", 1)
+        return count if isinstance(count, int) else 1
+
+
+@dataclass
+class _Report:
+    """Collects diagnostics located through the parsed file's marks."""
+
+    where: Parsed
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def add(
+        self, path: JsonPath, message: str, hint: str | None = None, *, key: bool = False
+    ) -> None:
+        mark = self.where.mark(path, key=key)
+        self.diagnostics.append(
+            Diagnostic(
+                self.where.filename, mark.line, mark.column, format_path(path), message, hint
+            )
+        )
+
+
+# ---------------------------------------------------------------- schema layer
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    import jsonschema
+
+    from imaginebuild.schema import load_schema
+
+    return jsonschema.Draft202012Validator(load_schema())
+
+
+def schema_diagnostics(data: object, where: Parsed) -> list[Diagnostic]:
+    """Check `data` against the published schema; one friendly diagnostic per problem."""
+    report = _Report(where)
+    errors = list(_validator().iter_errors(data))
+    # One problem per node: "does not apply" beats a wrong type, which beats the rest.
+    rank = {"not": 0, "type": 1}
+    best: dict[JsonPath, int] = {}
+    for error in errors:
+        path = tuple(error.absolute_path)
+        best[path] = min(best.get(path, 9), rank.get(str(error.validator), 9))
+    for error in errors:
+        path = tuple(error.absolute_path)
+        if rank.get(str(error.validator), 9) == best[path]:
+            _explain(error, data, report)
+    unique: dict[tuple[object, ...], Diagnostic] = {}
+    for diagnostic in report.diagnostics:
+        unique.setdefault((diagnostic.path, diagnostic.message), diagnostic)
+    return list(unique.values())
+
+
+def _explain(error: jsonschema.ValidationError, data: object, report: _Report) -> None:
+    """Turn one jsonschema error into located, readable diagnostics."""
+    path: JsonPath = tuple(error.absolute_path)
+    key = next((p for p in reversed(path) if isinstance(p, str)), "")
+    value = error.instance
+    kind = _asset_kind(data, path)
+    validator = str(error.validator)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if validator == "additionalProperties" and isinstance(value, dict):
+        known = sorted(schema.get("properties", {}))
+        for extra in value:
+            if extra not in known:
+                report.add((*path, extra), _unknown_key(extra, known), _known_keys(known), key=True)
+    elif validator == "required" and isinstance(value, dict):
+        for missing in _listed(error.validator_value):
+            if missing not in value:
+                report.add(path, f"missing required key '{missing}'")
+    elif "propertyNames" in error.schema_path:
+        name = str(value)
+        what = "asset name" if path == ("assets",) else "var name"
+        report.add(
+            (*path, name), f"invalid {what} '{name}'",
+            "names start with a letter or '_' and use only letters, digits, '_'"
+            + (" and '-'" if what == "asset name" else ""),
+            key=True,
+        )  # fmt: skip
+    elif validator == "not":
+        spec = KIND_SPECS[kind] if kind is not None else None
+        uses = ", ".join(sorted(spec.params)) if spec else ""
+        where = f"kind '{kind.value}'" if kind else "this kind"
+        report.add(
+            path, f"'{key}' does not apply to {where}", f"remove it; {where} uses: {uses}", key=True
+        )
+    elif validator == "type":
+        report.add(path, f"expected {_type_names(error.validator_value)}, got {_describe(value)}")
+    elif validator == "enum":
+        report.add(path, *_enum_message(key, value, _listed(error.validator_value)))
+    elif validator == "const" and key == "version":
+        if isinstance(value, int) and not isinstance(value, bool):
+            report.add(
+                path, f"unsupported format version {value}",
+                "this imaginebuild reads mediafile version 1",
+            )  # fmt: skip
+        else:
+            report.add(path, f"version must be 1, got {_describe(value)}")
+    elif validator in ("minimum", "maximum", "exclusiveMinimum"):
+        report.add(path, _range_message(key, value, schema, kind))
+    elif validator == "minLength":
+        report.add(path, f"'{key}' must not be empty")
+    elif validator == "pattern":
+        wanted = "an http(s) URL" if key == "base_url" else "a URL such as s3://bucket/prefix"
+        report.add(path, f"{_describe(value)} is not {wanted}")
+    else:
+        report.add(path, error.message)
+
+
+def _listed(value: object) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def _asset_kind(data: object, path: JsonPath) -> Kind | None:
+    """The kind of the asset that `path` lies in, when the data says a valid one."""
+    if len(path) < 2 or path[0] != "assets" or not isinstance(data, dict):
+        return None
+    assets = data.get("assets")
+    asset = assets.get(path[1]) if isinstance(assets, dict) else None
+    raw = asset.get("kind") if isinstance(asset, dict) else None
+    return _kind(raw)
+
+
+def _kind(raw: object) -> Kind | None:
+    return Kind(raw) if isinstance(raw, str) and raw in Kind._value2member_map_ else None
+
+
+def _unknown_key(extra: str, known: Sequence[str]) -> str:
+    return f"unknown key '{extra}'{_did_you_mean(extra, known)}"
+
+
+def _known_keys(known: Sequence[str]) -> str:
+    return "known keys: " + ", ".join(known)
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+_TYPE_NAMES = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "nothing",
+}
+
+
+def _type_names(wanted: object) -> str:
+    names = (
+        [wanted] if isinstance(wanted, str) else list(wanted) if isinstance(wanted, list) else []
+    )
+    return " or ".join(_TYPE_NAMES.get(str(n), str(n)) for n in names)
+
+
+def _describe(value: object) -> str:
+    """A short, typed rendering of a YAML value for messages."""
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, int):
+        return f"integer {value}"
+    if isinstance(value, float):
+        return f"number {value}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"string '{shown}'"
+    return "a list" if isinstance(value, list) else "a mapping"
+
+
+def _enum_message(key: str, value: object, allowed: list[Any]) -> tuple[str, str | None]:
+    shown = f"'{value}'" if isinstance(value, str) else _describe(value)
+    listing = ", ".join(str(a) for a in allowed)
+    if key == "aspect_ratio":
+        other = set(IMAGE_ASPECT_RATIOS) | set(VIDEO_ASPECT_RATIOS)
+        if value in other:
+            media = "a video" if list(allowed) == list(VIDEO_ASPECT_RATIOS) else "an image"
+            return f"{shown} is not {media} aspect ratio; use one of {listing}", None
+        return f"{shown} is not an aspect ratio of the API; use one of {listing}", None
+    if key == "resolution":
+        media = "a video" if list(allowed) == list(VIDEO_RESOLUTIONS) else "an image"
+        return f"{shown} is not {media} resolution; use {' or '.join(allowed)}", None
+    if key == "kind":
+        return f"{shown} is not a kind{_did_you_mean(str(value), allowed)}", f"kinds: {listing}"
+    if key == "provider":
+        return f"{shown} is not a provider; use {' or '.join(PROVIDERS)}", None
+    return f"{shown} is not one of {listing}", None
+
+
+def _range_message(key: str, value: object, schema: Mapping[str, Any], kind: Kind | None) -> str:
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if low is not None and high is not None:
+        unit = " seconds" if key == "duration" else ""
+        if kind is Kind.EXTEND and key == "duration":
+            unit = " seconds added"
+        for_kind = f" for kind '{kind.value}'" if kind is not None and key == "duration" else ""
+        return f"{key} {value} is out of range{for_kind} ({low}–{high}{unit})"
+    if "exclusiveMinimum" in schema:
+        return f"{key} must be greater than {schema['exclusiveMinimum']}, got {value}"
+    return f"{key} must be at least {low}, got {value}"
+
+
+# -------------------------------------------------------------- semantic layer
+
+
+def semantic_diagnostics(
+    drafts: Sequence[Draft], output_dir: str, root: Path, where: Parsed
+) -> list[Diagnostic]:
+    """Check what the schema cannot: references, inputs per kind, cycles, paths, outputs."""
+    report = _Report(where)
+    by_name = {draft.name: draft for draft in drafts}
+    if project_path(output_dir, root) is None:
+        report.add(
+            ("output_dir",), f"output_dir '{output_dir}' leaves the project",
+            "use a folder inside the mediafile's folder, such as `out`",
+        )  # fmt: skip
+    for draft in drafts:
+        _check_inputs(draft, by_name, root, report)
+        _check_output(draft, root, report)
+    _check_cycles(drafts, report)
+    _check_duplicate_outputs(drafts, output_dir, report)
+    return report.diagnostics
+
+
+def resolve_input(raw: str, asset_names: Iterable[str], root: Path) -> InputRef | Problem:
+    """Classify one `inputs:` entry: another asset's output, an https URL or a project file."""
+    names = list(asset_names)
+    if "://" in raw:
+        return _url_ref(raw)
+    match = _ASSET_REF.match(raw)
+    if match is not None:
+        name, index = match.group(1), match.group(2)
+        if name in names:
+            return InputRef(
+                raw, RefKind.ASSET, asset=name, index=None if index is None else int(index)
+            )
+        return Problem(
+            f"unknown asset '{name}'{_did_you_mean(name, names)}",
+            None if index is not None else "a local file needs its extension, e.g. art/logo.png",
+        )
+    relative = project_path(raw, root)
+    if relative is None:
+        return _outside(raw)
+    return InputRef(raw, RefKind.FILE, path=relative)
+
+
+def _url_ref(raw: str) -> InputRef | Problem:
+    try:
+        parts = urlsplit(raw)
+    except ValueError:
+        return Problem(f"'{raw}' is not a valid URL")
+    if parts.scheme.lower() != "https":
+        return Problem(
+            f"only https:// URLs are allowed as inputs, got {parts.scheme or 'no'}://",
+            "for a local file, copy it into the project and give its relative path",
+        )
+    if not parts.netloc:
+        return Problem(f"'{raw}' has no host")
+    return InputRef(raw, RefKind.URL, url=raw)
+
+
+def _outside(raw: str) -> Problem:
+    what = "an absolute path" if _is_absolute(raw) else "a path outside the project"
+    return Problem(
+        f"input '{raw}' is {what}",
+        "copy the file into the project folder and give its path relative to the mediafile",
+    )
+
+
+def _is_absolute(text: str) -> bool:
+    return PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute()
+
+
+def project_path(raw: str, root: Path) -> str | None:
+    """`raw` as a normalized project-relative POSIX path, or None if it leaves the project.
+
+    Leaving means an absolute path, a `..` escape, or a symlink on the way that
+    resolves outside the project folder.
+    """
+    if not raw or _is_absolute(raw) or "\\" in raw or "\0" in raw:
+        return None
+    normal = posixpath.normpath(raw)
+    if normal == ".." or normal.startswith("../") or normal == ".":
+        return None
+    try:
+        real_root = root.resolve()
+        (root / normal).resolve().relative_to(real_root)
+    except (ValueError, OSError, RuntimeError):
+        return None
+    return normal
+
+
+def media_of(ref: InputRef, by_name: Mapping[str, Draft]) -> Media | None:
+    """What an input holds: from its asset's kind, its file or URL extension; None if unknown."""
+    if ref.kind is RefKind.ASSET:
+        target = by_name.get(ref.asset or "")
+        return KIND_SPECS[target.kind].output if target and target.kind else None
+    where = ref.path if ref.kind is RefKind.FILE else urlsplit(ref.url or "").path
+    suffix = PurePosixPath(where or "")
+    return FILE_MEDIA.get(suffix.suffix.lower())
+
+
+def _check_inputs(draft: Draft, by_name: Mapping[str, Draft], root: Path, report: _Report) -> None:
+    spec = KIND_SPECS[draft.kind] if draft.kind is not None else None
+    for index, raw in draft.inputs:
+        path = (*draft.path, "inputs", index)
+        ref = resolve_input(raw, by_name, root)
+        if isinstance(ref, Problem):
+            report.add(path, ref.message, ref.hint)
+            continue
+        problem = _check_ref(ref, draft, by_name, root)
+        if problem is None and spec is not None and spec.input_media is not None:
+            media = media_of(ref, by_name)
+            if media is not None and media is not spec.input_media:
+                problem = Problem(
+                    f"input '{raw}' is {_a(media)}; kind '{spec_name(draft)}' takes "
+                    f"{spec.input_media.value} inputs"
+                )
+        if problem is not None:
+            report.add(path, problem.message, problem.hint)
+    if spec is not None:
+        _check_input_count(draft, spec.min_inputs, spec.max_inputs, spec.input_media, report)
+
+
+def spec_name(draft: Draft) -> str:
+    """The kind's name of a draft whose kind is known."""
+    return draft.kind.value if draft.kind is not None else "?"
+
+
+def _a(media: Media) -> str:
+    return "an image" if media is Media.IMAGE else "a video"
+
+
+def _check_ref(
+    ref: InputRef, draft: Draft, by_name: Mapping[str, Draft], root: Path
+) -> Problem | None:
+    if ref.kind is RefKind.FILE:
+        return _check_file(ref.path or "", root)
+    if ref.kind is not RefKind.ASSET or ref.asset is None:
+        return None
+    if ref.asset == draft.name:
+        return Problem(f"asset '{draft.name}' uses itself as an input")
+    count = by_name[ref.asset].count
+    last = f"{ref.asset}[{count - 1}]"
+    if ref.index is None and count > 1:
+        return Problem(
+            f"'{ref.asset}' makes {count} outputs; name one of them",
+            f"use {ref.asset}[0] … {last}",
+        )
+    if ref.index is not None and ref.index >= count:
+        made = "1 output" if count == 1 else f"{count} outputs"
+        return Problem(
+            f"index {ref.index} is out of range: '{ref.asset}' makes {made}",
+            f"use {ref.asset}[0]" + (f" … {last}" if count > 1 else ""),
+        )
+    return None
+
+
+def _check_file(relative: str, root: Path) -> Problem | None:
+    suffix = PurePosixPath(relative).suffix.lower()
+    if suffix not in FILE_MEDIA:
+        return Problem(
+            f"input '{relative}' has an unsupported extension '{suffix or '(none)'}'",
+            "inputs are .png, .jpg, .jpeg, .webp images or .mp4 videos",
+        )
+    if not (root / relative).is_file():
+        return Problem(
+            f"input file '{relative}' does not exist",
+            "input paths are relative to the mediafile's folder",
+        )
+    return None
+
+
+def _check_input_count(
+    draft: Draft, low: int, high: int, media: Media | None, report: _Report
+) -> None:
+    got = len(draft.inputs)
+    if low <= got <= high:
+        return
+    noun = f"{media.value} input" if media else "input"
+    if high == 0:
+        wanted = "no inputs"
+    elif low == high:
+        wanted = f"exactly {low} {noun}" + ("s" if low > 1 else "")
+    else:
+        wanted = f"{low}–{high} {noun}s"
+    where = (*draft.path, "inputs") if got else draft.path
+    report.add(where, f"kind '{spec_name(draft)}' takes {wanted}, got {got}")
+
+
+def _check_output(draft: Draft, root: Path, report: _Report) -> None:
+    output = draft.values.get("output")
+    if not isinstance(output, str):
+        return
+    path = (*draft.path, "output")
+    if project_path(output, root) is None:
+        report.add(path, f"output '{output}' leaves the project", "give a project-relative path")
+        return
+    if draft.kind is None:
+        return
+    spec = KIND_SPECS[draft.kind]
+    suffix = OUTPUT_SUFFIX[spec.output]
+    if PurePosixPath(output).suffix.lower() != suffix:
+        report.add(
+            path, f"output '{output}' must end in {suffix}: kind '{draft.kind.value}' makes "
+            f"{_a(spec.output)}",
+        )  # fmt: skip
+    if draft.count > 1:
+        report.add(
+            path, f"output names one file but '{draft.name}' makes {draft.count} images",
+            "drop `output` (outputs go to <output_dir>/NAME-<i>.png) or set count: 1",
+        )  # fmt: skip
+
+
+def outputs_of(draft: Draft, output_dir: str) -> tuple[str, ...]:
+    """The project-relative POSIX paths an asset materializes to."""
+    output = draft.values.get("output")
+    if isinstance(output, str):
+        return (posixpath.normpath(output),)
+    base = posixpath.normpath(output_dir)
+    media = KIND_SPECS[draft.kind].output if draft.kind else Media.IMAGE
+    suffix = OUTPUT_SUFFIX[media]
+    if draft.count == 1:
+        return (posixpath.join(base, f"{draft.name}{suffix}"),)
+    return tuple(posixpath.join(base, f"{draft.name}-{i}{suffix}") for i in range(draft.count))
+
+
+def _check_duplicate_outputs(drafts: Sequence[Draft], output_dir: str, report: _Report) -> None:
+    owners: dict[str, str] = {}
+    for draft in drafts:
+        explicit = isinstance(draft.values.get("output"), str)
+        for output in outputs_of(draft, output_dir):
+            # Case-insensitive: on macOS and Windows these are one file.
+            owner = owners.setdefault(output.casefold(), draft.name)
+            if owner != draft.name:
+                where = (*draft.path, "output") if explicit else draft.path
+                report.add(
+                    where, f"output '{output}' is also made by asset '{owner}'",
+                    "give one of them a different `output` or name", key=not explicit,
+                )  # fmt: skip
+
+
+def _check_cycles(drafts: Sequence[Draft], report: _Report) -> None:
+    """Name every cycle of asset references once, starting at its earliest-declared asset."""
+    order = {draft.name: i for i, draft in enumerate(drafts)}
+    edges: dict[str, list[tuple[str, int]]] = {}
+    for draft in drafts:
+        for index, raw in draft.inputs:
+            match = _ASSET_REF.match(raw)
+            target = match.group(1) if match else None
+            if target in order and target != draft.name and "://" not in raw:
+                edges.setdefault(draft.name, []).append((target or "", index))
+    state: dict[str, int] = {}  # 1 on the path being explored, 2 done
+    seen: set[frozenset[str]] = set()
+    for draft in drafts:  # iterative DFS: a long chain of assets must not exhaust the stack
+        if draft.name in state:
+            continue
+        state[draft.name] = 1
+        path = [draft.name]
+        pending = [iter(edges.get(draft.name, []))]
+        while pending:
+            step = next(pending[-1], None)
+            if step is None:
+                state[path.pop()] = 2
+                pending.pop()
+                continue
+            target = step[0]
+            if state.get(target) == 1:
+                cycle = path[path.index(target) :]
+                if frozenset(cycle) not in seen:
+                    seen.add(frozenset(cycle))
+                    _report_cycle(cycle, order, edges, report)
+            elif target not in state:
+                state[target] = 1
+                path.append(target)
+                pending.append(iter(edges.get(target, [])))
+
+
+def _report_cycle(
+    cycle: list[str],
+    order: Mapping[str, int],
+    edges: Mapping[str, list[tuple[str, int]]],
+    report: _Report,
+) -> None:
+    start = min(range(len(cycle)), key=lambda i: order[cycle[i]])
+    ring = cycle[start:] + cycle[:start]
+    first, second = ring[0], ring[1 % len(ring)]
+    index = next(i for target, i in edges[first] if target == second)
+    report.add(
+        ("assets", first, "inputs", index), "cycle: " + " → ".join([*ring, first]),
+        "an asset cannot depend on its own output; break one of these inputs",
+    )  # fmt: skip
