@@ -1,0 +1,426 @@
+"""The command line: parse arguments, call the library, turn results and errors into output.
+
+`main(argv) -> int` is callable from tests. Human output goes to stderr;
+`--json` prints exactly one JSON object on stdout. Library errors become
+`error: …` and `hint: …` lines and their exit code; anything else is a bug
+and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from imaginebuild import __version__
+from imaginebuild.errors import ImaginebuildError, MediafileError, UsageError
+
+if TYPE_CHECKING:
+    from imaginebuild.project import Project
+
+DEFAULT_MEDIAFILE = "mediafile.yaml"
+BUG_EXIT = 70  # EX_SOFTWARE: an internal error, not the user's
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of exiting, so main() owns every exit."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message, hint=f"{self.prog} --help")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = _Parser(prog="imaginebuild", description="A build system for generated media.")
+    parser.add_argument("--version", action="version", version=f"imaginebuild {__version__}")
+    parser.add_argument(
+        "-f", "--file", dest="mediafile", help="the mediafile (default: mediafile.yaml)"
+    )
+    parser.add_argument("-C", "--directory", dest="directory", help="run as if started in DIR")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="more detail")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="only errors and the summary")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="build targets (default: all) and what they need")
+    run.add_argument("targets", nargs="*", metavar="TARGET")
+    run.add_argument("-j", "--jobs", type=int, default=8, help="steps at once (default 8)")
+    run.add_argument(
+        "--provider", choices=("xai", "local"), help="build every asset with this provider"
+    )
+    run.add_argument(
+        "--force", nargs="*", metavar="NAME", help="a new take of these assets (all if none named)"
+    )
+    run.add_argument(
+        "-k", "--keep-going", action="store_true", help="build what does not depend on a failure"
+    )
+    run.add_argument("--max-cost", metavar="USD", help="refuse calls that could pass this spend")
+    run.add_argument("--dry-run", action="store_true", help="show the plan; call and write nothing")
+    run.add_argument(
+        "--offline", action="store_true", help="cache only: refuse any provider call (exit 3)"
+    )
+    run.add_argument(
+        "--locked", action="store_true", help="fail (exit 3) if the lockfile would change"
+    )
+    run.add_argument(
+        "--retry-expired", action="store_true", help="resubmit jobs whose results expired"
+    )
+
+    plan = sub.add_parser("plan", help="what would run, why, and its estimated cost")
+    plan.add_argument("targets", nargs="*", metavar="TARGET")
+    plan.add_argument("--provider", choices=("xai", "local"))
+    plan.add_argument("--force", nargs="*", metavar="NAME")
+    status = sub.add_parser(
+        "status", help="each asset: up to date, stale (why), never built, failed"
+    )
+    status.add_argument("targets", nargs="*", metavar="TARGET")
+    sub.add_parser("why", help="what changed since an asset was last built").add_argument("name")
+    sub.add_parser("show", help="an asset's provenance record").add_argument("name")
+    dag = sub.add_parser("dag", help="the asset graph")
+    dag.add_argument("targets", nargs="*", metavar="TARGET")
+    dag.add_argument("--format", choices=("text", "mermaid", "dot"), default="text")
+    sub.add_parser("validate", help="load and check the mediafile only")
+    sub.add_parser("checkout", help="materialize the lockfile's outputs from the cache")
+    gc = sub.add_parser("gc", help="drop cache entries no lockfile references")
+    gc.add_argument("--dry-run", action="store_true", help="only say what would be dropped")
+    cost = sub.add_parser("cost", help="spend from the ledger, with totals")
+    cost.add_argument("--by", default="asset", choices=("asset", "model", "day", "run", "provider"))
+    cost.add_argument(
+        "--since", metavar="DATE", help="only calls on or after this UTC day (YYYY-MM-DD)"
+    )
+    init = sub.add_parser("init", help="scaffold a mediafile and .gitignore entries")
+    init.add_argument(
+        "--ignore-outputs", action="store_true", help="also ignore the output folder in git"
+    )
+    sub.add_parser("schema", help="print the mediafile JSON Schema")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with `argv` (default: sys.argv[1:]) and return the exit code."""
+    args: argparse.Namespace | None = None
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help(sys.stderr)
+            return 2
+        if args.directory:
+            os.chdir(args.directory)
+        _install_sigterm()
+        return _dispatch(args)
+    except ImaginebuildError as exc:
+        return _report_error(exc, bool(args and args.json))
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+    except SystemExit as exc:  # argparse --version / --help
+        return int(exc.code or 0)
+    except OSError as exc:
+        return _report_error(UsageError(str(exc)), bool(args and args.json))
+    except Exception:
+        sys.stderr.write(traceback.format_exc())
+        sys.stderr.write(
+            "error: this is a bug in imaginebuild, not in your mediafile; "
+            "please report it with the traceback above\n"
+        )
+        return BUG_EXIT
+
+
+def _install_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C so finished steps are recorded and jobs stay journaled."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _report_error(exc: ImaginebuildError, as_json: bool) -> int:
+    if as_json:
+        data: dict[str, Any] = {"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}
+        if isinstance(exc, MediafileError):
+            data["diagnostics"] = [d.to_json() for d in exc.diagnostics]
+        print(json.dumps(data, indent=2))
+    if isinstance(exc, MediafileError):
+        sys.stderr.write(exc.message + "\n")
+    else:
+        sys.stderr.write(f"error: {exc.message}\n")
+        if exc.hint:
+            sys.stderr.write(f"hint: {exc.hint}\n")
+    return exc.exit_code
+
+
+def _mediafile_path(args: argparse.Namespace) -> Path:
+    path = Path(args.mediafile or DEFAULT_MEDIAFILE)
+    if not path.is_file():
+        raise UsageError(
+            f"no mediafile at {path}",
+            hint="create one with `imaginebuild init`, or name it with -f",
+        )
+    return path
+
+
+def _reporter(args: argparse.Namespace) -> Any:
+    from imaginebuild.console import (
+        VERBOSITY_NORMAL,
+        VERBOSITY_QUIET,
+        VERBOSITY_VERBOSE,
+        PlainReporter,
+    )
+
+    level = (
+        VERBOSITY_QUIET if args.quiet else VERBOSITY_VERBOSE if args.verbose else VERBOSITY_NORMAL
+    )
+    return PlainReporter(sys.stderr, level)
+
+
+def _project(args: argparse.Namespace) -> Project:
+    from imaginebuild.project import load
+
+    return load(_mediafile_path(args), reporter=_reporter(args))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    handlers = {
+        "run": _cmd_run,
+        "plan": _cmd_plan,
+        "status": _cmd_status,
+        "why": _cmd_why,
+        "show": _cmd_show,
+        "dag": _cmd_dag,
+        "validate": _cmd_validate,
+        "checkout": _cmd_checkout,
+        "gc": _cmd_gc,
+        "cost": _cmd_cost,
+        "init": _cmd_init,
+        "schema": _cmd_schema,
+    }
+    return handlers[args.command](args)
+
+
+def _emit_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _money(text: str | None) -> Decimal | None:
+    if text is None:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise UsageError(f"--max-cost {text!r} is not an amount in USD") from None
+    if not value.is_finite() or value < 0:
+        raise UsageError(f"--max-cost {text!r} must be a non-negative amount in USD")
+    return value
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from imaginebuild.project import RunOptions
+
+    return RunOptions(
+        jobs=getattr(args, "jobs", 8),
+        provider=args.provider,
+        force=None if args.force is None else tuple(args.force),
+        keep_going=getattr(args, "keep_going", False),
+        max_cost_usd=_money(getattr(args, "max_cost", None)),
+        offline=getattr(args, "offline", False),
+        locked=getattr(args, "locked", False),
+        retry_expired=getattr(args, "retry_expired", False),
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    project = _project(args)
+    options = _options(args)
+    if args.dry_run:
+        return _print_plan(args, project.plan(args.targets, options))
+    result = project.run(args.targets, options)
+    from imaginebuild.console import summary_line
+
+    for message in result.messages:
+        sys.stderr.write(f"{message}\n")
+    for asset in result.assets:
+        if asset.state == "failed" and asset.hint:
+            sys.stderr.write(f"hint: {asset.name}: {asset.hint}\n")
+    sys.stderr.write(summary_line(result) + "\n")
+    _github_summary(result)
+    if args.json:
+        _emit_json(result.to_json())
+    return result.exit_code
+
+
+def _print_plan(args: argparse.Namespace, result: Any) -> int:
+    from imaginebuild.console import table
+    from imaginebuild.pricing import format_usd
+
+    if args.json:
+        _emit_json(result.to_json())
+        return 0
+    rows = [
+        (a.name, a.kind, a.reason, format_usd(a.estimate_ticks) if a.estimate_ticks else "")
+        for a in result.assets
+    ]
+    sys.stderr.write(table(rows, ("asset", "kind", "plan", "estimate")) + "\n")
+    sys.stderr.write(f"estimated total: {format_usd(result.estimate_ticks)}\n")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    project = _project(args)
+    return _print_plan(args, project.plan(args.targets, _options(args)))
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from imaginebuild.console import table
+
+    result = _project(args).status(args.targets)
+    if args.json:
+        _emit_json(result.to_json())
+        return 0
+    rows = [(a.name, a.kind, a.state.replace("_", " "), a.reason) for a in result.assets]
+    sys.stderr.write(table(rows, ("asset", "kind", "state", "why")) + "\n")
+    return 0
+
+
+def _cmd_why(args: argparse.Namespace) -> int:
+    result = _project(args).why(args.name)
+    if args.json:
+        _emit_json(result.to_json())
+        return 0
+    if not result.reasons:
+        sys.stderr.write(f"{result.name} is up to date\n")
+    for reason in result.reasons:
+        sys.stderr.write(f"{result.name}: {reason.text}\n")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    record = _project(args).show(args.name)
+    if args.json:
+        _emit_json(record)
+        return 0
+    for key in ("name", "kind", "key", "provider", "model", "prompt", "params", "variant"):
+        sys.stderr.write(f"{key}: {record.get(key)}\n")
+    for item in record.get("inputs", []):
+        sys.stderr.write(f"input: {item['ref']}  sha256 {item['sha256']}\n")
+    for out in record["outputs"]:
+        sys.stderr.write(f"output: {out['path']}  sha256 {out['sha256']}  {out['bytes']} bytes\n")
+    rec = record["record"]
+    for key in ("built_at", "cost_usd", "estimate_usd", "request_ids", "imaginebuild"):
+        sys.stderr.write(f"{key}: {rec.get(key)}\n")
+    sys.stderr.write(f"earlier takes in the cache: {len(record['earlier_takes'])}\n")
+    return 0
+
+
+def _cmd_dag(args: argparse.Namespace) -> int:
+    from imaginebuild.dagformat import render_dag
+
+    project = _project(args)
+    text = render_dag(
+        project.dag, project.mediafile.assets, project.dag.select(args.targets), args.format
+    )
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    project = _project(args)
+    count = len(project.mediafile.assets)
+    if args.json:
+        _emit_json({"valid": True, "assets": count})
+    else:
+        sys.stderr.write(f"{_mediafile_path(args)}: valid ({count} assets)\n")
+    return 0
+
+
+def _cmd_checkout(args: argparse.Namespace) -> int:
+    result = _project(args).checkout()
+    if args.json:
+        _emit_json(result.to_json())
+    for asset in result.assets:
+        if asset.state == "failed":
+            sys.stderr.write(f"error: {asset.name}: {asset.error}\n")
+    counts = result.counts
+    sys.stderr.write(
+        f"restored {counts.get('restored', 0)}, up to date {counts.get('up_to_date', 0)}, "
+        f"failed {counts.get('failed', 0)}\n"
+    )
+    return result.exit_code
+
+
+def _cmd_gc(args: argparse.Namespace) -> int:
+    result = _project(args).gc(dry_run=args.dry_run)
+    if args.json:
+        _emit_json(result.__dict__)
+        return 0
+    verb = "would drop" if result.dry_run else "dropped"
+    sys.stderr.write(
+        f"{verb} {result.actions} action entries and {result.blobs} blobs ({result.bytes} bytes)\n"
+    )
+    return 0
+
+
+def _cmd_cost(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from imaginebuild.console import table
+    from imaginebuild.ledger import Ledger, summarize
+    from imaginebuild.pricing import format_usd
+
+    try:
+        since = date.fromisoformat(args.since) if args.since else None
+    except ValueError:
+        raise UsageError(f"--since {args.since!r} is not a date (YYYY-MM-DD)") from None
+    root = _mediafile_path(args).resolve().parent
+    ledger = Ledger(root / ".imaginebuild" / "ledger.jsonl")
+    summary = summarize(ledger.entries(), args.by, since)
+    if args.json:
+        _emit_json({**summary.to_json(), "skipped_lines": ledger.skipped})
+        return 0
+    rows = [(r.group, str(r.calls), format_usd(r.ticks)) for r in summary.rows]
+    sys.stderr.write(table(rows, (args.by, "calls", "cost")) + "\n")
+    sys.stderr.write(f"total: {format_usd(summary.total.ticks)}\n")
+    if ledger.skipped:
+        sys.stderr.write(f"warning: {ledger.skipped} unreadable ledger line(s) skipped\n")
+    return 0
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from imaginebuild.scaffold import scaffold
+
+    written = scaffold(Path.cwd(), Path(args.mediafile or DEFAULT_MEDIAFILE), args.ignore_outputs)
+    for line in written:
+        sys.stderr.write(line + "\n")
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from imaginebuild.schema import schema_text
+
+    sys.stdout.write(schema_text())
+    return 0
+
+
+def _github_summary(result: Any) -> None:
+    """Append a markdown summary to $GITHUB_STEP_SUMMARY when running in GitHub Actions."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return
+    from imaginebuild.pricing import format_usd
+
+    lines = ["### imaginebuild run", "", "| asset | state | cost |", "|---|---|---|"]
+    lines += [f"| {a.name} | {a.state} | {format_usd(a.cost_ticks)} |" for a in result.assets]
+    lines += ["", f"Total: {format_usd(result.cost_ticks)}", ""]
+    try:
+        with Path(target).open("a", encoding="utf-8") as f:
+            f.write("\n".join(lines))
+    except OSError:
+        pass

@@ -1,0 +1,96 @@
+"""The CLI's reporters: one plain line per event (CI logs), quiet, and the run summary.
+
+Every line is written whole with one `write` call, so lines of concurrent
+steps never interleave mid-line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TextIO
+
+from imaginebuild.events import (
+    Event,
+    Message,
+    RunStarted,
+    StepFinished,
+    StepPhase,
+    StepStarted,
+)
+from imaginebuild.results import CommandResult
+
+VERBOSITY_QUIET = -1
+VERBOSITY_NORMAL = 0
+VERBOSITY_VERBOSE = 1
+
+_SUMMARY_STATES = ("built", "restored", "up_to_date", "failed", "skipped")
+
+
+class PlainReporter:
+    """`[done/total] state asset  seconds  $cost` lines on a text stream."""
+
+    def __init__(self, stream: TextIO, verbosity: int = VERBOSITY_NORMAL) -> None:
+        self.stream = stream
+        self.verbosity = verbosity
+        self.total = 0
+        self.done = 0
+
+    def emit(self, event: Event) -> None:
+        """Write the line an event deserves at this verbosity (maybe none)."""
+        line = self._line(event)
+        if line is not None:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def _line(self, event: Event) -> str | None:
+        if isinstance(event, RunStarted):
+            self.total = event.total
+            return None
+        if isinstance(event, StepFinished):
+            self.done += 1
+            if event.state == "failed":
+                what = event.error or event.reason
+                return f"[{self.done}/{self.total}] failed {event.asset}: {what}"
+            if self.verbosity < VERBOSITY_NORMAL:
+                return None
+            if event.state == "up_to_date" and self.verbosity < VERBOSITY_VERBOSE:
+                return None
+            cost = f"  ${event.cost_usd}" if event.cost_usd not in ("0", "") else ""
+            detail = f"  ({event.reason})" if event.state in ("built", "skipped") else ""
+            return (
+                f"[{self.done}/{self.total}] {event.state.replace('_', ' ')} {event.asset}"
+                f"  {event.seconds:.1f}s{cost}{detail}"
+            )
+        if isinstance(event, StepPhase | StepStarted):
+            if self.verbosity < VERBOSITY_VERBOSE:
+                return None
+            if isinstance(event, StepPhase):
+                return f"  {event.asset}: {event.phase} {event.detail}".rstrip()
+            return f"  {event.asset}: {event.action}"
+        if isinstance(event, Message):
+            if event.level == "debug" and self.verbosity < VERBOSITY_VERBOSE:
+                return None
+            if event.level == "info" and self.verbosity < VERBOSITY_NORMAL:
+                return None
+            prefix = "warning: " if event.level == "warning" else ""
+            return f"{prefix}{event.text}"
+        return None  # RunFinished: the CLI prints the summary from the result
+
+
+def summary_line(result: CommandResult) -> str:
+    """`built 3, restored 1, up to date 4, failed 0, skipped 0 in 12.3s, $0.44`."""
+    counts = result.counts
+    parts = [f"{state.replace('_', ' ')} {counts.get(state, 0)}" for state in _SUMMARY_STATES]
+    from imaginebuild.pricing import format_usd
+
+    return f"{', '.join(parts)} in {result.seconds:.1f}s, {format_usd(result.cost_ticks)}"
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    """Left-aligned columns separated by two spaces."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    ]
+    return "\n".join(lines)

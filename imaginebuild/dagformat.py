@@ -1,0 +1,79 @@
+"""Renders the asset DAG as indented text, Mermaid (renders on GitHub) or Graphviz dot."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from imaginebuild.graph import Dag
+from imaginebuild.model import Asset, RefKind
+
+FORMATS = ("text", "mermaid", "dot")
+
+
+def render_dag(dag: Dag, assets: Mapping[str, Asset], selected: tuple[str, ...], fmt: str) -> str:
+    """The selected part of the DAG in `fmt` (one of FORMATS)."""
+    if fmt == "mermaid":
+        return _mermaid(assets, selected)
+    if fmt == "dot":
+        return _dot(assets, selected)
+    return _text(dag, assets, selected)
+
+
+def _label(asset: Asset) -> str:
+    return f"{asset.name} ({asset.kind.value})"
+
+
+def _text(dag: Dag, assets: Mapping[str, Asset], selected: tuple[str, ...]) -> str:
+    keep = set(selected)
+    lines: list[str] = []
+
+    def walk(name: str, depth: int, seen: frozenset[str]) -> None:
+        lines.append("  " * depth + _label(assets[name]))
+        for child in dag.children[name]:
+            if child in keep and child not in seen:
+                walk(child, depth + 1, seen | {child})
+
+    for name in selected:
+        if not any(p in keep for p in dag.parents[name]):
+            walk(name, 0, frozenset({name}))
+    return "\n".join(lines)
+
+
+def _mermaid_id(name: str) -> str:
+    return "a_" + name.replace("-", "_")
+
+
+def _mermaid(assets: Mapping[str, Asset], selected: tuple[str, ...]) -> str:
+    lines = ["flowchart LR"]
+    keep = set(selected)
+    files: dict[str, str] = {}
+    for name in selected:
+        asset = assets[name]
+        text = _label(asset).replace('"', "#quot;")
+        lines.append(f'  {_mermaid_id(name)}["{text}"]')
+        for ref in asset.inputs:
+            if ref.kind is RefKind.ASSET and ref.asset in keep:
+                lines.append(f"  {_mermaid_id(ref.asset)} --> {_mermaid_id(name)}")
+            elif ref.kind is not RefKind.ASSET:
+                fid = files.setdefault(ref.raw, f"f{len(files)}")
+                lines.append(
+                    f'  {fid}[/"{ref.raw.replace(chr(34), "#quot;")}"/] --> {_mermaid_id(name)}'
+                )
+    return "\n".join(lines)
+
+
+def _dot(assets: Mapping[str, Asset], selected: tuple[str, ...]) -> str:
+    keep = set(selected)
+    lines = ["digraph imaginebuild {", "  rankdir=LR;"]
+    for name in selected:
+        asset = assets[name]
+        lines.append(f"  {json.dumps(name)} [label={json.dumps(_label(asset))}];")
+        for ref in asset.inputs:
+            if ref.kind is RefKind.ASSET and ref.asset in keep:
+                lines.append(f"  {json.dumps(ref.asset)} -> {json.dumps(name)};")
+            elif ref.kind is not RefKind.ASSET:
+                lines.append(f"  {json.dumps(ref.raw)} [shape=note];")
+                lines.append(f"  {json.dumps(ref.raw)} -> {json.dumps(name)};")
+    lines.append("}")
+    return "\n".join(lines)

@@ -1,0 +1,96 @@
+"""Fetching `https://…` inputs into the store: https only, size-capped, time-bounded.
+
+A URL input is fetched once, stored as a blob and pinned by its sha256 in the
+lockfile; later runs use the pin and never touch the network for it.
+Plain http is refused, except to a loopback host when the environment sets
+`IMAGINEBUILD_ALLOW_HTTP_LOOPBACK=1` (for tests and local rehearsal servers).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from imaginebuild.errors import InputError
+
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+TIMEOUT_S = 30.0
+_MEDIA_BY_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+)
+
+
+def sniff_media_type(head: bytes) -> str | None:
+    """The media type of a file from its first bytes (PNG, JPEG, WebP, MP4), or None."""
+    for magic, media in _MEDIA_BY_MAGIC:
+        if head.startswith(magic):
+            return media
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[4:8] == b"ftyp":
+        return "video/mp4"
+    return None
+
+
+def check_url_allowed(url: str, env: Mapping[str, str]) -> None:
+    """Raise InputError unless `url` is https (or loopback http when explicitly allowed)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    loopback = parts.scheme == "http" and _is_loopback(parts.hostname or "")
+    if loopback and env.get("IMAGINEBUILD_ALLOW_HTTP_LOOPBACK") == "1":
+        return
+    raise InputError(
+        f"refusing to fetch {url!r}: only https:// inputs are fetched",
+        hint="download the file into the project and reference its path",
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def fetch_to_file(url: str, folder: Path, env: Mapping[str, str]) -> tuple[Path, str]:
+    """Download `url` into a new file in `folder`; returns the path and its media type."""
+    check_url_allowed(url, env)
+    import httpx  # imported here: only runs that fetch a URL pay for it
+
+    fd, name = tempfile.mkstemp(prefix=".fetch-", dir=folder)
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async with (
+                httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=True) as client,
+                client.stream("GET", url) as response,
+            ):
+                if response.status_code != 200:
+                    raise InputError(f"fetching {url!r} failed: HTTP {response.status_code}")
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > MAX_INPUT_BYTES:
+                        raise InputError(
+                            f"{url!r} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB"
+                        )
+                    out.write(chunk)
+        with path.open("rb") as f:
+            media = sniff_media_type(f.read(16))
+        if media is None:
+            raise InputError(f"{url!r} is not a PNG, JPEG, WebP image or MP4 video")
+        return path, media
+    except httpx.HTTPError as exc:
+        path.unlink(missing_ok=True)
+        raise InputError(f"fetching {url!r} failed: {type(exc).__name__}") from exc
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise

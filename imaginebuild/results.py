@@ -1,0 +1,106 @@
+"""What a command reports back: per-asset results and totals, as data and as `--json`.
+
+The JSON shape is a public contract (see README "JSON output"):
+
+    {"command": "run", "assets": [{name, kind, state, reason, reasons, outputs, key,
+      cost_usd, estimate_usd, request_ids, error?}], "counts": {state: n},
+     "cost_usd": "0.44", "estimate_usd": "0.44", "seconds": 12.3, "exit_code": 0}
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from imaginebuild.pricing import ticks_to_usd
+from imaginebuild.rebuild import Reason
+
+
+def usd(ticks: int) -> str:
+    """Ticks as a plain decimal USD string for JSON (exact, no float)."""
+    return format(ticks_to_usd(ticks).normalize(), "f")
+
+
+@dataclass(frozen=True)
+class AssetResult:
+    """One asset's outcome in a command."""
+
+    name: str
+    kind: str
+    state: str
+    reason: str
+    outputs: tuple[str, ...] = ()
+    key: str | None = None
+    cost_ticks: int = 0
+    estimate_ticks: int = 0
+    request_ids: tuple[str, ...] = ()
+    reasons: tuple[Reason, ...] = ()
+    error: str | None = None
+    hint: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented JSON object of an asset."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "state": self.state,
+            "reason": self.reason,
+            "reasons": [r.to_json() for r in self.reasons],
+            "outputs": list(self.outputs),
+            "key": self.key,
+            "cost_usd": usd(self.cost_ticks),
+            "estimate_usd": usd(self.estimate_ticks),
+            "request_ids": list(self.request_ids),
+        }
+        if self.error is not None:
+            data["error"] = self.error
+        if self.hint is not None:
+            data["hint"] = self.hint
+        return data
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """The outcome of run/plan/status/checkout: every asset plus totals and an exit code."""
+
+    command: str
+    assets: tuple[AssetResult, ...]
+    seconds: float = 0.0
+    exit_code: int = 0
+    messages: tuple[str, ...] = field(default=())
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many assets ended in each state."""
+        return dict(sorted(Counter(a.state for a in self.assets).items()))
+
+    @property
+    def cost_ticks(self) -> int:
+        """What this command spent."""
+        return sum(a.cost_ticks for a in self.assets)
+
+    @property
+    def estimate_ticks(self) -> int:
+        """What the assets' calls were estimated to cost."""
+        return sum(a.estimate_ticks for a in self.assets)
+
+    def get(self, name: str) -> AssetResult:
+        """The result of one asset (KeyError if it was not selected)."""
+        for asset in self.assets:
+            if asset.name == name:
+                return asset
+        raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented JSON object of the command."""
+        return {
+            "command": self.command,
+            "assets": [a.to_json() for a in self.assets],
+            "counts": self.counts,
+            "cost_usd": usd(self.cost_ticks),
+            "estimate_usd": usd(self.estimate_ticks),
+            "seconds": round(self.seconds, 3),
+            "exit_code": self.exit_code,
+            "messages": list(self.messages),
+        }
