@@ -34,6 +34,7 @@ from imaginebuild.model import (
 )
 from imaginebuild.validate import (
     Draft,
+    kind_of,
     outputs_of,
     resolve_input,
     schema_diagnostics,
@@ -152,11 +153,11 @@ def interpolate(data: dict[str, Any], where: Parsed) -> tuple[dict[str, Any], li
 
 
 def _resolve_vars(raw: object, where: Parsed, problems: list[Diagnostic]) -> dict[str, str]:
-    """Each var's final text; vars of a wrong type resolve to '' (the schema reports them)."""
+    """Each var's final text; vars of a wrong type stay as written (the schema reports them)."""
     if not isinstance(raw, dict):
         return {}
     texts = {name: _var_text(value) for name, value in raw.items()}
-    done: dict[str, str] = {}
+    done = {name: f"${{{name}}}" for name, text in texts.items() if text is None}
     active: list[str] = []
 
     def resolve(name: str) -> str:
@@ -168,7 +169,7 @@ def _resolve_vars(raw: object, where: Parsed, problems: list[Diagnostic]) -> dic
             return ""
         active.append(name)
         lookup = _Lookup(texts, resolve)
-        done[name] = _substitute(texts[name], lookup, ("vars", name), where, problems)
+        done[name] = _substitute(str(texts[name]), lookup, ("vars", name), where, problems)
         active.pop()
         return done[name]
 
@@ -180,7 +181,7 @@ def _resolve_vars(raw: object, where: Parsed, problems: list[Diagnostic]) -> dic
 class _Lookup(Mapping[str, str]):
     """A mapping view that resolves vars lazily, so vars may use other vars."""
 
-    def __init__(self, texts: Mapping[str, str], resolve: Any) -> None:
+    def __init__(self, texts: Mapping[str, str | None], resolve: Any) -> None:
         self.texts = texts
         self.resolve = resolve
 
@@ -199,9 +200,9 @@ class _Lookup(Mapping[str, str]):
         return len(self.texts)
 
 
-def _var_text(value: object) -> str:
+def _var_text(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return ""
+        return None
     return value if isinstance(value, str) else str(value)
 
 
@@ -265,7 +266,7 @@ def merge_defaults(data: Mapping[str, Any]) -> list[Draft]:
 
 
 def _draft(name: str, raw: Mapping[str, Any], defaults: Mapping[str, Any], top: str) -> Draft:
-    kind = Kind(raw["kind"]) if raw.get("kind") in Kind._value2member_map_ else None
+    kind = kind_of(raw.get("kind"))
     section = KIND_SPECS[kind].defaults_section if kind else None
     shared = defaults.get(section) if section else None
     shared = shared if isinstance(shared, dict) else {}
@@ -290,10 +291,11 @@ def _draft(name: str, raw: Mapping[str, Any], defaults: Mapping[str, Any], top: 
     values["variant"] = variant if variant is not None and variant >= 0 else 0
     if isinstance(raw.get("output"), str) and raw["output"]:
         values["output"] = raw["output"]
-    entries = raw.get("inputs")
-    entries = entries if isinstance(entries, list) else []
-    inputs = tuple((i, s) for i, s in enumerate(entries) if isinstance(s, str) and s)
-    return Draft(name, kind, values, sources, inputs)
+    entries = raw.get("inputs", [])
+    listed = entries if isinstance(entries, list) else []
+    inputs = tuple((i, s) for i, s in enumerate(listed) if isinstance(s, str) and s)
+    count = len(listed) if isinstance(entries, list) else None
+    return Draft(name, kind, values, sources, inputs, count)
 
 
 def _builtin(kind: Kind, key: str) -> object:
@@ -361,7 +363,7 @@ def _build(
         assets=assets,
         provider=str(data.get("provider", "xai")),
         output_dir=output_dir,
-        vars={name: _var_text(value) for name, value in data.get("vars", {}).items()},
+        vars=_resolve_vars(data.get("vars"), where, []),
         budget_usd=None if budget is None else Decimal(str(budget)),
         providers=providers,
         pricing=data.get("pricing", {}),

@@ -69,6 +69,7 @@ class Draft:
     values: Mapping[str, Any]
     sources: Mapping[str, JsonPath]
     inputs: tuple[tuple[int, str], ...]  # (index in `inputs:`, raw text) of string entries
+    input_count: int | None = 0  # entries of `inputs:`; None when it is not a list
 
     @property
     def path(self) -> JsonPath:
@@ -199,10 +200,11 @@ def _asset_kind(data: object, path: JsonPath) -> Kind | None:
     assets = data.get("assets")
     asset = assets.get(path[1]) if isinstance(assets, dict) else None
     raw = asset.get("kind") if isinstance(asset, dict) else None
-    return _kind(raw)
+    return kind_of(raw)
 
 
-def _kind(raw: object) -> Kind | None:
+def kind_of(raw: object) -> Kind | None:
+    """The Kind a YAML value names, or None if it names none."""
     return Kind(raw) if isinstance(raw, str) and raw in Kind._value2member_map_ else None
 
 
@@ -403,7 +405,7 @@ def _check_inputs(draft: Draft, by_name: Mapping[str, Draft], root: Path, report
                 )
         if problem is not None:
             report.add(path, problem.message, problem.hint)
-    if spec is not None:
+    if spec is not None and draft.input_count is not None:
         _check_input_count(draft, spec.min_inputs, spec.max_inputs, spec.input_media, report)
 
 
@@ -459,7 +461,7 @@ def _check_file(relative: str, root: Path) -> Problem | None:
 def _check_input_count(
     draft: Draft, low: int, high: int, media: Media | None, report: _Report
 ) -> None:
-    got = len(draft.inputs)
+    got = draft.input_count or 0
     if low <= got <= high:
         return
     noun = f"{media.value} input" if media else "input"
