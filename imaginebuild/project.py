@@ -12,7 +12,6 @@ loses at most the steps in flight.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import os
@@ -24,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imaginebuild import __version__
 from imaginebuild.atomic import atomic_write_bytes
@@ -57,8 +56,12 @@ from imaginebuild.projectlock import ProjectLock
 from imaginebuild.providers.base import GenerationRequest, InputFile, Phase, Provider
 from imaginebuild.rebuild import Action, Decision, decide
 from imaginebuild.results import AssetResult, CommandResult, usd
-from imaginebuild.scheduler import StepStatus, run_steps
 from imaginebuild.store import ActionEntry, BlobRef, Store, default_cache_dir
+
+if TYPE_CHECKING:  # asyncio and the scheduler load only when something must be built
+    import asyncio
+
+    from imaginebuild.scheduler import StepStatus
 
 _MEDIA_BY_SUFFIX = {
     ".png": "image/png",
@@ -210,6 +213,12 @@ class Project:
         with ProjectLock(self.state_dir, self._wait_message):
             self._lock = None  # another process may have written it while we waited
             state = _RunState(options, uuid.uuid4().hex[:12])
+            settled = self._settled(wanted, options)
+            if settled is not None:
+                self._save_stat_cache()
+                return dataclasses.replace(settled, seconds=self.clock() - started)
+            import asyncio
+
             try:
                 result = asyncio.run(self._run(wanted, state))
             except KeyboardInterrupt:
@@ -221,6 +230,35 @@ class Project:
                 ) from None
             self._save_stat_cache()
         return dataclasses.replace(result, seconds=self.clock() - started)
+
+    def _settled(self, targets: tuple[str, ...], options: RunOptions) -> CommandResult | None:
+        """The run's result if every selected asset is already up to date, else None.
+
+        The no-op path: decided synchronously from the lockfile and the stat
+        cache, without starting an event loop or opening the action cache.
+        """
+        if options.force is not None:
+            return None
+        selected = self.dag.select(targets)
+        try:
+            facts = self._survey(selected, options)
+        except ImaginebuildError:
+            return None  # let the real run report it against the asset
+        if any(f.decision.action is not Action.UP_TO_DATE for f in facts.values()):
+            return None
+        self.reporter.emit(RunStarted(len(selected)))
+        results = []
+        for name in selected:
+            f = facts[name]
+            results.append(
+                AssetResult(
+                    name, f.asset.kind.value, "up_to_date", "up to date", f.asset.outputs, f.key
+                )
+            )
+            self.reporter.emit(StepFinished(name, "up_to_date", "up to date", 0.0))
+        result = CommandResult("run", tuple(results))
+        self.reporter.emit(RunFinished(result.counts, 0.0, "0"))
+        return result
 
     def checkout(self) -> CommandResult:
         """Materialize every output the lockfile names from the cache; no provider call."""
@@ -411,6 +449,8 @@ class Project:
     # ------------------------------------------------------------------ the run
 
     async def _run(self, targets: tuple[str, ...], state: _RunState) -> CommandResult:
+        from imaginebuild.scheduler import StepStatus, run_steps
+
         options = state.options
         selected = self.dag.select(targets)
         if options.locked:
@@ -575,6 +615,8 @@ class Project:
         started: float,
     ) -> StepStatus:
         """Record a finished step: lockfile first, then the result and the event."""
+        from imaginebuild.scheduler import StepStatus
+
         assert f.key is not None and f.fields is not None
         outputs = entry.outputs if entry is not None else f.outputs
         assert outputs is not None
@@ -605,6 +647,8 @@ class Project:
     def _fail(
         self, state: _RunState, asset: Asset, exc: ImaginebuildError, started: float
     ) -> StepStatus:
+        from imaginebuild.scheduler import StepStatus
+
         refused = isinstance(exc, (BudgetExceeded, OfflineCallNeeded))
         state_name = "skipped" if refused else "failed"
         if not refused:
@@ -657,6 +701,8 @@ class Project:
             )
             provider = create_provider(name, context)
             state.providers[name] = provider
+            import asyncio
+
             state.pools[name] = asyncio.Semaphore(max(1, provider.max_concurrency))
         return state.providers[name]
 
@@ -924,6 +970,8 @@ def _weight(asset: Asset) -> float:
 
 
 def _exit_code(statuses: Mapping[str, StepStatus]) -> int:
+    from imaginebuild.scheduler import StepStatus
+
     values = set(statuses.values())
     if StepStatus.FAILED in values:
         return 1
