@@ -145,7 +145,9 @@ def _input_changes(old_inputs: list[Mapping[str, Any]], new: ActionFields) -> li
     reasons = []
     for before, now in zip(old_inputs, new.inputs, strict=True):
         if before.get("sha256") != now.sha256:
-            why = f" (upstream asset {now.asset!r} changed)" if now.asset else ""
+            why = ""
+            if now.asset:
+                why = " (rebuilt upstream)" if now.ref == now.asset else f" (asset {now.asset!r})"
             reasons.append(
                 Reason(
                     "input",
