@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from imaginebuild.atomic import fsync_dir
 from imaginebuild.errors import StoreError
 
 JOURNAL_VERSION = 1
@@ -97,7 +98,7 @@ class Journal:
                 with contextlib.suppress(OSError):
                     Path(tmp).unlink()
                 raise
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
         except OSError as exc:
             raise StoreError(f"{target}: cannot write journal record: {exc.strerror}") from exc
 
@@ -136,17 +137,3 @@ class Journal:
                 f"{path}: unreadable journal record ({exc})",
                 hint="delete the file; the job it named will be submitted again",
             ) from None
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in `folder` durable (best effort where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -405,7 +405,9 @@ class FakeXai:
 
     def start(self) -> FakeXai:
         """Serve in a daemon thread; returns self."""
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
         return self
 
