@@ -296,7 +296,7 @@ def semantic_diagnostics(
     """Check what the schema cannot: references, inputs per kind, cycles, paths, outputs."""
     report = _Report(where)
     by_name = {draft.name: draft for draft in drafts}
-    if project_path(output_dir, root) is None:
+    if output_dir != "." and project_path(output_dir, root) is None:
         report.add(
             ("output_dir",), f"output_dir '{output_dir}' leaves the project",
             "use a folder inside the mediafile's folder, such as `out`",
@@ -508,8 +508,9 @@ def outputs_of(draft: Draft, output_dir: str) -> tuple[str, ...]:
     media = KIND_SPECS[draft.kind].output if draft.kind else Media.IMAGE
     suffix = OUTPUT_SUFFIX[media]
     if draft.count == 1:
-        return (posixpath.join(base, f"{draft.name}{suffix}"),)
-    return tuple(posixpath.join(base, f"{draft.name}-{i}{suffix}") for i in range(draft.count))
+        return (posixpath.normpath(posixpath.join(base, f"{draft.name}{suffix}")),)
+    names = (f"{draft.name}-{i}{suffix}" for i in range(draft.count))
+    return tuple(posixpath.normpath(posixpath.join(base, name)) for name in names)
 
 
 def _check_duplicate_outputs(drafts: Sequence[Draft], output_dir: str, report: _Report) -> None:

@@ -357,3 +357,9 @@ def test_any_bytes_load_or_fail_with_located_diagnostics(tmp_path: Path, raw: by
         load_mediafile(mediafile)
     except MediafileError as exc:
         assert exc.diagnostics and all(d.line >= 1 for d in exc.diagnostics)
+
+
+def test_output_dir_may_be_the_project_folder_itself(tmp_path: Path) -> None:
+    text = "version: 1\noutput_dir: .\nassets:\n  a: {kind: image, prompt: p, count: 2}\n"
+    mf = load_mediafile(_project(tmp_path, text))
+    assert mf.assets["a"].outputs == ("a-0.png", "a-1.png")
