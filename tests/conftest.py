@@ -1,0 +1,162 @@
+"""Shared fixtures: fixture projects copied into tmp_path, the CLI as a subprocess, run counts.
+
+Every engine test renders with the local provider (no network, no key) and keeps
+its cache inside tmp_path through IMAGINEBUILD_CACHE_DIR. Provider calls are
+counted from what a run reports per asset: `built` means the provider was called,
+`restored` and `up_to_date` mean it was not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imaginebuild.events import RecordingReporter
+from imaginebuild.project import Project, load
+from imaginebuild.results import CommandResult
+
+PROJECTS = Path(__file__).parent / "fixtures" / "projects"
+SUBPROCESS_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What one `python -m imaginebuild …` subprocess did."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self) -> dict[str, Any]:
+        """stdout parsed as the one JSON object `--json` promises (fails the test otherwise)."""
+        data = json.loads(self.stdout)
+        assert isinstance(data, dict), self.stdout
+        return data
+
+
+def states(data: Mapping[str, Any] | CommandResult) -> dict[str, str]:
+    """Each asset's state, from `--json` output or a library CommandResult."""
+    if isinstance(data, CommandResult):
+        return {a.name: a.state for a in data.assets}
+    return {str(a["name"]): str(a["state"]) for a in data["assets"]}
+
+
+def called(data: Mapping[str, Any] | CommandResult) -> set[str]:
+    """The assets whose provider was called in a run (state `built`)."""
+    return {name for name, state in states(data).items() if state == "built"}
+
+
+def sha256_of(path: Path) -> str:
+    """The hex sha256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def output_hashes(project: Path) -> dict[str, str]:
+    """sha256 of every file under the project's out/, by project-relative path."""
+    out = project / "out"
+    if not out.is_dir():
+        return {}
+    return {
+        p.relative_to(project).as_posix(): sha256_of(p)
+        for p in sorted(out.rglob("*"))
+        if p.is_file()
+    }
+
+
+def read_lock(project: Path, name: str = "mediafile.lock") -> dict[str, Any]:
+    """The lockfile's JSON (the test fails if it is missing or malformed)."""
+    data = json.loads((project / name).read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def edit_yaml(path: Path, old: str, new: str) -> None:
+    """Replace exactly one occurrence of `old` in a mediafile."""
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {path}"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    """A cache folder private to the test."""
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Callable[[str], Path]:
+    """Copy a named fixture project into tmp_path and return its folder."""
+
+    def make(name: str, dest: str | None = None) -> Path:
+        target = tmp_path / (dest or name)
+        shutil.copytree(PROJECTS / name, target)
+        return target
+
+    return make
+
+
+@pytest.fixture
+def project_dir(make_project: Callable[[str], Path]) -> Path:
+    """A fresh copy of the skyline fixture (every kind, local provider, test sizes)."""
+    return make_project("skyline")
+
+
+@pytest.fixture
+def chain_dir(make_project: Callable[[str], Path]) -> Path:
+    """A fresh copy of the chain fixture: base ─▶ inked ─▶ framed, and other (images only)."""
+    return make_project("chain")
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path, cache_dir: Path) -> dict[str, str]:
+    """An environment with no API key, no imaginebuild settings and a private cache."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("IMAGINEBUILD_", "XAI_", "GITHUB_")) and k != "PYTHONWARNINGS"
+    }
+    env["IMAGINEBUILD_CACHE_DIR"] = str(cache_dir)
+    env["HOME"] = str(tmp_path / "home")
+    # Nothing may leave the machine: any stray call to the API fails fast on loopback.
+    env["XAI_BASE_URL"] = "http://127.0.0.1:9/v1"
+    return env
+
+
+@pytest.fixture
+def cli(clean_env: dict[str, str]) -> Callable[..., CliResult]:
+    """Run `python -m imaginebuild ARGS…` in `cwd` with the clean environment."""
+
+    def run(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -> CliResult:
+        proc = subprocess.run(
+            [sys.executable, "-m", "imaginebuild", *args],
+            cwd=cwd,
+            env={**clean_env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=SUBPROCESS_TIMEOUT_S,
+            check=False,
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+@pytest.fixture
+def open_project(clean_env: dict[str, str]) -> Callable[[Path], Project]:
+    """Load a project folder's mediafile as a library Project with the clean environment."""
+
+    def open_(folder: Path, mediafile: str = "mediafile.yaml") -> Project:
+        return load(folder / mediafile, env=clean_env, reporter=RecordingReporter())
+
+    return open_
