@@ -1,6 +1,7 @@
 """H.264 MP4 through PyAV: encode Pillow frames, decode clips at 24 fps, join without re-encoding.
 
-Determinism: x264 runs on one thread (its output depends on the thread count) and
+Determinism: x264 runs on one thread (its output depends on the thread count), without
+macroblock-tree rate control (which varied between runs on identical frames), and
 RGB↔YUV conversion is done by Pillow rather than swscale, whose SIMD paths are not
 promised to be bit-exact across CPUs. x264 itself is bit-exact across CPUs, so the
 same frames give the same bytes on every machine with the same PyAV build.
@@ -25,6 +26,9 @@ from imaginebuild.render.geometry import FPS
 CODEC = "libx264"
 PRESET = "veryfast"
 CRF = "20"
+# x264's macroblock-tree rate control gave different bytes for the same frames from run
+# to run (seen at 480×480, even on one thread); without it every run is identical.
+X264_PARAMS = "mbtree=0"
 PIX_FMT = "yuv420p"
 CONTAINER_OPTIONS = {"movflags": "+faststart"}
 _BT601 = 6  # SMPTE 170M: colorspace, primaries and transfer all use the value 6
@@ -95,7 +99,9 @@ class Encoder:
         self._container = av.open(str(path), "w", format="mp4", options=CONTAINER_OPTIONS)
         stream = cast(
             "av.VideoStream",
-            self._container.add_stream(CODEC, rate=FPS, options={"preset": PRESET, "crf": CRF}),
+            self._container.add_stream(
+                CODEC, rate=FPS, options={"preset": PRESET, "crf": CRF, "x264-params": X264_PARAMS}
+            ),
         )
         stream.width, stream.height = size
         stream.pix_fmt = PIX_FMT

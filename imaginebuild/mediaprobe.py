@@ -1,0 +1,124 @@
+"""Verify that a file is the media it claims to be by decoding all of it.
+
+`probe` reads PNG, JPEG and WebP through Pillow (`verify`, then a full `load`)
+and MP4 through PyAV (the container opens, has a video stream, every frame the
+index promises decodes). Anything empty, truncated, mislabelled or undecodable
+raises `InvalidMedia`, never a foreign error: the engine and the providers call it
+before they record an output as a success. Pillow and PyAV are imported only
+when a file of their kind is probed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from imaginebuild.errors import InvalidMedia
+
+PNG, JPEG, WEBP, MP4 = "image/png", "image/jpeg", "image/webp", "video/mp4"
+IMAGE_TYPES = (PNG, JPEG, WEBP)
+_BY_SUFFIX = {".png": PNG, ".jpg": JPEG, ".jpeg": JPEG, ".webp": WEBP, ".mp4": MP4}
+_PIL_FORMATS = {"PNG": PNG, "JPEG": JPEG, "WEBP": WEBP}
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What a verified media file holds; video-only fields are None for images."""
+
+    media_type: str
+    width: int
+    height: int
+    frames: int | None = None
+    duration_s: float | None = None
+    fps: float | None = None
+    codec: str | None = None
+
+
+def sniff(head: bytes) -> str | None:
+    """The media type the first bytes of a file announce, or None (pure)."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return WEBP
+    if head[4:8] == b"ftyp":
+        return MP4
+    return None
+
+
+def probe(path: Path, expected: str | None = None) -> MediaInfo:
+    """Decode `path` completely and describe it, or raise InvalidMedia.
+
+    `expected` is the media type the caller wants; without it the file's suffix
+    (.png, .jpg, .webp, .mp4) sets it, so a PNG named `.mp4` is rejected.
+    """
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(32)
+    except OSError as error:
+        raise InvalidMedia(f"{path}: cannot read: {error.strerror or error}") from error
+    if not head:
+        raise InvalidMedia(f"{path}: empty file")
+    found = sniff(head)
+    wanted = expected or _BY_SUFFIX.get(path.suffix.lower())
+    if found is None:
+        raise InvalidMedia(f"{path}: not a PNG, JPEG, WebP or MP4 file")
+    if wanted is not None and found != wanted:
+        raise InvalidMedia(f"{path}: holds {found}, expected {wanted}")
+    if found == MP4:
+        return _probe_video(path)
+    return _probe_image(path, found)
+
+
+def _probe_image(path: Path, media_type: str) -> MediaInfo:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.verify()
+        with Image.open(path) as img:
+            img.load()
+            info = MediaInfo(_PIL_FORMATS.get(img.format or "", media_type), *img.size)
+            codec = (img.format or "").lower() or None
+    except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, zlib.error…
+        raise InvalidMedia(f"{path}: image does not decode: {error}") from error
+    if info.media_type != media_type:
+        raise InvalidMedia(f"{path}: decodes as {info.media_type}, expected {media_type}")
+    return MediaInfo(media_type, info.width, info.height, codec=codec)
+
+
+def _probe_video(path: Path) -> MediaInfo:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise InvalidMedia(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            promised = stream.frames
+            times = [frame.time for frame in container.decode(stream)]
+            rate = stream.average_rate
+            codec = stream.codec_context.name
+            width, height = stream.codec_context.width, stream.codec_context.height
+    except InvalidMedia:
+        raise
+    except Exception as error:  # PyAV raises FFmpegError subclasses, ValueError, OSError…
+        raise InvalidMedia(f"{path}: video does not decode: {error}") from error
+    if not times:
+        raise InvalidMedia(f"{path}: no video frame decodes")
+    if promised and len(times) < promised:
+        raise InvalidMedia(f"{path}: truncated: {len(times)} of {promised} frames decode")
+    fps = float(rate) if rate else None
+    duration = _duration(times, rate)
+    return MediaInfo(MP4, width, height, len(times), duration, fps, codec)
+
+
+def _duration(times: list[float | None], rate: Fraction | None) -> float | None:
+    """First frame to the end of the last, in seconds (None without timestamps)."""
+    known = [t for t in times if t is not None]
+    if not known:
+        return None
+    period = float(1 / rate) if rate else 0.0
+    return max(known) - min(known) + period
