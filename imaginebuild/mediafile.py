@@ -7,7 +7,10 @@ no diagnostics at all ─▶ build the frozen Mediafile; otherwise MediafileErro
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import difflib
+import hashlib
 import os
 import posixpath
 import re
@@ -16,6 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from imaginebuild import __version__
+from imaginebuild.atomic import atomic_write_bytes
 from imaginebuild.errors import Diagnostic, MediafileError
 from imaginebuild.model import (
     IMAGE_ASPECT_RATIOS,
@@ -32,6 +37,7 @@ from imaginebuild.model import (
     Mediafile,
     ProviderSettings,
 )
+from imaginebuild.schema import schema_text
 from imaginebuild.validate import (
     Draft,
     kind_of,
@@ -77,7 +83,34 @@ def load_mediafile(path: Path) -> Mediafile:
     display = _display(path)
     text = read_source(path, display)
     absolute = Path(os.path.abspath(path))  # noqa: PTH100 -- resolve() would follow symlinks
-    return parse_mediafile(text, display, absolute, absolute.parent)
+    stamp = absolute.parent / ".imaginebuild" / "validated"
+    digest = _schema_digest(text)
+    trusted = _read_stamp(stamp) == digest
+    mediafile = parse_mediafile(text, display, absolute, absolute.parent, check_schema=not trusted)
+    if not trusted and stamp.parent.is_dir():
+        with contextlib.suppress(OSError):
+            atomic_write_bytes(stamp, digest.encode())
+    return mediafile
+
+
+def _schema_digest(text: str) -> str:
+    """What a schema verdict depends on: this version, the schema and the file's text.
+
+    The schema layer is a pure function of these, so a file whose digest matches
+    the stamp of its last success passes again; skipping it keeps jsonschema's
+    import (most of a no-op run's start-up) off the path where nothing changed.
+    """
+    digest = hashlib.sha256(f"{__version__}\0".encode())
+    digest.update(schema_text().encode())
+    digest.update(b"\0" + text.encode())
+    return digest.hexdigest()
+
+
+def _read_stamp(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _display(path: Path) -> str:
@@ -90,8 +123,13 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def parse_mediafile(text: str, display: str, path: Path, root: Path) -> Mediafile:
-    """Parse, validate and build a mediafile from its text; `root` is the project folder."""
+def parse_mediafile(
+    text: str, display: str, path: Path, root: Path, *, check_schema: bool = True
+) -> Mediafile:
+    """Parse, validate and build a mediafile from its text; `root` is the project folder.
+
+    `check_schema=False` skips only the schema layer, for text known to pass it.
+    """
     parsed = compose(text, display)
     diagnostics = list(parsed.diagnostics)
     if parsed.data is None and diagnostics:
@@ -108,13 +146,30 @@ def parse_mediafile(text: str, display: str, path: Path, root: Path) -> Mediafil
         raise MediafileError(diagnostics)
     data, problems = interpolate(parsed.data, parsed)
     diagnostics += problems
-    diagnostics += schema_diagnostics(data, parsed)
+    if check_schema:
+        diagnostics += schema_diagnostics(data, parsed)
+    if not diagnostics:
+        diagnostics += _pricing_diagnostics(data, parsed)
     output_dir = _output_dir(data)
     drafts = merge_defaults(data)
     diagnostics += semantic_diagnostics(drafts, output_dir, root, parsed)
     if diagnostics:
         raise MediafileError(diagnostics)
     return _build(data, drafts, output_dir, path, root, parsed)
+
+
+def _pricing_diagnostics(data: Mapping[str, Any], where: Parsed) -> list[Diagnostic]:
+    """Figures the schema cannot judge (e.g. a price that is not a number), at `pricing:`."""
+    if "pricing" not in data:
+        return []
+    from imaginebuild.pricing import load_price_table
+
+    try:
+        load_price_table(data["pricing"], file=where.filename)
+    except MediafileError as exc:
+        mark = where.mark(("pricing",))
+        return [dataclasses.replace(d, line=mark.line, column=mark.column) for d in exc.diagnostics]
+    return []
 
 
 def _what(value: object) -> str:
