@@ -63,7 +63,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -681,6 +681,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
     _body_fault: Fault | None = None
+    _entry: LoggedRequest | None = None
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the fake keeps its own log."""
@@ -731,23 +732,25 @@ class _Handler(BaseHTTPRequestHandler):
                 body = raw.decode("utf-8", "replace")
         headers = {k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"}
         auth = self.headers.get("Authorization")
-        status: int | None = None
+        self._entry: LoggedRequest | None = LoggedRequest(
+            number, method, self.path, route, headers, auth is not None, body, None, time.time()
+        )
         try:
-            status = self._handle(number, method, route, arg, body, raw, auth)
+            self._handle(number, method, route, arg, body, raw, auth)
         finally:
-            self.fake._record(
-                LoggedRequest(
-                    number,
-                    method,
-                    self.path,
-                    route,
-                    headers,
-                    auth is not None,
-                    body,
-                    status,
-                    time.time(),
-                )
-            )
+            self._log_status(None)  # a reset or a hang: nothing was answered
+
+    def _log_status(self, status: int | None) -> None:
+        """Log the request once, as its status line goes out (so a client that has its
+        answer always finds the request in the log)."""
+        if self._entry is not None:
+            self.fake._record(replace(self._entry, status=status))
+            self._entry = None
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """Log the request with its status, then start the answer."""
+        self._log_status(code)
+        super().send_response(code, message)
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -862,8 +865,10 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
             return
-        if sent < size:
-            self._reset()
+        if sent < size:  # a clean close: the client sees a body shorter than announced
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_WR)
 
     # Routes ----------------------------------------------------------------------
 
@@ -1072,11 +1077,11 @@ def parse_fault(spec: str) -> tuple[Route, Fault]:
         raise ValueError(f"expected ROUTE=SPEC, got {spec!r}")
     route = Route(route_name.strip())
     kind_name, _, arg = rest.partition(":")
+    if kind_name == "rate_limited":
+        return route, Fault.rate_limited(arg or "1")
     kind = FaultKind(kind_name.strip())
     if kind is FaultKind.HTTP:
         return route, Fault.http(int(arg))
-    if kind_name == "rate_limited":
-        return route, Fault.rate_limited(arg or "1")
     if kind is FaultKind.SLOW:
         return route, Fault.slow(float(arg or "0.2"))
     if kind is FaultKind.HANG:
