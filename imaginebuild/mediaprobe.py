@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 from imaginebuild.errors import InvalidMedia
 
@@ -67,9 +68,74 @@ def probe(path: Path, expected: str | None = None) -> MediaInfo:
         raise InvalidMedia(f"{path}: not a PNG, JPEG, WebP or MP4 file")
     if wanted is not None and found != wanted:
         raise InvalidMedia(f"{path}: holds {found}, expected {wanted}")
+    problem = _read_structure(path, found, head)
+    if problem:
+        raise InvalidMedia(f"{path}: {problem}")
     if found == MP4:
         return _probe_video(path)
     return _probe_image(path, found)
+
+
+def _read_structure(path: Path, media_type: str, head: bytes) -> str | None:
+    """Check the file's framing (decoders forgive a missing end); return the problem, if any."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            if media_type == MP4:
+                return mp4_framing_problem(_box_headers(handle, size), size)
+            handle.seek(max(0, size - _TAIL))
+            return tail_problem(media_type, head, handle.read(), size)
+    except OSError as error:
+        return f"cannot read: {error.strerror or error}"
+
+
+_TAIL = 4096
+
+
+def tail_problem(media_type: str, head: bytes, tail: bytes, size: int) -> str | None:
+    """Whether an image file ends where its format says it does (pure)."""
+    if media_type == PNG and b"IEND\xaeB`\x82" not in tail:
+        return "truncated: the PNG has no IEND chunk"
+    if media_type == JPEG and b"\xff\xd9" not in tail:
+        return "truncated: the JPEG has no end-of-image marker"
+    if media_type == WEBP and int.from_bytes(head[4:8], "little") + 8 > size:
+        return "truncated: the WebP is shorter than its RIFF header says"
+    return None
+
+
+def _box_headers(handle: BinaryIO, size: int) -> list[tuple[int, bytes, int]]:
+    """(offset, type, declared size) of each top-level MP4 box; stops at a torn header."""
+    boxes: list[tuple[int, bytes, int]] = []
+    offset = 0
+    while offset < size:
+        handle.seek(offset)
+        header = handle.read(16)
+        if len(header) < 8:
+            boxes.append((offset, b"", -1))
+            break
+        length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+        if length == 1:
+            length = int.from_bytes(header[8:16], "big") if len(header) == 16 else -1
+        elif length == 0:
+            length = size - offset  # the last box runs to the end of the file
+        boxes.append((offset, kind, length))
+        if length < 8:
+            break
+        offset += length
+    return boxes
+
+
+def mp4_framing_problem(boxes: list[tuple[int, bytes, int]], size: int) -> str | None:
+    """Whether top-level MP4 boxes tile the file exactly, with a `moov` among them (pure)."""
+    for offset, kind, length in boxes:
+        if length < 8:
+            return f"truncated: a torn box header at byte {offset}"
+        if offset + length > size:
+            name = kind.decode("latin-1")
+            return f"truncated: box {name!r} needs {offset + length} bytes, the file has {size}"
+    if not any(kind == b"moov" for _, kind, _ in boxes):
+        return "no 'moov' box: the MP4 index is missing"
+    return None
 
 
 def _probe_image(path: Path, media_type: str) -> MediaInfo:
