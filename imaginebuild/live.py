@@ -1,0 +1,345 @@
+"""The live progress display of a run on a terminal (rich), fed by engine events.
+
+    events ─▶ Board.apply (pure: rows, counts, spend, lines) ─▶ LiveReporter
+                                                              ├─ lines above the display
+                                                              └─ rich Live: rows in flight + footer
+
+Only the CLI imports this module, and only when stderr is a terminal, so rich
+is never loaded on the paths that print nothing live (CI logs, --version,
+validate). The clock is injected: elapsed times and the ETA are testable.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from imaginebuild.events import (
+    Event,
+    Message,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepPhase,
+    StepStarted,
+)
+
+VERBOSITY_QUIET = -1
+VERBOSITY_NORMAL = 0
+VERBOSITY_VERBOSE = 1
+
+_SUMMARY_STATES = ("built", "restored", "up_to_date", "failed", "skipped")
+_ACTION_STATES = {"check": "checking", "call": "calling"}
+_STATE_STYLES = {
+    "checking": "dim",
+    "calling": "cyan",
+    "polling": "blue",
+    "downloading": "magenta",
+    "rendering": "cyan",
+    "built": "green",
+    "restored": "green",
+    "up_to_date": "dim",
+    "failed": "bold red",
+    "skipped": "yellow",
+}
+_FINISHED_MARKS = {
+    "built": "✓",
+    "restored": "↺",
+    "up_to_date": "·",
+    "failed": "✗",
+    "skipped": "-",
+}
+
+
+def format_seconds(seconds: float) -> str:
+    """A short duration: `4.2s`, `1m05s`, `2h03m`."""
+    if seconds < 60:
+        return f"{max(seconds, 0.0):.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def format_cost(amount: Decimal) -> str:
+    """Dollars with at least cents, more digits only when needed ($0.40, $0.002)."""
+    text = format(amount.normalize(), "f") if amount else "0"
+    whole, _, frac = text.partition(".")
+    return f"${whole}.{frac.ljust(2, '0')}"
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text or "0")
+    except InvalidOperation:
+        return Decimal(0)
+    return value if value.is_finite() else Decimal(0)
+
+
+@dataclass
+class Row:
+    """One step in flight: what it is doing and since when."""
+
+    asset: str
+    state: str
+    started: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """A line to keep above the live display (a finished step, a message)."""
+
+    text: str
+    style: str = ""
+
+
+@dataclass
+class Board:
+    """The pure state of the display: rows in flight, counts, spend, timings."""
+
+    verbosity: int = VERBOSITY_NORMAL
+    total: int = 0
+    started_at: float | None = None
+    done: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    cost: Decimal = Decimal(0)
+    rows: dict[str, Row] = field(default_factory=dict)
+    finished: RunFinished | None = None
+
+    def apply(self, event: Event, now: float) -> list[LogLine]:
+        """Fold one event into the board; return the lines it leaves above the display."""
+        if self.started_at is None:
+            self.started_at = now
+        if isinstance(event, RunStarted):
+            self.total, self.started_at = event.total, now
+            return []
+        if isinstance(event, StepStarted):
+            return self._started(event, now)
+        if isinstance(event, StepPhase):
+            return self._phase(event, now)
+        if isinstance(event, StepFinished):
+            return self._finished(event)
+        if isinstance(event, Message):
+            return self._message(event)
+        self.finished = event
+        self.rows.clear()
+        return []
+
+    def _started(self, event: StepStarted, now: float) -> list[LogLine]:
+        row = self.rows.get(event.asset)
+        state = _ACTION_STATES.get(event.action, event.action)
+        if row is None:
+            self.rows[event.asset] = Row(event.asset, state, now)
+        else:
+            row.state, row.detail = state, ""
+        if self.verbosity < VERBOSITY_VERBOSE:
+            return []
+        return [LogLine(f"  {event.asset}: {event.action}", "dim")]
+
+    def _phase(self, event: StepPhase, now: float) -> list[LogLine]:
+        row = self.rows.setdefault(event.asset, Row(event.asset, event.phase, now))
+        row.state, row.detail = event.phase, event.detail
+        if self.verbosity < VERBOSITY_VERBOSE:
+            return []
+        return [LogLine(f"  {event.asset}: {event.phase} {event.detail}".rstrip(), "dim")]
+
+    def _finished(self, event: StepFinished) -> list[LogLine]:
+        self.rows.pop(event.asset, None)
+        self.done += 1
+        self.counts[event.state] = self.counts.get(event.state, 0) + 1
+        self.cost += _decimal(event.cost_usd)
+        line = finished_line(event, self.done, self.total)
+        if event.state == "failed":
+            return [line]
+        if self.verbosity < VERBOSITY_NORMAL:
+            return []
+        if event.state == "up_to_date" and self.verbosity < VERBOSITY_VERBOSE:
+            return []
+        return [line]
+
+    def _message(self, event: Message) -> list[LogLine]:
+        if event.level == "debug" and self.verbosity < VERBOSITY_VERBOSE:
+            return []
+        if event.level == "info" and self.verbosity < VERBOSITY_NORMAL:
+            return []
+        if event.level == "warning":
+            return [LogLine(f"warning: {event.text}", "yellow")]
+        return [LogLine(event.text, "dim" if event.level == "debug" else "")]
+
+    @property
+    def queued(self) -> int:
+        """Steps selected for the run that have not started yet."""
+        return max(self.total - self.done - len(self.rows), 0)
+
+    def elapsed(self, now: float) -> float:
+        """Seconds since the run started."""
+        return 0.0 if self.started_at is None else now - self.started_at
+
+    def eta(self, now: float) -> float | None:
+        """Seconds left at the pace so far (finished steps per second); None before one ends."""
+        left = self.total - self.done
+        if self.done == 0 or left <= 0:
+            return None
+        return self.elapsed(now) / self.done * left
+
+
+def finished_line(event: StepFinished, done: int, total: int) -> LogLine:
+    """`✓ [3/7] built london  4.2s  $0.07  (never built)` for a finished step."""
+    mark = _FINISHED_MARKS.get(event.state, "•")
+    head = f"{mark} [{done}/{total}] {event.state.replace('_', ' ')} {event.asset}"
+    if event.state == "failed":
+        return LogLine(f"{head}: {event.error or event.reason}", _STATE_STYLES["failed"])
+    cost = _decimal(event.cost_usd)
+    money = f"  {format_cost(cost)}" if cost else ""
+    why = f"  ({event.reason})" if event.state in ("built", "skipped") else ""
+    return LogLine(f"{head}  {format_seconds(event.seconds)}{money}{why}", "")
+
+
+def summary_text(event: RunFinished) -> str:
+    """`built 3, restored 1, up to date 4, failed 0, skipped 0 in 12.3s, $0.44`."""
+    parts = [f"{s.replace('_', ' ')} {event.counts.get(s, 0)}" for s in _SUMMARY_STATES]
+    cost = format_cost(_decimal(event.cost_usd))
+    return f"{', '.join(parts)} in {event.seconds:.1f}s, {cost}"
+
+
+def render(board: Board, now: float, max_rows: int) -> RenderableType:
+    """The live part of the display: a table of steps in flight and a footer."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True)
+    table.add_column(justify="right", no_wrap=True)
+    table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+    rows = sorted(board.rows.values(), key=lambda r: (r.started, r.asset))
+    shown = rows[: max(max_rows, 1)]
+    for row in shown:
+        table.add_row(
+            Text(row.asset, style="bold"),
+            Text(row.state, style=_STATE_STYLES.get(row.state, "")),
+            Text(format_seconds(now - row.started)),
+            Text(row.detail, style="dim"),
+        )
+    parts: list[RenderableType] = [table] if shown else []
+    if len(rows) > len(shown):
+        parts.append(Text(f"… and {len(rows) - len(shown)} more in flight", style="dim"))
+    parts.append(_footer(board, now))
+    return Group(*parts)
+
+
+def _footer(board: Board, now: float) -> RenderableType:
+    eta = board.eta(now)
+    text = Text.assemble(
+        (f"{board.done}/{board.total} done", "bold"),
+        f" · {len(board.rows)} running · {board.queued} queued",
+        f" · {format_cost(board.cost)}",
+        f" · {format_seconds(board.elapsed(now))}",
+        f" · ETA {format_seconds(eta)}" if eta is not None else "",
+    )
+    if board.counts.get("failed"):
+        text.append(f" · {board.counts['failed']} failed", style=_STATE_STYLES["failed"])
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    bar = ProgressBar(total=max(board.total, 1), completed=board.done, width=20)
+    grid.add_row(bar, text)
+    return grid
+
+
+class _Console(Console):
+    """A rich Console that goes quiet on a closed terminal instead of exiting."""
+
+    def on_broken_pipe(self) -> None:
+        """Stop writing (rich's default points stdout at /dev/null and exits)."""
+        self.quiet = True
+
+
+def make_console(stream: TextIO, **options: Any) -> Console:
+    """The Console the display draws on; tests pass `force_terminal`, `width`, `height`."""
+    return _Console(file=stream, highlight=False, soft_wrap=False, **options)
+
+
+class LiveReporter:
+    """The Reporter of a run on a terminal: a live table of steps, running cost and ETA.
+
+    Finished steps and messages are printed above the display as they happen;
+    the display erases itself when the run finishes and leaves the summary
+    line (so the CLI prints no second summary: `shows_summary`). At `-q`
+    nothing live is drawn: failures and the summary only.
+    """
+
+    shows_summary = True
+
+    def __init__(
+        self,
+        stream: TextIO,
+        clock: Callable[[], float] = time.monotonic,
+        console: Console | None = None,
+        *,
+        verbosity: int = VERBOSITY_NORMAL,
+        auto_refresh: bool = True,
+    ) -> None:
+        self.console = console or make_console(stream)
+        self.clock = clock
+        self.board = Board(verbosity=verbosity)
+        self._auto_refresh = auto_refresh
+        self._lock = threading.RLock()
+        self._live: Live | None = None
+
+    def emit(self, event: Event) -> None:
+        """Update the display with one event; a broken terminal silences it, never raises."""
+        # The board has its own lock and rich's calls are made outside it: the
+        # refresh thread holds rich's lock while it asks for the board's picture.
+        with self._lock:
+            lines = self.board.apply(event, self.clock())
+        try:
+            for line in lines:
+                self.console.print(Text(line.text, style=line.style), soft_wrap=True)
+            if isinstance(event, RunFinished):
+                self.close()
+                self.console.print(Text(summary_text(event), style="bold"), soft_wrap=True)
+            elif self.board.verbosity >= VERBOSITY_NORMAL:
+                self._start()
+                if self._live is not None and not self._auto_refresh:
+                    self._live.refresh()
+        except OSError:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the live display (idempotent); called at exit if a run was interrupted."""
+        live, self._live = self._live, None
+        if live is not None:
+            atexit.unregister(self.close)
+            with contextlib.suppress(OSError):
+                live.stop()
+
+    def _start(self) -> None:
+        if self._live is not None or self.board.finished is not None:
+            return
+        self._live = Live(
+            console=self.console,
+            get_renderable=self._renderable,
+            auto_refresh=self._auto_refresh,
+            refresh_per_second=4,
+            transient=True,
+            redirect_stdout=False,
+        )
+        self._live.start()
+        # An interrupted run ends without RunFinished: restore the terminal at exit.
+        atexit.register(self.close)
+
+    def _renderable(self) -> RenderableType:
+        with self._lock:
+            max_rows = max(self.console.size.height - 4, 3)
+            return render(self.board, self.clock(), max_rows)

@@ -1,0 +1,313 @@
+"""The live TTY display: a fake terminal (rich Console on a StringIO) and an injected clock."""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+import time
+from decimal import Decimal
+
+import pytest
+from rich.console import Console
+
+from imaginebuild.events import (
+    Message,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepPhase,
+    StepStarted,
+)
+from imaginebuild.live import (
+    VERBOSITY_NORMAL,
+    VERBOSITY_QUIET,
+    VERBOSITY_VERBOSE,
+    Board,
+    LiveReporter,
+    format_cost,
+    format_seconds,
+    make_console,
+    summary_text,
+)
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+HIDE_CURSOR = "\x1b[?25l"
+SHOW_CURSOR = "\x1b[?25h"
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def terminal(width: int = 100, height: int = 24) -> tuple[io.StringIO, Console]:
+    buffer = io.StringIO()
+    console = make_console(
+        buffer, force_terminal=True, width=width, height=height, color_system=None
+    )
+    return buffer, console
+
+
+def frames(buffer: io.StringIO) -> list[str]:
+    """The text of each redraw: rich erases lines with ESC[2K before drawing the next frame."""
+    return [ANSI.sub("", f) for f in buffer.getvalue().split("\x1b[2K")]
+
+
+def plain(buffer: io.StringIO) -> str:
+    return ANSI.sub("", buffer.getvalue())
+
+
+def reporter(
+    verbosity: int = VERBOSITY_NORMAL, height: int = 24
+) -> tuple[LiveReporter, FakeClock, io.StringIO]:
+    buffer, console = terminal(height=height)
+    clock = FakeClock()
+    live = LiveReporter(
+        buffer, clock=clock, console=console, verbosity=verbosity, auto_refresh=False
+    )
+    return live, clock, buffer
+
+
+# ---------------------------------------------------------------------- pure board
+
+
+def test_board_tracks_states_counts_cost_and_queue() -> None:
+    board = Board()
+    board.apply(RunStarted(4), 10.0)
+    board.apply(StepStarted("london", "check"), 10.0)
+    assert board.rows["london"].state == "checking"
+    board.apply(StepStarted("london", "call"), 10.5)
+    assert board.rows["london"].state == "calling"
+    board.apply(StepPhase("london", "polling", "job r-1 pending"), 12.0)
+    assert (board.rows["london"].state, board.rows["london"].detail) == (
+        "polling",
+        "job r-1 pending",
+    )
+    assert board.rows["london"].started == 10.0  # elapsed counts from the step's start
+    assert board.queued == 3
+    board.apply(StepFinished("london", "built", "never built", 4.0, "0.07"), 14.0)
+    board.apply(StepFinished("sketch", "restored", "from the cache", 0.1, "0"), 14.0)
+    board.apply(StepFinished("clip", "built", "never built", 9.0, "0.202"), 15.0)
+    assert board.rows == {}
+    assert board.done == 3 and board.queued == 1
+    assert board.counts == {"built": 2, "restored": 1}
+    assert board.cost == Decimal("0.272")
+
+
+def test_eta_is_the_pace_so_far_times_steps_left() -> None:
+    board = Board()
+    board.apply(RunStarted(4), 100.0)
+    assert board.eta(130.0) is None  # nothing finished: no pace to extrapolate
+    board.apply(StepFinished("a", "built", "never built", 10.0), 110.0)
+    assert board.eta(110.0) == pytest.approx(30.0)  # 10 s per step, 3 left
+    board.apply(StepFinished("b", "built", "never built", 10.0), 140.0)
+    assert board.eta(140.0) == pytest.approx(40.0)  # 20 s per step, 2 left
+    for name in ("c", "d"):
+        board.apply(StepFinished(name, "restored", "", 0.0), 141.0)
+    assert board.eta(141.0) is None  # done
+
+
+def test_garbage_cost_does_not_break_the_total() -> None:
+    board = Board()
+    board.apply(RunStarted(2), 0.0)
+    board.apply(StepFinished("a", "built", "", 1.0, "not money"), 1.0)
+    board.apply(StepFinished("b", "built", "", 1.0, "0.5"), 1.0)
+    assert board.cost == Decimal("0.5")
+
+
+@pytest.mark.parametrize(
+    ("verbosity", "expected"),
+    [
+        # warnings stay at -q, like the plain lines: a budget refusal is news
+        (VERBOSITY_QUIET, ["✗ [3/3] failed c: HTTP 500 after 4 tries", "warning: slow down"]),
+        (
+            VERBOSITY_NORMAL,
+            [
+                "✓ [1/3] built a  1.0s  $0.07  (never built)",
+                "✗ [3/3] failed c: HTTP 500 after 4 tries",
+                "warning: slow down",
+                "note",
+            ],
+        ),
+        (
+            VERBOSITY_VERBOSE,
+            [
+                "  a: call",
+                "  a: polling job r-1",
+                "✓ [1/3] built a  1.0s  $0.07  (never built)",
+                "· [2/3] up to date b  0.0s",
+                "✗ [3/3] failed c: HTTP 500 after 4 tries",
+                "warning: slow down",
+                "note",
+                "GET /v1/videos/r-1 200",
+            ],
+        ),
+    ],
+)
+def test_log_lines_follow_verbosity(verbosity: int, expected: list[str]) -> None:
+    board = Board(verbosity=verbosity)
+    events = [
+        RunStarted(3),
+        StepStarted("a", "call"),
+        StepPhase("a", "polling", "job r-1"),
+        StepFinished("a", "built", "never built", 1.0, "0.07"),
+        StepFinished("b", "up_to_date", "up to date", 0.0),
+        StepFinished("c", "failed", "call failed", 2.0, error="HTTP 500 after 4 tries"),
+        Message("warning", "slow down"),
+        Message("info", "note"),
+        Message("debug", "GET /v1/videos/r-1 200"),
+    ]
+    lines = [line.text for e in events for line in board.apply(e, 0.0)]
+    assert lines == expected
+
+
+def test_formats() -> None:
+    assert format_seconds(4.25) == "4.2s"
+    assert format_seconds(65) == "1m05s"
+    assert format_seconds(7380) == "2h03m"
+    assert format_cost(Decimal(0)) == "$0.00"
+    assert format_cost(Decimal("0.4")) == "$0.40"
+    assert format_cost(Decimal("0.002")) == "$0.002"
+    assert format_cost(Decimal("12")) == "$12.00"
+    finished = RunFinished({"built": 3, "up_to_date": 4}, 12.34, "0.44")
+    assert summary_text(finished) == (
+        "built 3, restored 0, up to date 4, failed 0, skipped 0 in 12.3s, $0.44"
+    )
+
+
+# ---------------------------------------------------------------------- fake terminal
+
+
+def test_live_display_shows_rows_elapsed_cost_and_eta() -> None:
+    live, clock, buffer = reporter()
+    live.emit(RunStarted(3))
+    live.emit(StepStarted("london", "call"))
+    clock.advance(2)
+    live.emit(StepPhase("london", "polling", "job r-1 pending"))
+    assert buffer.getvalue().startswith(HIDE_CURSOR)  # a live display, not plain lines
+    last = frames(buffer)[-1]
+    assert re.search(r"london\s+polling\s+2\.0s\s+job r-1 pending", last)
+    assert "0/3 done · 1 running · 2 queued · $0.00 · 2.0s" in last
+    assert "ETA" not in last
+
+    clock.advance(8)
+    live.emit(StepFinished("london", "built", "never built", 10.0, "0.07"))
+    live.emit(StepStarted("clip", "call"))
+    clock.advance(65)
+    live.emit(StepPhase("clip", "downloading", "job r-2"))
+    last = frames(buffer)[-1]
+    assert re.search(r"clip\s+downloading\s+1m05s\s+job r-2", last)
+    assert "1/3 done · 1 running · 1 queued · $0.07 · 1m15s · ETA 2m30s" in last
+    assert "✓ [1/3] built london  10.0s  $0.07  (never built)" in plain(buffer)
+
+
+def test_run_finished_erases_the_display_and_leaves_the_summary() -> None:
+    live, clock, buffer = reporter()
+    live.emit(RunStarted(1))
+    live.emit(StepStarted("a", "call"))
+    clock.advance(3)
+    live.emit(StepFinished("a", "built", "never built", 3.0, "0.05"))
+    live.emit(RunFinished({"built": 1}, 3.0, "0.05"))
+    out = buffer.getvalue()
+    assert SHOW_CURSOR in out
+    assert out.rstrip("\n").endswith(
+        "built 1, restored 0, up to date 0, failed 0, skipped 0 in 3.0s, $0.05"
+    )
+    assert out.count(HIDE_CURSOR) == 1
+    # Events after the end (none expected) do not bring the display back.
+    live.emit(Message("info", "late"))
+    assert buffer.getvalue().count(HIDE_CURSOR) == 1
+
+
+def test_user_text_is_shown_literally_not_as_markup() -> None:
+    live, _, buffer = reporter()
+    live.emit(RunStarted(1))
+    live.emit(StepPhase("a", "polling", "[bold red]job[/] <b>"))
+    live.emit(StepFinished("a", "failed", "x", 1.0, error="rejected: '[link=x]y[/link]'"))
+    text = plain(buffer)
+    assert "[bold red]job[/] <b>" in text
+    assert "rejected: '[link=x]y[/link]'" in text
+
+
+def test_quiet_draws_nothing_live_only_failures_and_summary() -> None:
+    live, _, buffer = reporter(VERBOSITY_QUIET)
+    live.emit(RunStarted(2))
+    live.emit(StepStarted("a", "call"))
+    live.emit(StepFinished("a", "built", "never built", 1.0))
+    live.emit(StepStarted("b", "call"))
+    live.emit(StepFinished("b", "failed", "x", 1.0, error="boom"))
+    live.emit(RunFinished({"built": 1, "failed": 1}, 2.0, "0"))
+    assert HIDE_CURSOR not in buffer.getvalue()
+    assert plain(buffer).splitlines() == [
+        "✗ [2/2] failed b: boom",
+        "built 1, restored 0, up to date 0, failed 1, skipped 0 in 2.0s, $0.00",
+    ]
+
+
+def test_rows_beyond_the_terminal_height_are_counted_not_drawn() -> None:
+    live, _, buffer = reporter(height=8)
+    live.emit(RunStarted(20))
+    for i in range(10):
+        live.emit(StepStarted(f"asset{i:02d}", "call"))
+    last = frames(buffer)[-1]
+    assert "asset00" in last and "asset03" in last
+    assert "asset04" not in last
+    assert "… and 6 more in flight" in last
+
+
+def test_close_restores_the_terminal_after_an_interrupted_run() -> None:
+    live, _, buffer = reporter()
+    live.emit(RunStarted(2))
+    live.emit(StepStarted("a", "call"))
+    live.close()
+    live.close()  # idempotent
+    out = buffer.getvalue()
+    assert out.count(SHOW_CURSOR) == 1
+    assert out.index(SHOW_CURSOR) > out.index(HIDE_CURSOR)
+
+
+def test_auto_refresh_advances_elapsed_time_between_events() -> None:
+    buffer, console = terminal()
+    clock = FakeClock()
+    live = LiveReporter(buffer, clock=clock, console=console)
+    try:
+        live.emit(RunStarted(1))
+        live.emit(StepStarted("teaser", "call"))
+        clock.advance(42)  # no event: only the refresh thread can show the new time
+        deadline = time.monotonic() + 5
+        while "42.0s" not in plain(buffer) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        live.close()
+    assert re.search(r"teaser\s+calling\s+42\.0s", plain(buffer))
+
+
+def test_a_closed_terminal_silences_the_reporter() -> None:
+    class Broken(io.StringIO):
+        def write(self, s: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    console = make_console(Broken(), force_terminal=True, width=80, color_system=None)
+    live = LiveReporter(sys.stderr, clock=FakeClock(), console=console, auto_refresh=False)
+    live.emit(RunStarted(1))  # must not raise
+    live.emit(StepFinished("a", "built", "never built", 1.0))
+    live.close()  # rich's default Console would have raised SystemExit above
+
+
+def test_importing_the_cli_does_not_import_rich() -> None:
+    import subprocess
+
+    code = "import sys, imaginebuild.cli, imaginebuild.console; print('rich' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "False"
