@@ -1,4 +1,4 @@
-"""The engine through the library API: incremental runs, constructive traces, early cutoff, restores.
+"""The engine through the library: incremental runs, constructive traces, early cutoff, restores.
 
 Provider calls are counted by state: `built` is a call, `restored` and
 `up_to_date` are not. Every project renders offline with the local provider.

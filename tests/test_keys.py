@@ -1,4 +1,4 @@
-"""Action keys: a key changes when anything that determines an output changes, and never otherwise."""
+"""Action keys change when anything that determines an output changes, and never otherwise."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The scheduler with fake async steps: order, priorities, -j, keep-going, stopping, cancellation."""
+"""The scheduler with fake async steps: order, priorities, -j, keep-going, cancellation."""
 
 from __future__ import annotations
 
