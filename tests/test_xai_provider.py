@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import random
 import signal
@@ -14,10 +15,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from imaginebuild.errors import (
     AuthError,
+    CallInfo,
     InvalidMedia,
     JobExpired,
     JobFailed,
@@ -39,6 +42,8 @@ from imaginebuild.providers.base import (
     ProviderContext,
 )
 from imaginebuild.providers.xai import XaiProvider
+from imaginebuild.providers.xai_http import Retrier, XaiHttp, error_for_status, error_message
+from imaginebuild.retry import RetryPolicy
 from imaginebuild.testing.fake_xai import FakeXai, Fault, Route, render_image, render_mp4
 
 KEY = "xai-TESTKEY-0123456789abcdef"
@@ -641,3 +646,76 @@ def test_the_key_appears_in_no_file_and_no_message(tmp_path: Path) -> None:
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
+
+
+# -- the translation boundary: every foreign failure becomes one of ours ---------------------
+
+
+def _httpx_errors() -> list[type[httpx.HTTPError]]:
+    found: list[type[httpx.HTTPError]] = []
+    pending: list[type[httpx.HTTPError]] = [httpx.HTTPError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls is not httpx.HTTPStatusError:  # never raised: statuses are read, not raised
+            found.append(cls)
+    return found
+
+
+@pytest.mark.parametrize("error", _httpx_errors(), ids=lambda c: c.__name__)
+def test_every_httpx_error_is_translated(error: type[httpx.HTTPError]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error(f"boom for {request.headers['authorization']}")
+
+    async def go() -> None:
+        client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        retrier = Retrier(RetryPolicy(max_retries=1, base_delay=0), Sleeps(), random.Random(1))
+        http = XaiHttp(client, "https://api.x.ai/v1", KEY, retrier)
+        try:
+            await http.call("POST", "/images/generations", {"prompt": "x"}, CallInfo())
+        finally:
+            await client.aclose()
+
+    with pytest.raises(ProviderError) as caught:
+        asyncio.run(go())
+    assert KEY not in str(caught.value)
+    if issubclass(error, httpx.TransportError):
+        assert isinstance(caught.value, TransientError)
+        assert caught.value.info.retries == 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "message", "code"),
+    [
+        (b'{"code": "Client specified an invalid argument", "error": "bad n"}', "bad n",
+         "Client specified an invalid argument"),
+        (b'{"error": {"message": "bad size", "type": "invalid_request_error", "code": "x"}}',
+         "bad size", "x"),
+        (b'{"error": "plain words"}', "plain words", None),
+        (b"<html>oops</html>", "<html>oops</html>", None),
+        (b"", "(empty body)", None),
+    ],
+)  # fmt: skip
+def test_the_three_error_shapes_are_read(payload: bytes, message: str, code: str | None) -> None:
+    assert error_message(payload) == (message, code)
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "kind"),
+    [
+        (401, "whatever", AuthError),
+        (400, "Incorrect API key provided", AuthError),
+        (400, "Content policy violation", ModerationRefused),
+        (400, "n must be at most 10", RequestRejected),
+        (403, "no credits", RequestRejected),
+        (404, "model not found", RequestRejected),
+        (422, "missing prompt", RequestRejected),
+        (503, "busy", TransientError),
+    ],
+)
+def test_statuses_map_to_errors(status: int, text: str, kind: type[ProviderError]) -> None:
+    error = error_for_status(status, json.dumps({"error": text}).encode(), CallInfo(asset="a"))
+    assert type(error) is kind
+    assert text in error.message
+    assert error.info.status_code == status
+    assert error.info.asset == "a"

@@ -22,7 +22,14 @@ from pathlib import Path
 import httpx
 
 from imaginebuild.atomic import fsync_dir
-from imaginebuild.errors import CallInfo, InvalidMedia, JobExpired, ProviderError, RequestRejected
+from imaginebuild.errors import (
+    CallInfo,
+    InvalidMedia,
+    JobExpired,
+    ProviderError,
+    RequestRejected,
+    UsageError,
+)
 from imaginebuild.model import PNG, Media
 from imaginebuild.providers.xai_http import Retrier, Retryable, check_url, transport_reason
 from imaginebuild.retry import is_retryable_status
@@ -70,7 +77,10 @@ async def download(
     cap: int | None = None,
 ) -> int:
     """Fetch `url` (no credentials are sent) into `dest` as verified PNG/MP4; retries made."""
-    check_url(url, "result URL")
+    try:
+        check_url(url, "result URL")
+    except UsageError as exc:
+        raise InvalidMedia(exc.message, info=info) from None
     limit = cap if cap is not None else (VIDEO_CAP if media is Media.VIDEO else IMAGE_CAP)
     with _temp_in(dest.parent, ".download") as part:
 

@@ -248,7 +248,7 @@ class XaiHttp:
                 method, self.base_url + path, json=body, headers=headers
             )
         except httpx.TimeoutException as exc:
-            raise Retryable(f"timed out ({transport_reason(exc)})") from None
+            raise Retryable(redact(f"timed out ({transport_reason(exc)})", self.key)) from None
         except httpx.TransportError as exc:
             raise Retryable(redact(transport_reason(exc), self.key)) from None
         except httpx.HTTPError as exc:
