@@ -348,3 +348,44 @@ def test_two_concurrent_runs_end_with_a_consistent_lockfile(
     for entry in lock["assets"].values():
         for out in entry["outputs"]:
             assert hashes[out["path"]] == out["sha256"]
+
+
+_JSON_COMMANDS = [
+    ["run"],
+    ["run", "--dry-run"],
+    ["plan"],
+    ["status"],
+    ["why", "inked"],
+    ["show", "inked"],
+    ["validate"],
+    ["checkout"],
+    ["gc", "--dry-run"],
+    ["cost"],
+    pytest.param(
+        ["dag"],
+        marks=pytest.mark.xfail(
+            reason="bug: cli._cmd_dag ignores --json and prints the text graph on stdout",
+            strict=True,
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("argv", _JSON_COMMANDS, ids=" ".join)
+def test_every_command_prints_one_json_object_with_json(
+    cli: Cli, chain_dir: Path, argv: list[str]
+) -> None:
+    assert cli("run", cwd=chain_dir).code == 0
+    result = cli("--json", *argv, cwd=chain_dir)
+    assert result.code == 0, result.stderr
+    assert isinstance(json.loads(result.stdout), dict)
+
+
+@pytest.mark.xfail(
+    reason="bug: cli._cmd_init writes only stderr lines; with --json stdout stays empty",
+    strict=True,
+)
+def test_init_with_json_prints_one_object(cli: Cli, tmp_path: Path) -> None:
+    result = cli("--json", "init", cwd=tmp_path)
+    assert result.code == 0
+    assert isinstance(json.loads(result.stdout), dict)

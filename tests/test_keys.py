@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,8 @@ def _other(value: object) -> object:
 def test_key_changes_when_any_field_changes(fields: ActionFields, data: st.DataObject) -> None:
     key = action_key(fields)
     for name in ("kind", "provider", "model", "prompt", "variant"):
-        changed = dataclasses.replace(fields, **{name: _other(getattr(fields, name))})
-        assert action_key(changed) != key, name
+        changes: dict[str, Any] = {name: _other(getattr(fields, name))}
+        assert action_key(dataclasses.replace(fields, **changes)) != key, name
     for name, value in fields.params.items():
         params = {**fields.params, name: _other(value)}
         assert action_key(dataclasses.replace(fields, params=params)) != key, name
@@ -103,7 +104,11 @@ def _keys(text: str) -> dict[str, str]:
 
 
 def _yaml(
-    assets: dict[str, dict[str, object]], order: list[str], pad: str, comments: bool, flow: bool
+    assets: Mapping[str, Mapping[str, object]],
+    order: list[str],
+    pad: str,
+    comments: bool,
+    flow: bool,
 ) -> str:
     lines = ["# a comment" if comments else "", "version: 1", "provider: local", "assets:"]
     for name, body in assets.items():
@@ -150,7 +155,10 @@ def test_mediafile_formatting_never_changes_a_key(
     plain = _keys(_yaml({"hero": body}, list(_ASSET_KEYS), "", False, False))
     styled = _keys(_yaml({"hero": body}, order, pad, comments, flow))
     assert styled == plain
-    more = {"hero": body, "unrelated": {"kind": "image", "prompt": "Something else"}}
+    more: dict[str, Mapping[str, object]] = {
+        "hero": body,
+        "unrelated": {"kind": "image", "prompt": "Something else"},
+    }
     assert _keys(_yaml(more, order, pad, comments, flow))["hero"] == plain["hero"]
 
 
