@@ -48,11 +48,8 @@ import argparse
 import base64
 import binascii
 import contextlib
-import enum
-import hashlib
 import io
 import json
-import math
 import re
 import signal
 import socket
@@ -63,11 +60,22 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
+
+from imaginebuild.testing.fake_faults import Fault, FaultKind, PriceTable, Route, parse_fault
+from imaginebuild.testing.fake_media import (
+    color_for,
+    image_size,
+    mp4_seconds,
+    render_image,
+    render_mp4,
+    scaled,
+    video_size,
+)
 
 TICKS_PER_USD = 10_000_000_000
 IMAGE_ASPECTS = (
@@ -76,19 +84,6 @@ IMAGE_ASPECTS = (
 )  # fmt: skip
 VIDEO_ASPECTS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
 _CHUNK = 64 * 1024
-
-
-class Route(str, enum.Enum):
-    """The endpoints of the fake, named for fault scripting and the request log."""
-
-    IMAGES = "images"  # POST /v1/images/generations
-    EDITS = "edits"  # POST /v1/images/edits
-    VIDEOS = "videos"  # POST /v1/videos/generations
-    VIDEO_EDITS = "video_edits"  # POST /v1/videos/edits
-    EXTENSIONS = "extensions"  # POST /v1/videos/extensions
-    POLL = "poll"  # GET /v1/videos/{request_id}
-    DOWNLOAD = "download"  # GET /files/{name}  (result URLs; no auth, expiring)
-    UNKNOWN = "unknown"
 
 
 _POST_ROUTES = {
@@ -118,146 +113,12 @@ _ALLOWED_FIELDS: Mapping[Route, frozenset[str]] = {
 }
 
 
-class FaultKind(str, enum.Enum):
-    """What a scripted fault does (see `Fault`'s constructors)."""
-
-    HTTP = "http"
-    RESET = "reset"
-    HANG = "hang"
-    SLOW = "slow"
-    TRUNCATED = "truncated"
-    MALFORMED_JSON = "malformed_json"
-    EXPIRED_URL = "expired_url"
-    CORRUPT = "corrupt"
-    WRONG_TYPE = "wrong_type"
-    MODERATION = "moderation"
-    BLOCKED = "blocked"
-    JOB_FAILED = "job_failed"
-    JOB_EXPIRED = "job_expired"
-    UNKNOWN_JOB = "unknown_job"
-    UNAUTHORIZED = "unauthorized"
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One scripted misbehaviour, consumed by one request."""
-
-    kind: FaultKind
-    status: int = 0
-    retry_after: str | None = None
-    seconds: float = 0.0
-    message: str = ""
-
-    @classmethod
-    def http(cls, status: int, message: str = "", retry_after: str | None = None) -> Fault:
-        """Answer with this status and an xAI error body (e.g. 500, 502, 503, 504, 400)."""
-        return cls(FaultKind.HTTP, status=status, message=message, retry_after=retry_after)
-
-    @classmethod
-    def rate_limited(cls, retry_after: str | None = "1") -> Fault:
-        """Answer 429 with this `Retry-After` (None: no header)."""
-        return cls(FaultKind.HTTP, status=429, retry_after=retry_after)
-
-    @classmethod
-    def reset(cls) -> Fault:
-        """Close the connection without an answer (a TCP reset)."""
-        return cls(FaultKind.RESET)
-
-    @classmethod
-    def hang(cls, seconds: float = 3600.0) -> Fault:
-        """Read the request and never answer (until the server stops or `seconds` pass)."""
-        return cls(FaultKind.HANG, seconds=seconds)
-
-    @classmethod
-    def slow(cls, seconds: float = 0.2) -> Fault:
-        """Send the answer's body in chunks with `seconds` between them."""
-        return cls(FaultKind.SLOW, seconds=seconds)
-
-    @classmethod
-    def truncated(cls) -> Fault:
-        """Announce the full Content-Length, send half of the body, then close."""
-        return cls(FaultKind.TRUNCATED)
-
-    @classmethod
-    def malformed_json(cls) -> Fault:
-        """Answer 200 with a body that is not JSON."""
-        return cls(FaultKind.MALFORMED_JSON)
-
-    @classmethod
-    def expired_url(cls) -> Fault:
-        """On a download: the result URL has expired (404)."""
-        return cls(FaultKind.EXPIRED_URL)
-
-    @classmethod
-    def corrupt(cls) -> Fault:
-        """On a download: serve bytes that do not decode, under the right content type."""
-        return cls(FaultKind.CORRUPT)
-
-    @classmethod
-    def wrong_type(cls) -> Fault:
-        """On a download: serve the file as `text/html`."""
-        return cls(FaultKind.WRONG_TYPE)
-
-    @classmethod
-    def moderation(cls) -> Fault:
-        """Withhold the output: images get `respect_moderation: false`, a video job
-        ends `done` with `respect_moderation: false` and no URL."""
-        return cls(FaultKind.MODERATION)
-
-    @classmethod
-    def blocked(cls, reason: str = "prompt violates the content policy") -> Fault:
-        """On an image route: answer 200 with a `block_reason` and no images."""
-        return cls(FaultKind.BLOCKED, message=reason)
-
-    @classmethod
-    def job_failed(
-        cls, code: str = "internal_error", message: str = "video generation failed"
-    ) -> Fault:
-        """The video job ends with status `failed` and this error."""
-        return cls(FaultKind.JOB_FAILED, status=0, message=f"{code}\n{message}")
-
-    @classmethod
-    def job_expired(cls) -> Fault:
-        """The video job reports status `expired`."""
-        return cls(FaultKind.JOB_EXPIRED)
-
-    @classmethod
-    def unknown_job(cls) -> Fault:
-        """On a poll: 404, the server does not know the request id."""
-        return cls(FaultKind.UNKNOWN_JOB)
-
-    @classmethod
-    def unauthorized(cls) -> Fault:
-        """Answer 401 as for a missing or invalid token."""
-        return cls(FaultKind.UNAUTHORIZED)
-
-
 _JOB_FATES = frozenset({FaultKind.MODERATION, FaultKind.JOB_FAILED, FaultKind.JOB_EXPIRED})
 _EARLY_FAULTS = frozenset(
     {FaultKind.HTTP, FaultKind.UNAUTHORIZED, FaultKind.MALFORMED_JSON, FaultKind.RESET}
     | {FaultKind.HANG}
 )
 _BODY_FAULTS = frozenset({FaultKind.SLOW, FaultKind.TRUNCATED})
-
-
-@dataclass(frozen=True)
-class PriceTable:
-    """What the fake bills, in ticks (1 USD = 1e10 ticks); injectable for comparisons."""
-
-    image_ticks: int = 200_000_000  # $0.02 per output image
-    input_image_ticks: int = 20_000_000  # $0.002 per input image of an edit
-    video_ticks_per_second: Mapping[str, int] = field(
-        default_factory=lambda: {"480p": 500_000_000, "720p": 700_000_000}
-    )
-
-    def images(self, count: int, inputs: int = 0) -> int:
-        """Ticks for `count` output images made from `inputs` input images."""
-        return count * self.image_ticks + inputs * self.input_image_ticks
-
-    def video(self, seconds: int, resolution: str) -> int:
-        """Ticks for `seconds` of video at `resolution`."""
-        rate = self.video_ticks_per_second.get(resolution, self.video_ticks_per_second["480p"])
-        return seconds * rate
 
 
 @dataclass(frozen=True)
@@ -591,89 +452,6 @@ def _media_object(value: object, family: str, field_name: str, typed: bool = Fal
     return decode_media_url(value["url"], family, field_name)
 
 
-def image_size(resolution: str, aspect: str) -> tuple[int, int]:
-    """Pixel size of a generated image: ~1 MP for 1k, ~4 MP for 2k, multiples of 16."""
-    area = 1024 * 1024 if resolution == "1k" else 2048 * 2048
-    if aspect == "auto":
-        aspect = "1:1"
-    w_ratio, h_ratio = (float(x) for x in aspect.split(":"))
-    width = math.sqrt(area * w_ratio / h_ratio)
-    height = width * h_ratio / w_ratio
-    return max(16, round(width / 16) * 16), max(16, round(height / 16) * 16)
-
-
-def video_size(resolution: str, aspect: str) -> tuple[int, int]:
-    """Pixel size of a generated video (480p 16:9 is 848x480), even numbers."""
-    short = {"480p": 480, "720p": 720, "1080p": 1080}.get(resolution, 480)
-    w_ratio, h_ratio = (float(x) for x in aspect.split(":"))
-    if w_ratio >= h_ratio:
-        width, height = short * w_ratio / h_ratio, float(short)
-    else:
-        width, height = float(short), short * h_ratio / w_ratio
-    return round(width / 16) * 16, round(height / 2) * 2
-
-
-def _scaled(size: tuple[int, int], full: bool, longest: int) -> tuple[int, int]:
-    if full:
-        return size
-    factor = longest / max(size)
-    return max(2, round(size[0] * factor / 2) * 2), max(2, round(size[1] * factor / 2) * 2)
-
-
-def _color(seed: str) -> tuple[int, int, int]:
-    digest = hashlib.sha256(seed.encode()).digest()
-    return digest[0], digest[1], digest[2]
-
-
-def render_image(size: tuple[int, int], color: tuple[int, int, int], fmt: str) -> bytes:
-    """A real image file of `size` in `fmt` (png, jpeg, webp)."""
-    from PIL import Image, ImageDraw
-
-    image = Image.new("RGB", size, color)
-    draw = ImageDraw.Draw(image)
-    draw.rectangle((size[0] // 4, size[1] // 4, size[0] // 2, size[1] // 2), fill=(255, 255, 255))
-    out = io.BytesIO()
-    image.save(out, format={"jpeg": "JPEG", "webp": "WEBP"}.get(fmt, "PNG"))
-    return out.getvalue()
-
-
-def render_mp4(size: tuple[int, int], seconds: int, color: tuple[int, int, int]) -> bytes:
-    """A real H.264 MP4 of `seconds` seconds (8 fps, a moving bar so frames differ)."""
-    import av
-    from PIL import Image, ImageDraw
-
-    fps = 8
-    out = io.BytesIO()
-    with av.open(out, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "ultrafast"}
-        for index in range(seconds * fps):
-            image = Image.new("RGB", size, color)
-            x = (index * 4) % size[0]
-            ImageDraw.Draw(image).rectangle((x, 0, x + 3, size[1]), fill=(255, 255, 255))
-            frame = av.VideoFrame.from_image(image)  # type: ignore[no-untyped-call]  # PyAV leaves it unannotated
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return out.getvalue()
-
-
-def mp4_seconds(data: bytes) -> int | None:
-    """The whole-second duration of an MP4's bytes, or None when they do not decode."""
-    import av
-
-    try:
-        with av.open(io.BytesIO(data)) as container:
-            if container.duration is None:
-                return None
-            return max(1, round(int(container.duration) / 1_000_000))
-    except (av.FFmpegError, ValueError, OSError):
-        return None
-
-
 # -- the request handler -------------------------------------------------------------
 
 
@@ -932,8 +710,8 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if moderated:
             return entry
-        size = _scaled(image_size(resolution, aspect), self.fake.full_size, 128)
-        color = _color(f"{body['prompt']}|{index}")
+        size = scaled(image_size(resolution, aspect), self.fake.full_size, 128)
+        color = color_for(f"{body['prompt']}|{index}")
         data = self.fake._cached(("img", size, color, fmt), lambda: render_image(size, color, fmt))
         if response_format == "b64_json":
             encoded = base64.b64encode(data).decode()
@@ -1035,7 +813,7 @@ class _Handler(BaseHTTPRequestHandler):
             if self.fake.video_file is not None:
                 url = self.fake._add_file(".mp4", "video/mp4", None, self.fake.video_file)
             else:
-                size = _scaled(video_size(job.resolution, job.aspect), self.fake.full_size, 160)
+                size = scaled(video_size(job.resolution, job.aspect), self.fake.full_size, 160)
                 data = self.fake._cached(
                     ("mp4", size, job.duration),
                     lambda: render_mp4(size, job.duration, (40, 90, 160)),
@@ -1068,25 +846,6 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 # -- command line ---------------------------------------------------------------------
-
-
-def parse_fault(spec: str) -> tuple[Route, Fault]:
-    """Parse `ROUTE=KIND[:ARG]` from the command line into a route and a fault."""
-    route_name, sep, rest = spec.partition("=")
-    if not sep:
-        raise ValueError(f"expected ROUTE=SPEC, got {spec!r}")
-    route = Route(route_name.strip())
-    kind_name, _, arg = rest.partition(":")
-    if kind_name == "rate_limited":
-        return route, Fault.rate_limited(arg or "1")
-    kind = FaultKind(kind_name.strip())
-    if kind is FaultKind.HTTP:
-        return route, Fault.http(int(arg))
-    if kind is FaultKind.SLOW:
-        return route, Fault.slow(float(arg or "0.2"))
-    if kind is FaultKind.HANG:
-        return route, Fault.hang(float(arg or "3600"))
-    return route, Fault(kind)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1133,6 +892,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(fake.base_url, flush=True)
         done.wait()
     return 0
+
+
+__all__ = [
+    "Bill",
+    "FakeXai",
+    "Fault",
+    "FaultKind",
+    "LoggedRequest",
+    "PriceTable",
+    "Route",
+    "error_body",
+    "image_size",
+    "main",
+    "mp4_seconds",
+    "parse_fault",
+    "render_image",
+    "render_mp4",
+    "video_size",
+]
 
 
 if __name__ == "__main__":
