@@ -389,3 +389,36 @@ def test_a_chain_of_every_kind_yields_valid_media(tmp_path: Path) -> None:
     assert probe(refs).frames == 24
     assert probe(extended).frames == 72
     assert not [p.name for p in (tmp_path / "x").iterdir() if p.name != "output-0.mp4"]
+
+
+def test_an_undecodable_clip_is_an_input_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\0\0\0\x18ftypisom" + bytes(range(256)) * 4)
+    with pytest.raises(InputError, match=r"broken\.mp4"):
+        generate(tmp_path / "out", Kind.VIDEO_EDIT, {}, [broken])
+
+
+def test_concurrent_renders_match_sequential_ones(tmp_path: Path) -> None:
+    local = provider(2)
+    params = {"resolution": "480p", "aspect_ratio": "3:2", "duration": 1}
+    still = {"resolution": "1k", "aspect_ratio": "3:2"}
+
+    def request(name: str, kind: Kind, key: str) -> GenerationRequest:
+        asked = params if kind is Kind.VIDEO else still
+        return GenerationRequest(name, kind, key, "two at once", "m", asked, (), tmp_path / name)
+
+    async def both() -> list[GenerationResult]:
+        return list(
+            await asyncio.gather(
+                local.generate(request("v1", Kind.VIDEO, "1" * 64)),
+                local.generate(request("i1", Kind.IMAGE, "2" * 64)),
+            )
+        )
+
+    together = asyncio.run(both())
+    alone = [
+        generate(tmp_path / "v2", Kind.VIDEO, params, key="1" * 64, prompt="two at once"),
+        generate(tmp_path / "i2", Kind.IMAGE, still, key="2" * 64, prompt="two at once"),
+    ]
+    for a, b in zip(together, alone, strict=True):
+        assert only(a).read_bytes() == only(b).read_bytes()

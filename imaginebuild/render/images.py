@@ -8,9 +8,9 @@ solarize or invert), so it visibly derives from them.
 
 from __future__ import annotations
 
-import functools
 import io
 import textwrap
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,10 +25,15 @@ TREATMENTS = ("duotone", "posterize", "solarize", "invert")
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
-@functools.lru_cache(maxsize=32)
+_fonts = threading.local()  # FreeType faces must not be shared between threads
+
+
 def font(size: int) -> Font:
-    """Pillow's bundled font at `size` pixels."""
-    return ImageFont.load_default(size=max(8, size))
+    """Pillow's bundled font at `size` pixels (cached per thread)."""
+    cache: dict[int, Font] = _fonts.__dict__.setdefault("by_size", {})
+    if size not in cache:
+        cache[size] = ImageFont.load_default(size=max(8, size))
+    return cache[size]
 
 
 def load_rgb(path: Path) -> Image.Image:

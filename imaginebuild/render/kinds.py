@@ -47,6 +47,14 @@ def _footer(request: GenerationRequest, size: Size, extra: str = "") -> str:
     return " · ".join(part for part in parts if part)
 
 
+def _decoding(
+    request: GenerationRequest, path: Path, frames: Iterator[Image.Image]
+) -> Iterator[Image.Image]:
+    """Pass frames through, turning a decoder failure midway into an InputError."""
+    with _reading(request, path):
+        yield from frames
+
+
 @contextlib.contextmanager
 def _reading(request: GenerationRequest, path: Path) -> Iterator[None]:
     """Turn a decoder's failure on an input into an InputError naming the file."""
@@ -159,9 +167,8 @@ def _video_edit(request: GenerationRequest) -> tuple[OutputFile, ...]:
     footer = _footer(request, size)
 
     def encode(out: Path) -> object:
-        with _reading(request, path):
-            source = video.frames_at_24fps(path, total)
-            return video.encode(out, size, motion.edited(source, request.prompt, seed, footer))
+        source = _decoding(request, path, video.frames_at_24fps(path, total))
+        return video.encode(out, size, motion.edited(source, request.prompt, seed, footer))
 
     return _write_mp4(request, encode)
 
@@ -172,11 +179,10 @@ def _extend(request: GenerationRequest) -> tuple[OutputFile, ...]:
     original = geometry.frame_count(float(info.duration))
     added = geometry.frame_count(_duration(request))
     seed = Seed(request.key, "extend")
-    with _reading(request, path):
-        last = video.last_frame(path)
+    footer = _footer(request, size)
 
     def continuation() -> Iterator[Image.Image]:
-        return motion.continuation(last, request.prompt, seed, size, added, _footer(request, size))
+        return motion.continuation(info.last, request.prompt, seed, size, added, footer)
 
     def encode(out: Path) -> object:
         if (info.width, info.height) == size and info.frames == original:
@@ -185,9 +191,8 @@ def _extend(request: GenerationRequest) -> tuple[OutputFile, ...]:
             with _reading(request, path):
                 if video.join(path, tail, out):
                     return None
-        with _reading(request, path):
-            head = video.frames_at_24fps(path, original)
-            return video.encode(out, size, itertools.chain(head, continuation()))
+        head = _decoding(request, path, video.frames_at_24fps(path, original))
+        return video.encode(out, size, itertools.chain(head, continuation()))
 
     return _write_mp4(request, encode)
 

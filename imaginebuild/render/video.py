@@ -158,6 +158,7 @@ class ClipInfo:
     height: int
     frames: int  # decoded frames
     duration: Fraction  # seconds, first frame to end of last
+    last: Image.Image  # the last picture, for a continuation
 
 
 def _decoded(path: Path) -> Iterator[tuple[Fraction, av.VideoFrame]]:
@@ -177,16 +178,19 @@ def _frame_period(path: Path) -> Fraction:
 
 
 def inspect(path: Path) -> ClipInfo:
-    """Decode the whole clip once to learn its frame size, frame count and length."""
+    """Decode the whole clip once: its frame size, frame count, length and last picture.
+
+    Every frame is decoded (no seeking shortcut), so `last` really is the last one.
+    """
     times: list[Fraction] = []
-    size = (0, 0)
+    last: av.VideoFrame | None = None
     for time, frame in _decoded(path):
         times.append(time)
-        size = (frame.width, frame.height)
-    if not times:
+        last = frame
+    if last is None:
         raise ValueError(f"{path} has no video frames")
-    duration = times[-1] - times[0] + _frame_period(path)
-    return ClipInfo(size[0], size[1], len(times), duration)
+    duration = max(times) - min(times) + _frame_period(path)
+    return ClipInfo(last.width, last.height, len(times), duration, frame_to_rgb(last))
 
 
 def frames_at_24fps(path: Path, total: int) -> Iterator[Image.Image]:
@@ -202,16 +206,6 @@ def frames_at_24fps(path: Path, total: int) -> Iterator[Image.Image]:
     while current is not None and emitted < total:
         yield current
         emitted += 1
-
-
-def last_frame(path: Path) -> Image.Image:
-    """The clip's last decoded picture (every frame is decoded; no seeking shortcuts)."""
-    last: av.VideoFrame | None = None
-    for _, frame in _decoded(path):
-        last = frame
-    if last is None:
-        raise ValueError(f"{path} has no video frames")
-    return frame_to_rgb(last)
 
 
 def join(first: Path, second: Path, out: Path) -> bool:
