@@ -20,7 +20,7 @@ from imaginebuild.atomic import atomic_write_bytes
 
 CHUNK = 1 << 20
 RACY_SECONDS = 2.0
-STAT_CACHE_VERSION = 1
+STAT_CACHE_VERSION = 2
 
 
 def sha256_file(path: Path) -> str:
@@ -40,6 +40,7 @@ class _Entry:
     inode: int
     sha256: str
     hashed_at: float
+    ours: bool = False  # written by imaginebuild itself, so no racy write can hide behind it
 
 
 def _stat_tuple(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -65,7 +66,7 @@ class StatCache:
         if (
             entry is not None
             and (entry.size, entry.mtime_ns, entry.ctime_ns, entry.inode) == _stat_tuple(st)
-            and entry.hashed_at - st.st_mtime_ns / 1e9 > RACY_SECONDS
+            and (entry.ours or entry.hashed_at - st.st_mtime_ns / 1e9 > RACY_SECONDS)
         ):
             return entry.sha256
         digest = sha256_file(file)
@@ -75,9 +76,14 @@ class StatCache:
         return digest
 
     def remember(self, file: Path, digest: str) -> None:
-        """Record a hash the caller already computed (e.g. right after writing the file)."""
+        """Vouch for a file imaginebuild just wrote: its stat tuple now stands for `digest`.
+
+        `digest` may differ from the file's own hash (a signed copy of a blob).
+        """
         size, mtime_ns, ctime_ns, inode = _stat_tuple(file.stat())
-        self._entries[str(file)] = _Entry(size, mtime_ns, ctime_ns, inode, digest, time.time())
+        self._entries[str(file)] = _Entry(
+            size, mtime_ns, ctime_ns, inode, digest, time.time(), ours=True
+        )
         self._dirty = True
 
     def save(self) -> None:
@@ -87,7 +93,7 @@ class StatCache:
         data = {
             "version": STAT_CACHE_VERSION,
             "files": {
-                name: [e.size, e.mtime_ns, e.ctime_ns, e.inode, e.sha256, e.hashed_at]
+                name: [e.size, e.mtime_ns, e.ctime_ns, e.inode, e.sha256, e.hashed_at, e.ours]
                 for name, e in sorted(self._entries.items())
             },
         }
@@ -103,7 +109,9 @@ def _read(path: Path) -> dict[str, _Entry]:
         if data.get("version") != STAT_CACHE_VERSION:
             return {}
         return {
-            name: _Entry(int(v[0]), int(v[1]), int(v[2]), int(v[3]), str(v[4]), float(v[5]))
+            name: _Entry(
+                int(v[0]), int(v[1]), int(v[2]), int(v[3]), str(v[4]), float(v[5]), bool(v[6])
+            )
             for name, v in data["files"].items()
         }
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):

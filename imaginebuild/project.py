@@ -155,6 +155,9 @@ class Project:
         self.dag = Dag.from_assets(mediafile.assets)
         self._lock: dict[str, LockEntry] | None = None
         self._stat: StatCache | None = None
+        from imaginebuild.credentials import SigningConfig
+
+        self.signing = SigningConfig.from_env(self.env)  # C2PA signing of outputs, if configured
         self._prices: Any = None  # the price table, loaded the first time an estimate is needed
         self._budget: Any = None
 
@@ -209,6 +212,7 @@ class Project:
         options = options or RunOptions()
         wanted = tuple(targets)
         self._check_options(options)
+        self._check_signing()
         started = self.clock()
         with ProjectLock(self.state_dir, self._wait_message):
             self._lock = None  # another process may have written it while we waited
@@ -263,6 +267,7 @@ class Project:
     def checkout(self) -> CommandResult:
         """Materialize every output the lockfile names from the cache; no provider call."""
         results: list[AssetResult] = []
+        self._check_signing()
         with ProjectLock(self.state_dir, self._wait_message):
             self._lock = None
             for name, entry in sorted(self.lock_entries().items()):
@@ -594,7 +599,7 @@ class Project:
             takes = (*previous.takes, previous.outputs) if previous is not None else ()
             entry = ActionEntry(f.key, blobs, record, takes)
             self.store.put_action(entry)
-            self._materialize(asset, blobs)
+            self._materialize(asset, blobs, {"key": f.key, **f.fields.to_json(), **record})
             self._forget_job(f.key)
             built = dataclasses.replace(f, outputs=blobs, entry=entry)
             return self._finish(state, built, entry, "built", started)
@@ -602,8 +607,9 @@ class Project:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _restore(self, f: _Facts) -> ActionEntry:
-        assert f.entry is not None
-        self._materialize(f.asset, f.entry.outputs)
+        assert f.entry is not None and f.fields is not None
+        provenance = {"key": f.key, **f.fields.to_json(), **f.entry.record}
+        self._materialize(f.asset, f.entry.outputs, provenance)
         return f.entry
 
     def _finish(
@@ -681,6 +687,13 @@ class Project:
         if options.provider is not None and options.provider not in ("xai", "local"):
             raise UsageError(f"unknown provider {options.provider!r}", hint="use xai or local")
 
+    def _check_signing(self) -> None:
+        """Refuse a broken signing setup before any call is paid for."""
+        if self.signing is not None:
+            from imaginebuild.credentials import check_signing_config
+
+            check_signing_config(self.signing)
+
     def _asset(self, name: str, options: RunOptions) -> Asset:
         asset = self.mediafile.assets[name]
         provider = options.provider or self.env.get("IMAGINEBUILD_PROVIDER") or None
@@ -721,16 +734,34 @@ class Project:
             fetched[ref.url] = self.store.put_file(path, media, move=True)
         return fetched
 
-    def _materialize(self, asset: Asset, blobs: tuple[BlobRef, ...]) -> None:
+    def _materialize(
+        self, asset: Asset, blobs: tuple[BlobRef, ...], provenance: Mapping[str, Any]
+    ) -> bool:
+        """Put an asset's outputs in place; False if they all were there already."""
+        changed = False
         for rel, blob in zip(asset.outputs, blobs, strict=True):
-            dest = self.root / rel
-            try:
-                if self.stat_cache().sha256(dest) == blob.sha256:
-                    continue
-            except OSError:
-                pass
+            changed |= self._place(rel, blob, provenance)
+        return changed
+
+    def _place(self, rel: str, blob: BlobRef, provenance: Mapping[str, Any]) -> bool:
+        """Copy (or sign) one blob to its output path unless it is already there."""
+        dest = self.root / rel
+        with contextlib.suppress(OSError):
+            if self.stat_cache().sha256(dest) == blob.sha256:
+                return False
+        if not self.store.has_blob(blob.sha256):
+            raise CorruptBlob(f"{rel}: blob {blob.sha256[:12]} is not in the cache")
+        if self.signing is None:
             self.store.materialize(blob, dest)
-            self.stat_cache().remember(dest, blob.sha256)
+        else:
+            from imaginebuild.credentials import sign_output
+
+            self.store.verify_blob(blob.sha256)
+            src = self.store.blob_path(blob.sha256)
+            sign_output(src, dest, blob.media_type, dict(provenance), self.signing)
+        # A signed file's bytes differ from the blob; the stat cache vouches for it as ours.
+        self.stat_cache().remember(dest, blob.sha256)
+        return True
 
     def _lock_asset(
         self,
@@ -758,18 +789,12 @@ class Project:
         asset = self.mediafile.assets.get(name)
         kind = asset.kind.value if asset else str(entry.fields.get("kind", "?"))
         paths = tuple(o.path for o in entry.outputs)
+        provenance = {"key": entry.key, **dict(entry.fields), **dict(entry.record)}
         try:
             changed = False
             for out in entry.outputs:
-                dest = self.root / out.path
-                with contextlib.suppress(OSError):
-                    if self.stat_cache().sha256(dest) == out.sha256:
-                        continue
-                if not self.store.has_blob(out.sha256):
-                    raise CorruptBlob(f"{out.path}: blob {out.sha256[:12]} is not in the cache")
-                self.store.materialize(BlobRef(out.sha256, out.size, out.media_type), dest)
-                self.stat_cache().remember(dest, out.sha256)
-                changed = True
+                blob = BlobRef(out.sha256, out.size, out.media_type)
+                changed |= self._place(out.path, blob, provenance)
         except ImaginebuildError as exc:
             return AssetResult(
                 name, kind, "failed", exc.message, paths, entry.key, error=exc.message,
