@@ -422,3 +422,29 @@ def test_concurrent_renders_match_sequential_ones(tmp_path: Path) -> None:
     ]
     for a, b in zip(together, alone, strict=True):
         assert only(a).read_bytes() == only(b).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("size", "aspect"),
+    [((1024, 1024), "1:1"), ((1360, 768), "16:9"), ((688, 1504), "9:16"), ((1100, 1000), "1:1"),
+     ((1250, 1000), "4:3"), ((1456, 1000), "3:2")],
+)  # fmt: skip
+def test_animate_without_a_ratio_takes_the_nearest_video_ratio(
+    size: tuple[int, int], aspect: str
+) -> None:
+    from imaginebuild.render.geometry import nearest_video_aspect
+
+    assert nearest_video_aspect(*size) == aspect
+
+
+@pytest.mark.parametrize(
+    ("source", "output"),
+    [((1920, 1080), (1280, 720)), ((848, 480), (848, 480)), ((1080, 1920), (720, 1280)),
+     ((641, 359), (640, 360)), ((3840, 2160), (1280, 720))],
+)  # fmt: skip
+def test_clips_keep_their_size_capped_at_720p_with_even_sides(
+    source: tuple[int, int], output: tuple[int, int]
+) -> None:
+    from imaginebuild.render.geometry import inherited_video_size
+
+    assert inherited_video_size(*source) == output
