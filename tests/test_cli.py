@@ -145,6 +145,8 @@ def test_max_cost_zero_refuses_an_api_call_before_any_http(
     cli: Cli, make_project: Callable[[str], Path]
 ) -> None:
     project = make_project("xai")
+    plan = cli("--json", "plan", cwd=project)
+    assert plan.json["estimate_usd"] != "0"
     result = cli("--json", "run", "--max-cost", "0", cwd=project)
     # exit 1 would mean a call was attempted (no key, and the base URL is a closed port)
     assert result.code == 3, result.stderr
