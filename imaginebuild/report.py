@@ -521,11 +521,11 @@ def _facts(card: Card) -> str:
         rows.append(("built", card.built_at))
     if card.request_ids:
         rows.append(("request ids", ", ".join(card.request_ids)))
-    if card.key:
-        rows.append(("key", card.key))
     if card.reason and card.state not in ("up_to_date", ""):
         rows.append(("status", card.reason))
     body = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in rows)
+    if card.key:  # the full key is one hover (or one copy) away
+        body += f'<dt>key</dt><dd><code title="{esc(card.key)}">{esc(card.key[:16])}…</code></dd>'
     return f'<dl class="facts">{body}</dl>'
 
 
@@ -646,7 +646,8 @@ border:1px solid var(--line);color:var(--muted)}
 .state-stale .state{color:var(--stale);border-color:var(--stale)}
 .state-failed .state{color:var(--bad);border-color:var(--bad)}
 .media{display:grid;grid-template-columns:repeat(auto-fill,minmax(140px,1fr));gap:.4rem}
-.media img,.media video{width:100%;border-radius:4px;background:#000;display:block}
+.media img,.media video{width:100%;max-height:240px;object-fit:contain;border-radius:4px;
+background:#000;display:block}
 .media.empty,.missing{color:var(--muted);font-style:italic}
 .prompt{margin:.6rem 0;padding:.4rem .7rem;border-left:3px solid var(--accent);
 white-space:pre-wrap;overflow-wrap:anywhere}
