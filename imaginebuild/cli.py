@@ -324,6 +324,23 @@ def _cmd_dag(args: argparse.Namespace) -> int:
     from imaginebuild.dagformat import render_dag
 
     project = _project(args)
+    selected = project.dag.select(args.targets)
+    if args.json:
+        assets = project.mediafile.assets
+        _emit_json(
+            {
+                "assets": [
+                    {
+                        "name": n,
+                        "kind": assets[n].kind.value,
+                        "inputs": [r.raw for r in assets[n].inputs],
+                    }
+                    for n in selected
+                ],
+                "edges": [[p, n] for n in selected for p in project.dag.parents[n]],
+            }
+        )
+        return 0
     text = render_dag(
         project.dag, project.mediafile.assets, project.dag.select(args.targets), args.format
     )
@@ -397,6 +414,8 @@ def _cmd_init(args: argparse.Namespace) -> int:
     from imaginebuild.scaffold import scaffold
 
     written = scaffold(Path.cwd(), Path(args.mediafile or DEFAULT_MEDIAFILE), args.ignore_outputs)
+    if args.json:
+        _emit_json({"written": written})
     for line in written:
         sys.stderr.write(line + "\n")
     return 0

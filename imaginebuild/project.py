@@ -48,7 +48,7 @@ from imaginebuild.events import (
     StepStarted,
 )
 from imaginebuild.graph import Dag
-from imaginebuild.hashing import StatCache
+from imaginebuild.hashing import StatCache, sha256_file
 from imaginebuild.keys import ActionFields, InputDigest, action_key
 from imaginebuild.lockfile import LockedOutput, LockEntry, read_lockfile, write_lockfile
 from imaginebuild.model import Asset, Kind, Media, Mediafile, RefKind
@@ -216,6 +216,7 @@ class Project:
         started = self.clock()
         with ProjectLock(self.state_dir, self._wait_message):
             self._lock = None  # another process may have written it while we waited
+            self._prune_lock(options.locked)
             state = _RunState(options, uuid.uuid4().hex[:12])
             settled = self._settled(wanted, options)
             if settled is not None:
@@ -270,6 +271,7 @@ class Project:
         self._check_signing()
         with ProjectLock(self.state_dir, self._wait_message):
             self._lock = None
+            self._prune_lock(locked=False)
             for name, entry in sorted(self.lock_entries().items()):
                 results.append(self._checkout_one(name, entry))
             self._save_stat_cache()
@@ -280,6 +282,7 @@ class Project:
         """Drop cache entries and blobs that the lockfile does not reference."""
         with ProjectLock(self.state_dir, self._wait_message):
             self._lock = None
+            self._prune_lock(locked=False)
             entries = self.lock_entries()
             keep_keys = {e.key for e in entries.values()}
             keep_blobs = {o.sha256 for e in entries.values() for o in e.outputs}
@@ -354,12 +357,6 @@ class Project:
         """Gather an asset's facts (input hashes, lockfile, cache) and decide it."""
         locked = self.lock_entries().get(asset.name)
         inputs, digests, pending = self._inputs(asset, known, locked, urls or {})
-        if pending:
-            decision = decide(
-                fields=None, key=None, locked_key=None, locked_fields=None,
-                outputs_ok=False, cached=False, pending=pending,
-            )  # fmt: skip
-            return _Facts(asset, None, None, decision, None)
         fields = ActionFields(
             kind=asset.kind.value,
             provider=asset.provider,
@@ -369,6 +366,17 @@ class Project:
             variant=asset.variant,
             inputs=digests,
         )
+        if pending:
+            decision = decide(
+                fields=fields,
+                key=None,
+                locked_key=locked.key if locked else None,
+                locked_fields=locked.fields if locked else None,
+                outputs_ok=False,
+                cached=False,
+                pending=pending,
+            )
+            return _Facts(asset, None, None, decision, None)
         key = action_key(fields)
         up_to_date = locked is not None and locked.key == key and self._outputs_ok(asset, locked)
         entry = None if (up_to_date and not forced) else self.store.get_action(key)
@@ -408,8 +416,13 @@ class Project:
                     if ref.asset not in pending:
                         pending.append(ref.asset)
                     continue
-                blob = outs[ref.index or 0]
+                index = ref.index or 0
+                blob = outs[index]
                 path = self.store.blob_path(blob.sha256)
+                if not path.is_file():
+                    # An up-to-date upstream whose outputs came from git, not the cache:
+                    # its materialized file was just verified against this hash.
+                    path = self.root / self.mediafile.assets[ref.asset].outputs[index]
                 files.append(InputFile(path, blob.sha256, blob.media_type))
                 digests.append(InputDigest(ref.raw, blob.sha256, ref.asset))
             elif ref.kind is RefKind.FILE:
@@ -542,6 +555,7 @@ class Project:
                 f"{asset.name} not started: its estimated {usd(estimate)} USD would pass the budget"
             )
         provider = self._provider(asset.provider, state)
+        inputs = tuple(self._verified_input(asset, i) for i in f.inputs)
         self.reporter.emit(StepStarted(asset.name, "call"))
         workdir = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=self._tmp_dir()))
         try:
@@ -552,7 +566,7 @@ class Project:
                 prompt=asset.prompt,
                 model=asset.model,
                 params=asset.params(),
-                inputs=f.inputs,
+                inputs=inputs,
                 workdir=workdir,
             )
 
@@ -606,6 +620,27 @@ class Project:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    def _verified_input(self, asset: Asset, item: InputFile) -> InputFile:
+        """An input whose bytes were just checked against its hash: a paid call never
+        starts from a corrupt cache blob. A corrupt blob is dropped and the asset's
+        materialized copy used instead when that one is intact."""
+        if item.path.parent.parent != self.store.blobs:
+            return item  # a project file or an output just hashed by the survey
+        try:
+            self.store.verify_blob(item.sha256)
+            return item
+        except CorruptBlob as exc:
+            for ref in asset.inputs:
+                if ref.kind is not RefKind.ASSET or ref.asset is None:
+                    continue
+                upstream = self.mediafile.assets[ref.asset]
+                candidate = self.root / upstream.outputs[ref.index or 0]
+                with contextlib.suppress(OSError):
+                    if sha256_file(candidate) == item.sha256:
+                        self.reporter.emit(Message("warning", f"{exc}; using {candidate.name}"))
+                        return dataclasses.replace(item, path=candidate)
+            raise
+
     def _restore(self, f: _Facts) -> ActionEntry:
         assert f.entry is not None and f.fields is not None
         provenance = {"key": f.key, **f.fields.to_json(), **f.entry.record}
@@ -658,7 +693,7 @@ class Project:
         refused = isinstance(exc, (BudgetExceeded, OfflineCallNeeded))
         state_name = "skipped" if refused else "failed"
         if not refused:
-            self._record_failure(asset)
+            self._record_failure(asset, state.outputs)
         state.results[asset.name] = AssetResult(
             name=asset.name,
             kind=asset.kind.value,
@@ -781,8 +816,21 @@ class Project:
             ),
             record=record,
         )
-        for stale in [n for n in entries if n not in self.mediafile.assets]:
-            del entries[stale]
+        write_lockfile(self.mediafile.lockfile_path, entries)
+
+    def _prune_lock(self, locked: bool) -> None:
+        """Drop lockfile entries of assets no longer in the mediafile (read errors surface here)."""
+        entries = self.lock_entries()
+        removed = sorted(n for n in entries if n not in self.mediafile.assets)
+        if not removed:
+            return
+        if locked:
+            raise LockfileWouldChange(
+                f"--locked: the lockfile still lists removed assets: {', '.join(removed)}",
+                hint="run without --locked and commit mediafile.lock",
+            )
+        for name in removed:
+            del entries[name]
         write_lockfile(self.mediafile.lockfile_path, entries)
 
     def _checkout_one(self, name: str, entry: LockEntry) -> AssetResult:
@@ -948,9 +996,9 @@ class Project:
             self.state_dir / "failures.json", json.dumps(failures, sort_keys=True).encode()
         )
 
-    def _record_failure(self, asset: Asset) -> None:
+    def _record_failure(self, asset: Asset, known: Mapping[str, tuple[BlobRef, ...]]) -> None:
         with contextlib.suppress(ImaginebuildError, OSError):
-            f = self._assess(asset, {}, forced=False, fetch=False)
+            f = self._assess(asset, known, forced=False, fetch=False)
             if f.key:
                 failures = self._read_failures()
                 failures[asset.name] = f.key

@@ -65,7 +65,7 @@ FORCED = Reason("forced", "a new take was asked for (--force)")
 
 def decide(
     *,
-    fields: ActionFields | None,
+    fields: ActionFields,
     key: str | None,
     locked_key: str | None,
     locked_fields: Mapping[str, Any] | None,
@@ -76,16 +76,22 @@ def decide(
 ) -> Decision:
     """Decide one asset's fate.
 
-    `fields`/`key` are None when an upstream asset in `pending` must be built
-    before this key can be known. `outputs_ok` says the materialized outputs
-    match the lockfile; `cached` that the action cache holds `key`.
+    `key` is None when inputs in `pending` (upstream assets or unfetched URLs)
+    must be built first; `fields.inputs` then lacks them, and the asset's own
+    changes are still named. `outputs_ok` says the materialized outputs match
+    the lockfile; `cached` that the action cache holds `key`.
     """
-    if key is None or fields is None:
+    if key is None:
+        own = (
+            changes_since(locked_fields, fields, compare_inputs=False)
+            if locked_fields
+            else (NEVER_BUILT,)
+        )
         waits = tuple(
             Reason("upstream", f"input {name!r} will be rebuilt first", asset=name)
             for name in pending
         )
-        return Decision(Action.CALL, waits)
+        return Decision(Action.CALL, (*own, *waits))
     if forced:
         return Decision(Action.CALL, (FORCED,))
     if locked_key == key:
@@ -99,7 +105,9 @@ def decide(
     return Decision(Action.RESTORE if cached else Action.CALL, changes)
 
 
-def changes_since(old: Mapping[str, Any], new: ActionFields) -> tuple[Reason, ...]:
+def changes_since(
+    old: Mapping[str, Any], new: ActionFields, *, compare_inputs: bool = True
+) -> tuple[Reason, ...]:
     """The fields of `new` that differ from a lockfile's recorded `old` fields."""
     current = new.to_json()
     reasons: list[Reason] = []
@@ -121,7 +129,8 @@ def changes_since(old: Mapping[str, Any], new: ActionFields) -> tuple[Reason, ..
                 new=new.prompt,
             )
         )
-    reasons.extend(_input_changes(old.get("inputs") or [], new))
+    if compare_inputs:
+        reasons.extend(_input_changes(old.get("inputs") or [], new))
     return tuple(reasons)
 
 
