@@ -138,9 +138,11 @@ def _storage_options(protocol: str, env: Mapping[str, str]) -> dict[str, Any]:
     if protocol not in ("s3", "s3a"):
         return {}
     options: dict[str, Any] = {
-        "skip_instance_cache": True,
-        # botocore retries once itself; Transport's backoff does the rest.
-        "config_kwargs": {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}},
+        # Listings are never cached: another machine may push at any moment.
+        "use_listings_cache": False,
+        # One attempt per request in botocore (and in s3fs, below): retries live in
+        # Transport alone, so their number and backoff are ours and testable.
+        "config_kwargs": {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 1}},
     }
     client: dict[str, Any] = {}
     endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
@@ -185,6 +187,8 @@ def _open_fs(url: str, env: Mapping[str, str]) -> tuple[Any, str]:
         ) from exc
     except (ValueError, TypeError) as exc:
         raise UsageError(f"remote cache {redact(url)}: unusable URL ({exc})") from exc
+    if protocol in ("s3", "s3a") and hasattr(fs, "retries"):
+        fs.retries = 1  # s3fs's own retry loop (5 tries by default) would multiply ours
     return fs, str(root).rstrip("/")
 
 

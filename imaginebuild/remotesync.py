@@ -50,11 +50,16 @@ _TRANSIENT_NAMES = frozenset(
         "ServerDisconnectedError",
         "ServerTimeoutError",
         "TimeoutError",
+        "FSTimeoutError",
+        "HTTPClientError",
+        "ResponseParserError",
+        "IncompleteRead",
     }
 )
 _TRANSIENT_ERRNOS = frozenset(
     {errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT}
 )
+_RETRY_CODES = frozenset({"SlowDown", "XAmzContentSHA256Mismatch", "RequestTimeout"})
 _PRECONDITION_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 _USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
 
@@ -99,7 +104,7 @@ def is_transient(exc: BaseException) -> bool:
     if err is not None:
         status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         code = err.response.get("Error", {}).get("Code")
-        return (isinstance(status, int) and is_retryable_status(status)) or code == "SlowDown"
+        return (isinstance(status, int) and is_retryable_status(status)) or code in _RETRY_CODES
     return False
 
 
@@ -145,7 +150,7 @@ class Transport:
         while True:
             try:
                 return fn()
-            except ImaginebuildError:
+            except (ImaginebuildError, _Mismatch):
                 raise
             except Exception as exc:  # fsspec backends raise anything; translated right here
                 if is_transient(exc) and self.policy.allows(attempt):
