@@ -28,16 +28,17 @@ def fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+def atomic_writer(path: Path, mode: int = 0o644, *, readable: bool = False) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces `path` atomically when the block ends cleanly.
 
+    `readable` opens it read/write (for writers that seek back and read).
     If the block raises, the temp file is removed and `path` is untouched.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "w+b" if readable else "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -19,21 +19,18 @@ ever quotes it.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import importlib
 import itertools
 import json
-import os
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from imaginebuild import __version__
-from imaginebuild.atomic import fsync_dir
+from imaginebuild.atomic import atomic_writer
 from imaginebuild.errors import StoreError, UsageError
 from imaginebuild.mediaprobe import sniff
 
@@ -243,26 +240,6 @@ def manifest_definition(title: str, record: Mapping[str, object]) -> dict[str, A
     }
 
 
-@contextlib.contextmanager
-def _atomic_readable(dest: Path) -> Iterator[IO[bytes]]:
-    """Like atomic.atomic_writer, but readable too: c2pa wants a read/write/seek destination."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w+b") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(dest.parent)
-
-
 def sign_output(
     src: Path,
     dest: Path,
@@ -293,7 +270,7 @@ def sign_output(
             c2pa.Signer.from_info(info) as signer,
             c2pa.Builder(definition) as builder,
             src.open("rb") as source,
-            _atomic_readable(dest) as out,
+            atomic_writer(dest, readable=True) as out,
         ):
             builder.sign(signer, media_type, source, out)
     except c2pa.C2paError as exc:
