@@ -16,25 +16,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from imaginebuild.errors import InputError
+from imaginebuild.mediaprobe import sniff
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024
 TIMEOUT_S = 30.0
-_MEDIA_BY_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-)
-
-
-def sniff_media_type(head: bytes) -> str | None:
-    """The media type of a file from its first bytes (PNG, JPEG, WebP, MP4), or None."""
-    for magic, media in _MEDIA_BY_MAGIC:
-        if head.startswith(magic):
-            return media
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    if head[4:8] == b"ftyp":
-        return "video/mp4"
-    return None
 
 
 def check_url_allowed(url: str, env: Mapping[str, str]) -> None:
@@ -84,7 +69,7 @@ async def fetch_to_file(url: str, folder: Path, env: Mapping[str, str]) -> tuple
                         )
                     out.write(chunk)
         with path.open("rb") as f:
-            media = sniff_media_type(f.read(16))
+            media = sniff(f.read(16))
         if media is None:
             raise InputError(f"{url!r} is not a PNG, JPEG, WebP image or MP4 video")
         return path, media

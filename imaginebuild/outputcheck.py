@@ -26,7 +26,7 @@ def check_outputs(asset: Asset, outputs: Sequence[OutputFile]) -> None:
     for out in outputs:
         if not out.media_type.startswith(family + "/"):
             raise InvalidMedia(f"{asset.name}: expected {family} output, got {out.media_type}")
-        info = probe(out.path)
+        info = probe(out.path, out.media_type)
         if not info.media_type.startswith(family + "/"):
             raise InvalidMedia(f"{asset.name}: output decodes as {info.media_type}, not {family}")
         if asset.output_media is Media.VIDEO:

@@ -1065,10 +1065,10 @@ def _url_pins(locked: LockEntry | None) -> dict[str, str]:
 
 
 def _media_of_blob(path: Path) -> str:
-    from imaginebuild.fetch import sniff_media_type
+    from imaginebuild.mediaprobe import sniff
 
     with path.open("rb") as f:
-        return sniff_media_type(f.read(16)) or "application/octet-stream"
+        return sniff(f.read(16)) or "application/octet-stream"
 
 
 def _ticks_of(value: object) -> int:
