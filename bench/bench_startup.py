@@ -1,0 +1,186 @@
+"""Benchmark CLI start-up: `--version` and `validate` of a small mediafile, end to end.
+
+Run from the repository root:
+
+    python bench/bench_startup.py [--repeat N] [--json results.json]
+
+Each case runs the command as a fresh process N times and keeps the median wall
+time. Baselines measured in the same run make the figures comparable across
+machines: `python -c pass` (the interpreter alone) and `python -c "import
+argparse, yaml"` (what any Python CLI reading YAML pays). For each case the
+modules a display, a report or a network call would need are listed if they
+were imported: on these paths none may be (validate may load jsonschema: checking
+the file against the schema is its job).
+
+Bytecode is written to a temporary PYTHONPYCACHEPREFIX during the warm-up run,
+so the timed runs load compiled modules as an installed package does, even where
+PYTHONDONTWRITEBYTECODE is set, and the checkout gets no __pycache__ folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "skyline"
+BUDGET_S = 0.15
+# Modules that cost start-up time and that neither --version nor validate needs.
+HEAVY = (
+    "rich",
+    "playwright",
+    "httpx",
+    "jsonschema",
+    "networkx",
+    "diskcache",
+    "av",
+    "PIL",
+    "asyncio",
+    "imaginebuild.live",
+    "imaginebuild.report",
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One command line to time (argv after the interpreter), with its budget."""
+
+    name: str
+    argv: tuple[str, ...]
+    budget_s: float | None
+    imaginebuild: bool = True
+    allowed: tuple[str, ...] = ()  # heavy modules this command legitimately needs
+
+
+@dataclass(frozen=True)
+class Row:
+    """The measured figures of one case."""
+
+    name: str
+    median_s: float
+    min_s: float
+    budget_s: float | None
+    heavy_imports: tuple[str, ...]
+
+    @property
+    def within_budget(self) -> bool:
+        """True when the median is inside the budget and nothing heavy was imported."""
+        fast = self.budget_s is None or self.median_s <= self.budget_s
+        return fast and not self.heavy_imports
+
+
+def cases(project: Path) -> tuple[Case, ...]:
+    """The cases: two baselines, then the commands under their budget."""
+    mediafile = str(project / "mediafile.yaml")
+    return (
+        Case("python -c pass", ("-c", "pass"), None, imaginebuild=False),
+        Case("import argparse, yaml", ("-c", "import argparse, yaml"), None, imaginebuild=False),
+        Case("imaginebuild --version", ("-m", "imaginebuild", "--version"), BUDGET_S),
+        Case(
+            "imaginebuild validate",
+            ("-m", "imaginebuild", "-f", mediafile, "validate"),
+            BUDGET_S,
+            allowed=("jsonschema",),
+        ),
+        Case(
+            "imaginebuild --json validate",
+            ("-m", "imaginebuild", "-f", mediafile, "--json", "validate"),
+            BUDGET_S,
+            allowed=("jsonschema",),
+        ),
+    )
+
+
+def environment(pycache: Path) -> dict[str, str]:
+    """The environment of the timed processes: this checkout importable, no stray config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINEBUILD_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONPROFILEIMPORTTIME"):
+        env.pop(name, None)
+    return env
+
+
+def time_once(argv: Sequence[str], env: dict[str, str], cwd: Path) -> float:
+    """Wall time of one run of the interpreter with `argv`; fails loudly on a non-zero exit."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, *argv], env=env, cwd=cwd, capture_output=True, check=False
+    )
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr.decode()}")
+    return elapsed
+
+
+def heavy_imports(case: Case, env: dict[str, str], cwd: Path) -> tuple[str, ...]:
+    """The HEAVY modules a run imports that it is not allowed, from `-X importtime`."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *case.argv],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        check=False,
+    )
+    names = set()
+    for line in done.stderr.decode().splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            names.add(line.rsplit("|", 1)[1].strip())
+    return tuple(h for h in HEAVY if h in names and h not in case.allowed)
+
+
+def measure(case: Case, repeat: int, env: dict[str, str], cwd: Path) -> Row:
+    """Warm up once, then keep the median and the minimum of `repeat` runs."""
+    time_once(case.argv, env, cwd)
+    times = [time_once(case.argv, env, cwd) for _ in range(repeat)]
+    heavy = heavy_imports(case, env, cwd) if case.imaginebuild else ()
+    return Row(case.name, statistics.median(times), min(times), case.budget_s, heavy)
+
+
+def table(rows: Sequence[Row]) -> str:
+    """Markdown results, with ratios against both baselines of the same run."""
+    bare, cli = rows[0].median_s, rows[1].median_s
+    lines = [
+        "| case | median ms | min ms | budget ms | ok | × python -c pass | × argparse+yaml "
+        "| heavy imports |",
+        "|---|---:|---:|---:|:-:|---:|---:|---|",
+    ]
+    for r in rows:
+        budget = f"{r.budget_s * 1000:.0f}" if r.budget_s else ""
+        lines.append(
+            f"| {r.name} | {r.median_s * 1000:.1f} | {r.min_s * 1000:.1f} | {budget} "
+            f"| {'yes' if r.within_budget else 'NO'} | {r.median_s / bare:.2f} "
+            f"| {r.median_s / cli:.2f} | {', '.join(r.heavy_imports) or 'none'} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every case; print the table; exit 1 if a command is over budget or imports too much."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=21, help="timed runs per case (default 21)")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = environment(Path(tmp) / "pycache")
+        project = Path(tmp) / "skyline"
+        shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".imaginebuild", "out"))
+        rows = [measure(c, args.repeat, env, project) for c in cases(project)]
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+    return 0 if all(r.within_budget for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
