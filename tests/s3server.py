@@ -207,7 +207,7 @@ class MotoS3:
         fs = s3fs.S3FileSystem(
             key=ACCESS_KEY,
             secret=SECRET_KEY,
-            client_kwargs={"endpoint_url": endpoint, "region_name": REGION},
+            client_kwargs={"endpoint_url": endpoint},  # no region: us-east-1 takes no constraint
             skip_instance_cache=True,
         )
         fs.mkdir(BUCKET)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -577,6 +578,38 @@ def test_a_file_remote_works_the_same(tmp_path: Path) -> None:
     assert store_b.get_action(entry.key) == entry
     leftovers = [p.name for p in (tmp_path / "shared").rglob("*") if p.name.startswith(".")]
     assert leftovers == []
+
+
+def test_transfers_run_concurrently_within_the_bound(tmp_path: Path) -> None:
+    from fsspec.implementations.local import LocalFileSystem
+
+    class SlowLocal(LocalFileSystem):  # a real local filesystem whose opens take a while
+        active = 0
+        peak = 0
+        lock = threading.Lock()
+
+        def open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+            with SlowLocal.lock:
+                SlowLocal.active += 1
+                SlowLocal.peak = max(SlowLocal.peak, SlowLocal.active)
+            try:
+                time.sleep(0.05)
+                return super().open(path, mode, **kwargs)
+            finally:
+                with SlowLocal.lock:
+                    SlowLocal.active -= 1
+
+    shared = tmp_path / "shared"
+    plain = RemoteCache.from_config(f"file://{shared}", False, {})
+    assert plain is not None
+    store_a, store_b = make_store(tmp_path, "a"), make_store(tmp_path, "b")
+    entry = make_entry(store_a, tmp_path, *([1000] * 12))
+    plain.push(entry, store_a)
+
+    bounded = RemoteCache(SlowLocal(skip_instance_cache=True), str(shared), url="file://x", jobs=3)
+    bounded.fetch(entry, store_b)
+    assert store_b.get_action(entry.key) == entry
+    assert 2 <= SlowLocal.peak <= 3
 
 
 # -- the engine: machine A builds, machine B restores -----------------------------------
