@@ -309,8 +309,10 @@ class LiveReporter:
             if isinstance(event, RunFinished):
                 self.close()
                 self.console.print(Text(summary_text(event), style="bold"), soft_wrap=True)
-            elif self.board.verbosity >= VERBOSITY_NORMAL:
-                self._start()
+            else:
+                # Drawn only once a step is in flight: a no-op run prints its summary alone.
+                if isinstance(event, StepStarted | StepPhase):
+                    self._start()
                 if self._live is not None and not self._auto_refresh:
                     self._live.refresh()
         except OSError:
@@ -326,6 +328,8 @@ class LiveReporter:
 
     def _start(self) -> None:
         if self._live is not None or self.board.finished is not None:
+            return
+        if self.board.verbosity < VERBOSITY_NORMAL:
             return
         self._live = Live(
             console=self.console,

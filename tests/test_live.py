@@ -7,6 +7,7 @@ import re
 import sys
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -226,6 +227,42 @@ def test_run_finished_erases_the_display_and_leaves_the_summary() -> None:
     # Events after the end (none expected) do not bring the display back.
     live.emit(Message("info", "late"))
     assert buffer.getvalue().count(HIDE_CURSOR) == 1
+
+
+def test_a_run_with_nothing_to_do_prints_its_summary_alone() -> None:
+    live, _, buffer = reporter()
+    live.emit(RunStarted(3))
+    for name in ("a", "b", "c"):
+        live.emit(StepFinished(name, "up_to_date", "up to date", 0.0))
+    live.emit(RunFinished({"up_to_date": 3}, 0.0, "0"))
+    assert buffer.getvalue() == (
+        "built 0, restored 0, up to date 3, failed 0, skipped 0 in 0.0s, $0.00\n"
+    )
+
+
+def test_a_real_run_on_a_fake_terminal(tmp_path: Path) -> None:
+    """The engine's real event stream, the refresh thread and the real clock together."""
+    from imaginebuild.project import load
+
+    (tmp_path / "mediafile.yaml").write_text(
+        "version: 1\nprovider: local\nassets:\n"
+        "  still: {kind: image, prompt: a red square, count: 2}\n"
+        "  moving: {kind: animate, prompt: it spins, inputs: ['still[1]'], duration: 1}\n",
+        encoding="utf-8",
+    )
+    buffer, console = terminal()
+    live = LiveReporter(buffer, console=console)
+    env = {"IMAGINEBUILD_CACHE_DIR": str(tmp_path / "cache")}
+    try:
+        result = load(tmp_path / "mediafile.yaml", env=env, reporter=live).run()
+    finally:
+        live.close()
+    assert result.exit_code == 0
+    text = plain(buffer)
+    assert re.search(r"✓ \[1/2\] built still  \d+\.\ds  \(never built\)", text)
+    assert re.search(r"✓ \[2/2\] built moving  \d+\.\ds  \(never built\)", text)
+    assert re.search(r"built 2, restored 0, up to date 0, failed 0, skipped 0 in \d", text)
+    assert buffer.getvalue().count(HIDE_CURSOR) == 1 and SHOW_CURSOR in buffer.getvalue()
 
 
 def test_user_text_is_shown_literally_not_as_markup() -> None:
