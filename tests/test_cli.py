@@ -313,11 +313,6 @@ def test_a_malformed_lockfile_exits_2_with_a_hint(cli: Cli, chain_dir: Path) -> 
     assert "version 99" in other.stderr
 
 
-@pytest.mark.xfail(
-    reason="bug: Project.run never reads the lockfile before scheduling; each step's "
-    "LockfileError is caught in Project._step and becomes a failed step (exit 1)",
-    strict=True,
-)
 @pytest.mark.parametrize("text", ["{ torn", '{"version": 99, "assets": {}}'])
 def test_run_with_a_bad_lockfile_exits_2_before_any_step(
     cli: Cli, chain_dir: Path, text: str
@@ -363,13 +358,7 @@ _JSON_COMMANDS = [
     ["checkout"],
     ["gc", "--dry-run"],
     ["cost"],
-    pytest.param(
-        ["dag"],
-        marks=pytest.mark.xfail(
-            reason="bug: cli._cmd_dag ignores --json and prints the text graph on stdout",
-            strict=True,
-        ),
-    ),
+    ["dag"],
 ]
 
 
@@ -383,10 +372,6 @@ def test_every_command_prints_one_json_object_with_json(
     assert isinstance(json.loads(result.stdout), dict)
 
 
-@pytest.mark.xfail(
-    reason="bug: cli._cmd_init writes only stderr lines; with --json stdout stays empty",
-    strict=True,
-)
 def test_init_with_json_prints_one_object(cli: Cli, tmp_path: Path) -> None:
     result = cli("--json", "init", cwd=tmp_path)
     assert result.code == 0

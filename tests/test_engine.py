@@ -235,11 +235,6 @@ def test_keep_going_builds_the_independent_branch(
     assert sorted(read_lock(chain_dir)["assets"]) == ["base", "other"]
 
 
-@pytest.mark.xfail(
-    reason="bug: Project._record_failure assesses the asset with no known upstream outputs, "
-    "so a failed asset that reads another asset never gets a key and is never recorded",
-    strict=True,
-)
 def test_status_says_failed_for_a_failed_asset_with_an_upstream_input(
     chain_dir: Path, open_project: OpenProject
 ) -> None:
@@ -275,11 +270,6 @@ def test_plan_and_status_agree_with_the_run(chain_dir: Path, open_project: OpenP
     assert {n for n, s in result.items() if s == "built"} == {"base", "inked", "framed"}
 
 
-@pytest.mark.xfail(
-    reason="bug: an asset whose upstream is not built yet is decided from `pending` alone, "
-    "so it reports `stale` with no never_built reason even when the lockfile has no entry",
-    strict=True,
-)
 def test_plan_says_never_built_for_every_asset_of_a_fresh_project(
     chain_dir: Path, open_project: OpenProject
 ) -> None:
@@ -307,11 +297,6 @@ def test_why_names_the_upstream_input(chain_dir: Path, open_project: OpenProject
     assert [(r.code, r.field, r.asset) for r in changed] == [("input", "inputs", "base")]
 
 
-@pytest.mark.xfail(
-    reason="bug: while an upstream asset is stale, why/status/plan report only the upstream "
-    "and drop the asset's own changed fields (here aspect_ratio)",
-    strict=True,
-)
 def test_why_names_own_changes_even_when_an_upstream_is_stale(
     chain_dir: Path, open_project: OpenProject
 ) -> None:
@@ -382,12 +367,6 @@ def test_renaming_an_asset_costs_no_call(chain_dir: Path, open_project: OpenProj
     assert "other" not in read_lock(chain_dir)["assets"]  # a restore rewrites the lockfile
 
 
-@pytest.mark.xfail(
-    reason="bug: the lockfile drops entries of removed assets only when some step writes it "
-    "(Project._lock_asset), so after a no-op run checkout still materializes a removed asset "
-    "and gc keeps its blobs",
-    strict=True,
-)
 def test_a_removed_asset_leaves_the_lockfile_and_is_not_checked_out(
     chain_dir: Path, open_project: OpenProject
 ) -> None:
@@ -400,12 +379,6 @@ def test_a_removed_asset_leaves_the_lockfile_and_is_not_checked_out(
     assert "other" not in read_lock(chain_dir)["assets"]
 
 
-@pytest.mark.xfail(
-    reason="bug: Project._inputs hands the provider the cache blob of an up-to-date upstream "
-    "asset (store.blob_path) without checking it exists; with an empty cache and committed "
-    "outputs the dependant fails with 'cannot decode input …/blobs/…: No such file'",
-    strict=True,
-)
 def test_a_dependant_builds_from_committed_outputs_when_the_cache_is_empty(
     chain_dir: Path, cache_dir: Path, open_project: OpenProject
 ) -> None:
@@ -417,12 +390,6 @@ def test_a_dependant_builds_from_committed_outputs_when_the_cache_is_empty(
                       "framed": "built"}  # fmt: skip
 
 
-@pytest.mark.xfail(
-    reason="bug: Project._inputs passes an up-to-date upstream's cache blob to the provider "
-    "unverified: a corrupt blob makes the dependant fail (or, if it still decodes, builds it "
-    "from corrupt bytes under a key that names the good hash) instead of being dropped",
-    strict=True,
-)
 def test_a_corrupt_upstream_blob_is_never_fed_to_a_call(
     chain_dir: Path, cache_dir: Path, open_project: OpenProject
 ) -> None:

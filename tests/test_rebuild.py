@@ -103,13 +103,25 @@ def test_an_upstream_input_reason_names_the_asset() -> None:
     }  # fmt: skip
 
 
-def test_pending_upstream_waits() -> None:
-    decision = decide(
-        fields=None, key=None, locked_key=None, locked_fields=None,
+def test_pending_upstream_waits_and_still_names_own_changes() -> None:
+    known = dataclasses.replace(BASE, inputs=BASE.inputs[1:])  # `base` is not built yet
+    fresh = decide(
+        fields=known, key=None, locked_key=None, locked_fields=None,
         outputs_ok=False, cached=False, pending=("base",),
     )  # fmt: skip
-    assert decision.action is Action.CALL
-    assert [(r.code, r.asset) for r in decision.reasons] == [("upstream", "base")]
+    assert fresh.action is Action.CALL
+    assert [(r.code, r.asset) for r in fresh.reasons] == [
+        ("never_built", None), ("upstream", "base")
+    ]  # fmt: skip
+    bumped = dataclasses.replace(known, variant=1)
+    stale = decide(
+        fields=bumped, key=None, locked_key=action_key(BASE), locked_fields=BASE.to_json(),
+        outputs_ok=True, cached=True, pending=("base",),
+    )  # fmt: skip
+    assert stale.action is Action.CALL
+    assert [(r.code, r.field, r.asset) for r in stale.reasons] == [
+        ("param", "variant", None), ("upstream", None, "base")
+    ]  # fmt: skip
 
 
 def test_same_fields_under_a_new_key_format_say_so() -> None:
