@@ -127,7 +127,7 @@ def decode_entry(raw: bytes, key: str) -> ActionEntry:
         raise StoreError(f"it is filed under {key[:12]} but names key {entry.key[:12]}")
     if not entry.outputs:
         raise StoreError("it names no outputs")
-    for blob in entry.outputs:
+    for blob in (*entry.outputs, *(b for take in entry.takes for b in take)):
         if not _is_sha256(blob.sha256) or blob.size < 0:
             raise StoreError(f"it names an invalid blob {blob.sha256[:80]!r}")
     return entry
@@ -407,7 +407,10 @@ class RemoteCache:
         The remote may be shared by several projects: `keep_keys` must cover all
         of them. Entries go before blobs (never an entry without its blobs), and
         blobs younger than `min_age` seconds are kept, as they may belong to a
-        push whose entry is not written yet.
+        push whose entry is not written yet. Limit: a push that finds an old,
+        unreferenced blob already present and reuses it can lose it to a gc
+        running at that moment; readers of that entry then get a "blob is
+        missing" StoreError and rebuild. Run `gc --remote` when no push is busy.
         """
         keep_key_set = set(keep_keys)
         keep = set(keep_blobs)

@@ -31,7 +31,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 Progress = Callable[[int, int], None]
-"""Called as `progress(done_bytes, total_bytes)` while a batch of transfers runs."""
+"""Called as `progress(done_bytes, total_bytes)` as each transfer of a batch ends,
+from the transfer threads (one call at a time)."""
 
 DEFAULT_POLICY = RetryPolicy(max_retries=3, base_delay=0.5, max_delay=8.0)
 

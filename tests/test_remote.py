@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 import uuid
@@ -26,7 +25,7 @@ from s3server import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, FaultProxy, S3Serve
 import imaginebuild.project as project_module
 from imaginebuild.errors import CorruptBlob, StoreError, UsageError
 from imaginebuild.remote import RemoteCache, decode_entry, encode_entry
-from imaginebuild.remotesync import is_precondition_failed, is_transient
+from imaginebuild.remotesync import is_precondition_failed, is_transient, redact
 from imaginebuild.retry import RetryPolicy
 from imaginebuild.store import ActionEntry, BlobRef, Store
 
@@ -200,12 +199,9 @@ def test_credentials_never_appear_in_messages(s3: S3Server, url: str) -> None:
     assert wrong not in text and SECRET_KEY not in text and ACCESS_KEY not in text
 
 
-def test_userinfo_in_a_url_is_redacted(tmp_path: Path) -> None:
-    remote = RemoteCache.from_config(f"file://{tmp_path}", False, {})
-    assert remote is not None
-    from imaginebuild.remotesync import redact
-
+def test_userinfo_in_a_url_is_redacted() -> None:
     assert redact("s3://user:pa55@bucket/x") == "s3://bucket/x"
+    assert redact("file:///shared/cache") == "file:///shared/cache"
 
 
 # -- entries ----------------------------------------------------------------------------
@@ -236,8 +232,25 @@ def test_entry_round_trip_carries_both_format_versions(tmp_path: Path) -> None:
                 },
             }
         ).encode(),
+        lambda d: json.dumps(
+            {
+                **d,
+                "entry": {
+                    **d["entry"],
+                    "takes": [[{"sha256": "../x", "bytes": 1, "media_type": "x"}]],
+                },
+            }
+        ).encode(),
     ],
-    ids=["garbage", "format", "key-format", "other-key", "no-outputs", "path-traversal"],
+    ids=[
+        "garbage",
+        "format",
+        "key-format",
+        "other-key",
+        "no-outputs",
+        "path-traversal",
+        "take-traversal",
+    ],
 )
 def test_a_malformed_remote_entry_is_ignored_with_a_warning(
     tmp_path: Path, make_remote: Make, raw: Any, mangle: Callable[[dict[str, Any]], bytes]
@@ -704,4 +717,3 @@ def test_the_server_enforces_what_the_remote_relies_on(s3: S3Server, raw: Any, u
     with pytest.raises(OSError) as err:
         raw.pipe_file(path, b"2", IfNoneMatch="*")
     assert is_precondition_failed(err.value)
-    assert os.environ.get("AWS_SECRET_ACCESS_KEY") != SECRET_KEY  # nothing leaked into os.environ
