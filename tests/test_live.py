@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+import imaginebuild.cli
 from imaginebuild.events import (
     Message,
     RunFinished,
@@ -348,3 +349,94 @@ def test_importing_the_cli_does_not_import_rich() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "False"
+
+
+# ---------------------------------------------------------------------- the CLI on a real pty
+
+# Until the CLI chooses the live display these tests have nothing to run against.
+CLI_WIRED = "imaginebuild.live" in Path(imaginebuild.cli.__file__).read_text(encoding="utf-8")
+SMALL = (
+    "version: 1\nprovider: local\nassets:\n"
+    "  still: {kind: image, prompt: a red square}\n"
+    "  moving: {kind: animate, prompt: it spins, inputs: [still], duration: 1}\n"
+)
+
+
+def run_cli(args: list[str], cwd: Path, *, tty: bool, ci: bool = False) -> tuple[int, str]:
+    """Run `python -m imaginebuild` with stderr on a pseudo-terminal (or a pipe); return it."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import termios
+
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "NO_COLOR", "FORCE_COLOR")}
+    env.update(TERM="xterm-256color", IMAGINEBUILD_CACHE_DIR=str(cwd / "cache"))
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    if ci:
+        env["CI"] = "true"
+    argv = [sys.executable, "-m", "imaginebuild", *args]
+    if not tty:
+        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+        return done.returncode, done.stderr
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=120), b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.fixture
+def small_project(tmp_path: Path) -> Path:
+    (tmp_path / "mediafile.yaml").write_text(SMALL, encoding="utf-8")
+    return tmp_path
+
+
+needs_cli_wiring = pytest.mark.skipif(
+    not CLI_WIRED, reason="the CLI does not choose the live display yet"
+)
+
+
+@needs_cli_wiring
+def test_cli_on_a_terminal_draws_the_live_display(small_project: Path) -> None:
+    code, err = run_cli(["run"], small_project, tty=True)
+    assert code == 0, err
+    assert HIDE_CURSOR in err and SHOW_CURSOR in err
+    text = ANSI.sub("", err)
+    assert "✓ [1/2] built still" in text and "✓ [2/2] built moving" in text
+    assert text.count("built 2, restored 0, up to date 0, failed 0, skipped 0") == 1
+
+
+@needs_cli_wiring
+@pytest.mark.parametrize("how", ["ci", "pipe"])
+def test_cli_in_ci_or_a_pipe_prints_plain_lines(small_project: Path, how: str) -> None:
+    code, err = run_cli(["run"], small_project, tty=how == "ci", ci=how == "ci")
+    assert code == 0, err
+    assert "\x1b" not in err
+    lines = err.splitlines()
+    assert lines[0].startswith("[1/2] built still  ") and lines[1].startswith("[2/2] built moving")
+    assert lines[-1].startswith("built 2, restored 0, up to date 0, failed 0, skipped 0 in ")
+    assert len(lines) == 3
+
+
+@needs_cli_wiring
+def test_cli_quiet_on_a_terminal_prints_only_the_summary(small_project: Path) -> None:
+    code, err = run_cli(["-q", "run"], small_project, tty=True)
+    assert code == 0, err
+    assert "\x1b" not in err
+    lines = err.replace("\r\n", "\n").splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("built 2, restored 0, up to date 0, failed 0, skipped 0 in ")
