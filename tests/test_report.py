@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import html.parser
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from imaginebuild import cli
 from imaginebuild.errors import StoreError
 from imaginebuild.project import Project, load
 from imaginebuild.report import (
@@ -274,3 +278,24 @@ def test_page_totals_and_notes() -> None:
     assert "<title>proj&lt;1&gt; — imaginebuild report</title>" in text
     assert "2 assets · 0 built · spent $0.202" in text
     assert "<li>n&lt;1&gt;</li>" in text
+
+
+REPORT_WIRED = "_cmd_report" in Path(cli.__file__).read_text(encoding="utf-8")
+
+
+@pytest.mark.skipif(not REPORT_WIRED, reason="the CLI has no `report` command yet")
+def test_cli_report_writes_the_folder_and_names_it(tmp_path: Path) -> None:
+    project = built_project(tmp_path / "p")
+    env = {**os.environ, "IMAGINEBUILD_CACHE_DIR": str(project.root / "cache")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    out = tmp_path / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "imaginebuild", "-C", str(project.root), "report", "-o", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (out / "index.html").is_file()
+    assert (out / "index.html").as_uri() in done.stderr
