@@ -16,6 +16,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -144,7 +145,7 @@ class ColdRun:
             assert fake.log == []  # plan calls nothing
             self.run_code, self.run, self.run_err = cli(folder, env, "run")
             self.bills = fake.bills
-            self.requests = len(fake.log)
+            self.log = fake.log
         self.ledger = ledger_of(folder)
         self.folder = folder
 
@@ -228,6 +229,21 @@ def test_ledger_lines_have_the_documented_fields(cold: ColdRun) -> None:
     assert len({line["run_id"] for line in lines}) == 1
     videos = [line for line in lines if line["endpoint"].startswith("/videos/")]
     assert all(line["request_id"] for line in videos) and len(videos) == 5
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: ledger.py documents `time` as when the call finished, but "
+    "project._record_ledger writes CallRecord.started_at (so lines are also out of time order)",
+)
+def test_ledger_time_is_when_the_call_finished(cold: ColdRun) -> None:
+    videos = [e for e in cold.ledger if e.request_id]
+    assert videos
+    for entry in videos:
+        job = str(entry.request_id)
+        polls = [r.at for r in cold.log if r.route is Route.POLL and r.path.endswith(job)]
+        finished = datetime.fromisoformat(entry.time.replace("Z", "+00:00")).timestamp()
+        assert finished >= max(polls) - 0.001, entry  # the time has millisecond precision
 
 
 def test_cost_json_sums_the_ledger_by_asset_model_and_day(cold: ColdRun) -> None:
