@@ -4,9 +4,10 @@
                                                               ├─ lines above the display
                                                               └─ rich Live: rows in flight + footer
 
-Only the CLI imports this module, and only when stderr is a terminal, so rich
-is never loaded on the paths that print nothing live (CI logs, --version,
-validate). The clock is injected: elapsed times and the ETA are testable.
+Only the CLI imports this module, and only for a run on a terminal; rich itself
+(~100 ms to import) loads when the first step is in flight, so a run with
+nothing to do, and every path that draws nothing live (CI logs, --version,
+validate), never pays for it. The clock is injected: times and the ETA are testable.
 """
 
 from __future__ import annotations
@@ -18,13 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, TextIO
-
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.progress_bar import ProgressBar
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, TextIO
 
 from imaginebuild.events import (
     Event,
@@ -35,6 +30,10 @@ from imaginebuild.events import (
     StepPhase,
     StepStarted,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.live import Live
 
 VERBOSITY_QUIET = -1
 VERBOSITY_NORMAL = 0
@@ -217,6 +216,10 @@ def summary_text(event: RunFinished) -> str:
 
 def render(board: Board, now: float, max_rows: int) -> RenderableType:
     """The live part of the display: a table of steps in flight and a footer."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table.grid(padding=(0, 2))
     table.add_column(no_wrap=True)
     table.add_column(no_wrap=True)
@@ -239,6 +242,10 @@ def render(board: Board, now: float, max_rows: int) -> RenderableType:
 
 
 def _footer(board: Board, now: float) -> RenderableType:
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
     eta = board.eta(now)
     text = Text.assemble(
         (f"{board.done}/{board.total} done", "bold"),
@@ -257,16 +264,17 @@ def _footer(board: Board, now: float) -> RenderableType:
     return grid
 
 
-class _Console(Console):
-    """A rich Console that goes quiet on a closed terminal instead of exiting."""
-
-    def on_broken_pipe(self) -> None:
-        """Stop writing (rich's default points stdout at /dev/null and exits)."""
-        self.quiet = True
-
-
 def make_console(stream: TextIO, **options: Any) -> Console:
     """The Console the display draws on; tests pass `force_terminal`, `width`, `height`."""
+    from rich.console import Console
+
+    class _Console(Console):
+        """A rich Console that goes quiet on a closed terminal instead of exiting."""
+
+        def on_broken_pipe(self) -> None:
+            """Stop writing (rich's default points stdout at /dev/null and exits)."""
+            self.quiet = True
+
     return _Console(file=stream, highlight=False, soft_wrap=False, **options)
 
 
@@ -276,7 +284,8 @@ class LiveReporter:
     Finished steps and messages are printed above the display as they happen;
     the display erases itself when the run finishes and leaves the summary
     line (so the CLI prints no second summary: `shows_summary`). At `-q`
-    nothing live is drawn: failures and the summary only.
+    nothing live is drawn: failures and the summary only. Until a step is in
+    flight lines are written plainly, without loading rich.
     """
 
     shows_summary = True
@@ -290,12 +299,14 @@ class LiveReporter:
         verbosity: int = VERBOSITY_NORMAL,
         auto_refresh: bool = True,
     ) -> None:
-        self.console = console or make_console(stream)
+        self.stream = stream
+        self.console = console
         self.clock = clock
         self.board = Board(verbosity=verbosity)
         self._auto_refresh = auto_refresh
         self._lock = threading.RLock()
         self._live: Live | None = None
+        self._broken = False
 
     def emit(self, event: Event) -> None:
         """Update the display with one event; a broken terminal silences it, never raises."""
@@ -303,19 +314,22 @@ class LiveReporter:
         # refresh thread holds rich's lock while it asks for the board's picture.
         with self._lock:
             lines = self.board.apply(event, self.clock())
+        if self._broken:
+            return
         try:
             for line in lines:
-                self.console.print(Text(line.text, style=line.style), soft_wrap=True)
+                self._print(line)
             if isinstance(event, RunFinished):
                 self.close()
-                self.console.print(Text(summary_text(event), style="bold"), soft_wrap=True)
-            else:
-                # Drawn only once a step is in flight: a no-op run prints its summary alone.
-                if isinstance(event, StepStarted | StepPhase):
-                    self._start()
-                if self._live is not None and not self._auto_refresh:
-                    self._live.refresh()
+                self._print(LogLine(summary_text(event), "bold"))
+                return
+            # Drawn only once a step is in flight: a no-op run prints its summary alone.
+            if isinstance(event, StepStarted | StepPhase):
+                self._start()
+            if self._live is not None and not self._auto_refresh:
+                self._live.refresh()
         except OSError:
+            self._broken = True
             self.close()
 
     def close(self) -> None:
@@ -326,11 +340,24 @@ class LiveReporter:
             with contextlib.suppress(OSError):
                 live.stop()
 
+    def _print(self, line: LogLine) -> None:
+        if self.console is None:
+            self.stream.write(line.text + "\n")
+            self.stream.flush()
+            return
+        from rich.text import Text
+
+        self.console.print(Text(line.text, style=line.style), soft_wrap=True)
+
     def _start(self) -> None:
         if self._live is not None or self.board.finished is not None:
             return
         if self.board.verbosity < VERBOSITY_NORMAL:
             return
+        from rich.live import Live
+
+        if self.console is None:
+            self.console = make_console(self.stream)
         self._live = Live(
             console=self.console,
             get_renderable=self._renderable,
@@ -344,6 +371,7 @@ class LiveReporter:
         atexit.register(self.close)
 
     def _renderable(self) -> RenderableType:
+        assert self.console is not None  # set before the display starts
         with self._lock:
             max_rows = max(self.console.size.height - 4, 3)
             return render(self.board, self.clock(), max_rows)

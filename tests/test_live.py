@@ -341,6 +341,41 @@ def test_a_closed_terminal_silences_the_reporter() -> None:
     live.close()  # rich's default Console would have raised SystemExit above
 
 
+def test_a_closed_pipe_before_the_display_starts_silences_the_reporter() -> None:
+    class Broken(io.StringIO):
+        def write(self, s: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    live = LiveReporter(Broken(), clock=FakeClock(), auto_refresh=False)
+    live.emit(RunStarted(1))
+    live.emit(Message("warning", "budget reached"))  # must not raise
+    live.emit(RunFinished({}, 0.0, "0"))
+
+
+def test_rich_loads_only_once_a_step_is_in_flight() -> None:
+    import subprocess
+
+    code = """if True:
+        import io, sys
+        from imaginebuild.events import *
+        from imaginebuild.live import LiveReporter
+        out = io.StringIO()
+        live = LiveReporter(out)
+        live.emit(RunStarted(1))
+        live.emit(Message("warning", "w"))
+        live.emit(StepFinished("a", "up_to_date", "up to date", 0.0))
+        live.emit(RunFinished({"up_to_date": 1}, 0.0, "0"))
+        print("rich" in sys.modules, repr(out.getvalue()))
+    """
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == (
+        "False 'warning: w\\nbuilt 0, restored 0, up to date 1, failed 0, skipped 0 in 0.0s, "
+        "$0.00\\n'"
+    )
+
+
 def test_importing_the_cli_does_not_import_rich() -> None:
     import subprocess
 
