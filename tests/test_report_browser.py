@@ -3,7 +3,7 @@
 Chromium comes from the system (Debian's `chromium` package); Playwright drives
 it without downloading a browser of its own. Without chromium the test skips
 locally and fails in CI (CI installs it). The screenshot is kept as an artefact
-in $IMAGINEBUILD_TEST_ARTIFACTS, or in pytest's temporary folder.
+in $IMAGINEBUILD_TEST_ARTIFACTS, by default tests/artifacts/ (ignored by git).
 """
 
 from __future__ import annotations
@@ -66,13 +66,15 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
             context.close()
 
 
-def artefact_dir(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("IMAGINEBUILD_TEST_ARTIFACTS") or tmp_path)
+def artefact_dir() -> Path:
+    folder = Path(
+        os.environ.get("IMAGINEBUILD_TEST_ARTIFACTS") or Path(__file__).parent / "artifacts"
+    )
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
-def test_report_in_headless_chromium(report: Path, browser: object, tmp_path: Path) -> None:
+def test_report_in_headless_chromium(report: Path, browser: object) -> None:
     from test_report import EVIL
 
     context = browser
@@ -120,7 +122,7 @@ def test_report_in_headless_chromium(report: Path, browser: object, tmp_path: Pa
     folder = report.parent.as_uri()
     assert requests and all(u.startswith(folder) for u in requests), requests
 
-    shot = artefact_dir(tmp_path) / "report.png"
+    shot = artefact_dir() / "report.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     page.close()
