@@ -22,13 +22,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from imaginebuild import __version__
 from imaginebuild.atomic import atomic_write_bytes, atomic_writer
 from imaginebuild.errors import ImaginebuildError, StoreError
 from imaginebuild.lockfile import LockedOutput, LockEntry
-from imaginebuild.model import Asset, RefKind
+from imaginebuild.model import Asset, InputRef, RefKind
 
 if TYPE_CHECKING:
     from imaginebuild.project import Project
@@ -177,7 +177,7 @@ def _card(
     dependants: Sequence[str],
     copier: _Copier,
 ) -> Card:
-    inputs = tuple(_input_item(ref.raw, ref, entry, copier) for ref in asset.inputs)
+    inputs = tuple(_input_item(ref, copier) for ref in asset.inputs)
     base = Card(
         name=asset.name,
         kind=asset.kind.value,
@@ -214,20 +214,13 @@ def _card(
     )
 
 
-def _input_item(raw: str, ref: Any, entry: LockEntry | None, copier: _Copier) -> InputItem:
+def _input_item(ref: InputRef, copier: _Copier) -> InputItem:
+    """An input as linked on the page; a local image file is shown as it is now."""
     if ref.kind is RefKind.ASSET:
-        return InputItem(raw, asset=ref.asset)
+        return InputItem(ref.raw, asset=ref.asset)
     if ref.kind is RefKind.URL:
-        return InputItem(raw, url=ref.url)
-    sha = _locked_input_sha(entry, raw)
-    return InputItem(raw, media=copier.input_file(ref.path or raw, sha))
-
-
-def _locked_input_sha(entry: LockEntry | None, raw: str) -> str | None:
-    for item in (entry.fields.get("inputs") or []) if entry else []:
-        if isinstance(item, Mapping) and item.get("ref") == raw:
-            return str(item.get("sha256"))
-    return None
+        return InputItem(ref.raw, url=ref.url)
+    return InputItem(ref.raw, media=copier.input_file(ref.path or ref.raw))
 
 
 def _text_or_none(value: object) -> str | None:
@@ -252,18 +245,14 @@ class _Copier:
         href = self._copy(out.sha256, out.media_type, out.path, sources, out.size)
         return MediaItem(out.path, out.media_type, out.sha256, out.size, href)
 
-    def input_file(self, rel: str, sha: str | None) -> MediaItem | None:
+    def input_file(self, rel: str) -> MediaItem | None:
         """A local input file, shown if it is an image the page can copy."""
         path = self.project.root / rel
         media_type = _IMAGE_SUFFIXES.get(path.suffix.lower())
         if media_type is None:
             return None
-        if sha is None:
-            try:
-                sha = self.project.stat_cache().sha256(path)
-            except OSError:
-                return None
         try:
+            sha = self.project.stat_cache().sha256(path)
             size = path.stat().st_size
         except OSError:
             return None

@@ -197,6 +197,18 @@ def test_missing_media_is_noted_and_tampered_bytes_are_not_copied(tmp_path: Path
     assert (index.parent / "media" / f"{london.sha256}.png").is_file()
 
 
+def test_a_changed_input_file_is_shown_as_it_is_now(tmp_path: Path) -> None:
+    from PIL import Image
+
+    project = built_project(tmp_path / "p")
+    logo = project.root / "art" / "logo.png"
+    Image.new("RGB", (32, 32), (0, 90, 200)).save(logo)
+    index = write_report(project, tmp_path / "r")
+    text = index.read_text(encoding="utf-8")
+    assert f"media/{sha256_of(logo)}.png" in text
+    assert "not in the cache" not in text
+
+
 def test_output_folder_serves_when_the_cache_was_cleared(tmp_path: Path) -> None:
     project = built_project(tmp_path / "p")
     for entry in project.lock_entries().values():
