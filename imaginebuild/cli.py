@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--retry-expired", action="store_true", help="resubmit jobs whose results expired"
     )
+    run.add_argument(
+        "--no-push", action="store_true", help="do not upload new builds to the remote cache"
+    )
 
     plan = sub.add_parser("plan", help="what would run, why, and its estimated cost")
     plan.add_argument("targets", nargs="*", metavar="TARGET")
@@ -88,9 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     dag.add_argument("targets", nargs="*", metavar="TARGET")
     dag.add_argument("--format", choices=("text", "mermaid", "dot"), default="text")
     sub.add_parser("validate", help="load and check the mediafile only")
-    sub.add_parser("checkout", help="materialize the lockfile's outputs from the cache")
+    checkout = sub.add_parser("checkout", help="materialize the lockfile's outputs from the cache")
+    checkout.add_argument("targets", nargs="*", metavar="TARGET")
+    push = sub.add_parser("push", help="upload locked builds to the remote cache")
+    push.add_argument("targets", nargs="*", metavar="TARGET")
+    pull = sub.add_parser(
+        "pull", help="fetch locked builds from the remote cache, materialize them"
+    )
+    pull.add_argument("targets", nargs="*", metavar="TARGET")
     gc = sub.add_parser("gc", help="drop cache entries no lockfile references")
     gc.add_argument("--dry-run", action="store_true", help="only say what would be dropped")
+    gc.add_argument(
+        "--remote", action="store_true", help="collect the remote cache (dry run unless --yes)"
+    )
+    gc.add_argument("--yes", action="store_true", help="with --remote: really delete")
     cost = sub.add_parser("cost", help="spend from the ledger, with totals")
     cost.add_argument("--by", default="asset", choices=("asset", "model", "day", "run", "provider"))
     cost.add_argument(
@@ -198,6 +212,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         "dag": _cmd_dag,
         "validate": _cmd_validate,
         "checkout": _cmd_checkout,
+        "pull": _cmd_checkout,
+        "push": _cmd_push,
         "gc": _cmd_gc,
         "cost": _cmd_cost,
         "init": _cmd_init,
@@ -234,6 +250,7 @@ def _options(args: argparse.Namespace) -> Any:
         offline=getattr(args, "offline", False),
         locked=getattr(args, "locked", False),
         retry_expired=getattr(args, "retry_expired", False),
+        no_push=getattr(args, "no_push", False),
     )
 
 
@@ -359,7 +376,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_checkout(args: argparse.Namespace) -> int:
-    result = _project(args).checkout()
+    result = _project(args).checkout(args.targets, pull=args.command == "pull")
     if args.json:
         _emit_json(result.to_json())
     for asset in result.assets:
@@ -373,15 +390,38 @@ def _cmd_checkout(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _cmd_push(args: argparse.Namespace) -> int:
+    result = _project(args).push(args.targets)
+    if args.json:
+        _emit_json(result.to_json())
+    for asset in result.assets:
+        if asset.state in ("failed", "skipped"):
+            sys.stderr.write(f"{asset.state}: {asset.name}: {asset.reason}\n")
+    counts = result.counts
+    sys.stderr.write(
+        f"pushed {counts.get('pushed', 0)}, already there {counts.get('up_to_date', 0)}, "
+        f"skipped {counts.get('skipped', 0)}, failed {counts.get('failed', 0)}\n"
+    )
+    return result.exit_code
+
+
 def _cmd_gc(args: argparse.Namespace) -> int:
-    result = _project(args).gc(dry_run=args.dry_run)
+    project = _project(args)
+    if args.remote:
+        result = project.gc_remote(dry_run=args.dry_run or not args.yes)
+    else:
+        result = project.gc(dry_run=args.dry_run)
     if args.json:
         _emit_json(result.__dict__)
         return 0
     verb = "would drop" if result.dry_run else "dropped"
+    where = " from the remote cache" if args.remote else ""
     sys.stderr.write(
-        f"{verb} {result.actions} action entries and {result.blobs} blobs ({result.bytes} bytes)\n"
+        f"{verb} {result.actions} action entries and {result.blobs} blobs "
+        f"({result.bytes} bytes){where}\n"
     )
+    if args.remote and result.dry_run and not args.dry_run:
+        sys.stderr.write("hint: run `imaginebuild gc --remote --yes` to delete them\n")
     return 0
 
 

@@ -88,7 +88,10 @@ def parse_lockfile(text: str, name: str) -> dict[str, LockEntry]:
     entries: dict[str, LockEntry] = {}
     assets = data.get("assets")
     if not isinstance(assets, dict):
-        raise LockfileError(f"{name}: 'assets' must be an object")
+        raise LockfileError(
+            f"{name}: 'assets' must be an object",
+            hint="restore it from git, or delete it: the cache will rebuild it without calls",
+        )
     for asset, raw in assets.items():
         try:
             entries[asset] = LockEntry(

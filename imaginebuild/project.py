@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -35,6 +35,7 @@ from imaginebuild.errors import (
     Interrupted,
     LockfileWouldChange,
     OfflineCallNeeded,
+    StoreError,
     UsageError,
 )
 from imaginebuild.events import (
@@ -54,7 +55,7 @@ from imaginebuild.lockfile import LockedOutput, LockEntry, read_lockfile, write_
 from imaginebuild.model import Asset, Kind, Media, Mediafile, RefKind
 from imaginebuild.projectlock import ProjectLock
 from imaginebuild.providers.base import GenerationRequest, InputFile, Phase, Provider
-from imaginebuild.rebuild import Action, Decision, decide
+from imaginebuild.rebuild import Action, Decision, Reason, decide
 from imaginebuild.results import AssetResult, CommandResult, usd
 from imaginebuild.store import ActionEntry, BlobRef, Store, default_cache_dir
 
@@ -74,6 +75,12 @@ _MEDIA_BY_SUFFIX = {
 _WEIGHT_IMAGE_S = 10.0
 _WEIGHT_VIDEO_BASE_S = 60.0
 _WEIGHT_VIDEO_PER_S = 15.0
+LEASE_TTL_S = 3600.0  # a build lease outlives any single call's deadline
+LEASE_POLL_S = 5.0
+
+
+class _BuiltElsewhere(Exception):
+    """Another machine finished the key this run was waiting to build."""
 
 
 def load(path: str | os.PathLike[str], **kwargs: Any) -> Project:
@@ -95,6 +102,7 @@ class RunOptions:
     offline: bool = False
     locked: bool = False
     retry_expired: bool = False
+    no_push: bool = False  # do not upload new builds to the remote cache
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,7 @@ class _Facts:
     entry: ActionEntry | None = None
     inputs: tuple[InputFile, ...] = ()
     estimate_ticks: int = 0
+    remote: bool = False  # the entry is in the remote cache only (fetch before restoring)
 
 
 @dataclass
@@ -158,6 +167,7 @@ class Project:
         from imaginebuild.credentials import SigningConfig
 
         self.signing = SigningConfig.from_env(self.env)  # C2PA signing of outputs, if configured
+        self._remote: Any = None  # RemoteCache, False when none is configured, None unknown
         self._prices: Any = None  # the price table, loaded the first time an estimate is needed
         self._budget: Any = None
 
@@ -265,18 +275,69 @@ class Project:
         self.reporter.emit(RunFinished(result.counts, 0.0, "0"))
         return result
 
-    def checkout(self) -> CommandResult:
-        """Materialize every output the lockfile names from the cache; no provider call."""
+    def checkout(self, targets: Iterable[str] = (), *, pull: bool = False) -> CommandResult:
+        """Materialize the lockfile's outputs from the cache, fetching missing blobs from
+        the remote cache; `pull` also brings the action entries into the local cache.
+        Never calls a provider."""
         results: list[AssetResult] = []
         self._check_signing()
+        wanted = set(self.dag.select(targets)) if tuple(targets) else None
         with ProjectLock(self.state_dir, self._wait_message):
             self._lock = None
             self._prune_lock(locked=False)
             for name, entry in sorted(self.lock_entries().items()):
-                results.append(self._checkout_one(name, entry))
+                if wanted is None or name in wanted:
+                    results.append(self._checkout_one(name, entry, pull))
             self._save_stat_cache()
         failed = any(r.state == "failed" for r in results)
-        return CommandResult("checkout", tuple(results), exit_code=1 if failed else 0)
+        command = "pull" if pull else "checkout"
+        return CommandResult(command, tuple(results), exit_code=1 if failed else 0)
+
+    def push(self, targets: Iterable[str] = ()) -> CommandResult:
+        """Upload the locked builds of the targets (default: all) to the remote cache."""
+        remote = self._require_remote("push")
+        selected = self.dag.select(targets)
+        results = []
+        for name in selected:
+            kind = self.mediafile.assets[name].kind.value
+            locked = self.lock_entries().get(name)
+            entry = self.store.get_action(locked.key) if locked else None
+            if locked is None or entry is None:
+                why = "never built" if locked is None else "not in the local cache"
+                results.append(AssetResult(name, kind, "skipped", why))
+                continue
+            try:
+                pushed = remote.push(entry, self.store)
+            except StoreError as exc:
+                results.append(AssetResult(name, kind, "failed", exc.message, error=exc.message))
+                continue
+            state = "pushed" if pushed else "up_to_date"
+            results.append(AssetResult(name, kind, state, state.replace("_", " "), key=entry.key))
+        failed = any(r.state == "failed" for r in results)
+        return CommandResult("push", tuple(results), exit_code=1 if failed else 0)
+
+    def _require_remote(self, what: str) -> Any:
+        remote = self.remote_cache() if self._has_remote() else None
+        if remote is None:
+            raise UsageError(
+                f"{what} needs a remote cache",
+                hint="set `remote:` in the mediafile or IMAGINEBUILD_REMOTE",
+            )
+        return remote
+
+    def gc_remote(self, *, dry_run: bool = True) -> GcResult:
+        """Drop remote entries and blobs this project's lockfile does not reference.
+
+        A remote shared by several projects must be collected from a checkout
+        that knows all their lockfiles; hence a dry run by default.
+        """
+        remote = self._require_remote("gc --remote")
+        entries = self.lock_entries()
+        keep_blobs = {o.sha256 for e in entries.values() for o in e.outputs}
+        dropped = remote.gc({e.key for e in entries.values()}, keep_blobs, dry_run=dry_run)
+        return GcResult(
+            len(dropped.drop_keys), len(dropped.drop_blobs), dropped.freed_bytes, dry_run
+        )
 
     def gc(self, *, dry_run: bool = False) -> GcResult:
         """Drop cache entries and blobs that the lockfile does not reference."""
@@ -339,6 +400,8 @@ class Project:
         for name in selected:
             asset = self._asset(name, options)
             f = self._assess(asset, known, forced=_forced(name, options), fetch=False)
+            if f.decision.action is Action.CALL and f.key and not _forced(name, options):
+                f = self._from_remote(f, self._remote_get(f.key))
             if f.decision.action is Action.CALL:
                 f.estimate_ticks = self._estimate(asset)
             facts[name] = f
@@ -524,6 +587,10 @@ class Project:
             f = self._assess(
                 asset, state.outputs, forced=_forced(name, state.options), fetch=True, urls=urls
             )
+            if f.decision.action is Action.CALL and f.key and not _forced(name, state.options):
+                f = self._from_remote(f, await self._remote_get_async(f.key))
+            if f.remote:
+                f = await self._fetch_remote(f)
             if f.decision.action is Action.RESTORE:
                 try:
                     return self._finish(state, f, self._restore(f), "restored", started)
@@ -536,7 +603,16 @@ class Project:
             if f.decision.action is Action.UP_TO_DATE:
                 assert f.outputs is not None
                 return self._finish(state, f, None, "up_to_date", started)
-            return await self._call(state, f, started)
+            try:
+                return await self._call(state, f, started)
+            except _BuiltElsewhere:
+                assert f.key is not None
+                f = await self._fetch_remote(
+                    self._from_remote(f, await self._remote_get_async(f.key))
+                )
+                if f.decision.action is not Action.RESTORE:
+                    return await self._call(state, f, started)
+                return self._finish(state, f, self._restore(f), "restored", started)
         except ImaginebuildError as exc:
             return self._fail(state, asset, exc, started)
 
@@ -574,7 +650,7 @@ class Project:
                 self.reporter.emit(StepPhase(asset.name, phase.value, detail))
 
             try:
-                async with state.pools[asset.provider]:
+                async with self._lease(f.key, state), state.pools[asset.provider]:
                     result = await provider.generate(request, progress)
             except BaseException:
                 self._budget.release(asset.name)
@@ -615,10 +691,119 @@ class Project:
             self.store.put_action(entry)
             self._materialize(asset, blobs, {"key": f.key, **f.fields.to_json(), **record})
             self._forget_job(f.key)
+            await self._push_async(entry, state.options)
             built = dataclasses.replace(f, outputs=blobs, entry=entry)
             return self._finish(state, built, entry, "built", started)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    # -- the remote cache (imaginebuild.remote); every call tolerates an unreachable remote
+
+    def remote_cache(self) -> Any:
+        """The configured RemoteCache, or None (fsspec is imported only when one is set)."""
+        if self._remote is None:
+            from imaginebuild.remote import RemoteCache
+
+            self._remote = (
+                RemoteCache.from_config(
+                    self.mediafile.remote,
+                    self.mediafile.remote_readonly,
+                    self.env,
+                    warn=lambda text: self.reporter.emit(Message("warning", text)),
+                )
+                or False
+            )
+        return self._remote or None
+
+    def _has_remote(self) -> bool:
+        return bool(self.env.get("IMAGINEBUILD_REMOTE") or self.mediafile.remote)
+
+    def _remote_get(self, key: str) -> ActionEntry | None:
+        if not self._has_remote():
+            return None
+        try:
+            entry: ActionEntry | None = self.remote_cache().get_action(key)
+        except StoreError as exc:
+            self.reporter.emit(Message("warning", f"remote cache unavailable: {exc}"))
+            return None
+        return entry
+
+    async def _remote_get_async(self, key: str) -> ActionEntry | None:
+        if not self._has_remote():
+            return None
+        import asyncio
+
+        return await asyncio.to_thread(self._remote_get, key)
+
+    def _from_remote(self, f: _Facts, entry: ActionEntry | None) -> _Facts:
+        """Turn a CALL into a restore from the remote cache when the remote has the key."""
+        if entry is None:
+            return f
+        found = Reason("remote", "outputs are in the remote cache")
+        decision = Decision(Action.RESTORE, (*f.decision.reasons, found))
+        return dataclasses.replace(
+            f, decision=decision, entry=entry, outputs=entry.outputs, remote=True
+        )
+
+    async def _fetch_remote(self, f: _Facts) -> _Facts:
+        """Bring a remote entry's blobs into the local store; on failure, build instead."""
+        import asyncio
+
+        assert f.entry is not None
+        self.reporter.emit(
+            StepPhase(f.asset.name, Phase.DOWNLOADING.value, "from the remote cache")
+        )
+        try:
+            await asyncio.to_thread(self.remote_cache().fetch, f.entry, self.store)
+        except StoreError as exc:
+            self.reporter.emit(Message("warning", f"{f.asset.name}: {exc}; building it instead"))
+            reasons = tuple(r for r in f.decision.reasons if r.code != "remote")
+            return dataclasses.replace(
+                f, decision=Decision(Action.CALL, reasons), entry=None, outputs=None, remote=False
+            )
+        return dataclasses.replace(f, remote=False)
+
+    async def _push_async(self, entry: ActionEntry, options: RunOptions) -> None:
+        """Upload a new build unless --no-push or the remote is read-only; never fails a step."""
+        if options.no_push or not self._has_remote():
+            return
+        remote = self.remote_cache()
+        if remote is None or remote.readonly:
+            return
+        import asyncio
+
+        try:
+            await asyncio.to_thread(remote.push, entry, self.store)
+        except StoreError as exc:
+            self.reporter.emit(Message("warning", f"could not push {entry.key[:12]}: {exc}"))
+
+    @contextlib.asynccontextmanager
+    async def _lease(self, key: str, state: _RunState) -> AsyncIterator[None]:
+        """Hold the remote's build lease on `key` while calling, so two machines do not
+        both pay for it; a holder elsewhere is waited for (its push ends the wait)."""
+        remote = self.remote_cache() if self._has_remote() else None
+        if remote is None or remote.readonly or state.options.no_push:
+            yield
+            return
+        import asyncio
+        import socket
+
+        owner = f"{socket.gethostname()}:{os.getpid()}:{state.run_id}"
+        waited = False
+        while not await asyncio.to_thread(remote.acquire_lease, key, owner, LEASE_TTL_S):
+            if not waited:
+                self.reporter.emit(
+                    Message("info", f"another machine is building {key[:12]}; waiting for it")
+                )
+                waited = True
+            await asyncio.sleep(LEASE_POLL_S)
+            if await self._remote_get_async(key) is not None:
+                raise _BuiltElsewhere(key)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(StoreError):
+                await asyncio.to_thread(remote.release_lease, key, owner)
 
     def _verified_input(self, asset: Asset, item: InputFile) -> InputFile:
         """An input whose bytes were just checked against its hash: a paid call never
@@ -833,10 +1018,21 @@ class Project:
             del entries[name]
         write_lockfile(self.mediafile.lockfile_path, entries)
 
-    def _checkout_one(self, name: str, entry: LockEntry) -> AssetResult:
+    def _checkout_one(self, name: str, entry: LockEntry, pull: bool) -> AssetResult:
         asset = self.mediafile.assets.get(name)
         kind = asset.kind.value if asset else str(entry.fields.get("kind", "?"))
         paths = tuple(o.path for o in entry.outputs)
+        blobs = [BlobRef(o.sha256, o.size, o.media_type) for o in entry.outputs]
+        if self._has_remote() and (pull or not all(self.store.has_blob(b.sha256) for b in blobs)):
+            try:
+                remote = self.remote_cache()
+                if pull and self.store.get_action(entry.key) is None:
+                    found = remote.get_action(entry.key)
+                    if found is not None:
+                        remote.fetch(found, self.store)
+                remote.fetch_blobs(blobs, self.store)
+            except StoreError as exc:
+                self.reporter.emit(Message("warning", f"{name}: {exc}"))
         provenance = {"key": entry.key, **dict(entry.fields), **dict(entry.record)}
         try:
             changed = False

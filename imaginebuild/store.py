@@ -112,8 +112,8 @@ class Store:
         size = src.stat().st_size
         dest = self.blob_path(digest)
         if not dest.is_file():
-            dest.parent.mkdir(parents=True, exist_ok=True)
             try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
                 if move:
                     _fsync_file(src)
                     os.chmod(src, 0o444)

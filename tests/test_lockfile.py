@@ -129,11 +129,6 @@ def test_every_malformed_lockfile_error_has_a_hint(tmp_path: Path) -> None:
         assert caught.value.hint, text
 
 
-@pytest.mark.xfail(
-    reason="bug: lockfile.parse_lockfile raises LockfileError without a hint when 'assets' "
-    "is not an object",
-    strict=True,
-)
 def test_a_lockfile_whose_assets_are_not_an_object_has_a_hint(tmp_path: Path) -> None:
     path = tmp_path / "mediafile.lock"
     path.write_text('{"version": 1, "assets": []}')

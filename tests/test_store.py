@@ -138,11 +138,6 @@ def test_the_cache_folder_comes_from_the_environment(tmp_path: Path) -> None:
     assert default_cache_dir(tmp_path, {"IMAGINEBUILD_CACHE_DIR": str(override)}) == override
 
 
-@pytest.mark.xfail(
-    reason="bug: Store.put_file calls dest.parent.mkdir outside its try, so an OSError escapes "
-    "untranslated (the CLI then reports it as a usage error, exit 2)",
-    strict=True,
-)
 def test_an_unwritable_cache_is_a_store_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
