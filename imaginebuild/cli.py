@@ -127,7 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help(sys.stderr)
             return 2
         if args.directory:
-            os.chdir(args.directory)
+            try:
+                os.chdir(args.directory)
+            except OSError as exc:
+                raise UsageError(
+                    f"-C {args.directory}: {exc.strerror}", hint="name an existing project folder"
+                ) from None
         _install_sigterm()
         return _dispatch(args)
     except ImaginebuildError as exc:
