@@ -402,6 +402,7 @@ def run_cli(args: list[str], cwd: Path, *, tty: bool, ci: bool = False) -> tuple
     import fcntl
     import os
     import pty
+    import select
     import struct
     import subprocess
     import termios
@@ -422,15 +423,22 @@ def run_cli(args: list[str], cwd: Path, *, tty: bool, ci: bool = False) -> tuple
     )
     os.close(slave)
     chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed its end
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([master], [], [], 1.0)[0]:
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed its end
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        if proc.poll() is None and time.monotonic() >= deadline:
+            proc.kill()
     return proc.wait(timeout=120), b"".join(chunks).decode("utf-8", "replace")
 
 
