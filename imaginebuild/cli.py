@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--ignore-outputs", action="store_true", help="also ignore the output folder in git"
     )
     sub.add_parser("schema", help="print the mediafile JSON Schema")
+    report = sub.add_parser("report", help="a static HTML gallery: media, prompts, lineage, cost")
+    report.add_argument("-o", "--output", metavar="DIR", help="(default: .imaginebuild/report)")
     return parser
 
 
@@ -198,7 +200,16 @@ def _reporter(args: argparse.Namespace) -> Any:
     level = (
         VERBOSITY_QUIET if args.quiet else VERBOSITY_VERBOSE if args.verbose else VERBOSITY_NORMAL
     )
+    if args.command == "run" and level >= VERBOSITY_NORMAL and _live_terminal():
+        from imaginebuild.live import LiveReporter
+
+        return LiveReporter(sys.stderr, verbosity=level)
     return PlainReporter(sys.stderr, level)
+
+
+def _live_terminal() -> bool:
+    """Whether stderr is an interactive terminal outside CI (then a run draws a live display)."""
+    return sys.stderr.isatty() and not os.environ.get("CI") and os.environ.get("TERM") != "dumb"
 
 
 def _project(args: argparse.Namespace) -> Project:
@@ -223,6 +234,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "cost": _cmd_cost,
         "init": _cmd_init,
         "schema": _cmd_schema,
+        "report": _cmd_report,
     }
     return handlers[args.command](args)
 
@@ -272,7 +284,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for asset in result.assets:
         if asset.state == "failed" and asset.hint:
             sys.stderr.write(f"hint: {asset.name}: {asset.hint}\n")
-    sys.stderr.write(summary_line(result) + "\n")
+    if not getattr(project.reporter, "shows_summary", False):
+        sys.stderr.write(summary_line(result) + "\n")
     _github_summary(result)
     if args.json:
         _emit_json(result.to_json())
@@ -470,6 +483,18 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     from imaginebuild.schema import schema_text
 
     sys.stdout.write(schema_text())
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from imaginebuild.report import write_report
+
+    project = _project(args)
+    index = write_report(project, Path(args.output or project.state_dir / "report"))
+    if args.json:
+        _emit_json({"report": str(index)})
+    else:
+        sys.stderr.write(f"report: {index.resolve().as_uri()}\n")
     return 0
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-import imaginebuild.cli
 from imaginebuild.events import (
     Message,
     RunFinished,
@@ -388,8 +387,6 @@ def test_importing_the_cli_does_not_import_rich() -> None:
 
 # ---------------------------------------------------------------------- the CLI on a real pty
 
-# Until the CLI chooses the live display these tests have nothing to run against.
-CLI_WIRED = "imaginebuild.live" in Path(imaginebuild.cli.__file__).read_text(encoding="utf-8")
 SMALL = (
     "version: 1\nprovider: local\nassets:\n"
     "  still: {kind: image, prompt: a red square}\n"
@@ -448,12 +445,6 @@ def small_project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-needs_cli_wiring = pytest.mark.skipif(
-    not CLI_WIRED, reason="the CLI does not choose the live display yet"
-)
-
-
-@needs_cli_wiring
 def test_cli_on_a_terminal_draws_the_live_display(small_project: Path) -> None:
     code, err = run_cli(["run"], small_project, tty=True)
     assert code == 0, err
@@ -463,7 +454,6 @@ def test_cli_on_a_terminal_draws_the_live_display(small_project: Path) -> None:
     assert text.count("built 2, restored 0, up to date 0, failed 0, skipped 0") == 1
 
 
-@needs_cli_wiring
 @pytest.mark.parametrize("how", ["ci", "pipe"])
 def test_cli_in_ci_or_a_pipe_prints_plain_lines(small_project: Path, how: str) -> None:
     code, err = run_cli(["run"], small_project, tty=how == "ci", ci=how == "ci")
@@ -475,7 +465,6 @@ def test_cli_in_ci_or_a_pipe_prints_plain_lines(small_project: Path, how: str) -
     assert len(lines) == 3
 
 
-@needs_cli_wiring
 def test_cli_quiet_on_a_terminal_prints_only_the_summary(small_project: Path) -> None:
     code, err = run_cli(["-q", "run"], small_project, tty=True)
     assert code == 0, err
