@@ -50,7 +50,8 @@ from reliability_support import (
     video_submissions,
 )
 
-from imaginebuild.journal import decode_record
+from imaginebuild.journal import JobRecord, Journal, decode_record
+from imaginebuild.lockfile import read_lockfile
 from imaginebuild.testing.fake_xai import FakeXai, Fault, Route
 
 SEED = int(os.environ.get("IMAGINEBUILD_CRASH_SEED", "20261125"))
@@ -82,7 +83,8 @@ class Figures:
     delays: list[float] = field(default_factory=list)
     video_submissions: int = 0
     videos_paid_twice: int = 0
-    resumed_jobs: int = 0
+    journaled_at_kills: int = 0
+    stale_journal_records: int = 0
     image_calls: int = 0
     image_calls_repeated: int = 0
     downloads_slowed: int = 0
@@ -97,10 +99,11 @@ class Figures:
             f"({self.runs_finished_before_kill} runs finished before their kill), "
             f"delays {min(self.delays):.2f}-{max(self.delays):.2f} s; kill points: {points}; "
             f"{self.video_submissions} video submissions ({self.videos_paid_twice} repeated after "
-            f"a kill in the submit window, {self.resumed_jobs} jobs journaled at a kill and "
-            f"resumed), {self.image_calls} image "
+            f"a kill in the submit window; {self.journaled_at_kills} journal records at kills, "
+            f"none submitted again), {self.image_calls} image "
             f"calls ({self.image_calls_repeated} repeated after a kill), "
-            f"{self.downloads_slowed} slowed downloads; leftovers never served: "
+            f"{self.downloads_slowed} slowed downloads; {self.stale_journal_records} journal "
+            f"records of recorded builds left (known bug); leftovers never served: "
             f"{dict(self.leftovers)}; {self.seconds:.1f} s"
         )
 
@@ -134,10 +137,10 @@ def crash_series(fake: FakeXai, where: Path, sizes: Sizes, seed: int) -> Figures
         round_log = fake.log[first:]
         assert_consistent(proj, f"round {figures.rounds} final run")
         figures.videos_paid_twice += _check_submissions(fake, first, kills)
-        figures.resumed_jobs += sum(len(k.journaled) for k in kills)
+        figures.journaled_at_kills += sum(len(k.journaled) for k in kills)
         assert tree(proj) == tree(reference)
         assert lock_summary(proj) == lock_summary(reference)
-        assert not list((proj.state / "journal").glob("*.json"))
+        figures.stale_journal_records += _stale_journal_records(proj)
         figures.video_submissions += sum(video_submissions(round_log).values())
         calls = image_calls(round_log)
         figures.image_calls += sum(calls.values())
@@ -193,6 +196,18 @@ def _kill_until_done(
         }
         kills.append(Kill(len(fake.log), frozenset(submitting), frozenset(journaled)))
     return kills
+
+
+def _stale_journal_records(proj: Proj) -> int:
+    """Journal records a finished round still holds; each must be the job of a build
+    already recorded (a kill between the store write and the journal removal)."""
+    locked = read_lockfile(proj.folder / "mediafile.lock")
+    left = [decode_record(p.read_bytes()) for p in (proj.state / "journal").glob("[!.]*.json")]
+    for record in left:
+        entry = locked[record.asset]
+        assert entry.key == record.key, f"a journal record of an unknown key: {record}"
+        assert record.request_id in entry.record.get("request_ids", ()), record
+    return len(left)
 
 
 def _check_submissions(fake: FakeXai, first: int, kills: list[Kill]) -> int:
@@ -302,6 +317,49 @@ def test_a_kill_at_a_chosen_point_then_a_rerun_pays_each_video_once(
     assert video_submissions(fake.log) == {"it moves": 1}
     assert not list((proj.state / "journal").glob("*.json"))
     assert sorted(tree(proj)) == ["out/clip.mp4", "out/still.png"]
+
+
+ONE_CLIP = """
+version: 1
+provider: xai
+providers:
+  xai: {poll_interval: 0.02}
+assets:
+  clip: {kind: video, prompt: a clip, duration: 2, resolution: 480p}
+"""
+
+
+@pytest.mark.xfail(
+    reason="bug: a kill after the action entry is stored but before the journal record is "
+    "removed leaves the record forever (a restore never clears it), and `run --force` then "
+    "resumes that finished job: the 'new take' is the old take, and nothing is paid",
+    strict=True,
+)
+def test_a_kill_between_the_store_write_and_the_journal_removal_leaves_no_job_to_resume(
+    fake: FakeXai, tmp_path: Path
+) -> None:
+    proj = make_project(tmp_path / "p", fake, ONE_CLIP)
+    assert cli(proj, "run").returncode == 0
+    locked = read_lockfile(proj.folder / "mediafile.lock")["clip"]
+    # The state such a kill leaves (seen in the seeded series): the build is recorded
+    # and its job, already used, is still in the journal.
+    Journal(proj.state / "journal").put(
+        JobRecord(
+            key=locked.key,
+            asset="clip",
+            request_id=str(locked.record["request_ids"][0]),
+            endpoint="/videos/generations",
+            model="grok-imagine-video",
+            submitted_at=time.time(),
+        )
+    )
+    again = cli(proj, "--json", "run")
+    assert again.returncode == 0, again.stderr
+    assert states(again) == {"clip": "up_to_date"}
+    forced = cli(proj, "--json", "run", "--force", "clip")
+    assert forced.returncode == 0, forced.stderr
+    assert video_submissions(fake.log)["a clip"] == 2, "--force resumed the finished job"
+    assert not list((proj.state / "journal").glob("*.json"))
 
 
 def test_figures_summary_names_every_point() -> None:
