@@ -21,12 +21,12 @@ Two machines that miss the same key at once would both pay for it. A lease
 closes that window where the backend has conditional writes (S3 and its
 clones: `If-None-Match: *` answers 412 to the second creator; file:// uses an
 exclusive link): `acquire_lease` returns True to exactly one of them until the
-lease expires or is released; the others wait for the entry (`get_action`) or
-for the lease to expire. Limits: a holder that outlives its `ttl` without
-renewing may be joined by a second builder; on file:// an expired lease is
-taken over by delete-then-create, where two takers can race; on backends
-without conditional writes (gs://…) `acquire_lease` always grants, i.e. the
-old "both may pay" behaviour.
+lease expires or is released; `claim_or_wait` is the whole protocol (claim,
+else poll for the entry until the lease expires or a timeout passes).
+Limits: a holder that outlives its `ttl` without renewing may be joined by a
+second builder; on file:// an expired lease is taken over by delete-then-create,
+where two takers can race; on backends without conditional writes (gs://…)
+`acquire_lease` always grants, i.e. the old "both may pay" behaviour.
 
 Credentials come from the backend's usual sources (for s3: the AWS_* variables,
 AWS_PROFILE, ~/.aws, instance roles); they are never stored or shown.
@@ -219,6 +219,7 @@ class RemoteCache:
         protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
         self.supports_leases = bool(_LEASE_PROTOCOLS & set(protocols))
         self._clock = clock
+        self._sleep = sleep
         self._warn = warn
 
     @classmethod
@@ -478,6 +479,28 @@ class RemoteCache:
         holder, _ = _parse_lease(self.transport.read_bytes(path))
         if holder == owner:
             self.transport.delete(path)
+
+    def claim_or_wait(
+        self, key: str, owner: str, *, ttl: float, timeout: float, poll: float = 2.0
+    ) -> ActionEntry | None:
+        """Before paying for a key missing everywhere: build it, or wait for whoever is.
+
+        Returns None when the caller should build (it holds the lease, or gave
+        up waiting after `timeout` seconds; either way it calls `release_lease`
+        after its push), or the entry another machine pushed meanwhile.
+        """
+        deadline = self._clock() + timeout
+        while True:
+            if self.acquire_lease(key, owner, ttl):
+                # The holder may have pushed and released between our miss and our claim.
+                entry = self.get_action(key)
+                if entry is not None:
+                    self.release_lease(key, owner)
+                return entry
+            entry = self.get_action(key)
+            if entry is not None or self._clock() >= deadline:
+                return entry
+            self._sleep(poll)
 
     def lease_holder(self, key: str) -> str | None:
         """Who holds an unexpired lease on `key`, if anyone."""

@@ -541,6 +541,37 @@ def test_an_expired_lease_is_taken_over_once(make_remote: Make) -> None:
     assert a.lease_holder(key) == "b"
 
 
+def test_a_waiting_machine_gets_the_entry_the_lease_holder_pushes(
+    tmp_path: Path, make_remote: Make
+) -> None:
+    store_a, store_b = make_store(tmp_path, "a"), make_store(tmp_path, "b")
+    entry = make_entry(store_a, tmp_path, 500)
+    a, b = make_remote(), make_remote()
+    assert a.claim_or_wait(entry.key, "a", ttl=60, timeout=5) is None  # a builds
+    got: list[ActionEntry | None] = []
+    waiter = threading.Thread(
+        target=lambda: got.append(b.claim_or_wait(entry.key, "b", ttl=60, timeout=20, poll=0.05))
+    )
+    waiter.start()
+    time.sleep(0.3)
+    assert waiter.is_alive()  # b is waiting, not building
+    a.push(entry, store_a)
+    a.release_lease(entry.key, "a")
+    waiter.join(timeout=20)
+    assert got == [entry]
+    b.fetch(entry, store_b)
+    assert b.lease_holder(entry.key) is None
+
+
+def test_a_waiting_machine_builds_when_the_holder_vanishes(make_remote: Make) -> None:
+    key = "2" * 64
+    a, b = make_remote(), make_remote()
+    assert a.acquire_lease(key, "a", ttl=0.5)  # and then a dies without pushing
+    assert b.claim_or_wait(key, "b", ttl=60, timeout=20, poll=0.05) is None
+    assert b.lease_holder(key) == "b"
+    assert make_remote().claim_or_wait(key, "c", ttl=60, timeout=0.2, poll=0.05) is None
+
+
 def test_leases_on_a_file_remote(tmp_path: Path) -> None:
     remote = RemoteCache.from_config(f"file://{tmp_path / 'remote'}", False, {})
     assert remote is not None and remote.supports_leases
