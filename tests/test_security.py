@@ -489,7 +489,30 @@ assets:
     assert csp and "script-src 'none'" in csp.group(1).replace('"', "'")
 
 
-# ------------------------------------------------------------------ YAML
+# ------------------------------------------------------------------ YAML and validation
+
+
+@pytest.mark.xfail(
+    reason="bug: mediafile.py skips the schema layer when .imaginebuild/validated holds "
+    "sha256(version, schema, text) - a digest anyone can compute - so a repository that "
+    "commits that stamp next to an invalid mediafile switches validation off: wrong types "
+    "pass (exit 0, sent to the API) or crash the semantic layer (exit 70)",
+    strict=True,
+)
+@pytest.mark.parametrize("case", ["count-string", "kind-null", "provider-settings-unknown-key"])
+def test_a_committed_validation_stamp_cannot_switch_validation_off(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from imaginebuild.mediafile import _schema_digest
+
+    project = tmp_path / "project"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "bad_inputs" / case, project)
+    text = (project / "mediafile.yaml").read_text(encoding="utf-8")
+    (project / ".imaginebuild").mkdir()
+    (project / ".imaginebuild" / "validated").write_text(_schema_digest(text))
+    monkeypatch.chdir(project)
+    assert main(["validate"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
 
 
 UNSAFE_YAML = re.compile(
