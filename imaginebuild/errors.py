@@ -140,6 +140,7 @@ class CallInfo:
     endpoint: str | None = None
     status_code: int | None = None
     retries: int = 0
+    cost_ticks: int | None = None  # what the API billed before failing (moderation is billed)
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -35,6 +35,7 @@ from imaginebuild.errors import (
     Interrupted,
     LockfileWouldChange,
     OfflineCallNeeded,
+    ProviderError,
     StoreError,
     UsageError,
 )
@@ -567,7 +568,12 @@ class Project:
                     if failed_parents
                     else "not started: the run stopped after a failure"
                 )
-                results.append(AssetResult(name, asset.kind.value, "skipped", why, asset.outputs))
+                results.append(
+                    AssetResult(
+                        name, asset.kind.value, "skipped", why, asset.outputs,
+                        estimate_ticks=self._estimate(asset),
+                    )
+                )  # fmt: skip
                 self.reporter.emit(StepFinished(name, "skipped", why, 0.0))
         exit_code = _exit_code(statuses)
         messages = self._refusal_messages(state, results)
@@ -652,6 +658,9 @@ class Project:
             try:
                 async with self._lease(f.key, state), state.pools[asset.provider]:
                     result = await provider.generate(request, progress)
+            except ProviderError as exc:
+                self._record_billed_failure(state, asset, f.key, exc)
+                raise
             except BaseException:
                 self._budget.release(asset.name)
                 raise
@@ -680,6 +689,7 @@ class Project:
                         "request_id": c.request_id,
                         "cost_usd": None if c.cost_ticks is None else usd(c.cost_ticks),
                         "retries": c.retries,
+                        "started_at": _iso(c.started_at) if c.started_at else None,
                         "duration_s": round(c.duration_s, 3),
                     }
                     for c in result.calls
@@ -1085,11 +1095,16 @@ class Project:
             if asset.kind is Kind.VIDEO_EDIT and asset.inputs and asset.inputs[0].asset
             else None
         )
+        params = asset.params()
+        if asset.kind in (Kind.VIDEO_EDIT, Kind.EXTEND) and asset.inputs and asset.inputs[0].asset:
+            inherited = self._video_resolution(asset.inputs[0].asset)
+            if inherited is not None:
+                params = {**params, "resolution": inherited}
         return estimate(
             table,
             kind=asset.kind,
             model=asset.model,
-            params=asset.params(),
+            params=params,
             input_count=image_inputs,
             input_video_seconds=seconds,
         ).ticks
@@ -1099,6 +1114,14 @@ class Project:
             return self.mediafile.assets[ref.asset].output_media
         name = ref.path or ref.url or ""
         return Media.VIDEO if name.lower().endswith(".mp4") else Media.IMAGE
+
+    def _video_resolution(self, name: str) -> str | None:
+        """The resolution an asset's video has as declared (edits and extensions inherit it)."""
+        asset = self.mediafile.assets[name]
+        if asset.resolution is not None:
+            return asset.resolution
+        upstream = asset.inputs[0].asset if asset.inputs else None
+        return self._video_resolution(upstream) if upstream else None
 
     def _video_seconds(self, name: str) -> float | None:
         """The length of an asset's video as declared (extend adds to its input)."""
@@ -1125,7 +1148,7 @@ class Project:
             ticks = call.cost_ticks if call.cost_ticks is not None else (estimate if i == 0 else 0)
             ledger.append(
                 LedgerEntry(
-                    time=format_time(call.started_at or time.time()),
+                    time=format_time((call.started_at or time.time()) + call.duration_s),
                     run_id=state.run_id,
                     asset=asset.name,
                     key=key,
@@ -1139,6 +1162,28 @@ class Project:
                     duration_s=round(call.duration_s, 3),
                 )
             )
+
+    def _record_billed_failure(
+        self, state: _RunState, asset: Asset, key: str, exc: ProviderError
+    ) -> None:
+        """A call that failed after the API billed it (e.g. a moderation refusal) is spent
+        money: it goes to the budget and the ledger like any other call."""
+        ticks = exc.info.cost_ticks
+        if ticks is None or asset.provider == "local":
+            self._budget.release(asset.name)
+            return
+        self._budget.settle(asset.name, ticks)
+        from imaginebuild.providers.base import CallRecord, GenerationResult
+
+        call = CallRecord(
+            endpoint=exc.info.endpoint or "",
+            model=asset.model,
+            request_id=exc.info.request_id,
+            cost_ticks=ticks,
+            retries=exc.info.retries,
+            started_at=time.time(),
+        )
+        self._record_ledger(state, asset, key, GenerationResult((), (call,)), 0)
 
     def _forget_job(self, key: str) -> None:
         if (self.state_dir / "journal").is_dir():
@@ -1276,6 +1321,10 @@ def _ticks_of(value: object) -> int:
 
 
 def _utc_now() -> str:
+    return _iso(time.time())
+
+
+def _iso(unix_time: float) -> str:
     from imaginebuild.ledger import format_time
 
-    return format_time(time.time())
+    return format_time(unix_time)

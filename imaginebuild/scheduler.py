@@ -2,9 +2,10 @@
 
 A step starts as soon as all its parents succeeded (no level-by-level
 barriers); among ready steps the highest priority goes first; at most `jobs`
-run at once. When a step fails (or is refused by policy) its dependants are
-skipped; without keep-going nothing new starts, but steps already in flight
-finish — a paid call is never abandoned. Cancellation (Ctrl-C) cancels the
+run at once. When a step fails or is refused by policy its dependants are
+skipped. After a failure, without keep-going, nothing new starts, but steps
+already in flight finish — a paid call is never abandoned. A refusal (say, the
+budget) does not stop the others: a cheaper step may still fit. Cancellation (Ctrl-C) cancels the
 steps in flight and waits for them before propagating.
 """
 
@@ -81,7 +82,7 @@ async def run_steps(
                             heapq.heappush(ready, (-priority.get(child, 0.0), rank[child], child))
                 else:
                     skip_descendants(name)
-                    if not keep_going:
+                    if result is StepStatus.FAILED and not keep_going:
                         stopping = True
     except BaseException:
         for task in running:

@@ -178,22 +178,8 @@ def test_cold_run_ledger_equals_the_fakes_bill_to_the_tick(cold: ColdRun) -> Non
         "video",
         "animate",
         "reference_video",
-        pytest.param(
-            "video_edit",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: project._estimate does not pass the input's resolution to "
-                "pricing.estimate, which then assumes 720p for a video_edit of a 480p clip",
-            ),
-        ),
-        pytest.param(
-            "extend",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: project._estimate does not pass the input's resolution to "
-                "pricing.estimate, which then assumes 720p for an extend of a 480p clip",
-            ),
-        ),
+        "video_edit",
+        "extend",
     ],
 )
 def test_plan_estimate_of_each_kind_equals_its_bill(cold: ColdRun, kind: str) -> None:
@@ -231,11 +217,6 @@ def test_ledger_lines_have_the_documented_fields(cold: ColdRun) -> None:
     assert all(line["request_id"] for line in videos) and len(videos) == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: ledger.py documents `time` as when the call finished, but "
-    "project._record_ledger writes CallRecord.started_at (so lines are also out of time order)",
-)
 def test_ledger_time_is_when_the_call_finished(cold: ColdRun) -> None:
     videos = [e for e in cold.ledger if e.request_id]
     assert videos
@@ -316,12 +297,6 @@ def test_retried_faults_are_billed_once_and_recorded_once(tmp_path: Path) -> Non
         assert len(ledger_of(folder)) == len(entries)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a video job that ends moderation-blocked is billed (its done body carries "
-    "usage.cost_in_usd_ticks) but providers/xai.py raises ModerationRefused without a "
-    "CallRecord, so project._record_ledger never writes the billed call",
-)
 def test_a_billed_but_moderated_video_is_in_the_ledger(tmp_path: Path) -> None:
     folder = write_project(tmp_path / "p", FAULTY)
     with FakeXai(pending_polls=1, prices=FAKE_PRICES) as fake:
@@ -517,12 +492,6 @@ def test_a_local_rehearsal_costs_nothing_and_says_what_xai_would_charge(tmp_path
     assert not (folder / ".imaginebuild" / "ledger.jsonl").exists()  # nothing was billed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with -j 1 the step after a budget refusal is never tried; project._run then "
-    "reports it as skipped with reason 'not started: the run stopped after a failure' (nothing "
-    "failed) and estimate_usd 0, although the run's message counts its estimate",
-)
 def test_every_asset_left_by_the_budget_says_so_with_its_estimate(tmp_path: Path) -> None:
     price = _IMAGE.per_output["1k"]
     folder = write_project(tmp_path / "p", FIVE_CALLS)

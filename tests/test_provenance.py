@@ -47,7 +47,7 @@ RECORD_KEYS = {
     "imaginebuild", "built_at", "provider", "model", "request_ids", "cost_usd",
     "cost_estimated", "estimate_usd", "calls",
 }  # fmt: skip
-CALL_KEYS = {"endpoint", "request_id", "cost_usd", "retries", "duration_s"}
+CALL_KEYS = {"endpoint", "request_id", "cost_usd", "retries", "started_at", "duration_s"}
 OUTPUT_KEYS = {"path", "sha256", "bytes", "media_type"}
 
 

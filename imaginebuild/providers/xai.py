@@ -346,6 +346,7 @@ def _video_url(done: Mapping[str, object], info: CallInfo) -> str:
     video = done.get("video")
     video = video if isinstance(video, dict) else {}
     if video.get("respect_moderation") is False or done.get("block_reason"):
+        info.cost_ticks = _ticks(done)  # a withheld result is billed all the same
         raise ModerationRefused(
             f"job {info.request_id}: the video was withheld on content-policy grounds",
             info=info,
@@ -359,6 +360,7 @@ def _video_url(done: Mapping[str, object], info: CallInfo) -> str:
 
 def _image_items(data: Mapping[str, object], info: CallInfo) -> list[Mapping[str, object]]:
     reason = data.get("block_reason")
+    info.cost_ticks = _ticks(data)  # billed even when moderation withholds the images
     if reason:
         raise ModerationRefused(f"{info.endpoint}: the request was blocked: {reason}", info=info)
     items = data.get("data")
