@@ -748,3 +748,47 @@ def test_the_server_enforces_what_the_remote_relies_on(s3: S3Server, raw: Any, u
     with pytest.raises(OSError) as err:
         raw.pipe_file(path, b"2", IfNoneMatch="*")
     assert is_precondition_failed(err.value)
+
+
+# Not strict: the window is a race, so without the fix this fails only some of the time.
+@pytest.mark.xfail(
+    reason="bug: project._lease does not look at the remote again after acquiring the lease, "
+    "so a machine whose survey missed a key that another machine then built, pushed and "
+    "released pays for it a second time (fails about 2 runs in 5)",
+    strict=False,
+)
+def test_two_machines_building_at_once_pay_once_per_key(
+    make_project: Callable[..., Path],
+    clean_env: dict[str, str],
+    env: dict[str, str],
+    url: str,
+    tmp_path: Path,
+) -> None:
+    from conftest import called
+
+    from imaginebuild.events import RecordingReporter
+    from imaginebuild.project import load
+    from imaginebuild.results import CommandResult
+
+    shared = {**env, "IMAGINEBUILD_REMOTE": url}
+    folders = [make_project("chain", f"racer-{i}") for i in range(2)]
+    results: dict[int, CommandResult] = {}
+    barrier = threading.Barrier(2)
+
+    def build(i: int) -> None:
+        project = load(
+            folders[i] / "mediafile.yaml",
+            env=machine(clean_env, tmp_path, f"racer-{i}", **shared),
+            reporter=RecordingReporter(),
+        )
+        barrier.wait()
+        results[i] = project.run()
+
+    threads = [threading.Thread(target=build, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert all(r.exit_code == 0 for r in results.values())
+    calls = [name for r in results.values() for name in called(r)]
+    assert sorted(calls) == ["base", "framed", "inked", "other"]  # each key paid once
