@@ -133,6 +133,8 @@ class Transport:
         jobs: int = 8,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        cooldown: float = 60.0,
     ) -> None:
         self.fs = fs
         self.label = label
@@ -140,6 +142,12 @@ class Transport:
         self.jobs = max(1, jobs)
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
+        self._clock = clock
+        self.cooldown = cooldown
+        # After a request exhausts its retries on network faults, later requests fail
+        # at once for `cooldown` seconds: a run against an unreachable remote pays the
+        # retry budget once, not once per asset.
+        self._down: tuple[float, str] | None = None
         protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
         self.is_local = bool({"file", "local"} & set(protocols))
 
@@ -147,18 +155,27 @@ class Transport:
 
     def call(self, what: str, path: str, fn: Callable[[], T]) -> T:
         """Run `fn` (one backend request), retrying transient faults; errors become ours."""
+        down = self._down
+        if down is not None and self._clock() < down[0]:
+            raise StoreError(f"remote cache {self.label} is unreachable: {down[1]}")
         attempt = 0
         while True:
             try:
-                return fn()
+                result = fn()
             except (ImaginebuildError, _Mismatch):
                 raise
             except Exception as exc:  # fsspec backends raise anything; translated right here
-                if is_transient(exc) and self.policy.allows(attempt):
+                transient = is_transient(exc)
+                if transient and self.policy.allows(attempt):
                     self._sleep(self.policy.delay(attempt, None, self._rng))
                     attempt += 1
                     continue
-                raise self._translate(what, path, exc, attempt) from exc
+                error = self._translate(what, path, exc, attempt)
+                if transient:
+                    self._down = (self._clock() + self.cooldown, error.message)
+                raise error from exc
+            self._down = None
+            return result
 
     def _translate(self, what: str, path: str, exc: Exception, retries: int) -> StoreError:
         where = f"remote cache {self.label}: cannot {what} {path}"

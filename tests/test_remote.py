@@ -437,7 +437,10 @@ def test_a_fault_mid_upload_leaves_no_entry_without_its_blobs(
     assert_no_entry_without_blobs(direct)
 
     proxy.heal()
-    assert flaky.push(entry, store)
+    with pytest.raises(StoreError, match="unreachable"):
+        flaky.push(entry, store)  # this process gave up on the remote for a while
+    again = make_remote(environ=s3_env(proxy.endpoint), policy=NO_RETRY)  # a later run
+    assert again.push(entry, store)
     assert direct.get_action(entry.key) == entry
     assert set(direct.blob_hashes()) == {b.sha256 for b in entry.outputs}
 
@@ -466,6 +469,27 @@ def test_an_unreachable_remote_is_a_store_error(tmp_path: Path, url: str) -> Non
     remote.transport.policy = NO_RETRY
     with pytest.raises(StoreError, match="cannot read"):
         remote.get_action("c" * 64)
+
+
+def test_an_unreachable_remote_costs_the_retry_budget_once(url: str) -> None:
+    now = [0.0]
+    remote = RemoteCache.from_config(url, False, s3_env("http://127.0.0.1:9"))
+    assert remote is not None
+    transport = remote.transport
+    waits: list[float] = []
+    transport.policy = FAST
+    transport._sleep = waits.append
+    transport._clock = lambda: now[0]
+    with pytest.raises(StoreError, match="cannot read"):
+        remote.get_action("c" * 64)
+    assert len(waits) == FAST.max_retries
+    with pytest.raises(StoreError, match="unreachable"):
+        remote.has_action("c" * 64)  # at once: no request, no wait
+    assert len(waits) == FAST.max_retries
+    now[0] += transport.cooldown
+    with pytest.raises(StoreError, match="cannot inspect"):
+        remote.has_action("c" * 64)  # tried again after the cooldown
+    assert len(waits) == 2 * FAST.max_retries
 
 
 def test_error_classification() -> None:
