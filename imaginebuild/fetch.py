@@ -50,7 +50,7 @@ async def fetch_to_file(url: str, folder: Path, env: Mapping[str, str]) -> tuple
     check_url_allowed(url, env)
     import httpx  # imported here: only runs that fetch a URL pay for it
 
-    fd, name = tempfile.mkstemp(prefix=".fetch-", dir=folder)
+    fd, name = tempfile.mkstemp(prefix=f".fetch-{os.getpid()}-", dir=folder)
     path = Path(name)
     try:
         with os.fdopen(fd, "wb") as out:

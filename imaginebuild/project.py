@@ -33,6 +33,7 @@ from imaginebuild.errors import (
     ImaginebuildError,
     InputError,
     Interrupted,
+    InvalidMedia,
     LockfileWouldChange,
     OfflineCallNeeded,
     ProviderError,
@@ -228,6 +229,7 @@ class Project:
         with ProjectLock(self.state_dir, self._wait_message):
             self._lock = None  # another process may have written it while we waited
             self._prune_lock(options.locked)
+            self._tidy()
             state = _RunState(options, uuid.uuid4().hex[:12])
             settled = self._settled(wanted, options)
             if settled is not None:
@@ -286,6 +288,7 @@ class Project:
         with ProjectLock(self.state_dir, self._wait_message):
             self._lock = None
             self._prune_lock(locked=False)
+            self._tidy()
             for name, entry in sorted(self.lock_entries().items()):
                 if wanted is None or name in wanted:
                     results.append(self._checkout_one(name, entry, pull))
@@ -345,10 +348,13 @@ class Project:
         with ProjectLock(self.state_dir, self._wait_message):
             self._lock = None
             self._prune_lock(locked=False)
-            entries = self.lock_entries()
-            keep_keys = {e.key for e in entries.values()}
-            keep_blobs = {o.sha256 for e in entries.values() for o in e.outputs}
-            keep_blobs |= {sha for e in entries.values() for sha in _url_pins(e).values()}
+            entries = list(self.lock_entries().values())
+            for lockfile in self.store.registered_lockfiles():
+                if lockfile != self.mediafile.lockfile_path:
+                    entries += read_lockfile(lockfile).values()  # a shared cache: keep theirs
+            keep_keys = {e.key for e in entries}
+            keep_blobs = {o.sha256 for e in entries for o in e.outputs}
+            keep_blobs |= {sha for e in entries for sha in _url_pins(e).values()}
             drop_keys = []
             for key in self.store.action_keys():
                 entry = self.store.get_action(key)
@@ -637,6 +643,7 @@ class Project:
                 f"{asset.name} not started: its estimated {usd(estimate)} USD would pass the budget"
             )
         provider = self._provider(asset.provider, state)
+        self._drop_stored_job(f.key, f.entry or self.store.get_action(f.key))
         inputs = tuple(self._verified_input(asset, i) for i in f.inputs)
         self.reporter.emit(StepStarted(asset.name, "call"))
         workdir = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=self._tmp_dir()))
@@ -669,7 +676,11 @@ class Project:
             self._record_ledger(state, asset, f.key, result, estimate)
             from imaginebuild.outputcheck import check_outputs
 
-            check_outputs(asset, result.outputs)
+            try:
+                check_outputs(asset, result.outputs, inputs)
+            except InvalidMedia:
+                self._forget_job(f.key)  # bad at the source: resuming the job cannot help
+                raise
             blobs = tuple(
                 self.store.put_file(o.path, o.media_type, move=True) for o in result.outputs
             )
@@ -837,7 +848,8 @@ class Project:
             raise
 
     def _restore(self, f: _Facts) -> ActionEntry:
-        assert f.entry is not None and f.fields is not None
+        assert f.entry is not None and f.fields is not None and f.key is not None
+        self._drop_stored_job(f.key, f.entry)
         provenance = {"key": f.key, **f.fields.to_json(), **f.entry.record}
         self._materialize(f.asset, f.entry.outputs, provenance)
         return f.entry
@@ -1013,6 +1025,20 @@ class Project:
         )
         write_lockfile(self.mediafile.lockfile_path, entries)
 
+    def _tidy(self) -> None:
+        """Clear what killed runs left behind (under the project lock): temp files of
+        atomic writes in the output folders, work folders of dead processes; and note
+        this project in the cache so gc from another project keeps its entries."""
+        folders = {
+            (self.root / rel).parent for a in self.mediafile.assets.values() for rel in a.outputs
+        }
+        for folder in folders:
+            for stray in folder.glob(".*.tmp") if folder.is_dir() else []:
+                with contextlib.suppress(OSError):
+                    stray.unlink()
+        self.store.clean_tmp()
+        self.store.register_project(self.mediafile.lockfile_path)
+
     def _prune_lock(self, locked: bool) -> None:
         """Drop lockfile entries of assets no longer in the mediafile (read errors surface here)."""
         entries = self.lock_entries()
@@ -1184,6 +1210,19 @@ class Project:
             started_at=time.time(),
         )
         self._record_ledger(state, asset, key, GenerationResult((), (call,)), 0)
+
+    def _drop_stored_job(self, key: str, entry: ActionEntry | None) -> None:
+        """Forget a journaled job whose result is already stored (a kill can fall between
+        storing it and forgetting it): resuming it would pass an old take off as new."""
+        if entry is None or not (self.state_dir / "journal").is_dir():
+            return
+        from imaginebuild.journal import Journal
+
+        journal = Journal(self.state_dir / "journal")
+        record = journal.get(key)
+        stored = {str(r) for r in entry.record.get("request_ids", [])}
+        if record is not None and record.request_id in stored:
+            journal.remove(key)
 
     def _forget_job(self, key: str) -> None:
         if (self.state_dir / "journal").is_dir():

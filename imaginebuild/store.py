@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -234,11 +235,69 @@ class Store:
         except Exception as exc:
             raise StoreError(f"cannot read the action cache: {exc}") from exc
 
+    # -- housekeeping --------------------------------------------------------------------
+
+    def register_project(self, lockfile: Path) -> None:
+        """Note that a project's lockfile uses this cache, so gc elsewhere keeps its entries."""
+        folder = self.folder / "projects"
+        name = hashlib.sha256(str(lockfile).encode()).hexdigest()[:24] + ".json"
+        body = json.dumps({"lockfile": str(lockfile)}).encode()
+        path = folder / name
+        with contextlib.suppress(OSError):
+            if path.read_bytes() == body:
+                return
+        with contextlib.suppress(OSError), atomic_writer(path) as out:
+            out.write(body)
+
+    def registered_lockfiles(self) -> list[Path]:
+        """Lockfiles of every project that used this cache and still exists."""
+        found = []
+        folder = self.folder / "projects"
+        for entry in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                lockfile = Path(json.loads(entry.read_bytes())["lockfile"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if lockfile.exists():
+                found.append(lockfile)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()  # the project is gone: forget it
+        return found
+
+    def clean_tmp(self) -> None:
+        """Remove work folders and downloads left by processes that died (a kill mid-step)."""
+        folder = self.folder / "tmp"
+        if not folder.is_dir():
+            return
+        for item in folder.iterdir():
+            match = _TMP_OWNER.match(item.name)
+            if match is None or _alive(int(match.group(1))):
+                continue
+            if item.is_dir():
+                shutil.rmtree(item, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    item.unlink()
+
     def close(self) -> None:
         """Close the action cache's database."""
         if self._actions is not None:
             self._actions.close()
             self._actions = None
+
+
+_TMP_OWNER = re.compile(r"^\.?(?:work|fetch)-(\d+)-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_file(path: Path) -> None:

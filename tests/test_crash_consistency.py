@@ -329,12 +329,6 @@ assets:
 """
 
 
-@pytest.mark.xfail(
-    reason="bug: a kill after the action entry is stored but before the journal record is "
-    "removed leaves the record forever (a restore never clears it), and `run --force` then "
-    "resumes that finished job: the 'new take' is the old take, and nothing is paid",
-    strict=True,
-)
 def test_a_kill_between_the_store_write_and_the_journal_removal_leaves_no_job_to_resume(
     fake: FakeXai, tmp_path: Path
 ) -> None:

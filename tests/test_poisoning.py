@@ -183,12 +183,6 @@ def test_a_bad_job_result_is_never_recorded(fake: FakeXai, tmp_path: Path, poiso
     fail_once(fake, tmp_path, poison)
 
 
-@pytest.mark.xfail(
-    reason="bug: a finished job whose result fails the output check stays journaled, so "
-    "every rerun (even `run --force clip`) resumes it and fails again; only deleting "
-    ".imaginebuild/journal unsticks the asset",
-    strict=True,
-)
 def test_after_a_bad_job_result_a_rerun_submits_a_new_job(fake: FakeXai, tmp_path: Path) -> None:
     proj, remote = fail_once(fake, tmp_path, BAD_RESULTS[1])
     again = cli(proj, "--json", "run")
@@ -209,11 +203,6 @@ def test_a_moderated_image_is_never_recorded(fake: FakeXai, tmp_path: Path) -> N
     assert probe(proj.out / "still.png").media_type.startswith("image/")
 
 
-@pytest.mark.xfail(
-    reason="bug: outputcheck.check_outputs never compares an image's pixel size with the "
-    "asked resolution/aspect_ratio (a 128x72 answer to a 1k 16:9 request is stored)",
-    strict=True,
-)
 def test_an_image_of_the_wrong_size_is_never_recorded(tmp_path: Path) -> None:
     with FakeXai(pending_polls=1, full_size=False) as small:  # 128x72 for 1k 16:9
         proj, remote = remote_project(tmp_path, small, ONE_STILL)
@@ -222,11 +211,6 @@ def test_an_image_of_the_wrong_size_is_never_recorded(tmp_path: Path) -> None:
     assert_nothing_recorded(proj, remote, "still")
 
 
-@pytest.mark.xfail(
-    reason="bug: outputcheck.check_outputs never compares a video's frame size with the "
-    "asked aspect_ratio/resolution (a 9:16 answer to a 16:9 request is stored)",
-    strict=True,
-)
 def test_a_video_of_the_wrong_shape_is_never_recorded(fake: FakeXai, tmp_path: Path) -> None:
     proj, remote = remote_project(tmp_path, fake, ONE_CLIP)
     fake.video_file = mp4_file(tmp_path, 4, "9:16")
@@ -243,11 +227,6 @@ def _build_clip_then_serve(fake: FakeXai, tmp_path: Path, seconds: int) -> tuple
     return proj, remote
 
 
-@pytest.mark.xfail(
-    reason="bug: outputcheck._check_duration skips video_edit, whose output must last as "
-    "long as its input (a 1 s answer for a 3 s clip is stored)",
-    strict=True,
-)
 def test_a_video_edit_shorter_than_its_input_is_never_recorded(
     fake: FakeXai, tmp_path: Path
 ) -> None:
@@ -257,11 +236,6 @@ def test_a_video_edit_shorter_than_its_input_is_never_recorded(
     assert_nothing_recorded(proj, remote, "restyled")
 
 
-@pytest.mark.xfail(
-    reason="bug: outputcheck._check_duration only asks an extension to be at least the "
-    "added seconds; it must be the input plus them (a 2 s answer for 3 s + 2 s is stored)",
-    strict=True,
-)
 def test_an_extension_without_the_original_clip_is_never_recorded(
     fake: FakeXai, tmp_path: Path
 ) -> None:

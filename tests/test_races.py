@@ -125,11 +125,6 @@ def test_a_run_and_a_gc_at_once_keep_every_locked_output(fake: FakeXai, tmp_path
         assert checkout.returncode == 0, checkout.stderr
 
 
-@pytest.mark.xfail(
-    reason="bug: gc of one project deletes the cache entries of another project that "
-    "shares its IMAGINEBUILD_CACHE_DIR (gc only reads its own lockfile)",
-    strict=True,
-)
 def test_gc_in_one_project_keeps_what_another_project_on_the_same_cache_needs(
     fake: FakeXai, tmp_path: Path
 ) -> None:

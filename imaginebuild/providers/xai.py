@@ -206,7 +206,7 @@ class XaiProvider:
     ) -> GenerationResult:
         started_at, began = time.time(), self._clock()
         record = self.journal.get(request.key)
-        resubmitted = False
+        resumed, resubmitted = record is not None, False
         while True:
             timings: dict[str, float] = {}
             retries = 0
@@ -232,6 +232,12 @@ class XaiProvider:
                     )  # fmt: skip
                 except JobExpired as exc:
                     raise _Expired(_expired(exc.message, info)) from None
+                except InvalidMedia:
+                    # Spoiled in transit the first time (resume, no new charge); spoiled
+                    # again on the resume means the result itself is bad: start afresh.
+                    if resumed:
+                        self.journal.remove(request.key)
+                    raise
                 timings["download_s"] = self._clock() - download_began
             except _Expired as gone:
                 if not self.context.retry_expired or resubmitted:

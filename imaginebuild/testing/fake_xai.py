@@ -25,7 +25,8 @@ From a shell::
     --job-latency S     seconds a video job stays pending at least (default 0)
     --url-ttl S         seconds a result URL stays downloadable (default 600)
     --image-format F    png, jpeg (default, like the real API) or webp
-    --full-size         render images/videos at their true pixel size (default: scaled down)
+    --small             render images/videos scaled down (default: their true pixel size,
+                        which imaginebuild checks)
     --b64-data-uri      send b64_json values as data URIs (default: plain base64)
     --video-file PATH   serve this MP4 file for every finished video job (streamed from disk)
     --fault ROUTE=SPEC  queue a fault (repeatable); ROUTE is images, edits, videos,
@@ -218,7 +219,7 @@ class FakeXai:
         job_latency: float = 0.0,
         url_ttl: float = 600.0,
         image_format: str = "jpeg",
-        full_size: bool = False,
+        full_size: bool = True,
         b64_data_uri: bool = False,
         video_file: Path | None = None,
         prices: PriceTable | None = None,
@@ -858,7 +859,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--job-latency", type=float, default=0.0)
     parser.add_argument("--url-ttl", type=float, default=600.0)
     parser.add_argument("--image-format", choices=("png", "jpeg", "webp"), default="jpeg")
-    parser.add_argument("--full-size", action="store_true")
+    parser.add_argument("--small", action="store_true")
     parser.add_argument("--b64-data-uri", action="store_true")
     parser.add_argument("--video-file", type=Path, default=None)
     parser.add_argument("--fault", action="append", default=[], metavar="ROUTE=SPEC")
@@ -875,7 +876,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         job_latency=args.job_latency,
         url_ttl=args.url_ttl,
         image_format=args.image_format,
-        full_size=args.full_size,
+        full_size=not args.small,
         b64_data_uri=args.b64_data_uri,
         video_file=args.video_file,
     )
