@@ -170,6 +170,7 @@ class Project:
 
         self.signing = SigningConfig.from_env(self.env)  # C2PA signing of outputs, if configured
         self._remote: Any = None  # RemoteCache, False when none is configured, None unknown
+        self._remote_down = False  # set when the remote proved unreachable during this run
         self._prices: Any = None  # the price table, loaded the first time an estimate is needed
         self._budget: Any = None
 
@@ -737,7 +738,18 @@ class Project:
         return self._remote or None
 
     def _has_remote(self) -> bool:
-        return bool(self.env.get("IMAGINEBUILD_REMOTE") or self.mediafile.remote)
+        configured = bool(self.env.get("IMAGINEBUILD_REMOTE") or self.mediafile.remote)
+        return configured and not self._remote_down
+
+    def _remote_failed(self, exc: StoreError) -> None:
+        """Say once that the remote is unusable and build without it for the rest of the run
+        (a corrupt blob is the blob's fault, not the remote's: it leaves the remote in use)."""
+        if isinstance(exc, CorruptBlob):
+            self.reporter.emit(Message("warning", str(exc)))
+            return
+        if not self._remote_down:
+            self._remote_down = True
+            self.reporter.emit(Message("warning", f"{exc}; continuing without the remote cache"))
 
     def _remote_get(self, key: str) -> ActionEntry | None:
         if not self._has_remote():
@@ -745,7 +757,7 @@ class Project:
         try:
             entry: ActionEntry | None = self.remote_cache().get_action(key)
         except StoreError as exc:
-            self.reporter.emit(Message("warning", f"remote cache unavailable: {exc}"))
+            self._remote_failed(exc)
             return None
         return entry
 
@@ -777,7 +789,7 @@ class Project:
         try:
             await asyncio.to_thread(self.remote_cache().fetch, f.entry, self.store)
         except StoreError as exc:
-            self.reporter.emit(Message("warning", f"{f.asset.name}: {exc}; building it instead"))
+            self._remote_failed(exc)
             reasons = tuple(r for r in f.decision.reasons if r.code != "remote")
             return dataclasses.replace(
                 f, decision=Decision(Action.CALL, reasons), entry=None, outputs=None, remote=False
@@ -796,12 +808,13 @@ class Project:
         try:
             await asyncio.to_thread(remote.push, entry, self.store)
         except StoreError as exc:
-            self.reporter.emit(Message("warning", f"could not push {entry.key[:12]}: {exc}"))
+            self._remote_failed(exc)
 
     @contextlib.asynccontextmanager
     async def _lease(self, key: str, state: _RunState) -> AsyncIterator[None]:
         """Hold the remote's build lease on `key` while calling, so two machines do not
-        both pay for it; a holder elsewhere is waited for (its push ends the wait)."""
+        both pay for it; a holder elsewhere is waited for (its push ends the wait).
+        An unreachable remote only costs the lease: the build goes on without one."""
         remote = self.remote_cache() if self._has_remote() else None
         if remote is None or remote.readonly or state.options.no_push:
             yield
@@ -810,6 +823,23 @@ class Project:
         import socket
 
         owner = f"{socket.gethostname()}:{os.getpid()}:{state.run_id}"
+        held = False
+        try:
+            held = await self._claim(remote, key, owner)
+        except StoreError as exc:
+            self._remote_failed(exc)
+        try:
+            yield
+        finally:
+            if held:
+                with contextlib.suppress(StoreError):
+                    await asyncio.to_thread(remote.release_lease, key, owner)
+
+    async def _claim(self, remote: Any, key: str, owner: str) -> bool:
+        """Take the lease on `key`, waiting while another machine holds it; raises
+        _BuiltElsewhere when that machine's build shows up in the remote meanwhile."""
+        import asyncio
+
         waited = False
         while not await asyncio.to_thread(remote.acquire_lease, key, owner, LEASE_TTL_S):
             if not waited:
@@ -820,11 +850,13 @@ class Project:
             await asyncio.sleep(LEASE_POLL_S)
             if await self._remote_get_async(key) is not None:
                 raise _BuiltElsewhere(key)
-        try:
-            yield
-        finally:
+        # Between our lookup and our lease another machine may have built, pushed and
+        # released the key: look once more before paying for it.
+        if await self._remote_get_async(key) is not None:
             with contextlib.suppress(StoreError):
                 await asyncio.to_thread(remote.release_lease, key, owner)
+            raise _BuiltElsewhere(key)
+        return True
 
     def _verified_input(self, asset: Asset, item: InputFile) -> InputFile:
         """An input whose bytes were just checked against its hash: a paid call never

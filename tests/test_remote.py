@@ -22,7 +22,6 @@ pytest.importorskip("s3fs", reason="the remote cache tests need the [s3] extra")
 
 from s3server import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, FaultProxy, S3Server, start_s3
 
-import imaginebuild.project as project_module
 from imaginebuild.errors import CorruptBlob, StoreError, UsageError
 from imaginebuild.remote import RemoteCache, decode_entry, encode_entry
 from imaginebuild.remotesync import is_precondition_failed, is_transient, redact
@@ -681,12 +680,6 @@ def test_transfers_run_concurrently_within_the_bound(tmp_path: Path) -> None:
 
 
 # -- the engine: machine A builds, machine B restores -----------------------------------
-# These need project.py to consult the remote (lookup after a local miss, push after a call).
-
-WIRED = "RemoteCache" in Path(project_module.__file__).read_text(encoding="utf-8")
-needs_wiring = pytest.mark.xfail(
-    not WIRED, reason="project.py does not use the remote cache yet", strict=True
-)
 
 
 def machine(clean_env: dict[str, str], tmp_path: Path, name: str, **extra: str) -> dict[str, str]:
@@ -694,7 +687,6 @@ def machine(clean_env: dict[str, str], tmp_path: Path, name: str, **extra: str) 
     return {**clean_env, "IMAGINEBUILD_CACHE_DIR": str(tmp_path / f"cache-{name}"), **extra}
 
 
-@needs_wiring
 def test_machine_b_makes_zero_provider_calls(
     make_project: Callable[..., Path],
     clean_env: dict[str, str],
@@ -728,7 +720,6 @@ def test_machine_b_makes_zero_provider_calls(
     assert output_hashes(folder_b) == output_hashes(folder_a)
 
 
-@needs_wiring
 def test_a_readonly_remote_is_read_but_not_written_by_a_run(
     make_project: Callable[..., Path],
     clean_env: dict[str, str],
@@ -774,13 +765,6 @@ def test_the_server_enforces_what_the_remote_relies_on(s3: S3Server, raw: Any, u
     assert is_precondition_failed(err.value)
 
 
-# Not strict: the window is a race, so without the fix this fails only some of the time.
-@pytest.mark.xfail(
-    reason="bug: project._lease does not look at the remote again after acquiring the lease, "
-    "so a machine whose survey missed a key that another machine then built, pushed and "
-    "released pays for it a second time (fails about 2 runs in 5)",
-    strict=False,
-)
 def test_two_machines_building_at_once_pay_once_per_key(
     make_project: Callable[..., Path],
     clean_env: dict[str, str],
