@@ -13,6 +13,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from imaginebuild.errors import InputError
@@ -20,6 +21,7 @@ from imaginebuild.mediaprobe import sniff
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024
 TIMEOUT_S = 30.0
+MAX_REDIRECTS = 5
 
 
 def check_url_allowed(url: str, env: Mapping[str, str]) -> None:
@@ -46,7 +48,11 @@ def _is_loopback(host: str) -> bool:
 
 
 async def fetch_to_file(url: str, folder: Path, env: Mapping[str, str]) -> tuple[Path, str]:
-    """Download `url` into a new file in `folder`; returns the path and its media type."""
+    """Download `url` into a new file in `folder`; returns the path and its media type.
+
+    Redirects are followed by hand, at most MAX_REDIRECTS, each hop checked like
+    the first URL (an https link must not bounce to plain http or elsewhere unchecked).
+    """
     check_url_allowed(url, env)
     import httpx  # imported here: only runs that fetch a URL pay for it
 
@@ -54,20 +60,25 @@ async def fetch_to_file(url: str, folder: Path, env: Mapping[str, str]) -> tuple
     path = Path(name)
     try:
         with os.fdopen(fd, "wb") as out:
-            async with (
-                httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=True) as client,
-                client.stream("GET", url) as response,
-            ):
-                if response.status_code != 200:
-                    raise InputError(f"fetching {url!r} failed: HTTP {response.status_code}")
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_INPUT_BYTES:
-                        raise InputError(
-                            f"{url!r} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB"
-                        )
-                    out.write(chunk)
+            async with httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False) as client:
+                target = url
+                for _ in range(MAX_REDIRECTS + 1):
+                    async with client.stream("GET", target) as response:
+                        if response.is_redirect:
+                            location = response.headers.get("location", "")
+                            target = str(response.url.join(location))
+                            check_url_allowed(target, env)
+                            continue
+                        if response.status_code != 200:
+                            raise InputError(
+                                f"fetching {url!r} failed: HTTP {response.status_code}"
+                            )
+                        await _copy_capped(response, out, url)
+                        break
+                else:
+                    raise InputError(
+                        f"fetching {url!r} failed: more than {MAX_REDIRECTS} redirects"
+                    )
         with path.open("rb") as f:
             media = sniff(f.read(16))
         if media is None:
@@ -79,3 +90,12 @@ async def fetch_to_file(url: str, folder: Path, env: Mapping[str, str]) -> tuple
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+async def _copy_capped(response: Any, out: BinaryIO, url: str) -> None:
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_INPUT_BYTES:
+            raise InputError(f"{url!r} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB")
+        out.write(chunk)

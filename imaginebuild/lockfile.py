@@ -21,9 +21,9 @@ It is rewritten atomically after every finished step.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from imaginebuild.atomic import atomic_write_bytes
@@ -70,8 +70,13 @@ class LockEntry:
         }
 
 
-def parse_lockfile(text: str, name: str) -> dict[str, LockEntry]:
-    """Parse lockfile text; raises LockfileError naming `name` on anything malformed."""
+def parse_lockfile(
+    text: str, name: str, warn: Callable[[str], None] = lambda message: None
+) -> dict[str, LockEntry]:
+    """Parse lockfile text; raises LockfileError naming `name` on anything malformed.
+
+    An entry naming an output path outside the project is dropped with a `warn`.
+    """
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -93,6 +98,18 @@ def parse_lockfile(text: str, name: str) -> dict[str, LockEntry]:
             hint="restore it from git, or delete it: the cache will rebuild it without calls",
         )
     for asset, raw in assets.items():
+        outputs = raw.get("outputs") if isinstance(raw, dict) else None
+        escaping = [
+            out["path"]
+            for out in (outputs if isinstance(outputs, list) else [])
+            if isinstance(out, dict)
+            and isinstance(out.get("path"), str)
+            and not _inside(out["path"])
+        ]
+        if escaping:
+            # Never trusted, never fatal: the entry is dropped and the asset rebuilt or restored.
+            warn(f"{name}: assets.{asset}: ignored: output path {escaping[0]!r} leaves the project")
+            continue
         try:
             entries[asset] = LockEntry(
                 key=str(raw["key"]),
@@ -113,6 +130,12 @@ def parse_lockfile(text: str, name: str) -> dict[str, LockEntry]:
     return entries
 
 
+def _inside(path: str) -> bool:
+    """Whether a lockfile path is relative and stays inside the project."""
+    pure = PurePosixPath(path)
+    return bool(path) and not pure.is_absolute() and ".." not in pure.parts and "\\" not in path
+
+
 def render_lockfile(entries: Mapping[str, LockEntry]) -> str:
     """The lockfile text for `entries`: sorted, deterministic, newline-terminated."""
     data = {
@@ -122,15 +145,20 @@ def render_lockfile(entries: Mapping[str, LockEntry]) -> str:
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def read_lockfile(path: Path) -> dict[str, LockEntry]:
+def read_lockfile(
+    path: Path, warn: Callable[[str], None] = lambda message: None
+) -> dict[str, LockEntry]:
     """Read mediafile.lock; a missing file is an empty lock."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
-        raise LockfileError(f"cannot read {path.name}: {exc}") from exc
-    return parse_lockfile(text, path.name)
+        raise LockfileError(
+            f"cannot read {path.name}: {exc}",
+            hint="restore it from git, or delete it: the cache will rebuild it without calls",
+        ) from exc
+    return parse_lockfile(text, path.name, warn)
 
 
 def write_lockfile(path: Path, entries: Mapping[str, LockEntry]) -> None:

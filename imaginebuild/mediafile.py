@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import difflib
 import hashlib
+import math
 import os
 import posixpath
 import re
@@ -48,6 +49,7 @@ from imaginebuild.validate import (
 )
 from imaginebuild.yamlload import JsonPath, Parsed, compose, format_path, read_source
 
+MAX_EXPANDED = 64 * 1024  # characters a string may grow to by vars
 _VAR = re.compile(r"\$\$\{|\$\{([^}]*)(\})?")
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -84,7 +86,7 @@ def load_mediafile(path: Path) -> Mediafile:
     text = read_source(path, display)
     absolute = Path(os.path.abspath(path))  # noqa: PTH100 -- resolve() would follow symlinks
     stamp = absolute.parent / ".imaginebuild" / "validated"
-    digest = _schema_digest(text)
+    digest = _schema_digest(text, _identity(absolute))
     trusted = _read_stamp(stamp) == digest
     mediafile = parse_mediafile(text, display, absolute, absolute.parent, check_schema=not trusted)
     if not trusted and stamp.parent.is_dir():
@@ -93,14 +95,26 @@ def load_mediafile(path: Path) -> Mediafile:
     return mediafile
 
 
-def _schema_digest(text: str) -> str:
-    """What a schema verdict depends on: this version, the schema and the file's text.
+def _identity(path: Path) -> str:
+    """This very file on this machine: device, inode and change time (ctime cannot be set
+    by a checkout, so a stamp committed to a repository never matches)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_ctime_ns}"
 
-    The schema layer is a pure function of these, so a file whose digest matches
-    the stamp of its last success passes again; skipping it keeps jsonschema's
-    import (most of a no-op run's start-up) off the path where nothing changed.
+
+def _schema_digest(text: str, identity: str) -> str:
+    """What a schema verdict depends on: this version, the schema and the file's text,
+    bound to the file's identity on this machine.
+
+    The schema layer is a pure function of the first three, so a file whose digest
+    matches the stamp of its last success passes again; skipping it keeps
+    jsonschema's import (most of a no-op run's start-up) off the path where nothing
+    changed. The identity makes a stamp that came from elsewhere worthless.
     """
-    digest = hashlib.sha256(f"{__version__}\0".encode())
+    digest = hashlib.sha256(f"{__version__}\0{identity}\0".encode())
     digest.update(schema_text().encode())
     digest.update(b"\0" + text.encode())
     return digest.hexdigest()
@@ -153,9 +167,27 @@ def parse_mediafile(
     output_dir = _output_dir(data)
     drafts = merge_defaults(data)
     diagnostics += semantic_diagnostics(drafts, output_dir, root, parsed)
+    diagnostics += _value_diagnostics(data, drafts, parsed)
     if diagnostics:
         raise MediafileError(diagnostics)
     return _build(data, drafts, output_dir, path, root, parsed)
+
+
+def _value_diagnostics(
+    data: Mapping[str, Any], drafts: list[Draft], where: Parsed
+) -> list[Diagnostic]:
+    """Values the schema lets through but nothing can use: a prompt of blanks, a budget
+    that is not a finite number (YAML's .nan and .inf are numbers to JSON Schema)."""
+    problems: list[Diagnostic] = []
+    for draft in drafts:
+        prompt = draft.values.get("prompt")
+        if isinstance(prompt, str) and prompt and not prompt.strip():
+            _problem(problems, where, ("assets", draft.name, "prompt"), "the prompt is only blanks")
+    budget = data.get("budget")
+    limit = budget.get("max_usd") if isinstance(budget, dict) else None
+    if isinstance(limit, float) and not math.isfinite(limit):
+        _problem(problems, where, ("budget", "max_usd"), f"{limit} is not an amount of money")
+    return problems
 
 
 def _pricing_diagnostics(data: Mapping[str, Any], where: Parsed) -> list[Diagnostic]:
@@ -266,8 +298,16 @@ def _substitute(
 ) -> str:
     if "$" not in text:
         return text
+    grown = [len(text)]
 
     def replace(match: re.Match[str]) -> str:
+        value = _expand(match)
+        grown[0] += len(value)
+        if grown[0] > MAX_EXPANDED:
+            return ""  # reported below; stop growing now (nested vars multiply quickly)
+        return value
+
+    def _expand(match: re.Match[str]) -> str:
         if match.group(0) == "$${":
             return "${"
         name, closed = match.group(1), match.group(2)
@@ -287,7 +327,15 @@ def _substitute(
             return match.group(0)
         return values[name]
 
-    return _VAR.sub(replace, text)
+    result = _VAR.sub(replace, text)
+    if grown[0] > MAX_EXPANDED:
+        _problem(
+            problems, where, path,
+            f"vars expand this text past {MAX_EXPANDED:,} characters",
+            "a prompt is a few sentences; check for vars that repeat other vars",
+        )  # fmt: skip
+        return result[:MAX_EXPANDED]
+    return result
 
 
 def _problem(

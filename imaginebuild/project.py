@@ -34,6 +34,7 @@ from imaginebuild.errors import (
     InputError,
     Interrupted,
     InvalidMedia,
+    LockfileError,
     LockfileWouldChange,
     OfflineCallNeeded,
     ProviderError,
@@ -182,7 +183,10 @@ class Project:
     def lock_entries(self) -> dict[str, LockEntry]:
         """The lockfile's entries (read once)."""
         if self._lock is None:
-            self._lock = read_lockfile(self.mediafile.lockfile_path)
+            self._lock = read_lockfile(
+                self.mediafile.lockfile_path,
+                lambda text: self.reporter.emit(Message("warning", text)),
+            )
         return self._lock
 
     def status(self, targets: Iterable[str] = ()) -> CommandResult:
@@ -1103,6 +1107,12 @@ class Project:
                 self.reporter.emit(Message("warning", f"{name}: {exc}"))
         provenance = {"key": entry.key, **dict(entry.fields), **dict(entry.record)}
         try:
+            if asset is None or asset.outputs != paths:
+                raise LockfileError(
+                    f"{name}: the lockfile's outputs {list(paths)} are not what the mediafile "
+                    "declares; nothing written",
+                    hint="run `imaginebuild run` to bring the lockfile up to date",
+                )
             changed = False
             for out in entry.outputs:
                 blob = BlobRef(out.sha256, out.size, out.media_type)

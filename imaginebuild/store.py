@@ -196,6 +196,10 @@ class Store:
 
         A malformed entry is dropped (and reported by returning None) so it is rebuilt.
         """
+        if self._actions is None and not (self.folder / "actions").is_dir():
+            return (
+                None  # nothing cached yet; a look must not create the cache (plan writes nothing)
+            )
         try:
             raw = self._cache().get(key)
         except StoreError:

@@ -123,6 +123,9 @@ def compose(text: str, filename: str) -> Parsed:
     except yaml.MarkedYAMLError as exc:
         parsed.diagnostics.append(_syntax_diagnostic(exc, text, filename))
         return parsed
+    except yaml.reader.ReaderError as exc:
+        parsed.diagnostics.append(_reader_diagnostic(exc, text, filename))
+        return parsed
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
         parsed.diagnostics.append(Diagnostic(filename, 1, 1, "", f"invalid YAML: {exc}"))
         return parsed
@@ -155,6 +158,19 @@ def _syntax_diagnostic(exc: yaml.MarkedYAMLError, text: str, filename: str) -> D
     if exc.context:
         problem = f"{problem} ({exc.context})"
     return Diagnostic(filename, line, column, "", f"YAML syntax error: {problem}")
+
+
+def _reader_diagnostic(exc: yaml.reader.ReaderError, text: str, filename: str) -> Diagnostic:
+    """A character YAML does not allow, located by its own line and column."""
+    before = text[: exc.position]
+    line = before.count("\n") + 1
+    column = exc.position - (before.rfind("\n") + 1) + 1
+    character = exc.character if isinstance(exc.character, str) else chr(exc.character)
+    return Diagnostic(
+        filename, line, column, "",
+        f"a character YAML does not allow: U+{ord(character):04X}",
+        hint="remove control characters from the file",
+    )  # fmt: skip
 
 
 class _TooLarge(Exception):

@@ -121,17 +121,8 @@ def _symlink_outside(project: Path) -> None:
 
 SETUP: dict[str, Callable[[Path], None]] = {"symlink-escape": _symlink_outside}
 
-# Known bugs: each case validates today although it must be refused.
-KNOWN_BUGS = {
-    "budget-nan": "bug: validate.py accepts budget.max_usd: .nan; run then dies in "
-    "budget.effective_limit with a traceback (exit 70)",
-    "budget-infinite": "bug: validate.py accepts budget.max_usd: .inf; run then dies in "
-    "budget.effective_limit with a traceback (exit 70)",
-    "var-expansion-bomb": "bug: mediafile.py expands vars without a size limit: a 4 KB file "
-    "becomes a 10 MB prompt (one level more: 10 GB, the process dies)",
-    "prompt-only-whitespace": "bug: validate.py accepts a prompt of only whitespace, which the "
-    "API rejects with 400 at run time (exit 1 after a call instead of exit 2)",
-}
+# Known bugs: cases that validate today although they must be refused (none now).
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def _fixture_cases() -> list[tuple[str, Path]]:
@@ -258,17 +249,12 @@ def test_adversarial_fixture_diagnostics(case: str, tmp_path: Path) -> None:
     assert got == expected
 
 
-@pytest.mark.xfail(
-    reason="bug: yamlload.py reports a control character at 1:1 with PyYAML's own "
-    "'position N' text instead of the line and column where it is",
-    strict=True,
-)
 def test_a_control_character_is_located_where_it_is(tmp_path: Path) -> None:
     (tmp_path / "mediafile.yaml").write_bytes(GENERATED["control-character"]())
     with pytest.raises(MediafileError) as info:
         load_mediafile(tmp_path / "mediafile.yaml")
     (diagnostic,) = info.value.diagnostics
-    assert (diagnostic.line, diagnostic.column) == (4, 24)
+    assert (diagnostic.line, diagnostic.column) == (4, 29)  # the BEL after 'prompt: a'
     assert "<unicode string>" not in diagnostic.message
 
 
@@ -348,10 +334,7 @@ def _lock(project: Path) -> dict[str, object]:
 
 LOCKFILE_CASES = sorted(p.name for p in BAD_LOCKFILES.glob("*.lock"))
 NO_HINT = "bug: lockfile.py gives no hint for this lockfile (%s)"
-LOCKFILE_BUGS = {
-    "binary-junk.lock": NO_HINT % "the 'cannot read' path: not UTF-8",
-    "utf16.lock": NO_HINT % "the 'cannot read' path: not UTF-8",
-}
+LOCKFILE_BUGS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(

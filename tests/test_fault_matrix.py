@@ -113,9 +113,6 @@ CELLS = [
         (Fault.truncated(),),
         ALL,
         error="not retried",
-        bug="bug: xai_http.py resends a POST whose 200 answer was cut short (a transport "
-        "error mid-body) although the call was billed: the fake bills twice, the ledger shows "
-        "one call, and a video job is orphaned; a malformed 200 body is rightly not resent",
     ),
     Cell("poll-503", "poll", (Fault.http(503),), VIDEO_KINDS, retries=1),
     Cell("poll-429", "poll", (Fault.rate_limited("0"),), VIDEO_KINDS, retries=1),

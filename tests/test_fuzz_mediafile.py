@@ -344,7 +344,7 @@ def check_contract(workspace: Path, data: bytes, *, record: bool = True) -> int:
         else:
             plan_code, _, plan_err = _cli(folder, "--json", "plan")
             assert plan_code == 0, plan_err[-3000:]
-            # plan opens the action cache (see the xfail below) but makes and records nothing
+            # plan makes and records nothing
             assert not (folder / "mediafile.lock").exists()
             assert not (folder / "out").exists()
             assert not (folder / ".imaginebuild" / "ledger.jsonl").exists()
@@ -378,11 +378,6 @@ def test_the_seeds_are_valid(workspace: Path, no_api: None) -> None:
         assert check_contract(workspace, seed.encode(), record=False) == 0
 
 
-@pytest.mark.xfail(
-    reason="bug: validate.py accepts a non-finite budget.max_usd (.nan, .inf); the budget then "
-    "raises ValueError in budget.effective_limit: exit 70 with a traceback on `run`",
-    strict=True,
-)
 @pytest.mark.parametrize("value", [".nan", ".inf", ".NaN"])
 def test_a_non_finite_budget_is_refused_by_validate(
     value: str, workspace: Path, no_api: None
@@ -391,11 +386,6 @@ def test_a_non_finite_budget_is_refused_by_validate(
     assert check_contract(workspace, text.encode(), record=False) == 2
 
 
-@pytest.mark.xfail(
-    reason="bug: `plan` (documented as 'calls nothing, writes nothing') creates the action "
-    "cache database .imaginebuild/cache/actions/cache.db in a project that was never built",
-    strict=True,
-)
 def test_plan_writes_nothing(workspace: Path, no_api: None) -> None:
     with _project(workspace, SEEDS[0].encode()) as folder:
         before = sorted(p.relative_to(folder) for p in folder.rglob("*"))

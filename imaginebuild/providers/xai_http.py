@@ -243,17 +243,32 @@ class XaiHttp:
         self, method: str, path: str, body: Mapping[str, object] | None
     ) -> tuple[int, bytes, httpx.Headers]:
         headers = {"Authorization": f"Bearer {self.key}"}
+        request = self.client.build_request(
+            method, self.base_url + path, json=body, headers=headers
+        )
         try:
-            response = await self.client.request(
-                method, self.base_url + path, json=body, headers=headers
-            )
+            response = await self.client.send(request, stream=True)
         except httpx.TimeoutException as exc:
             raise Retryable(redact(f"timed out ({transport_reason(exc)})", self.key)) from None
         except httpx.TransportError as exc:
             raise Retryable(redact(transport_reason(exc), self.key)) from None
         except httpx.HTTPError as exc:
             raise ProviderError(redact(f"{path}: {transport_reason(exc)}", self.key)) from None
-        return response.status_code, response.content, response.headers
+        try:
+            content = await response.aread()
+        except httpx.HTTPError as exc:
+            reason = redact(transport_reason(exc), self.key)
+            if method != "GET" and response.status_code < 300:
+                # The server accepted (and may have billed) the request: resending could pay twice.
+                raise ProviderError(
+                    f"{path}: HTTP {response.status_code} but the answer was cut off ({reason}); "
+                    "not retried because the call may already have been billed",
+                    hint="run again; the lost answer cannot be recovered: the request is resent",
+                ) from None
+            raise Retryable(reason, status=response.status_code) from None
+        finally:
+            await response.aclose()
+        return response.status_code, content, response.headers
 
 
 _MALFORMED = object()
