@@ -34,8 +34,10 @@ from imaginebuild.errors import (
     InputError,
     Interrupted,
     InvalidMedia,
+    JobFailed,
     LockfileError,
     LockfileWouldChange,
+    ModerationRefused,
     OfflineCallNeeded,
     ProviderError,
     StoreError,
@@ -671,7 +673,7 @@ class Project:
                 async with self._lease(f.key, state), state.pools[asset.provider]:
                     result = await provider.generate(request, progress)
             except ProviderError as exc:
-                self._record_billed_failure(state, asset, f.key, exc)
+                self._record_billed_failure(state, asset, f.key, exc, estimate)
                 raise
             except BaseException:
                 self._budget.release(asset.name)
@@ -1232,15 +1234,17 @@ class Project:
             )
 
     def _record_billed_failure(
-        self, state: _RunState, asset: Asset, key: str, exc: ProviderError
+        self, state: _RunState, asset: Asset, key: str, exc: ProviderError, estimate: int
     ) -> None:
-        """A call that failed after the API billed it (e.g. a moderation refusal) is spent
-        money: it goes to the budget and the ledger like any other call."""
+        """A call that failed after the API accepted it is (or may be) spent money: a
+        moderation refusal reports its bill; a failed job reports none, so its estimate
+        is recorded, marked as such. Either goes to the budget and the ledger."""
+        accepted = isinstance(exc, (JobFailed, ModerationRefused)) and exc.info.request_id
         ticks = exc.info.cost_ticks
-        if ticks is None or asset.provider == "local":
+        if asset.provider == "local" or (ticks is None and not accepted):
             self._budget.release(asset.name)
             return
-        self._budget.settle(asset.name, ticks)
+        self._budget.settle(asset.name, ticks if ticks is not None else estimate)
         from imaginebuild.providers.base import CallRecord, GenerationResult
 
         call = CallRecord(
@@ -1251,7 +1255,7 @@ class Project:
             retries=exc.info.retries,
             started_at=time.time(),
         )
-        self._record_ledger(state, asset, key, GenerationResult((), (call,)), 0)
+        self._record_ledger(state, asset, key, GenerationResult((), (call,)), estimate)
 
     def _drop_stored_job(self, key: str, entry: ActionEntry | None) -> None:
         """Forget a journaled job whose result is already stored (a kill can fall between
