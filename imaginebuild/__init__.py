@@ -1,3 +1,73 @@
-"""imaginebuild: a build system for generated media."""
+"""imaginebuild: a build system for generated media.
+
+The public API (everything else may change):
+
+    import imaginebuild
+    project = imaginebuild.load("mediafile.yaml")
+    project.status(); project.plan(); project.run(options=imaginebuild.RunOptions(jobs=4))
+
+Names are imported on first use, so `import imaginebuild` (and the CLI's
+start-up) stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "BudgetExceeded",
+    "CommandResult",
+    "Diagnostic",
+    "ImaginebuildError",
+    "Interrupted",
+    "LockfileError",
+    "LockfileWouldChange",
+    "MediafileError",
+    "OfflineCallNeeded",
+    "PolicyError",
+    "Project",
+    "ProviderError",
+    "RunOptions",
+    "StoreError",
+    "UsageError",
+    "__version__",
+    "load",
+]
+
+_HOMES = {
+    "load": "imaginebuild.project",
+    "Project": "imaginebuild.project",
+    "RunOptions": "imaginebuild.project",
+    "CommandResult": "imaginebuild.results",
+}
+
+if TYPE_CHECKING:
+    from imaginebuild.errors import (
+        BudgetExceeded,
+        Diagnostic,
+        ImaginebuildError,
+        Interrupted,
+        LockfileError,
+        LockfileWouldChange,
+        MediafileError,
+        OfflineCallNeeded,
+        PolicyError,
+        ProviderError,
+        StoreError,
+        UsageError,
+    )
+    from imaginebuild.project import Project, RunOptions, load
+    from imaginebuild.results import CommandResult
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module the first time it is used."""
+    if name not in __all__:
+        raise AttributeError(f"module 'imaginebuild' has no attribute {name!r}")
+    module = importlib.import_module(_HOMES.get(name, "imaginebuild.errors"))
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
