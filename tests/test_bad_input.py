@@ -121,9 +121,6 @@ def _symlink_outside(project: Path) -> None:
 
 SETUP: dict[str, Callable[[Path], None]] = {"symlink-escape": _symlink_outside}
 
-# Known bugs: cases that validate today although they must be refused (none now).
-KNOWN_BUGS: dict[str, str] = {}
-
 
 def _fixture_cases() -> list[tuple[str, Path]]:
     cases = []
@@ -139,9 +136,7 @@ ALL_CASES = [name for name, _ in FIXTURE_CASES] + [f"generated/{n}" for n in GEN
 
 
 def _param(name: str) -> object:
-    bug = KNOWN_BUGS.get(name.rsplit("/", 1)[1])
-    marks = [pytest.mark.xfail(reason=bug, strict=True)] if bug else []
-    return pytest.param(name, marks=marks, id=name)
+    return pytest.param(name, id=name)
 
 
 def _make_case(name: str, tmp_path: Path) -> Path:
@@ -333,22 +328,9 @@ def _lock(project: Path) -> dict[str, object]:
 
 
 LOCKFILE_CASES = sorted(p.name for p in BAD_LOCKFILES.glob("*.lock"))
-NO_HINT = "bug: lockfile.py gives no hint for this lockfile (%s)"
-LOCKFILE_BUGS: dict[str, str] = {}
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(
-            c,
-            marks=[pytest.mark.xfail(reason=LOCKFILE_BUGS[c], strict=True)]
-            if c in LOCKFILE_BUGS
-            else [],
-        )
-        for c in LOCKFILE_CASES
-    ],
-)
+@pytest.mark.parametrize("case", LOCKFILE_CASES)
 def test_an_unreadable_lockfile_is_refused_with_a_hint(
     case: str, chain: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -86,7 +86,6 @@ class Cell:
     error: str = ""  # a phrase the failure message must contain
     hint: str = ""  # a phrase the hint must contain
     resumes: bool = False  # after the failure, a plain rerun finishes the same (paid) job
-    bug: str = ""  # a known bug makes this cell fail today (strict xfail)
 
     @property
     def transient(self) -> bool:
@@ -188,10 +187,7 @@ def _matrix() -> list[Any]:
     for index, cell in enumerate(CELLS):
         kinds = [k for k in KINDS if k in cell.kinds]
         chosen = kinds if SLOW else [kinds[index % len(kinds)]]
-        marks = [pytest.mark.xfail(reason=cell.bug, strict=True)] if cell.bug else []
-        params += [
-            pytest.param(cell, kind, id=f"{cell.name}-{kind}", marks=marks) for kind in chosen
-        ]
+        params += [pytest.param(cell, kind, id=f"{cell.name}-{kind}") for kind in chosen]
     return params
 
 
