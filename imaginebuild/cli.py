@@ -45,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-C", "--directory", dest="directory", help="run as if started in DIR")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument(
+        "--allow-read",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="let inputs come from this folder outside the project (repeatable)",
+    )
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="more detail")
     verbosity.add_argument("-q", "--quiet", action="store_true", help="only errors and the summary")
@@ -213,9 +220,11 @@ def _live_terminal() -> bool:
 
 
 def _project(args: argparse.Namespace) -> Project:
+    from imaginebuild.model import InputPolicy
     from imaginebuild.project import load
 
-    return load(_mediafile_path(args), reporter=_reporter(args))
+    policy = InputPolicy.from_env(os.environ, args.allow_read)
+    return load(_mediafile_path(args), policy=policy, reporter=_reporter(args))
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -28,10 +28,12 @@ from imaginebuild.model import (
     IMAGE_RESOLUTIONS,
     KIND_SPECS,
     MEDIAFILE_VERSION,
+    PROJECT_ONLY,
     PROVIDERS,
     VIDEO_ASPECT_RATIOS,
     VIDEO_RESOLUTIONS,
     Asset,
+    InputPolicy,
     InputRef,
     Kind,
     Media,
@@ -76,7 +78,7 @@ _PARAMS = ("model", "resolution", "aspect_ratio", "count", "duration")
 _NOT_FROM_DEFAULTS: Mapping[Kind, frozenset[str]] = {Kind.EXTEND: frozenset({"duration"})}
 
 
-def load_mediafile(path: Path) -> Mediafile:
+def load_mediafile(path: Path, policy: InputPolicy = PROJECT_ONLY) -> Mediafile:
     """Read, parse, validate and build the mediafile at `path`.
 
     Raises `UsageError` if the file does not exist and `MediafileError` carrying
@@ -88,7 +90,9 @@ def load_mediafile(path: Path) -> Mediafile:
     stamp = absolute.parent / ".imaginebuild" / "validated"
     digest = _schema_digest(text, _identity(absolute))
     trusted = _read_stamp(stamp) == digest
-    mediafile = parse_mediafile(text, display, absolute, absolute.parent, check_schema=not trusted)
+    mediafile = parse_mediafile(
+        text, display, absolute, absolute.parent, check_schema=not trusted, policy=policy
+    )
     if not trusted and stamp.parent.is_dir():
         with contextlib.suppress(OSError):
             atomic_write_bytes(stamp, digest.encode())
@@ -138,7 +142,13 @@ def _display(path: Path) -> str:
 
 
 def parse_mediafile(
-    text: str, display: str, path: Path, root: Path, *, check_schema: bool = True
+    text: str,
+    display: str,
+    path: Path,
+    root: Path,
+    *,
+    check_schema: bool = True,
+    policy: InputPolicy = PROJECT_ONLY,
 ) -> Mediafile:
     """Parse, validate and build a mediafile from its text; `root` is the project folder.
 
@@ -166,11 +176,11 @@ def parse_mediafile(
         diagnostics += _pricing_diagnostics(data, parsed)
     output_dir = _output_dir(data)
     drafts = merge_defaults(data)
-    diagnostics += semantic_diagnostics(drafts, output_dir, root, parsed)
+    diagnostics += semantic_diagnostics(drafts, output_dir, root, parsed, policy)
     diagnostics += _value_diagnostics(data, drafts, parsed)
     if diagnostics:
         raise MediafileError(diagnostics)
-    return _build(data, drafts, output_dir, path, root, parsed)
+    return _build(data, drafts, output_dir, path, root, parsed, policy)
 
 
 def _value_diagnostics(
@@ -452,10 +462,11 @@ def _build(
     path: Path,
     root: Path,
     where: Parsed,
+    policy: InputPolicy,
 ) -> Mediafile:
     """The frozen model of a mediafile that passed every check."""
     names = [draft.name for draft in drafts]
-    assets = {draft.name: _asset(draft, names, output_dir, root, where) for draft in drafts}
+    assets = {draft.name: _asset(draft, names, output_dir, root, where, policy) for draft in drafts}
     budget = data.get("budget", {}).get("max_usd")
     providers = {
         name: ProviderSettings(**settings) for name, settings in data.get("providers", {}).items()
@@ -476,9 +487,16 @@ def _build(
     )
 
 
-def _asset(draft: Draft, names: list[str], output_dir: str, root: Path, where: Parsed) -> Asset:
+def _asset(
+    draft: Draft,
+    names: list[str],
+    output_dir: str,
+    root: Path,
+    where: Parsed,
+    policy: InputPolicy,
+) -> Asset:
     values = draft.values
-    inputs = tuple(_input(raw, names, root) for _, raw in draft.inputs)
+    inputs = tuple(_input(raw, names, root, policy) for _, raw in draft.inputs)
     return Asset(
         name=draft.name,
         kind=Kind(draft.kind),  # only drafts with a valid kind reach the build
@@ -496,8 +514,8 @@ def _asset(draft: Draft, names: list[str], output_dir: str, root: Path, where: P
     )
 
 
-def _input(raw: str, names: list[str], root: Path) -> InputRef:
-    ref = resolve_input(raw, names, root)
+def _input(raw: str, names: list[str], root: Path, policy: InputPolicy) -> InputRef:
+    ref = resolve_input(raw, names, root, policy)
     if not isinstance(ref, InputRef):
         raise MediafileError([Diagnostic("", 1, 1, "", ref.message)])  # checked before; unreachable
     return ref

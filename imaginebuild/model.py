@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -122,8 +123,33 @@ class InputRef:
     kind: RefKind
     asset: str | None = None
     index: int | None = None
-    path: str | None = None
+    path: str | None = None  # absolute only for a file outside the project that --allow-read allows
     url: str | None = None
+
+
+@dataclass(frozen=True)
+class InputPolicy:
+    """What the user allows beyond project files and https URLs; never set by a mediafile.
+
+    `allow_read`: folders outside the project whose files may be inputs
+    (`--allow-read DIR`, `IMAGINEBUILD_ALLOW_READ`). `allow_http_loopback`: plain
+    http inputs on 127.0.0.1/localhost (`IMAGINEBUILD_ALLOW_HTTP_LOOPBACK=1`, for tests).
+    """
+
+    allow_read: tuple[Path, ...] = ()
+    allow_http_loopback: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], extra: Sequence[str] = ()) -> InputPolicy:
+        """The policy from the environment plus folders named on the command line."""
+        folders = [*env.get("IMAGINEBUILD_ALLOW_READ", "").split(os.pathsep), *extra]
+        return cls(
+            allow_read=tuple(Path(f).expanduser().resolve() for f in folders if f),
+            allow_http_loopback=env.get("IMAGINEBUILD_ALLOW_HTTP_LOOPBACK") == "1",
+        )
+
+
+PROJECT_ONLY = InputPolicy()  # the default: project files and https URLs, nothing else
 
 
 @dataclass(frozen=True)
@@ -175,7 +201,8 @@ class ProviderSettings:
     base_url: str | None = None
     max_concurrency: int | None = None
     poll_interval: float | None = None
-    timeout: float | None = None
+    timeout: float | None = None  # a whole video job's deadline
+    request_timeout: float | None = None  # one HTTP request's
     max_retries: int | None = None
 
 

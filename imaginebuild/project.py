@@ -57,7 +57,7 @@ from imaginebuild.graph import Dag
 from imaginebuild.hashing import StatCache, sha256_file
 from imaginebuild.keys import ActionFields, InputDigest, action_key
 from imaginebuild.lockfile import LockedOutput, LockEntry, read_lockfile, write_lockfile
-from imaginebuild.model import Asset, Kind, Media, Mediafile, RefKind
+from imaginebuild.model import Asset, InputPolicy, Kind, Media, Mediafile, RefKind
 from imaginebuild.projectlock import ProjectLock
 from imaginebuild.providers.base import GenerationRequest, InputFile, Phase, Provider
 from imaginebuild.rebuild import Action, Decision, Reason, decide
@@ -88,11 +88,19 @@ class _BuiltElsewhere(Exception):
     """Another machine finished the key this run was waiting to build."""
 
 
-def load(path: str | os.PathLike[str], **kwargs: Any) -> Project:
-    """Load and validate a mediafile; raises MediafileError with every problem found."""
+def load(
+    path: str | os.PathLike[str], *, policy: InputPolicy | None = None, **kwargs: Any
+) -> Project:
+    """Load and validate a mediafile; raises MediafileError with every problem found.
+
+    `policy` says what inputs outside the project the user allows (default: the
+    environment's IMAGINEBUILD_ALLOW_READ / IMAGINEBUILD_ALLOW_HTTP_LOOPBACK).
+    """
     from imaginebuild.mediafile import load_mediafile
 
-    return Project(load_mediafile(Path(path)), **kwargs)
+    if policy is None:
+        policy = InputPolicy.from_env(kwargs.get("env") or os.environ)
+    return Project(load_mediafile(Path(path), policy), **kwargs)
 
 
 @dataclass(frozen=True)

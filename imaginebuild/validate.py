@@ -23,9 +23,11 @@ from imaginebuild.errors import Diagnostic
 from imaginebuild.model import (
     IMAGE_ASPECT_RATIOS,
     KIND_SPECS,
+    PROJECT_ONLY,
     PROVIDERS,
     VIDEO_ASPECT_RATIOS,
     VIDEO_RESOLUTIONS,
+    InputPolicy,
     InputRef,
     Kind,
     Media,
@@ -291,7 +293,11 @@ def _range_message(key: str, value: object, schema: Mapping[str, Any], kind: Kin
 
 
 def semantic_diagnostics(
-    drafts: Sequence[Draft], output_dir: str, root: Path, where: Parsed
+    drafts: Sequence[Draft],
+    output_dir: str,
+    root: Path,
+    where: Parsed,
+    policy: InputPolicy = PROJECT_ONLY,
 ) -> list[Diagnostic]:
     """Check what the schema cannot: references, inputs per kind, cycles, paths, outputs."""
     report = _Report(where)
@@ -302,18 +308,21 @@ def semantic_diagnostics(
             "use a folder inside the mediafile's folder, such as `out`",
         )  # fmt: skip
     for draft in drafts:
-        _check_inputs(draft, by_name, root, report)
+        _check_inputs(draft, by_name, root, report, policy)
         _check_output(draft, root, report)
     _check_cycles(drafts, report)
     _check_duplicate_outputs(drafts, output_dir, report)
     return report.diagnostics
 
 
-def resolve_input(raw: str, asset_names: Iterable[str], root: Path) -> InputRef | Problem:
-    """Classify one `inputs:` entry: another asset's output, an https URL or a project file."""
+def resolve_input(
+    raw: str, asset_names: Iterable[str], root: Path, policy: InputPolicy = PROJECT_ONLY
+) -> InputRef | Problem:
+    """Classify one `inputs:` entry: another asset's output, an https URL or a project file
+    (or a file in a folder the user allowed with --allow-read)."""
     names = list(asset_names)
     if "://" in raw:
-        return _url_ref(raw)
+        return _url_ref(raw, policy)
     match = _ASSET_REF.match(raw)
     if match is not None:
         name, index = match.group(1), match.group(2)
@@ -327,15 +336,33 @@ def resolve_input(raw: str, asset_names: Iterable[str], root: Path) -> InputRef 
         )
     relative = project_path(raw, root)
     if relative is None:
-        return _outside(raw)
+        allowed = _allowed_outside(raw, root, policy)
+        return _outside(raw) if allowed is None else InputRef(raw, RefKind.FILE, path=allowed)
     return InputRef(raw, RefKind.FILE, path=relative)
 
 
-def _url_ref(raw: str) -> InputRef | Problem:
+def _allowed_outside(raw: str, root: Path, policy: InputPolicy) -> str | None:
+    """The resolved absolute path of an outside file inside an --allow-read folder, or None."""
+    if not policy.allow_read or not raw or "\0" in raw:
+        return None
+    try:
+        real = (root / raw).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    for folder in policy.allow_read:
+        if real == folder or folder in real.parents:
+            return real.as_posix()
+    return None
+
+
+def _url_ref(raw: str, policy: InputPolicy) -> InputRef | Problem:
     try:
         parts = urlsplit(raw)
     except ValueError:
         return Problem(f"'{raw}' is not a valid URL")
+    loopback = parts.scheme.lower() == "http" and (parts.hostname or "") in _LOOPBACK
+    if loopback and policy.allow_http_loopback:
+        return InputRef(raw, RefKind.URL, url=raw)
     if parts.scheme.lower() != "https":
         return Problem(
             f"only https:// URLs are allowed as inputs, got {parts.scheme or 'no'}://",
@@ -350,8 +377,12 @@ def _outside(raw: str) -> Problem:
     what = "an absolute path" if _is_absolute(raw) else "a path outside the project"
     return Problem(
         f"input '{raw}' is {what}",
-        "copy the file into the project folder and give its path relative to the mediafile",
+        "copy the file into the project folder and give its path relative to the mediafile, "
+        "or allow its folder with --allow-read DIR",
     )
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _is_absolute(text: str) -> bool:
@@ -387,11 +418,17 @@ def media_of(ref: InputRef, by_name: Mapping[str, Draft]) -> Media | None:
     return FILE_MEDIA.get(suffix.suffix.lower())
 
 
-def _check_inputs(draft: Draft, by_name: Mapping[str, Draft], root: Path, report: _Report) -> None:
+def _check_inputs(
+    draft: Draft,
+    by_name: Mapping[str, Draft],
+    root: Path,
+    report: _Report,
+    policy: InputPolicy,
+) -> None:
     spec = KIND_SPECS[draft.kind] if draft.kind is not None else None
     for index, raw in draft.inputs:
         path = (*draft.path, "inputs", index)
-        ref = resolve_input(raw, by_name, root)
+        ref = resolve_input(raw, by_name, root, policy)
         if isinstance(ref, Problem):
             report.add(path, ref.message, ref.hint)
             continue

@@ -330,20 +330,52 @@ def test_a_redirect_cannot_lead_where_a_url_could_not_point(
     assert "/ok.png" not in hits
 
 
-def test_a_mediafile_cannot_name_a_plain_http_input_even_on_loopback(
+def test_a_plain_http_input_needs_the_loopback_setting(
+    tmp_path: Path,
+    env: FakeXai,
+    files: tuple[str, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """http:// is refused at validation, unless the user allows loopback (tests, rehearsals)."""
+    base, hits = files
+    body = f'assets:\n  a: {{kind: edit, prompt: p, provider: local, inputs: ["{base}/ok.png"]}}\n'
+    project = _project(tmp_path, body)
+    monkeypatch.chdir(project)
+    assert main(["run"]) == 2
+    assert "only https://" in capsys.readouterr().err
+    assert hits == []
+    monkeypatch.setenv("IMAGINEBUILD_ALLOW_HTTP_LOOPBACK", "1")
+    assert main(["run"]) == 0
+    assert hits == ["/ok.png"]
+    assert main(["run"]) == 0  # pinned by hash in the lockfile: not fetched again
+    assert hits == ["/ok.png"]
+
+
+def test_a_file_outside_the_project_needs_an_explicit_allow_read(
     tmp_path: Path,
     env: FakeXai,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Validation refuses http:// outright, whatever the environment allows the fetcher."""
-    monkeypatch.setenv("IMAGINEBUILD_ALLOW_HTTP_LOOPBACK", "1")
-    project = _project(
-        tmp_path, 'assets:\n  a: {kind: edit, prompt: p, inputs: ["http://127.0.0.1:9/a.png"]}\n'
-    )
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "logo.png").write_bytes(render_image((32, 32), (200, 10, 10), "png"))
+    secret = _outside_file(tmp_path)
+    body = "assets:\n  a: {kind: edit, prompt: p, provider: local, inputs: [X]}\n"
+    project = _project(tmp_path, body.replace("X", "../shared/logo.png"))
     monkeypatch.chdir(project)
     assert main(["run"]) == 2
-    assert "only https://" in capsys.readouterr().err
+    assert "--allow-read" in capsys.readouterr().err
+    assert main(["--allow-read", str(shared), "run"]) == 0
+    monkeypatch.setenv("IMAGINEBUILD_ALLOW_READ", str(shared))
+    assert main(["-q", "run"]) == 0  # the environment allows it too; nothing changed
+    # A folder allowed is not a licence for its neighbours, nor for a link out of it.
+    (shared / "link.png").symlink_to(secret)
+    text = (project / "mediafile.yaml").read_text().replace("logo.png", "link.png")
+    (project / "mediafile.yaml").write_text(text)
+    assert main(["run"]) == 2
+    assert env.log == []
 
 
 # ------------------------------------------------------------------ the API key

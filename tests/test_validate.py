@@ -28,7 +28,10 @@ from imaginebuild.yamlload import compose
 
 SCHEMA = load_schema()
 LOCAL_HINT = "for a local file, copy it into the project and give its relative path"
-COPY_HINT = "copy the file into the project folder and give its path relative to the mediafile"
+COPY_HINT = (
+    "copy the file into the project folder and give its path relative to the mediafile, "
+    "or allow its folder with --allow-read DIR"
+)
 ASSET = SCHEMA["$defs"]["asset"]
 
 

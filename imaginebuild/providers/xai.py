@@ -105,7 +105,7 @@ class XaiProvider:
         self._sleep = sleep or asyncio.sleep
         self._rng = rng
         self._clock = clock
-        self._timeout = request_timeout
+        self._timeout = settings.request_timeout or request_timeout
         self._caps = {Media.IMAGE: image_cap, Media.VIDEO: video_cap}
         self._response_format = image_response_format
         self._http: XaiHttp | None = None
