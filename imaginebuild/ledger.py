@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from imaginebuild.atomic import fsync_dir
 from imaginebuild.errors import StoreError, UsageError
 from imaginebuild.pricing import format_usd, ticks_to_usd
 
@@ -132,7 +133,7 @@ class Ledger:
             finally:
                 os.close(fd)
             if created:
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot append to the cost ledger: {exc}") from exc
 
@@ -163,18 +164,6 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a new directory entry durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------- summaries
