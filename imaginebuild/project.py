@@ -19,14 +19,13 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imaginebuild import __version__
-from imaginebuild.atomic import atomic_write_bytes
 from imaginebuild.errors import (
     BudgetExceeded,
     CorruptBlob,
@@ -43,6 +42,7 @@ from imaginebuild.errors import (
     StoreError,
     UsageError,
 )
+from imaginebuild.estimates import Estimator
 from imaginebuild.events import (
     Message,
     NullReporter,
@@ -53,14 +53,16 @@ from imaginebuild.events import (
     StepPhase,
     StepStarted,
 )
+from imaginebuild.failures import FailureLog
 from imaginebuild.graph import Dag
 from imaginebuild.hashing import StatCache, sha256_file
 from imaginebuild.keys import ActionFields, InputDigest, action_key
 from imaginebuild.lockfile import LockedOutput, LockEntry, read_lockfile, write_lockfile
-from imaginebuild.model import Asset, InputPolicy, Kind, Media, Mediafile, RefKind
+from imaginebuild.model import Asset, InputPolicy, Media, Mediafile, RefKind
 from imaginebuild.projectlock import ProjectLock
 from imaginebuild.providers.base import GenerationRequest, InputFile, Phase, Provider
 from imaginebuild.rebuild import Action, Decision, Reason, decide
+from imaginebuild.remotelink import BuiltElsewhere, RemoteLink
 from imaginebuild.results import AssetResult, CommandResult, usd
 from imaginebuild.store import ActionEntry, BlobRef, Store, default_cache_dir
 
@@ -80,12 +82,6 @@ _MEDIA_BY_SUFFIX = {
 _WEIGHT_IMAGE_S = 10.0
 _WEIGHT_VIDEO_BASE_S = 60.0
 _WEIGHT_VIDEO_PER_S = 15.0
-LEASE_TTL_S = 3600.0  # a build lease outlives any single call's deadline
-LEASE_POLL_S = 5.0
-
-
-class _BuiltElsewhere(Exception):
-    """Another machine finished the key this run was waiting to build."""
 
 
 def load(
@@ -180,9 +176,15 @@ class Project:
         from imaginebuild.credentials import SigningConfig
 
         self.signing = SigningConfig.from_env(self.env)  # C2PA signing of outputs, if configured
-        self._remote: Any = None  # RemoteCache, False when none is configured, None unknown
-        self._remote_down = False  # set when the remote proved unreachable during this run
-        self._prices: Any = None  # the price table, loaded the first time an estimate is needed
+        self.remote = RemoteLink(
+            mediafile,
+            self.env,
+            self.store,
+            warn=lambda text: self.reporter.emit(Message("warning", text)),
+            info=lambda text: self.reporter.emit(Message("info", text)),
+        )
+        self.estimator = Estimator(mediafile)
+        self.failures = FailureLog(self.state_dir)
         self._budget: Any = None
 
     # ------------------------------------------------------------------ public API
@@ -314,7 +316,7 @@ class Project:
 
     def push(self, targets: Iterable[str] = ()) -> CommandResult:
         """Upload the locked builds of the targets (default: all) to the remote cache."""
-        remote = self._require_remote("push")
+        remote = self.remote.require("push")
         selected = self.dag.select(targets)
         results = []
         for name in selected:
@@ -335,22 +337,13 @@ class Project:
         failed = any(r.state == "failed" for r in results)
         return CommandResult("push", tuple(results), exit_code=1 if failed else 0)
 
-    def _require_remote(self, what: str) -> Any:
-        remote = self.remote_cache() if self._has_remote() else None
-        if remote is None:
-            raise UsageError(
-                f"{what} needs a remote cache",
-                hint="set `remote:` in the mediafile or IMAGINEBUILD_REMOTE",
-            )
-        return remote
-
     def gc_remote(self, *, dry_run: bool = True) -> GcResult:
         """Drop remote entries and blobs this project's lockfile does not reference.
 
         A remote shared by several projects must be collected from a checkout
         that knows all their lockfiles; hence a dry run by default.
         """
-        remote = self._require_remote("gc --remote")
+        remote = self.remote.require("gc --remote")
         entries = self.lock_entries()
         keep_blobs = {o.sha256 for e in entries.values() for o in e.outputs}
         dropped = remote.gc({e.key for e in entries.values()}, keep_blobs, dry_run=dry_run)
@@ -394,7 +387,7 @@ class Project:
         selected = self.dag.select(targets)
         facts = self._survey(selected, options)
         self._save_stat_cache()
-        failures = self._read_failures()
+        failures = self.failures.read()
         results = []
         for name in selected:
             f = facts[name]
@@ -423,7 +416,7 @@ class Project:
             asset = self._asset(name, options)
             f = self._assess(asset, known, forced=_forced(name, options), fetch=False)
             if f.decision.action is Action.CALL and f.key and not _forced(name, options):
-                f = self._from_remote(f, self._remote_get(f.key))
+                f = self._from_remote(f, self.remote.get(f.key))
             if f.decision.action is Action.CALL:
                 f.estimate_ticks = self._estimate(asset)
             facts[name] = f
@@ -615,7 +608,7 @@ class Project:
                 asset, state.outputs, forced=_forced(name, state.options), fetch=True, urls=urls
             )
             if f.decision.action is Action.CALL and f.key and not _forced(name, state.options):
-                f = self._from_remote(f, await self._remote_get_async(f.key))
+                f = self._from_remote(f, await self.remote.get_async(f.key))
             if f.remote:
                 f = await self._fetch_remote(f)
             if f.decision.action is Action.RESTORE:
@@ -632,10 +625,10 @@ class Project:
                 return self._finish(state, f, None, "up_to_date", started)
             try:
                 return await self._call(state, f, started)
-            except _BuiltElsewhere:
+            except BuiltElsewhere:
                 assert f.key is not None
                 f = await self._fetch_remote(
-                    self._from_remote(f, await self._remote_get_async(f.key))
+                    self._from_remote(f, await self.remote.get_async(f.key))
                 )
                 if f.decision.action is not Action.RESTORE:
                     return await self._call(state, f, started)
@@ -678,7 +671,10 @@ class Project:
                 self.reporter.emit(StepPhase(asset.name, phase.value, detail))
 
             try:
-                async with self._lease(f.key, state), state.pools[asset.provider]:
+                async with (
+                    self.remote.lease(f.key, state.run_id, state.options.no_push),
+                    state.pools[asset.provider],
+                ):
                     result = await provider.generate(request, progress)
             except ProviderError as exc:
                 self._record_billed_failure(state, asset, f.key, exc, estimate)
@@ -727,60 +723,11 @@ class Project:
             self.store.put_action(entry)
             self._materialize(asset, blobs, {"key": f.key, **f.fields.to_json(), **record})
             self._forget_job(f.key)
-            await self._push_async(entry, state.options)
+            await self.remote.push_async(entry, state.options.no_push)
             built = dataclasses.replace(f, outputs=blobs, entry=entry)
             return self._finish(state, built, entry, "built", started)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-
-    # -- the remote cache (imaginebuild.remote); every call tolerates an unreachable remote
-
-    def remote_cache(self) -> Any:
-        """The configured RemoteCache, or None (fsspec is imported only when one is set)."""
-        if self._remote is None:
-            from imaginebuild.remote import RemoteCache
-
-            self._remote = (
-                RemoteCache.from_config(
-                    self.mediafile.remote,
-                    self.mediafile.remote_readonly,
-                    self.env,
-                    warn=lambda text: self.reporter.emit(Message("warning", text)),
-                )
-                or False
-            )
-        return self._remote or None
-
-    def _has_remote(self) -> bool:
-        configured = bool(self.env.get("IMAGINEBUILD_REMOTE") or self.mediafile.remote)
-        return configured and not self._remote_down
-
-    def _remote_failed(self, exc: StoreError) -> None:
-        """Say once that the remote is unusable and build without it for the rest of the run
-        (a corrupt blob is the blob's fault, not the remote's: it leaves the remote in use)."""
-        if isinstance(exc, CorruptBlob):
-            self.reporter.emit(Message("warning", str(exc)))
-            return
-        if not self._remote_down:
-            self._remote_down = True
-            self.reporter.emit(Message("warning", f"{exc}; continuing without the remote cache"))
-
-    def _remote_get(self, key: str) -> ActionEntry | None:
-        if not self._has_remote():
-            return None
-        try:
-            entry: ActionEntry | None = self.remote_cache().get_action(key)
-        except StoreError as exc:
-            self._remote_failed(exc)
-            return None
-        return entry
-
-    async def _remote_get_async(self, key: str) -> ActionEntry | None:
-        if not self._has_remote():
-            return None
-        import asyncio
-
-        return await asyncio.to_thread(self._remote_get, key)
 
     def _from_remote(self, f: _Facts, entry: ActionEntry | None) -> _Facts:
         """Turn a CALL into a restore from the remote cache when the remote has the key."""
@@ -794,83 +741,16 @@ class Project:
 
     async def _fetch_remote(self, f: _Facts) -> _Facts:
         """Bring a remote entry's blobs into the local store; on failure, build instead."""
-        import asyncio
-
         assert f.entry is not None
         self.reporter.emit(
             StepPhase(f.asset.name, Phase.DOWNLOADING.value, "from the remote cache")
         )
-        try:
-            await asyncio.to_thread(self.remote_cache().fetch, f.entry, self.store)
-        except StoreError as exc:
-            self._remote_failed(exc)
-            reasons = tuple(r for r in f.decision.reasons if r.code != "remote")
-            return dataclasses.replace(
-                f, decision=Decision(Action.CALL, reasons), entry=None, outputs=None, remote=False
-            )
-        return dataclasses.replace(f, remote=False)
-
-    async def _push_async(self, entry: ActionEntry, options: RunOptions) -> None:
-        """Upload a new build unless --no-push or the remote is read-only; never fails a step."""
-        if options.no_push or not self._has_remote():
-            return
-        remote = self.remote_cache()
-        if remote is None or remote.readonly:
-            return
-        import asyncio
-
-        try:
-            await asyncio.to_thread(remote.push, entry, self.store)
-        except StoreError as exc:
-            self._remote_failed(exc)
-
-    @contextlib.asynccontextmanager
-    async def _lease(self, key: str, state: _RunState) -> AsyncIterator[None]:
-        """Hold the remote's build lease on `key` while calling, so two machines do not
-        both pay for it; a holder elsewhere is waited for (its push ends the wait).
-        An unreachable remote only costs the lease: the build goes on without one."""
-        remote = self.remote_cache() if self._has_remote() else None
-        if remote is None or remote.readonly or state.options.no_push:
-            yield
-            return
-        import asyncio
-        import socket
-
-        owner = f"{socket.gethostname()}:{os.getpid()}:{state.run_id}"
-        held = False
-        try:
-            held = await self._claim(remote, key, owner)
-        except StoreError as exc:
-            self._remote_failed(exc)
-        try:
-            yield
-        finally:
-            if held:
-                with contextlib.suppress(StoreError):
-                    await asyncio.to_thread(remote.release_lease, key, owner)
-
-    async def _claim(self, remote: Any, key: str, owner: str) -> bool:
-        """Take the lease on `key`, waiting while another machine holds it; raises
-        _BuiltElsewhere when that machine's build shows up in the remote meanwhile."""
-        import asyncio
-
-        waited = False
-        while not await asyncio.to_thread(remote.acquire_lease, key, owner, LEASE_TTL_S):
-            if not waited:
-                self.reporter.emit(
-                    Message("info", f"another machine is building {key[:12]}; waiting for it")
-                )
-                waited = True
-            await asyncio.sleep(LEASE_POLL_S)
-            if await self._remote_get_async(key) is not None:
-                raise _BuiltElsewhere(key)
-        # Between our lookup and our lease another machine may have built, pushed and
-        # released the key: look once more before paying for it.
-        if await self._remote_get_async(key) is not None:
-            with contextlib.suppress(StoreError):
-                await asyncio.to_thread(remote.release_lease, key, owner)
-            raise _BuiltElsewhere(key)
-        return True
+        if await self.remote.fetch_async(f.entry):
+            return dataclasses.replace(f, remote=False)
+        reasons = tuple(r for r in f.decision.reasons if r.code != "remote")
+        return dataclasses.replace(
+            f, decision=Decision(Action.CALL, reasons), entry=None, outputs=None, remote=False
+        )
 
     def _verified_input(self, asset: Asset, item: InputFile) -> InputFile:
         """An input whose bytes were just checked against its hash: a paid call never
@@ -917,7 +797,7 @@ class Project:
         if entry is not None:
             self._lock_asset(f.asset, f.key, f.fields, outputs, entry.record)
         state.outputs[f.asset.name] = outputs
-        self._clear_failure(f.asset.name)
+        self.failures.clear(f.asset.name)
         record: Mapping[str, Any] = entry.record if entry is not None else {}
         cost = _ticks_of(record.get("cost_usd")) if outcome == "built" else 0
         reason = f.decision.summary if outcome != "up_to_date" else "up to date"
@@ -1105,9 +985,9 @@ class Project:
         kind = asset.kind.value if asset else str(entry.fields.get("kind", "?"))
         paths = tuple(o.path for o in entry.outputs)
         blobs = [BlobRef(o.sha256, o.size, o.media_type) for o in entry.outputs]
-        if self._has_remote() and (pull or not all(self.store.has_blob(b.sha256) for b in blobs)):
+        if self.remote.active and (pull or not all(self.store.has_blob(b.sha256) for b in blobs)):
             try:
-                remote = self.remote_cache()
+                remote = self.remote.cache()
                 if pull and self.store.get_action(entry.key) is None:
                     found = remote.get_action(entry.key)
                     if found is not None:
@@ -1162,55 +1042,7 @@ class Project:
         return Budget(effective_limit(self.mediafile.budget_usd, options.max_cost_usd))
 
     def _estimate(self, asset: Asset) -> int:
-        from imaginebuild.pricing import estimate, load_price_table
-
-        if self._prices is None:
-            self._prices = load_price_table(self.mediafile.pricing or None)
-        table = self._prices
-        image_inputs = sum(1 for r in asset.inputs if self._input_media(r) is Media.IMAGE)
-        seconds = (
-            self._video_seconds(asset.inputs[0].asset)
-            if asset.kind is Kind.VIDEO_EDIT and asset.inputs and asset.inputs[0].asset
-            else None
-        )
-        params = asset.params()
-        if asset.kind in (Kind.VIDEO_EDIT, Kind.EXTEND) and asset.inputs and asset.inputs[0].asset:
-            inherited = self._video_resolution(asset.inputs[0].asset)
-            if inherited is not None:
-                params = {**params, "resolution": inherited}
-        return estimate(
-            table,
-            kind=asset.kind,
-            model=asset.model,
-            params=params,
-            input_count=image_inputs,
-            input_video_seconds=seconds,
-        ).ticks
-
-    def _input_media(self, ref: Any) -> Media | None:
-        if ref.kind is RefKind.ASSET:
-            return self.mediafile.assets[ref.asset].output_media
-        name = ref.path or ref.url or ""
-        return Media.VIDEO if name.lower().endswith(".mp4") else Media.IMAGE
-
-    def _video_resolution(self, name: str) -> str | None:
-        """The resolution an asset's video has as declared (edits and extensions inherit it)."""
-        asset = self.mediafile.assets[name]
-        if asset.resolution is not None:
-            return asset.resolution
-        upstream = asset.inputs[0].asset if asset.inputs else None
-        return self._video_resolution(upstream) if upstream else None
-
-    def _video_seconds(self, name: str) -> float | None:
-        """The length of an asset's video as declared (extend adds to its input)."""
-        asset = self.mediafile.assets[name]
-        if asset.kind in (Kind.VIDEO, Kind.ANIMATE, Kind.REFERENCE_VIDEO):
-            return float(asset.duration or 0)
-        upstream = asset.inputs[0].asset if asset.inputs else None
-        before = self._video_seconds(upstream) if upstream else None
-        if asset.kind is Kind.EXTEND:
-            return None if before is None else before + (asset.duration or 0)
-        return before
+        return self.estimator.ticks(asset)
 
     def _record_ledger(
         self, state: _RunState, asset: Asset, key: str, result: Any, estimate: int
@@ -1312,37 +1144,11 @@ class Project:
         if self._stat is not None and self.state_dir.is_dir():
             self._stat.save()
 
-    # failures are remembered per key, so `status` can say `failed` until the key changes
-    def _read_failures(self) -> dict[str, str]:
-        import json
-
-        try:
-            data = json.loads((self.state_dir / "failures.json").read_text())
-            return {str(k): str(v) for k, v in data.items()}
-        except (OSError, ValueError, AttributeError):
-            return {}
-
-    def _write_failures(self, failures: Mapping[str, str]) -> None:
-        import json
-
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(
-            self.state_dir / "failures.json", json.dumps(failures, sort_keys=True).encode()
-        )
-
     def _record_failure(self, asset: Asset, known: Mapping[str, tuple[BlobRef, ...]]) -> None:
         with contextlib.suppress(ImaginebuildError, OSError):
             f = self._assess(asset, known, forced=False, fetch=False)
             if f.key:
-                failures = self._read_failures()
-                failures[asset.name] = f.key
-                self._write_failures(failures)
-
-    def _clear_failure(self, name: str) -> None:
-        failures = self._read_failures()
-        if name in failures:
-            del failures[name]
-            self._write_failures(failures)
+                self.failures.record(asset.name, f.key)
 
 
 # ---------------------------------------------------------------------- pure helpers

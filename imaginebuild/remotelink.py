@@ -1,0 +1,173 @@
+"""How a run uses the remote cache: every operation tolerates an unreachable remote.
+
+The remote is opened on first use (fsspec loads only then). The first failure
+that is the remote's (not a corrupt blob's) is reported once, and the run goes
+on without the remote: a shared cache must never be why a build fails.
+
+Before paying for a key, a run takes the remote's build lease on it; a machine
+that finds the lease held waits for the holder's push and restores that instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from imaginebuild.errors import CorruptBlob, StoreError, UsageError
+from imaginebuild.model import Mediafile
+from imaginebuild.store import ActionEntry, Store
+
+LEASE_TTL_S = 3600.0  # a build lease outlives any single call's deadline
+LEASE_POLL_S = 5.0
+
+
+class BuiltElsewhere(Exception):
+    """Another machine finished the key this run was waiting to build."""
+
+
+class RemoteLink:
+    """The run's view of the remote cache (None of it when none is configured)."""
+
+    def __init__(
+        self,
+        mediafile: Mediafile,
+        env: Mapping[str, str],
+        store: Store,
+        warn: Callable[[str], None],
+        info: Callable[[str], None],
+    ) -> None:
+        self._mediafile = mediafile
+        self._env = env
+        self._store = store
+        self._warn = warn
+        self._info = info
+        self._remote: Any = None  # RemoteCache, False when none is configured, None: unknown
+        self._down = False
+
+    @property
+    def active(self) -> bool:
+        """Whether a remote is configured and has not failed during this run."""
+        configured = bool(self._env.get("IMAGINEBUILD_REMOTE") or self._mediafile.remote)
+        return configured and not self._down
+
+    def cache(self) -> Any:
+        """The RemoteCache, or None when no remote is configured."""
+        if self._remote is None:
+            from imaginebuild.remote import RemoteCache
+
+            mediafile = self._mediafile
+            self._remote = (
+                RemoteCache.from_config(
+                    mediafile.remote, mediafile.remote_readonly, self._env, warn=self._warn
+                )
+                or False
+            )
+        return self._remote or None
+
+    def require(self, what: str) -> Any:
+        """The RemoteCache for a command that cannot work without one."""
+        remote = self.cache() if self.active else None
+        if remote is None:
+            raise UsageError(
+                f"{what} needs a remote cache",
+                hint="set `remote:` in the mediafile or IMAGINEBUILD_REMOTE",
+            )
+        return remote
+
+    def failed(self, exc: StoreError) -> None:
+        """Report a failure; the remote's own failures switch it off for the run."""
+        if isinstance(exc, CorruptBlob):
+            self._warn(str(exc))
+            return
+        if not self._down:
+            self._down = True
+            self._warn(f"{exc}; continuing without the remote cache")
+
+    def get(self, key: str) -> ActionEntry | None:
+        """The remote's entry for `key`, or None (also when the remote is unusable)."""
+        if not self.active:
+            return None
+        try:
+            entry: ActionEntry | None = self.cache().get_action(key)
+        except StoreError as exc:
+            self.failed(exc)
+            return None
+        return entry
+
+    async def get_async(self, key: str) -> ActionEntry | None:
+        """`get` off the event loop."""
+        if not self.active:
+            return None
+        import asyncio
+
+        return await asyncio.to_thread(self.get, key)
+
+    async def fetch_async(self, entry: ActionEntry) -> bool:
+        """Bring an entry's blobs into the local store, verified; False if that failed."""
+        import asyncio
+
+        try:
+            await asyncio.to_thread(self.cache().fetch, entry, self._store)
+        except StoreError as exc:
+            self.failed(exc)
+            return False
+        return True
+
+    async def push_async(self, entry: ActionEntry, no_push: bool) -> None:
+        """Upload a new build unless --no-push or read-only; never fails the step."""
+        if no_push or not self.active:
+            return
+        remote = self.cache()
+        if remote is None or remote.readonly:
+            return
+        import asyncio
+
+        try:
+            await asyncio.to_thread(remote.push, entry, self._store)
+        except StoreError as exc:
+            self.failed(exc)
+
+    @contextlib.asynccontextmanager
+    async def lease(self, key: str, run_id: str, no_push: bool) -> AsyncIterator[None]:
+        """Hold the build lease on `key` around a call; raises BuiltElsewhere when another
+        machine's build of it appears meanwhile. An unusable remote only costs the lease."""
+        remote = self.cache() if self.active else None
+        if remote is None or remote.readonly or no_push:
+            yield
+            return
+        import asyncio
+
+        owner = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
+        held = False
+        try:
+            held = await self._claim(remote, key, owner)
+        except StoreError as exc:
+            self.failed(exc)
+        try:
+            yield
+        finally:
+            if held:
+                with contextlib.suppress(StoreError):
+                    await asyncio.to_thread(remote.release_lease, key, owner)
+
+    async def _claim(self, remote: Any, key: str, owner: str) -> bool:
+        import asyncio
+
+        waited = False
+        while not await asyncio.to_thread(remote.acquire_lease, key, owner, LEASE_TTL_S):
+            if not waited:
+                self._info(f"another machine is building {key[:12]}; waiting for it")
+                waited = True
+            await asyncio.sleep(LEASE_POLL_S)
+            if await self.get_async(key) is not None:
+                raise BuiltElsewhere(key)
+        # Between our lookup and our lease another machine may have built, pushed and
+        # released the key: look once more before paying for it.
+        if await self.get_async(key) is not None:
+            with contextlib.suppress(StoreError):
+                await asyncio.to_thread(remote.release_lease, key, owner)
+            raise BuiltElsewhere(key)
+        return True
