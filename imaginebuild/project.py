@@ -1,13 +1,12 @@
-"""The facade that wires mediafile, rebuilder, scheduler, store, ledger and providers.
+"""The facade: a loaded mediafile with its lockfile, caches and the decisions about it.
 
     load(path) ─▶ Project ─┬─ plan()/status()/why()  survey: facts → rebuild.decide (pure)
-                           ├─ run()                   scheduler → one step per asset
-                           └─ checkout()/show()/gc()  lockfile ↔ store
+                           ├─ run()                   the no-op path here, else runner.Runner
+                           ├─ checkout()/pull()/push() lockfile ↔ local and remote cache
+                           └─ show()/gc()             provenance, garbage collection
 
-A run step: resolve inputs → key → decide → (up to date | restore from the
-cache | reserve budget → call provider → check → store → materialize → lock →
-ledger). Every finished step is recorded before the next event, so a crash
-loses at most the steps in flight.
+`assess` gathers one asset's facts (input hashes, lockfile entry, cache) and
+decides it; plan, status, why and every run step go through it.
 """
 
 from __future__ import annotations
@@ -15,30 +14,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from imaginebuild import __version__
 from imaginebuild.errors import (
-    BudgetExceeded,
     CorruptBlob,
     ImaginebuildError,
     InputError,
     Interrupted,
-    InvalidMedia,
-    JobFailed,
     LockfileError,
     LockfileWouldChange,
-    ModerationRefused,
-    OfflineCallNeeded,
-    ProviderError,
     StoreError,
     UsageError,
 )
@@ -50,26 +39,19 @@ from imaginebuild.events import (
     RunFinished,
     RunStarted,
     StepFinished,
-    StepPhase,
-    StepStarted,
 )
 from imaginebuild.failures import FailureLog
 from imaginebuild.graph import Dag
-from imaginebuild.hashing import StatCache, sha256_file
+from imaginebuild.hashing import StatCache
 from imaginebuild.keys import ActionFields, InputDigest, action_key
-from imaginebuild.lockfile import LockedOutput, LockEntry, read_lockfile, write_lockfile
-from imaginebuild.model import Asset, InputPolicy, Media, Mediafile, RefKind
+from imaginebuild.lockfile import LockEntry, read_lockfile, write_lockfile
+from imaginebuild.model import Asset, InputPolicy, Mediafile, RefKind
 from imaginebuild.projectlock import ProjectLock
-from imaginebuild.providers.base import GenerationRequest, InputFile, Phase, Provider
+from imaginebuild.providers.base import InputFile
 from imaginebuild.rebuild import Action, Decision, Reason, decide
-from imaginebuild.remotelink import BuiltElsewhere, RemoteLink
-from imaginebuild.results import AssetResult, CommandResult, usd
+from imaginebuild.remotelink import RemoteLink
+from imaginebuild.results import AssetResult, CommandResult
 from imaginebuild.store import ActionEntry, BlobRef, Store, default_cache_dir
-
-if TYPE_CHECKING:  # asyncio and the scheduler load only when something must be built
-    import asyncio
-
-    from imaginebuild.scheduler import StepStatus
 
 _MEDIA_BY_SUFFIX = {
     ".png": "image/png",
@@ -125,7 +107,7 @@ class GcResult:
 
 
 @dataclass
-class _Facts:
+class Facts:
     """What a survey learned about one asset: its key, verdict and known outputs."""
 
     asset: Asset
@@ -138,18 +120,15 @@ class _Facts:
     estimate_ticks: int = 0
     remote: bool = False  # the entry is in the remote cache only (fetch before restoring)
 
-
-@dataclass
-class _RunState:
-    """Mutable bookkeeping of one run (touched only from the event loop's thread)."""
-
-    options: RunOptions
-    run_id: str
-    outputs: dict[str, tuple[BlobRef, ...]] = field(default_factory=dict)
-    results: dict[str, AssetResult] = field(default_factory=dict)
-    providers: dict[str, Provider] = field(default_factory=dict)
-    pools: dict[str, asyncio.Semaphore] = field(default_factory=dict)
-    refused: list[str] = field(default_factory=list)
+    def with_remote(self, entry: ActionEntry | None) -> Facts:
+        """A CALL turned into a restore from the remote cache, when the remote has the key."""
+        if entry is None:
+            return self
+        found = Reason("remote", "outputs are in the remote cache")
+        decision = Decision(Action.RESTORE, (*self.decision.reasons, found))
+        return dataclasses.replace(
+            self, decision=decision, entry=entry, outputs=entry.outputs, remote=True
+        )
 
 
 class Project:
@@ -247,18 +226,20 @@ class Project:
             self._lock = None  # another process may have written it while we waited
             self._prune_lock(options.locked)
             self._tidy()
-            state = _RunState(options, uuid.uuid4().hex[:12])
             settled = self._settled(wanted, options)
             if settled is not None:
                 self._save_stat_cache()
                 return dataclasses.replace(settled, seconds=self.clock() - started)
             import asyncio
 
+            from imaginebuild.runner import Runner  # the event loop and scheduler load only now
+
+            runner = Runner(self, options)
             try:
-                result = asyncio.run(self._run(wanted, state))
+                result = asyncio.run(runner.run(wanted))
             except KeyboardInterrupt:
                 self._save_stat_cache()
-                done = sum(1 for r in state.results.values() if r.state in ("built", "restored"))
+                done = sum(1 for r in runner.results.values() if r.state in ("built", "restored"))
                 raise Interrupted(
                     f"interrupted; {done} finished step(s) were kept",
                     hint="run again to finish: jobs in flight are resumed, not paid twice",
@@ -276,7 +257,7 @@ class Project:
             return None
         selected = self.dag.select(targets)
         try:
-            facts = self._survey(selected, options)
+            facts = self.survey(selected, options)
         except ImaginebuildError:
             return None  # let the real run report it against the asset
         if any(f.decision.action is not Action.UP_TO_DATE for f in facts.values()):
@@ -362,7 +343,7 @@ class Project:
                     entries += read_lockfile(lockfile).values()  # a shared cache: keep theirs
             keep_keys = {e.key for e in entries}
             keep_blobs = {o.sha256 for e in entries for o in e.outputs}
-            keep_blobs |= {sha for e in entries for sha in _url_pins(e).values()}
+            keep_blobs |= {sha for e in entries for sha in url_pins(e).values()}
             drop_keys = []
             for key in self.store.action_keys():
                 entry = self.store.get_action(key)
@@ -385,7 +366,7 @@ class Project:
         self, command: str, targets: Iterable[str], options: RunOptions
     ) -> CommandResult:
         selected = self.dag.select(targets)
-        facts = self._survey(selected, options)
+        facts = self.survey(selected, options)
         self._save_stat_cache()
         failures = self.failures.read()
         results = []
@@ -408,22 +389,22 @@ class Project:
             )
         return CommandResult(command, tuple(results))
 
-    def _survey(self, selected: Iterable[str], options: RunOptions) -> dict[str, _Facts]:
+    def survey(self, selected: Iterable[str], options: RunOptions) -> dict[str, Facts]:
         """Decide every selected asset in order, assuming calls happen where needed."""
-        facts: dict[str, _Facts] = {}
+        facts: dict[str, Facts] = {}
         known: dict[str, tuple[BlobRef, ...] | None] = {}
         for name in selected:
-            asset = self._asset(name, options)
-            f = self._assess(asset, known, forced=_forced(name, options), fetch=False)
-            if f.decision.action is Action.CALL and f.key and not _forced(name, options):
-                f = self._from_remote(f, self.remote.get(f.key))
+            asset = self.asset_for(name, options)
+            f = self.assess(asset, known, forced=is_forced(name, options), fetch=False)
+            if f.decision.action is Action.CALL and f.key and not is_forced(name, options):
+                f = f.with_remote(self.remote.get(f.key))
             if f.decision.action is Action.CALL:
                 f.estimate_ticks = self._estimate(asset)
             facts[name] = f
             known[name] = f.outputs
         return facts
 
-    def _assess(
+    def assess(
         self,
         asset: Asset,
         known: Mapping[str, tuple[BlobRef, ...] | None],
@@ -431,7 +412,7 @@ class Project:
         forced: bool,
         fetch: bool,
         urls: Mapping[str, BlobRef] | None = None,
-    ) -> _Facts:
+    ) -> Facts:
         """Gather an asset's facts (input hashes, lockfile, cache) and decide it."""
         locked = self.lock_entries().get(asset.name)
         inputs, digests, pending = self._inputs(asset, known, locked, urls or {})
@@ -454,7 +435,7 @@ class Project:
                 cached=False,
                 pending=pending,
             )
-            return _Facts(asset, None, None, decision, None)
+            return Facts(asset, None, None, decision, None)
         key = action_key(fields)
         up_to_date = locked is not None and locked.key == key and self._outputs_ok(asset, locked)
         entry = None if (up_to_date and not forced) else self.store.get_action(key)
@@ -472,7 +453,7 @@ class Project:
             outputs = tuple(BlobRef(o.sha256, o.size, o.media_type) for o in locked.outputs)
         elif decision.action is Action.RESTORE and entry is not None:
             outputs = entry.outputs
-        return _Facts(asset, fields, key, decision, outputs, entry, inputs)
+        return Facts(asset, fields, key, decision, outputs, entry, inputs)
 
     def _inputs(
         self,
@@ -485,7 +466,7 @@ class Project:
         files: list[InputFile] = []
         digests: list[InputDigest] = []
         pending: list[str] = []
-        pins = _url_pins(locked)
+        pins = url_pins(locked)
         for ref in asset.inputs:
             if ref.kind is RefKind.ASSET:
                 assert ref.asset is not None
@@ -544,306 +525,6 @@ class Project:
 
     # ------------------------------------------------------------------ the run
 
-    async def _run(self, targets: tuple[str, ...], state: _RunState) -> CommandResult:
-        from imaginebuild.scheduler import StepStatus, run_steps
-
-        options = state.options
-        selected = self.dag.select(targets)
-        if options.locked:
-            self._refuse_if_lock_would_change(selected, options)
-        self.reporter.emit(RunStarted(len(selected)))
-        self._budget = self._make_budget(options)
-        started = self.clock()
-        priorities = self.dag.priorities(selected, lambda n: _weight(self.mediafile.assets[n]))
-        try:
-            statuses = await run_steps(
-                selected,
-                self.dag.parents,
-                priorities,
-                lambda name: self._step(name, state),
-                jobs=options.jobs,
-                keep_going=options.keep_going,
-            )
-        finally:
-            for provider in state.providers.values():
-                with contextlib.suppress(Exception):
-                    await provider.aclose()
-        results = []
-        for name in selected:
-            if name in state.results:
-                results.append(state.results[name])
-            else:
-                asset = self.mediafile.assets[name]
-                failed_parents = [
-                    p for p in self.dag.parents[name] if statuses.get(p) != StepStatus.OK
-                ]
-                why = (
-                    f"input {failed_parents[0]!r} was not built"
-                    if failed_parents
-                    else "not started: the run stopped after a failure"
-                )
-                results.append(
-                    AssetResult(
-                        name, asset.kind.value, "skipped", why, asset.outputs,
-                        estimate_ticks=self._estimate(asset),
-                    )
-                )  # fmt: skip
-                self.reporter.emit(StepFinished(name, "skipped", why, 0.0))
-        exit_code = _exit_code(statuses)
-        messages = self._refusal_messages(state, results)
-        result = CommandResult("run", tuple(results), exit_code=exit_code, messages=messages)
-        self.reporter.emit(
-            RunFinished(result.counts, self.clock() - started, usd(result.cost_ticks))
-        )
-        return result
-
-    async def _step(self, name: str, state: _RunState) -> StepStatus:
-        """Build one asset; every error becomes a FAILED or REFUSED status with a result."""
-        asset = self._asset(name, state.options)
-        started = self.clock()
-        self.reporter.emit(StepStarted(name, "check"))
-        try:
-            urls = await self._fetch_urls(asset)
-            f = self._assess(
-                asset, state.outputs, forced=_forced(name, state.options), fetch=True, urls=urls
-            )
-            if f.decision.action is Action.CALL and f.key and not _forced(name, state.options):
-                f = self._from_remote(f, await self.remote.get_async(f.key))
-            if f.remote:
-                f = await self._fetch_remote(f)
-            if f.decision.action is Action.RESTORE:
-                try:
-                    return self._finish(state, f, self._restore(f), "restored", started)
-                except CorruptBlob as exc:
-                    self.reporter.emit(Message("warning", f"{name}: {exc}; building it again"))
-                    self.store.delete_action(f.key or "")
-                    f = dataclasses.replace(
-                        f, decision=Decision(Action.CALL, f.decision.reasons), entry=None
-                    )
-            if f.decision.action is Action.UP_TO_DATE:
-                assert f.outputs is not None
-                return self._finish(state, f, None, "up_to_date", started)
-            try:
-                return await self._call(state, f, started)
-            except BuiltElsewhere:
-                assert f.key is not None
-                f = await self._fetch_remote(
-                    self._from_remote(f, await self.remote.get_async(f.key))
-                )
-                if f.decision.action is not Action.RESTORE:
-                    return await self._call(state, f, started)
-                return self._finish(state, f, self._restore(f), "restored", started)
-        except ImaginebuildError as exc:
-            return self._fail(state, asset, exc, started)
-
-    async def _call(self, state: _RunState, f: _Facts, started: float) -> StepStatus:
-        asset = f.asset
-        assert f.key is not None and f.fields is not None
-        estimate = self._estimate(asset)
-        billable = 0 if asset.provider == "local" else estimate  # rehearsals cost nothing
-        if state.options.offline:
-            raise OfflineCallNeeded(
-                f"{asset.name} needs a provider call ({f.decision.summary}) and --offline was given"
-            )
-        if not self._budget.reserve(asset.name, billable):
-            state.refused.append(asset.name)
-            raise BudgetExceeded(
-                f"{asset.name} not started: its estimated {usd(estimate)} USD would pass the budget"
-            )
-        provider = self._provider(asset.provider, state)
-        self._drop_stored_job(f.key, f.entry or self.store.get_action(f.key))
-        inputs = tuple(self._verified_input(asset, i) for i in f.inputs)
-        self.reporter.emit(StepStarted(asset.name, "call"))
-        workdir = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=self._tmp_dir()))
-        try:
-            request = GenerationRequest(
-                asset=asset.name,
-                kind=asset.kind,
-                key=f.key,
-                prompt=asset.prompt,
-                model=asset.model,
-                params=asset.params(),
-                inputs=inputs,
-                workdir=workdir,
-            )
-
-            def progress(phase: Phase, detail: str) -> None:
-                self.reporter.emit(StepPhase(asset.name, phase.value, detail))
-
-            try:
-                async with (
-                    self.remote.lease(f.key, state.run_id, state.options.no_push),
-                    state.pools[asset.provider],
-                ):
-                    result = await provider.generate(request, progress)
-            except ProviderError as exc:
-                self._record_billed_failure(state, asset, f.key, exc, estimate)
-                raise
-            except BaseException:
-                self._budget.release(asset.name)
-                raise
-            billed = result.reported_ticks
-            self._budget.settle(asset.name, billed if billed is not None else billable)
-            self._record_ledger(state, asset, f.key, result, estimate)
-            from imaginebuild.outputcheck import check_outputs
-
-            try:
-                check_outputs(asset, result.outputs, inputs)
-            except InvalidMedia:
-                self._forget_job(f.key)  # bad at the source: resuming the job cannot help
-                raise
-            blobs = tuple(
-                self.store.put_file(o.path, o.media_type, move=True) for o in result.outputs
-            )
-            cost = billed if billed is not None else (0 if asset.provider == "local" else estimate)
-            record = {
-                "imaginebuild": __version__,
-                "built_at": _utc_now(),
-                "provider": asset.provider,
-                "model": asset.model,
-                "request_ids": list(result.request_ids),
-                "cost_usd": usd(cost),
-                "cost_estimated": billed is None and asset.provider != "local",
-                "estimate_usd": usd(estimate),
-                "calls": [
-                    {
-                        "endpoint": c.endpoint,
-                        "request_id": c.request_id,
-                        "cost_usd": None if c.cost_ticks is None else usd(c.cost_ticks),
-                        "retries": c.retries,
-                        "started_at": _iso(c.started_at) if c.started_at else None,
-                        "duration_s": round(c.duration_s, 3),
-                    }
-                    for c in result.calls
-                ],
-            }
-            previous = f.entry or self.store.get_action(f.key)
-            takes = (*previous.takes, previous.outputs) if previous is not None else ()
-            entry = ActionEntry(f.key, blobs, record, takes)
-            self.store.put_action(entry)
-            self._materialize(asset, blobs, {"key": f.key, **f.fields.to_json(), **record})
-            self._forget_job(f.key)
-            await self.remote.push_async(entry, state.options.no_push)
-            built = dataclasses.replace(f, outputs=blobs, entry=entry)
-            return self._finish(state, built, entry, "built", started)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-    def _from_remote(self, f: _Facts, entry: ActionEntry | None) -> _Facts:
-        """Turn a CALL into a restore from the remote cache when the remote has the key."""
-        if entry is None:
-            return f
-        found = Reason("remote", "outputs are in the remote cache")
-        decision = Decision(Action.RESTORE, (*f.decision.reasons, found))
-        return dataclasses.replace(
-            f, decision=decision, entry=entry, outputs=entry.outputs, remote=True
-        )
-
-    async def _fetch_remote(self, f: _Facts) -> _Facts:
-        """Bring a remote entry's blobs into the local store; on failure, build instead."""
-        assert f.entry is not None
-        self.reporter.emit(
-            StepPhase(f.asset.name, Phase.DOWNLOADING.value, "from the remote cache")
-        )
-        if await self.remote.fetch_async(f.entry):
-            return dataclasses.replace(f, remote=False)
-        reasons = tuple(r for r in f.decision.reasons if r.code != "remote")
-        return dataclasses.replace(
-            f, decision=Decision(Action.CALL, reasons), entry=None, outputs=None, remote=False
-        )
-
-    def _verified_input(self, asset: Asset, item: InputFile) -> InputFile:
-        """An input whose bytes were just checked against its hash: a paid call never
-        starts from a corrupt cache blob. A corrupt blob is dropped and the asset's
-        materialized copy used instead when that one is intact."""
-        if item.path.parent.parent != self.store.blobs:
-            return item  # a project file or an output just hashed by the survey
-        try:
-            self.store.verify_blob(item.sha256)
-            return item
-        except CorruptBlob as exc:
-            for ref in asset.inputs:
-                if ref.kind is not RefKind.ASSET or ref.asset is None:
-                    continue
-                upstream = self.mediafile.assets[ref.asset]
-                candidate = self.root / upstream.outputs[ref.index or 0]
-                with contextlib.suppress(OSError):
-                    if sha256_file(candidate) == item.sha256:
-                        self.reporter.emit(Message("warning", f"{exc}; using {candidate.name}"))
-                        return dataclasses.replace(item, path=candidate)
-            raise
-
-    def _restore(self, f: _Facts) -> ActionEntry:
-        assert f.entry is not None and f.fields is not None and f.key is not None
-        self._drop_stored_job(f.key, f.entry)
-        provenance = {"key": f.key, **f.fields.to_json(), **f.entry.record}
-        self._materialize(f.asset, f.entry.outputs, provenance)
-        return f.entry
-
-    def _finish(
-        self,
-        state: _RunState,
-        f: _Facts,
-        entry: ActionEntry | None,
-        outcome: str,
-        started: float,
-    ) -> StepStatus:
-        """Record a finished step: lockfile first, then the result and the event."""
-        from imaginebuild.scheduler import StepStatus
-
-        assert f.key is not None and f.fields is not None
-        outputs = entry.outputs if entry is not None else f.outputs
-        assert outputs is not None
-        if entry is not None:
-            self._lock_asset(f.asset, f.key, f.fields, outputs, entry.record)
-        state.outputs[f.asset.name] = outputs
-        self.failures.clear(f.asset.name)
-        record: Mapping[str, Any] = entry.record if entry is not None else {}
-        cost = _ticks_of(record.get("cost_usd")) if outcome == "built" else 0
-        reason = f.decision.summary if outcome != "up_to_date" else "up to date"
-        state.results[f.asset.name] = AssetResult(
-            name=f.asset.name,
-            kind=f.asset.kind.value,
-            state=outcome,
-            reason=reason,
-            outputs=f.asset.outputs,
-            key=f.key,
-            cost_ticks=cost,
-            estimate_ticks=_ticks_of(record.get("estimate_usd")) if outcome == "built" else 0,
-            request_ids=tuple(record.get("request_ids", ())) if outcome == "built" else (),
-            reasons=f.decision.reasons,
-        )
-        self.reporter.emit(
-            StepFinished(f.asset.name, outcome, reason, self.clock() - started, usd(cost))
-        )
-        return StepStatus.OK
-
-    def _fail(
-        self, state: _RunState, asset: Asset, exc: ImaginebuildError, started: float
-    ) -> StepStatus:
-        from imaginebuild.scheduler import StepStatus
-
-        refused = isinstance(exc, (BudgetExceeded, OfflineCallNeeded))
-        state_name = "skipped" if refused else "failed"
-        if not refused:
-            self._record_failure(asset, state.outputs)
-        state.results[asset.name] = AssetResult(
-            name=asset.name,
-            kind=asset.kind.value,
-            state=state_name,
-            reason=exc.message,
-            outputs=asset.outputs,
-            estimate_ticks=self._estimate(asset) if refused else 0,
-            error=exc.message,
-            hint=exc.hint,
-        )
-        self.reporter.emit(
-            StepFinished(
-                asset.name, state_name, exc.message, self.clock() - started, error=exc.message
-            )
-        )
-        return StepStatus.REFUSED if refused else StepStatus.FAILED
-
     # ------------------------------------------------------------------ helpers of the run
 
     def _check_options(self, options: RunOptions) -> None:
@@ -862,47 +543,15 @@ class Project:
 
             check_signing_config(self.signing)
 
-    def _asset(self, name: str, options: RunOptions) -> Asset:
+    def asset_for(self, name: str, options: RunOptions) -> Asset:
+        """The asset as this run builds it (`--provider` / IMAGINEBUILD_PROVIDER override)."""
         asset = self.mediafile.assets[name]
         provider = options.provider or self.env.get("IMAGINEBUILD_PROVIDER") or None
         if provider and provider != asset.provider:
             return dataclasses.replace(asset, provider=provider)
         return asset
 
-    def _provider(self, name: str, state: _RunState) -> Provider:
-        if name not in state.providers:
-            from imaginebuild.providers import create_provider
-            from imaginebuild.providers.base import ProviderContext
-
-            context = ProviderContext(
-                settings=self.mediafile.settings(name),
-                state_dir=self.state_dir,
-                env=self.env,
-                retry_expired=state.options.retry_expired,
-            )
-            provider = create_provider(name, context)
-            state.providers[name] = provider
-            import asyncio
-
-            state.pools[name] = asyncio.Semaphore(max(1, provider.max_concurrency))
-        return state.providers[name]
-
-    async def _fetch_urls(self, asset: Asset) -> dict[str, BlobRef]:
-        """Fetch URL inputs that are not pinned in the lockfile (or whose blob is gone)."""
-        from imaginebuild.fetch import fetch_to_file
-
-        pins = _url_pins(self.lock_entries().get(asset.name))
-        fetched: dict[str, BlobRef] = {}
-        for ref in asset.inputs:
-            if ref.kind is not RefKind.URL or ref.url is None:
-                continue
-            if ref.url in pins and self.store.has_blob(pins[ref.url]):
-                continue
-            path, media = await fetch_to_file(ref.url, self._tmp_dir(), self.env)
-            fetched[ref.url] = self.store.put_file(path, media, move=True)
-        return fetched
-
-    def _materialize(
+    def materialize(
         self, asset: Asset, blobs: tuple[BlobRef, ...], provenance: Mapping[str, Any]
     ) -> bool:
         """Put an asset's outputs in place; False if they all were there already."""
@@ -930,26 +579,6 @@ class Project:
         # A signed file's bytes differ from the blob; the stat cache vouches for it as ours.
         self.stat_cache().remember(dest, blob.sha256)
         return True
-
-    def _lock_asset(
-        self,
-        asset: Asset,
-        key: str,
-        fields: ActionFields,
-        blobs: tuple[BlobRef, ...],
-        record: Mapping[str, Any],
-    ) -> None:
-        entries = self.lock_entries()
-        entries[asset.name] = LockEntry(
-            key=key,
-            fields=fields.to_json(),
-            outputs=tuple(
-                LockedOutput(path, b.sha256, b.size, b.media_type)
-                for path, b in zip(asset.outputs, blobs, strict=True)
-            ),
-            record=record,
-        )
-        write_lockfile(self.mediafile.lockfile_path, entries)
 
     def _tidy(self) -> None:
         """Clear what killed runs left behind (under the project lock): temp files of
@@ -1017,114 +646,11 @@ class Project:
             name, kind, state, "from the cache" if changed else "up to date", paths, entry.key
         )
 
-    def _refuse_if_lock_would_change(self, selected: tuple[str, ...], options: RunOptions) -> None:
-        facts = self._survey(selected, options)
-        changing = [
-            n
-            for n, f in facts.items()
-            if f.decision.action is Action.CALL
-            or (f.decision.action is Action.RESTORE and self.lock_entries().get(n) is None)
-            or (
-                f.decision.action is Action.RESTORE
-                and (entry := self.lock_entries().get(n)) is not None
-                and entry.key != f.key
-            )
-        ]
-        if changing:
-            raise LockfileWouldChange(
-                f"--locked: the lockfile would change for {', '.join(changing)}",
-                hint="run without --locked and commit mediafile.lock",
-            )
-
-    def _make_budget(self, options: RunOptions) -> Any:
-        from imaginebuild.budget import Budget, effective_limit
-
-        return Budget(effective_limit(self.mediafile.budget_usd, options.max_cost_usd))
-
     def _estimate(self, asset: Asset) -> int:
         return self.estimator.ticks(asset)
 
-    def _record_ledger(
-        self, state: _RunState, asset: Asset, key: str, result: Any, estimate: int
-    ) -> None:
-        if asset.provider == "local":
-            return  # rehearsals bill nothing; their would-be cost is in the record
-        from imaginebuild.ledger import Ledger, LedgerEntry, format_time
-
-        ledger = Ledger(self.state_dir / "ledger.jsonl")
-        calls = list(result.calls)
-        for i, call in enumerate(calls):
-            estimated = call.cost_ticks is None
-            ticks = call.cost_ticks if call.cost_ticks is not None else (estimate if i == 0 else 0)
-            ledger.append(
-                LedgerEntry(
-                    time=format_time((call.started_at or time.time()) + call.duration_s),
-                    run_id=state.run_id,
-                    asset=asset.name,
-                    key=key,
-                    provider=asset.provider,
-                    model=call.model or asset.model,
-                    endpoint=call.endpoint,
-                    request_id=call.request_id,
-                    ticks=ticks,
-                    estimated=estimated,
-                    retries=call.retries,
-                    duration_s=round(call.duration_s, 3),
-                )
-            )
-
-    def _record_billed_failure(
-        self, state: _RunState, asset: Asset, key: str, exc: ProviderError, estimate: int
-    ) -> None:
-        """A call that failed after the API accepted it is (or may be) spent money: a
-        moderation refusal reports its bill; a failed job reports none, so its estimate
-        is recorded, marked as such. Either goes to the budget and the ledger."""
-        accepted = isinstance(exc, (JobFailed, ModerationRefused)) and exc.info.request_id
-        ticks = exc.info.cost_ticks
-        if asset.provider == "local" or (ticks is None and not accepted):
-            self._budget.release(asset.name)
-            return
-        self._budget.settle(asset.name, ticks if ticks is not None else estimate)
-        from imaginebuild.providers.base import CallRecord, GenerationResult
-
-        call = CallRecord(
-            endpoint=exc.info.endpoint or "",
-            model=asset.model,
-            request_id=exc.info.request_id,
-            cost_ticks=ticks,
-            retries=exc.info.retries,
-            started_at=time.time(),
-        )
-        self._record_ledger(state, asset, key, GenerationResult((), (call,)), estimate)
-
-    def _drop_stored_job(self, key: str, entry: ActionEntry | None) -> None:
-        """Forget a journaled job whose result is already stored (a kill can fall between
-        storing it and forgetting it): resuming it would pass an old take off as new."""
-        if entry is None or not (self.state_dir / "journal").is_dir():
-            return
-        from imaginebuild.journal import Journal
-
-        journal = Journal(self.state_dir / "journal")
-        record = journal.get(key)
-        stored = {str(r) for r in entry.record.get("request_ids", [])}
-        if record is not None and record.request_id in stored:
-            journal.remove(key)
-
-    def _forget_job(self, key: str) -> None:
-        if (self.state_dir / "journal").is_dir():
-            from imaginebuild.journal import Journal
-
-            Journal(self.state_dir / "journal").remove(key)
-
-    def _refusal_messages(self, state: _RunState, results: list[AssetResult]) -> tuple[str, ...]:
-        if not state.refused:
-            return ()
-        left = [r for r in results if r.state == "skipped"]
-        would = sum(self._estimate(self.mediafile.assets[r.name]) for r in left)
-        names = ", ".join(r.name for r in left)
-        return (f"budget reached: left unbuilt {names} (estimated {usd(would)} USD more)",)
-
-    def _tmp_dir(self) -> Path:
+    def tmp_dir(self) -> Path:
+        """A folder for work files on the cache's filesystem (so results move in by rename)."""
         folder = self.store.folder / "tmp"
         folder.mkdir(parents=True, exist_ok=True)
         return folder
@@ -1144,9 +670,10 @@ class Project:
         if self._stat is not None and self.state_dir.is_dir():
             self._stat.save()
 
-    def _record_failure(self, asset: Asset, known: Mapping[str, tuple[BlobRef, ...]]) -> None:
+    def record_failure(self, asset: Asset, known: Mapping[str, tuple[BlobRef, ...]]) -> None:
+        """Remember that `asset` failed under its current key (status says `failed`)."""
         with contextlib.suppress(ImaginebuildError, OSError):
-            f = self._assess(asset, known, forced=False, fetch=False)
+            f = self.assess(asset, known, forced=False, fetch=False)
             if f.key:
                 self.failures.record(asset.name, f.key)
 
@@ -1154,7 +681,8 @@ class Project:
 # ---------------------------------------------------------------------- pure helpers
 
 
-def _forced(name: str, options: RunOptions) -> bool:
+def is_forced(name: str, options: RunOptions) -> bool:
+    """Whether `--force` asks for a new take of `name`."""
     return options.force is not None and (not options.force or name in options.force)
 
 
@@ -1176,24 +704,8 @@ def _plan_reason(decision: Decision) -> str:
     return head if not decision.reasons else f"{head}: {decision.summary}"
 
 
-def _weight(asset: Asset) -> float:
-    if asset.output_media is Media.IMAGE:
-        return _WEIGHT_IMAGE_S
-    return _WEIGHT_VIDEO_BASE_S + _WEIGHT_VIDEO_PER_S * (asset.duration or 8)
-
-
-def _exit_code(statuses: Mapping[str, StepStatus]) -> int:
-    from imaginebuild.scheduler import StepStatus
-
-    values = set(statuses.values())
-    if StepStatus.FAILED in values:
-        return 1
-    if StepStatus.REFUSED in values:
-        return 3
-    return 0
-
-
-def _url_pins(locked: LockEntry | None) -> dict[str, str]:
+def url_pins(locked: LockEntry | None) -> dict[str, str]:
+    """URL inputs pinned by a lock entry: url → the sha256 it was fetched as."""
     if locked is None:
         return {}
     pins = {}
@@ -1209,21 +721,3 @@ def _media_of_blob(path: Path) -> str:
 
     with path.open("rb") as f:
         return sniff(f.read(16)) or "application/octet-stream"
-
-
-def _ticks_of(value: object) -> int:
-    if value is None:
-        return 0
-    from imaginebuild.pricing import usd_to_ticks
-
-    return usd_to_ticks(str(value))
-
-
-def _utc_now() -> str:
-    return _iso(time.time())
-
-
-def _iso(unix_time: float) -> str:
-    from imaginebuild.ledger import format_time
-
-    return format_time(unix_time)

@@ -1,0 +1,556 @@
+"""One run: the selected steps scheduled and each carried to up to date, restored or built.
+
+A step: resolve inputs → key → decide (the pure rebuild decision) → nothing
+(up to date) | restore from the local or remote cache | reserve the budget,
+take the remote lease, call the provider, check, store, materialize, lock,
+bill, push. Every finished step is recorded before the next event, so a crash
+loses at most the steps in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from imaginebuild import __version__
+from imaginebuild.errors import (
+    BudgetExceeded,
+    CorruptBlob,
+    ImaginebuildError,
+    InvalidMedia,
+    JobFailed,
+    LockfileWouldChange,
+    ModerationRefused,
+    OfflineCallNeeded,
+    ProviderError,
+)
+from imaginebuild.events import (
+    Message,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepPhase,
+    StepStarted,
+)
+from imaginebuild.hashing import sha256_file
+from imaginebuild.keys import ActionFields
+from imaginebuild.lockfile import LockedOutput, LockEntry, write_lockfile
+from imaginebuild.model import Asset, Media, RefKind
+from imaginebuild.project import Facts, RunOptions, is_forced, url_pins
+from imaginebuild.providers.base import GenerationRequest, InputFile, Phase, Provider
+from imaginebuild.rebuild import Action, Decision
+from imaginebuild.remotelink import BuiltElsewhere
+from imaginebuild.results import AssetResult, CommandResult, usd
+from imaginebuild.scheduler import StepStatus, run_steps
+from imaginebuild.store import ActionEntry, BlobRef
+
+if TYPE_CHECKING:
+    from imaginebuild.project import Project
+
+# Rough seconds per step, only to rank the critical path (videos are the slow ones).
+_WEIGHT_IMAGE_S = 10.0
+_WEIGHT_VIDEO_BASE_S = 60.0
+_WEIGHT_VIDEO_PER_S = 15.0
+
+
+class Runner:
+    """The state of one run (touched only from the event loop's thread)."""
+
+    def __init__(self, project: Project, options: RunOptions) -> None:
+        from imaginebuild.budget import Budget, effective_limit
+
+        self.project = project
+        self.options = options
+        self.run_id = uuid.uuid4().hex[:12]
+        self.mediafile = project.mediafile
+        self.store = project.store
+        self.reporter = project.reporter
+        self.remote = project.remote
+        self.clock = project.clock
+        self.budget = Budget(effective_limit(self.mediafile.budget_usd, options.max_cost_usd))
+        self.outputs: dict[str, tuple[BlobRef, ...]] = {}
+        self.results: dict[str, AssetResult] = {}
+        self.providers: dict[str, Provider] = {}
+        self.pools: dict[str, asyncio.Semaphore] = {}
+        self.refused: list[str] = []
+
+    async def run(self, targets: tuple[str, ...]) -> CommandResult:
+        """Schedule the selected steps and carry each one through; the run's result."""
+        from imaginebuild.scheduler import StepStatus
+
+        options = self.options
+        selected = self.project.dag.select(targets)
+        if options.locked:
+            self._refuse_if_lock_would_change(selected, options)
+        self.reporter.emit(RunStarted(len(selected)))
+        started = self.clock()
+        priorities = self.project.dag.priorities(
+            selected, lambda n: _weight(self.mediafile.assets[n])
+        )
+        try:
+            statuses = await run_steps(
+                selected,
+                self.project.dag.parents,
+                priorities,
+                self._step,
+                jobs=options.jobs,
+                keep_going=options.keep_going,
+            )
+        finally:
+            for provider in self.providers.values():
+                with contextlib.suppress(Exception):
+                    await provider.aclose()
+        results = []
+        for name in selected:
+            if name in self.results:
+                results.append(self.results[name])
+            else:
+                asset = self.mediafile.assets[name]
+                failed_parents = [
+                    p for p in self.project.dag.parents[name] if statuses.get(p) != StepStatus.OK
+                ]
+                why = (
+                    f"input {failed_parents[0]!r} was not built"
+                    if failed_parents
+                    else "not started: the run stopped after a failure"
+                )
+                results.append(
+                    AssetResult(
+                        name, asset.kind.value, "skipped", why, asset.outputs,
+                        estimate_ticks=self.project.estimator.ticks(asset),
+                    )
+                )  # fmt: skip
+                self.reporter.emit(StepFinished(name, "skipped", why, 0.0))
+        exit_code = _exit_code(statuses)
+        messages = self._refusal_messages(results)
+        result = CommandResult("run", tuple(results), exit_code=exit_code, messages=messages)
+        self.reporter.emit(
+            RunFinished(result.counts, self.clock() - started, usd(result.cost_ticks))
+        )
+        return result
+
+    async def _step(self, name: str) -> StepStatus:
+        """Build one asset; every error becomes a FAILED or REFUSED status with a result."""
+        asset = self.project.asset_for(name, self.options)
+        started = self.clock()
+        self.reporter.emit(StepStarted(name, "check"))
+        try:
+            urls = await self._fetch_urls(asset)
+            f = self.project.assess(
+                asset, self.outputs, forced=is_forced(name, self.options), fetch=True, urls=urls
+            )
+            if f.decision.action is Action.CALL and f.key and not is_forced(name, self.options):
+                f = f.with_remote(await self.remote.get_async(f.key))
+            if f.remote:
+                f = await self._fetch_remote(f)
+            if f.decision.action is Action.RESTORE:
+                try:
+                    return self._finish(f, self._restore(f), "restored", started)
+                except CorruptBlob as exc:
+                    self.reporter.emit(Message("warning", f"{name}: {exc}; building it again"))
+                    self.store.delete_action(f.key or "")
+                    f = dataclasses.replace(
+                        f, decision=Decision(Action.CALL, f.decision.reasons), entry=None
+                    )
+            if f.decision.action is Action.UP_TO_DATE:
+                assert f.outputs is not None
+                return self._finish(f, None, "up_to_date", started)
+            try:
+                return await self._call(f, started)
+            except BuiltElsewhere:
+                assert f.key is not None
+                f = await self._fetch_remote(f.with_remote(await self.remote.get_async(f.key)))
+                if f.decision.action is not Action.RESTORE:
+                    return await self._call(f, started)
+                return self._finish(f, self._restore(f), "restored", started)
+        except ImaginebuildError as exc:
+            return self._fail(asset, exc, started)
+
+    async def _call(self, f: Facts, started: float) -> StepStatus:
+        asset = f.asset
+        assert f.key is not None and f.fields is not None
+        estimate = self.project.estimator.ticks(asset)
+        billable = 0 if asset.provider == "local" else estimate  # rehearsals cost nothing
+        if self.options.offline:
+            raise OfflineCallNeeded(
+                f"{asset.name} needs a provider call ({f.decision.summary}) and --offline was given"
+            )
+        if not self.budget.reserve(asset.name, billable):
+            self.refused.append(asset.name)
+            raise BudgetExceeded(
+                f"{asset.name} not started: its estimated {usd(estimate)} USD would pass the budget"
+            )
+        provider = self._provider(asset.provider)
+        self._drop_stored_job(f.key, f.entry or self.store.get_action(f.key))
+        inputs = tuple(self._verified_input(asset, i) for i in f.inputs)
+        self.reporter.emit(StepStarted(asset.name, "call"))
+        workdir = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=self.project.tmp_dir()))
+        try:
+            request = GenerationRequest(
+                asset=asset.name,
+                kind=asset.kind,
+                key=f.key,
+                prompt=asset.prompt,
+                model=asset.model,
+                params=asset.params(),
+                inputs=inputs,
+                workdir=workdir,
+            )
+
+            def progress(phase: Phase, detail: str) -> None:
+                self.reporter.emit(StepPhase(asset.name, phase.value, detail))
+
+            try:
+                async with (
+                    self.remote.lease(f.key, self.run_id, self.options.no_push),
+                    self.pools[asset.provider],
+                ):
+                    result = await provider.generate(request, progress)
+            except ProviderError as exc:
+                self._record_billed_failure(asset, f.key, exc, estimate)
+                raise
+            except BaseException:
+                self.budget.release(asset.name)
+                raise
+            billed = result.reported_ticks
+            self.budget.settle(asset.name, billed if billed is not None else billable)
+            self._record_ledger(asset, f.key, result, estimate)
+            from imaginebuild.outputcheck import check_outputs
+
+            try:
+                check_outputs(asset, result.outputs, inputs)
+            except InvalidMedia:
+                self._forget_job(f.key)  # bad at the source: resuming the job cannot help
+                raise
+            blobs = tuple(
+                self.store.put_file(o.path, o.media_type, move=True) for o in result.outputs
+            )
+            cost = billed if billed is not None else (0 if asset.provider == "local" else estimate)
+            record = {
+                "imaginebuild": __version__,
+                "built_at": _utc_now(),
+                "provider": asset.provider,
+                "model": asset.model,
+                "request_ids": list(result.request_ids),
+                "cost_usd": usd(cost),
+                "cost_estimated": billed is None and asset.provider != "local",
+                "estimate_usd": usd(estimate),
+                "calls": [
+                    {
+                        "endpoint": c.endpoint,
+                        "request_id": c.request_id,
+                        "cost_usd": None if c.cost_ticks is None else usd(c.cost_ticks),
+                        "retries": c.retries,
+                        "started_at": _iso(c.started_at) if c.started_at else None,
+                        "duration_s": round(c.duration_s, 3),
+                    }
+                    for c in result.calls
+                ],
+            }
+            previous = f.entry or self.store.get_action(f.key)
+            takes = (*previous.takes, previous.outputs) if previous is not None else ()
+            entry = ActionEntry(f.key, blobs, record, takes)
+            self.store.put_action(entry)
+            self.project.materialize(asset, blobs, {"key": f.key, **f.fields.to_json(), **record})
+            self._forget_job(f.key)
+            await self.remote.push_async(entry, self.options.no_push)
+            built = dataclasses.replace(f, outputs=blobs, entry=entry)
+            return self._finish(built, entry, "built", started)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _fetch_remote(self, f: Facts) -> Facts:
+        """Bring a remote entry's blobs into the local store; on failure, build instead."""
+        assert f.entry is not None
+        self.reporter.emit(
+            StepPhase(f.asset.name, Phase.DOWNLOADING.value, "from the remote cache")
+        )
+        if await self.remote.fetch_async(f.entry):
+            return dataclasses.replace(f, remote=False)
+        reasons = tuple(r for r in f.decision.reasons if r.code != "remote")
+        return dataclasses.replace(
+            f, decision=Decision(Action.CALL, reasons), entry=None, outputs=None, remote=False
+        )
+
+    def _verified_input(self, asset: Asset, item: InputFile) -> InputFile:
+        """An input whose bytes were just checked against its hash: a paid call never
+        starts from a corrupt cache blob. A corrupt blob is dropped and the asset's
+        materialized copy used instead when that one is intact."""
+        if item.path.parent.parent != self.store.blobs:
+            return item  # a project file or an output just hashed by the survey
+        try:
+            self.store.verify_blob(item.sha256)
+            return item
+        except CorruptBlob as exc:
+            for ref in asset.inputs:
+                if ref.kind is not RefKind.ASSET or ref.asset is None:
+                    continue
+                upstream = self.mediafile.assets[ref.asset]
+                candidate = self.project.root / upstream.outputs[ref.index or 0]
+                with contextlib.suppress(OSError):
+                    if sha256_file(candidate) == item.sha256:
+                        self.reporter.emit(Message("warning", f"{exc}; using {candidate.name}"))
+                        return dataclasses.replace(item, path=candidate)
+            raise
+
+    def _restore(self, f: Facts) -> ActionEntry:
+        assert f.entry is not None and f.fields is not None and f.key is not None
+        self._drop_stored_job(f.key, f.entry)
+        provenance = {"key": f.key, **f.fields.to_json(), **f.entry.record}
+        self.project.materialize(f.asset, f.entry.outputs, provenance)
+        return f.entry
+
+    def _finish(
+        self,
+        f: Facts,
+        entry: ActionEntry | None,
+        outcome: str,
+        started: float,
+    ) -> StepStatus:
+        """Record a finished step: lockfile first, then the result and the event."""
+        from imaginebuild.scheduler import StepStatus
+
+        assert f.key is not None and f.fields is not None
+        outputs = entry.outputs if entry is not None else f.outputs
+        assert outputs is not None
+        if entry is not None:
+            self._lock_asset(f.asset, f.key, f.fields, outputs, entry.record)
+        self.outputs[f.asset.name] = outputs
+        self.project.failures.clear(f.asset.name)
+        record: Mapping[str, Any] = entry.record if entry is not None else {}
+        cost = _ticks_of(record.get("cost_usd")) if outcome == "built" else 0
+        reason = f.decision.summary if outcome != "up_to_date" else "up to date"
+        self.results[f.asset.name] = AssetResult(
+            name=f.asset.name,
+            kind=f.asset.kind.value,
+            state=outcome,
+            reason=reason,
+            outputs=f.asset.outputs,
+            key=f.key,
+            cost_ticks=cost,
+            estimate_ticks=_ticks_of(record.get("estimate_usd")) if outcome == "built" else 0,
+            request_ids=tuple(record.get("request_ids", ())) if outcome == "built" else (),
+            reasons=f.decision.reasons,
+        )
+        self.reporter.emit(
+            StepFinished(f.asset.name, outcome, reason, self.clock() - started, usd(cost))
+        )
+        return StepStatus.OK
+
+    def _fail(self, asset: Asset, exc: ImaginebuildError, started: float) -> StepStatus:
+        from imaginebuild.scheduler import StepStatus
+
+        refused = isinstance(exc, (BudgetExceeded, OfflineCallNeeded))
+        state_name = "skipped" if refused else "failed"
+        if not refused:
+            self.project.record_failure(asset, self.outputs)
+        self.results[asset.name] = AssetResult(
+            name=asset.name,
+            kind=asset.kind.value,
+            state=state_name,
+            reason=exc.message,
+            outputs=asset.outputs,
+            estimate_ticks=self.project.estimator.ticks(asset) if refused else 0,
+            error=exc.message,
+            hint=exc.hint,
+        )
+        self.reporter.emit(
+            StepFinished(
+                asset.name, state_name, exc.message, self.clock() - started, error=exc.message
+            )
+        )
+        return StepStatus.REFUSED if refused else StepStatus.FAILED
+
+    def _provider(self, name: str) -> Provider:
+        if name not in self.providers:
+            from imaginebuild.providers import create_provider
+            from imaginebuild.providers.base import ProviderContext
+
+            context = ProviderContext(
+                settings=self.mediafile.settings(name),
+                state_dir=self.project.state_dir,
+                env=self.project.env,
+                retry_expired=self.options.retry_expired,
+            )
+            provider = create_provider(name, context)
+            self.providers[name] = provider
+            import asyncio
+
+            self.pools[name] = asyncio.Semaphore(max(1, provider.max_concurrency))
+        return self.providers[name]
+
+    async def _fetch_urls(self, asset: Asset) -> dict[str, BlobRef]:
+        """Fetch URL inputs that are not pinned in the lockfile (or whose blob is gone)."""
+        from imaginebuild.fetch import fetch_to_file
+
+        pins = url_pins(self.project.lock_entries().get(asset.name))
+        fetched: dict[str, BlobRef] = {}
+        for ref in asset.inputs:
+            if ref.kind is not RefKind.URL or ref.url is None:
+                continue
+            if ref.url in pins and self.store.has_blob(pins[ref.url]):
+                continue
+            path, media = await fetch_to_file(ref.url, self.project.tmp_dir(), self.project.env)
+            fetched[ref.url] = self.store.put_file(path, media, move=True)
+        return fetched
+
+    def _lock_asset(
+        self,
+        asset: Asset,
+        key: str,
+        fields: ActionFields,
+        blobs: tuple[BlobRef, ...],
+        record: Mapping[str, Any],
+    ) -> None:
+        entries = self.project.lock_entries()
+        entries[asset.name] = LockEntry(
+            key=key,
+            fields=fields.to_json(),
+            outputs=tuple(
+                LockedOutput(path, b.sha256, b.size, b.media_type)
+                for path, b in zip(asset.outputs, blobs, strict=True)
+            ),
+            record=record,
+        )
+        write_lockfile(self.mediafile.lockfile_path, entries)
+
+    def _record_ledger(self, asset: Asset, key: str, result: Any, estimate: int) -> None:
+        if asset.provider == "local":
+            return  # rehearsals bill nothing; their would-be cost is in the record
+        from imaginebuild.ledger import Ledger, LedgerEntry, format_time
+
+        ledger = Ledger(self.project.state_dir / "ledger.jsonl")
+        calls = list(result.calls)
+        for i, call in enumerate(calls):
+            estimated = call.cost_ticks is None
+            ticks = call.cost_ticks if call.cost_ticks is not None else (estimate if i == 0 else 0)
+            ledger.append(
+                LedgerEntry(
+                    time=format_time((call.started_at or time.time()) + call.duration_s),
+                    run_id=self.run_id,
+                    asset=asset.name,
+                    key=key,
+                    provider=asset.provider,
+                    model=call.model or asset.model,
+                    endpoint=call.endpoint,
+                    request_id=call.request_id,
+                    ticks=ticks,
+                    estimated=estimated,
+                    retries=call.retries,
+                    duration_s=round(call.duration_s, 3),
+                )
+            )
+
+    def _record_billed_failure(
+        self, asset: Asset, key: str, exc: ProviderError, estimate: int
+    ) -> None:
+        """A call that failed after the API accepted it is (or may be) spent money: a
+        moderation refusal reports its bill; a failed job reports none, so its estimate
+        is recorded, marked as such. Either goes to the budget and the ledger."""
+        accepted = isinstance(exc, (JobFailed, ModerationRefused)) and exc.info.request_id
+        ticks = exc.info.cost_ticks
+        if asset.provider == "local" or (ticks is None and not accepted):
+            self.budget.release(asset.name)
+            return
+        self.budget.settle(asset.name, ticks if ticks is not None else estimate)
+        from imaginebuild.providers.base import CallRecord, GenerationResult
+
+        call = CallRecord(
+            endpoint=exc.info.endpoint or "",
+            model=asset.model,
+            request_id=exc.info.request_id,
+            cost_ticks=ticks,
+            retries=exc.info.retries,
+            started_at=time.time(),
+        )
+        self._record_ledger(asset, key, GenerationResult((), (call,)), estimate)
+
+    def _drop_stored_job(self, key: str, entry: ActionEntry | None) -> None:
+        """Forget a journaled job whose result is already stored (a kill can fall between
+        storing it and forgetting it): resuming it would pass an old take off as new."""
+        if entry is None or not (self.project.state_dir / "journal").is_dir():
+            return
+        from imaginebuild.journal import Journal
+
+        journal = Journal(self.project.state_dir / "journal")
+        record = journal.get(key)
+        stored = {str(r) for r in entry.record.get("request_ids", [])}
+        if record is not None and record.request_id in stored:
+            journal.remove(key)
+
+    def _forget_job(self, key: str) -> None:
+        if (self.project.state_dir / "journal").is_dir():
+            from imaginebuild.journal import Journal
+
+            Journal(self.project.state_dir / "journal").remove(key)
+
+    def _refusal_messages(self, results: list[AssetResult]) -> tuple[str, ...]:
+        if not self.refused:
+            return ()
+        left = [r for r in results if r.state == "skipped"]
+        would = sum(self.project.estimator.ticks(self.mediafile.assets[r.name]) for r in left)
+        names = ", ".join(r.name for r in left)
+        return (f"budget reached: left unbuilt {names} (estimated {usd(would)} USD more)",)
+
+    def _refuse_if_lock_would_change(self, selected: tuple[str, ...], options: RunOptions) -> None:
+        facts = self.project.survey(selected, options)
+        changing = [
+            n
+            for n, f in facts.items()
+            if f.decision.action is Action.CALL
+            or (f.decision.action is Action.RESTORE and self.project.lock_entries().get(n) is None)
+            or (
+                f.decision.action is Action.RESTORE
+                and (entry := self.project.lock_entries().get(n)) is not None
+                and entry.key != f.key
+            )
+        ]
+        if changing:
+            raise LockfileWouldChange(
+                f"--locked: the lockfile would change for {', '.join(changing)}",
+                hint="run without --locked and commit mediafile.lock",
+            )
+
+
+def _weight(asset: Asset) -> float:
+    if asset.output_media is Media.IMAGE:
+        return _WEIGHT_IMAGE_S
+    return _WEIGHT_VIDEO_BASE_S + _WEIGHT_VIDEO_PER_S * (asset.duration or 8)
+
+
+def _exit_code(statuses: Mapping[str, StepStatus]) -> int:
+    from imaginebuild.scheduler import StepStatus
+
+    values = set(statuses.values())
+    if StepStatus.FAILED in values:
+        return 1
+    if StepStatus.REFUSED in values:
+        return 3
+    return 0
+
+
+def _ticks_of(value: object) -> int:
+    if value is None:
+        return 0
+    from imaginebuild.pricing import usd_to_ticks
+
+    return usd_to_ticks(str(value))
+
+
+def _utc_now() -> str:
+    return _iso(time.time())
+
+
+def _iso(unix_time: float) -> str:
+    from imaginebuild.ledger import format_time
+
+    return format_time(unix_time)
