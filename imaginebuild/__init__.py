@@ -40,7 +40,7 @@ __all__ = [
 _HOMES = {
     "load": "imaginebuild.project",
     "Project": "imaginebuild.project",
-    "RunOptions": "imaginebuild.project",
+    "RunOptions": "imaginebuild.facts",
     "CommandResult": "imaginebuild.results",
 }
 
@@ -59,7 +59,8 @@ if TYPE_CHECKING:
         StoreError,
         UsageError,
     )
-    from imaginebuild.project import Project, RunOptions, load
+    from imaginebuild.facts import RunOptions
+    from imaginebuild.project import Project, load
     from imaginebuild.results import CommandResult
 
 

@@ -265,7 +265,7 @@ def _money(text: str | None) -> Decimal | None:
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from imaginebuild.project import RunOptions
+    from imaginebuild.facts import RunOptions
 
     return RunOptions(
         jobs=getattr(args, "jobs", 8),

@@ -17,7 +17,6 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from imaginebuild.events import (
     RunStarted,
     StepFinished,
 )
+from imaginebuild.facts import Facts, RunOptions, is_forced, url_pins
 from imaginebuild.failures import FailureLog
 from imaginebuild.graph import Dag
 from imaginebuild.hashing import StatCache
@@ -48,10 +48,10 @@ from imaginebuild.lockfile import LockEntry, read_lockfile, write_lockfile
 from imaginebuild.model import Asset, InputPolicy, Mediafile, RefKind
 from imaginebuild.projectlock import ProjectLock
 from imaginebuild.providers.base import InputFile
-from imaginebuild.rebuild import Action, Decision, Reason, decide
+from imaginebuild.rebuild import Action, Decision, decide
 from imaginebuild.remotelink import RemoteLink
 from imaginebuild.results import AssetResult, CommandResult
-from imaginebuild.store import ActionEntry, BlobRef, Store, default_cache_dir
+from imaginebuild.store import BlobRef, Store, default_cache_dir
 
 _MEDIA_BY_SUFFIX = {
     ".png": "image/png",
@@ -82,21 +82,6 @@ def load(
 
 
 @dataclass(frozen=True)
-class RunOptions:
-    """How `run` behaves; the defaults are a plain `imaginebuild run`."""
-
-    jobs: int = 8
-    provider: str | None = None  # build every asset with this provider (changes keys)
-    force: tuple[str, ...] | None = None  # names to re-roll; () means every selected asset
-    keep_going: bool = False
-    max_cost_usd: Decimal | None = None
-    offline: bool = False
-    locked: bool = False
-    retry_expired: bool = False
-    no_push: bool = False  # do not upload new builds to the remote cache
-
-
-@dataclass(frozen=True)
 class GcResult:
     """What gc dropped (or would drop, with dry_run)."""
 
@@ -104,31 +89,6 @@ class GcResult:
     blobs: int
     bytes: int
     dry_run: bool
-
-
-@dataclass
-class Facts:
-    """What a survey learned about one asset: its key, verdict and known outputs."""
-
-    asset: Asset
-    fields: ActionFields | None
-    key: str | None
-    decision: Decision
-    outputs: tuple[BlobRef, ...] | None  # None until built when the verdict is CALL
-    entry: ActionEntry | None = None
-    inputs: tuple[InputFile, ...] = ()
-    estimate_ticks: int = 0
-    remote: bool = False  # the entry is in the remote cache only (fetch before restoring)
-
-    def with_remote(self, entry: ActionEntry | None) -> Facts:
-        """A CALL turned into a restore from the remote cache, when the remote has the key."""
-        if entry is None:
-            return self
-        found = Reason("remote", "outputs are in the remote cache")
-        decision = Decision(Action.RESTORE, (*self.decision.reasons, found))
-        return dataclasses.replace(
-            self, decision=decision, entry=entry, outputs=entry.outputs, remote=True
-        )
 
 
 class Project:
@@ -681,11 +641,6 @@ class Project:
 # ---------------------------------------------------------------------- pure helpers
 
 
-def is_forced(name: str, options: RunOptions) -> bool:
-    """Whether `--force` asks for a new take of `name`."""
-    return options.force is not None and (not options.force or name in options.force)
-
-
 def _survey_state(decision: Decision, command: str) -> str:
     if decision.action is Action.UP_TO_DATE:
         return "up_to_date"
@@ -702,18 +657,6 @@ def _plan_reason(decision: Decision) -> str:
     }
     head = verb[decision.action]
     return head if not decision.reasons else f"{head}: {decision.summary}"
-
-
-def url_pins(locked: LockEntry | None) -> dict[str, str]:
-    """URL inputs pinned by a lock entry: url → the sha256 it was fetched as."""
-    if locked is None:
-        return {}
-    pins = {}
-    for item in locked.fields.get("inputs") or []:
-        ref = str(item.get("ref", ""))
-        if ref.startswith(("https://", "http://")):
-            pins[ref] = str(item.get("sha256"))
-    return pins
 
 
 def _media_of_blob(path: Path) -> str:

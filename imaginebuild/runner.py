@@ -41,11 +41,11 @@ from imaginebuild.events import (
     StepPhase,
     StepStarted,
 )
+from imaginebuild.facts import Facts, RunOptions, is_forced, url_pins
 from imaginebuild.hashing import sha256_file
 from imaginebuild.keys import ActionFields
 from imaginebuild.lockfile import LockedOutput, LockEntry, write_lockfile
 from imaginebuild.model import Asset, Media, RefKind
-from imaginebuild.project import Facts, RunOptions, is_forced, url_pins
 from imaginebuild.providers.base import GenerationRequest, InputFile, Phase, Provider
 from imaginebuild.rebuild import Action, Decision
 from imaginebuild.remotelink import BuiltElsewhere

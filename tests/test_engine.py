@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import called, edit_yaml, output_hashes, read_lock, sha256_of, states
 
-from imaginebuild.project import Project, RunOptions
+from imaginebuild.facts import RunOptions
+from imaginebuild.project import Project
 
 SKYLINE = ("london", "sketch", "clip", "clip_long", "teaser", "moodboard")
 CHAIN = ("base", "inked", "framed", "other")

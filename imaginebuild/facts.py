@@ -1,0 +1,76 @@
+"""What a run is asked to do, and what is known about each asset on the way.
+
+`RunOptions` is the public knob set of `run`/`plan`; `Facts` is one asset's
+state as a survey or a run step sees it (key, verdict, known outputs), shared
+by the project's decisions and the runner's steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from decimal import Decimal
+
+from imaginebuild.keys import ActionFields
+from imaginebuild.lockfile import LockEntry
+from imaginebuild.model import Asset
+from imaginebuild.providers.base import InputFile
+from imaginebuild.rebuild import Action, Decision, Reason
+from imaginebuild.store import ActionEntry, BlobRef
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How `run` behaves; the defaults are a plain `imaginebuild run`."""
+
+    jobs: int = 8
+    provider: str | None = None  # build every asset with this provider (changes keys)
+    force: tuple[str, ...] | None = None  # names to re-roll; () means every selected asset
+    keep_going: bool = False
+    max_cost_usd: Decimal | None = None
+    offline: bool = False
+    locked: bool = False
+    retry_expired: bool = False
+    no_push: bool = False  # do not upload new builds to the remote cache
+
+
+@dataclass
+class Facts:
+    """What a survey learned about one asset: its key, verdict and known outputs."""
+
+    asset: Asset
+    fields: ActionFields | None
+    key: str | None
+    decision: Decision
+    outputs: tuple[BlobRef, ...] | None  # None until built when the verdict is CALL
+    entry: ActionEntry | None = None
+    inputs: tuple[InputFile, ...] = ()
+    estimate_ticks: int = 0
+    remote: bool = False  # the entry is in the remote cache only (fetch before restoring)
+
+    def with_remote(self, entry: ActionEntry | None) -> Facts:
+        """A CALL turned into a restore from the remote cache, when the remote has the key."""
+        if entry is None:
+            return self
+        found = Reason("remote", "outputs are in the remote cache")
+        decision = Decision(Action.RESTORE, (*self.decision.reasons, found))
+        return dataclasses.replace(
+            self, decision=decision, entry=entry, outputs=entry.outputs, remote=True
+        )
+
+
+def is_forced(name: str, options: RunOptions) -> bool:
+    """Whether `--force` asks for a new take of `name`."""
+    return options.force is not None and (not options.force or name in options.force)
+
+
+def url_pins(locked: LockEntry | None) -> dict[str, str]:
+    """URL inputs pinned by a lock entry: url → the sha256 it was fetched as."""
+    if locked is None:
+        return {}
+    pins = {}
+    for item in locked.fields.get("inputs") or []:
+        ref = str(item.get("ref", ""))
+        if ref.startswith(("https://", "http://")):
+            pins[ref] = str(item.get("sha256"))
+    return pins
