@@ -40,6 +40,8 @@ FAKE_PRICES = PriceTable(
     image_ticks=_IMAGE.per_output["1k"],
     input_image_ticks=_IMAGE.per_input_image,
     video_ticks_per_second=dict(_VIDEO.per_output),
+    video_input_image_ticks=_VIDEO.per_input_image,
+    video_input_second_ticks=_VIDEO.per_input_second,
 )
 
 ALL_KINDS = """
@@ -66,14 +68,6 @@ ASSET_OF_KIND = {
     "video_edit": "restyled",
     "extend": "longer",
 }
-# What pricing.py charges that the fake's price model cannot bill, per asset of ALL_KINDS.
-FAKE_CANNOT_BILL = {
-    "moving": 1 * _VIDEO.per_input_image,  # one input image (the first frame)
-    "guided": 1 * _VIDEO.per_input_image,  # one reference image
-    "restyled": 2 * _VIDEO.per_input_second,  # a 2 s input video
-}
-
-
 # ---------------------------------------------------------------- helpers
 
 
@@ -187,7 +181,7 @@ def test_plan_estimate_of_each_kind_equals_its_bill(cold: ColdRun, kind: str) ->
     estimate = ticks(by_name(cold.plan)[name]["estimate_usd"])
     recorded = sum(e.ticks for e in cold.ledger if e.asset == name)
     assert recorded > 0
-    assert estimate == recorded + FAKE_CANNOT_BILL.get(name, 0)
+    assert estimate == recorded
 
 
 def test_plan_total_covers_exactly_the_calls_run_makes(cold: ColdRun) -> None:

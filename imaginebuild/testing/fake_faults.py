@@ -143,15 +143,20 @@ class PriceTable:
     video_ticks_per_second: Mapping[str, int] = field(
         default_factory=lambda: {"480p": 500_000_000, "720p": 700_000_000}
     )
+    video_input_image_ticks: int = 20_000_000  # $0.002 per first-frame or reference image
+    video_input_second_ticks: int = 100_000_000  # $0.01 per second of a video to edit
 
     def images(self, count: int, inputs: int = 0) -> int:
         """Ticks for `count` output images made from `inputs` input images."""
         return count * self.image_ticks + inputs * self.input_image_ticks
 
-    def video(self, seconds: int, resolution: str) -> int:
-        """Ticks for `seconds` of video at `resolution`."""
+    def video(
+        self, seconds: int, resolution: str, input_images: int = 0, input_seconds: int = 0
+    ) -> int:
+        """Ticks for `seconds` of video at `resolution`, plus its inputs' fees."""
         rate = self.video_ticks_per_second.get(resolution, self.video_ticks_per_second["480p"])
-        return seconds * rate
+        fees = input_images * self.video_input_image_ticks
+        return seconds * rate + fees + input_seconds * self.video_input_second_ticks
 
 
 def parse_fault(spec: str) -> tuple[Route, Fault]:

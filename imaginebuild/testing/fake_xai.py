@@ -759,7 +759,9 @@ class _Handler(BaseHTTPRequestHandler):
                 duration = seconds + _int_field(body, "duration", 2, 10, 6)
         request_id = str(uuid.uuid4())
         billed = duration if route is not Route.EXTENSIONS else duration - seconds
-        ticks = self.fake.prices.video(billed, resolution)
+        images = len(body.get("reference_images") or []) + (1 if "image" in body else 0)
+        edited = seconds if route is Route.VIDEO_EDITS else 0
+        ticks = self.fake.prices.video(billed, resolution, images, edited)
         job = _Job(request_id, route, model, duration, resolution, aspect, time.time(), ticks)
         if fault is not None and fault.kind in _JOB_FATES:
             job.fate, job.fate_message = fault.kind, fault.message
