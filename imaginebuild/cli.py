@@ -409,6 +409,8 @@ def _cmd_checkout(args: argparse.Namespace) -> int:
     for asset in result.assets:
         if asset.state == "failed":
             sys.stderr.write(f"error: {asset.name}: {asset.error}\n")
+            if asset.hint:
+                sys.stderr.write(f"hint: {asset.hint}\n")
     counts = result.counts
     sys.stderr.write(
         f"restored {counts.get('restored', 0)}, up to date {counts.get('up_to_date', 0)}, "

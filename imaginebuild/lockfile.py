@@ -84,8 +84,13 @@ def parse_lockfile(
             f"{name}: not valid JSON ({exc})",
             hint="restore it from git, or delete it: the cache will rebuild it without calls",
         ) from exc
-    if not isinstance(data, dict) or data.get("version") != LOCKFILE_VERSION:
-        version = data.get("version") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise LockfileError(
+            f"{name}: a lockfile is a JSON object, not {type(data).__name__}",
+            hint="restore it from git, or delete it: the cache will rebuild it without calls",
+        )
+    if data.get("version") != LOCKFILE_VERSION:
+        version = data.get("version")
         raise LockfileError(
             f"{name}: lockfile version {version!r} is not {LOCKFILE_VERSION}",
             hint="it was written by another imaginebuild version; upgrade, or delete the file",

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 ASSET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _ASSET_REF = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)(?:\[(\d+)\])?$")
+_BAD_INDEX = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)\[.*\]$")  # looks like NAME[i] but is not
 FILE_MEDIA: Mapping[str, Media] = {
     ".png": Media.IMAGE,
     ".jpg": Media.IMAGE,
@@ -323,6 +324,12 @@ def resolve_input(
     names = list(asset_names)
     if "://" in raw:
         return _url_ref(raw, policy)
+    bad_index = None if _ASSET_REF.match(raw) else _BAD_INDEX.match(raw)
+    if bad_index is not None:
+        return Problem(
+            f"'{raw}' is not a valid output index",
+            f"write {bad_index.group(1)}[0], {bad_index.group(1)}[1], … (0-based)",
+        )
     match = _ASSET_REF.match(raw)
     if match is not None:
         name, index = match.group(1), match.group(2)

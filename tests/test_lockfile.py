@@ -96,7 +96,7 @@ def test_a_missing_lockfile_is_empty(tmp_path: Path) -> None:
     ("text", "needle"),
     [
         ("{ torn", "not valid JSON"),
-        ("[]", "version"),
+        ("[]", "a lockfile is a JSON object"),
         ('{"assets": {}}', "version None"),
         ('{"version": 2, "assets": {}}', "version 2 is not 1"),
         ('{"version": 1, "assets": []}', "'assets' must be an object"),
