@@ -58,17 +58,6 @@ class Dag:
                 stack.extend(self.parents[name])
         return tuple(n for n in self.order if n in keep)
 
-    def descendants(self, name: str) -> set[str]:
-        """Every asset that depends on `name`, directly or not."""
-        seen: set[str] = set()
-        stack = list(self.children[name])
-        while stack:
-            child = stack.pop()
-            if child not in seen:
-                seen.add(child)
-                stack.extend(self.children[child])
-        return seen
-
     def priorities(self, nodes: Iterable[str], weight: Callable[[str], float]) -> dict[str, float]:
         """Longest remaining path (own weight included) from each node to the end.
 

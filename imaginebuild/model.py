@@ -62,11 +62,6 @@ class KindSpec:
     duration_range: tuple[int, int] | None = None
     defaults_section: str = "image"  # which `defaults:` section reaches this kind
 
-    @property
-    def multi_output(self) -> bool:
-        """Whether `count` applies (image kinds make 1–10 outputs)."""
-        return "count" in self.params
-
 
 _IMAGE_PARAMS = frozenset({"model", "resolution", "aspect_ratio", "count"})
 _VIDEO_PARAMS = frozenset({"model", "resolution", "aspect_ratio", "duration"})

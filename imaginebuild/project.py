@@ -124,7 +124,6 @@ class Project:
         )
         self.estimator = Estimator(mediafile)
         self.failures = FailureLog(self.state_dir)
-        self._budget: Any = None
 
     # ------------------------------------------------------------------ public API
 

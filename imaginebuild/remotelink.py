@@ -143,7 +143,16 @@ class RemoteLink:
         owner = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
         held = False
         try:
-            held = await self._claim(remote, key, owner)
+            holder = await asyncio.to_thread(remote.lease_holder, key)
+            if holder is not None:
+                self._info(f"{holder} is building {key[:12]}; waiting for it")
+            built = await asyncio.to_thread(
+                remote.claim_or_wait, key, owner, ttl=LEASE_TTL_S, timeout=LEASE_TTL_S,
+                poll=LEASE_POLL_S,
+            )  # fmt: skip
+            if built is not None:
+                raise BuiltElsewhere(key)
+            held = True  # or the wait timed out: then releasing is a no-op
         except StoreError as exc:
             self.failed(exc)
         try:
@@ -152,22 +161,3 @@ class RemoteLink:
             if held:
                 with contextlib.suppress(StoreError):
                     await asyncio.to_thread(remote.release_lease, key, owner)
-
-    async def _claim(self, remote: Any, key: str, owner: str) -> bool:
-        import asyncio
-
-        waited = False
-        while not await asyncio.to_thread(remote.acquire_lease, key, owner, LEASE_TTL_S):
-            if not waited:
-                self._info(f"another machine is building {key[:12]}; waiting for it")
-                waited = True
-            await asyncio.sleep(LEASE_POLL_S)
-            if await self.get_async(key) is not None:
-                raise BuiltElsewhere(key)
-        # Between our lookup and our lease another machine may have built, pushed and
-        # released the key: look once more before paying for it.
-        if await self.get_async(key) is not None:
-            with contextlib.suppress(StoreError):
-                await asyncio.to_thread(remote.release_lease, key, owner)
-            raise BuiltElsewhere(key)
-        return True

@@ -69,11 +69,6 @@ def test_an_unknown_target_is_a_usage_error_with_a_suggestion(dag: Dag) -> None:
     assert far.value.hint is not None and "dag" in far.value.hint
 
 
-def test_descendants(dag: Dag) -> None:
-    assert dag.descendants("sketch") == {"clip", "clip_long", "moodboard"}
-    assert dag.descendants("teaser") == set()
-
-
 def test_priorities_are_the_longest_remaining_path(dag: Dag) -> None:
     weight = {"london": 1, "sketch": 2, "clip": 10, "clip_long": 20, "moodboard": 5, "teaser": 7}
     got = dag.priorities(dag.order, lambda n: float(weight[n]))
