@@ -407,10 +407,8 @@ def _cmd_checkout(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(result.to_json())
     for asset in result.assets:
-        if asset.state == "failed":
-            sys.stderr.write(f"error: {asset.name}: {asset.error}\n")
-            if asset.hint:
-                sys.stderr.write(f"hint: {asset.hint}\n")
+        if asset.state == "failed" and asset.hint:
+            sys.stderr.write(f"hint: {asset.name}: {asset.hint}\n")
     counts = result.counts
     sys.stderr.write(
         f"restored {counts.get('restored', 0)}, up to date {counts.get('up_to_date', 0)}, "
@@ -423,9 +421,6 @@ def _cmd_push(args: argparse.Namespace) -> int:
     result = _project(args).push(args.targets)
     if args.json:
         _emit_json(result.to_json())
-    for asset in result.assets:
-        if asset.state in ("failed", "skipped"):
-            sys.stderr.write(f"{asset.state}: {asset.name}: {asset.reason}\n")
     counts = result.counts
     sys.stderr.write(
         f"pushed {counts.get('pushed', 0)}, already there {counts.get('up_to_date', 0)}, "

@@ -56,7 +56,7 @@ class PlainReporter:
             if event.state == "up_to_date" and self.verbosity < VERBOSITY_VERBOSE:
                 return None
             cost = f"  ${event.cost_usd}" if event.cost_usd not in ("0", "") else ""
-            detail = f"  ({event.reason})" if event.state in ("built", "skipped") else ""
+            detail = f"  ({event.reason})" if event.state in ("built", "skipped", "pushed") else ""
             return (
                 f"[{self.done}/{self.total}] {event.state.replace('_', ' ')} {event.asset}"
                 f"  {event.seconds:.1f}s{cost}{detail}"

@@ -242,13 +242,23 @@ class Project:
         results: list[AssetResult] = []
         self._check_signing()
         wanted = set(self.dag.select(targets)) if tuple(targets) else None
+        self.reporter.emit(
+            RunStarted(len(wanted) if wanted is not None else len(self.lock_entries()))
+        )
         with ProjectLock(self.state_dir, self._wait_message):
             self._lock = None
             self._prune_lock(locked=False)
             self._tidy()
             for name, entry in sorted(self.lock_entries().items()):
                 if wanted is None or name in wanted:
-                    results.append(self._checkout_one(name, entry, pull))
+                    started = self.clock()
+                done = self._checkout_one(name, entry, pull)
+                results.append(done)
+                self.reporter.emit(
+                    StepFinished(
+                        name, done.state, done.reason, self.clock() - started, error=done.error
+                    )
+                )
             self._save_stat_cache()
         failed = any(r.state == "failed" for r in results)
         command = "pull" if pull else "checkout"
@@ -259,7 +269,9 @@ class Project:
         remote = self.remote.require("push")
         selected = self.dag.select(targets)
         results = []
+        self.reporter.emit(RunStarted(len(selected)))
         for name in selected:
+            started = self.clock()
             kind = self.mediafile.assets[name].kind.value
             locked = self.lock_entries().get(name)
             entry = self.store.get_action(locked.key) if locked else None
@@ -273,7 +285,10 @@ class Project:
                 results.append(AssetResult(name, kind, "failed", exc.message, error=exc.message))
                 continue
             state = "pushed" if pushed else "up_to_date"
-            results.append(AssetResult(name, kind, state, state.replace("_", " "), key=entry.key))
+            size = sum(o.size for o in entry.outputs)
+            reason = f"{size / 1e6:.1f} MB" if pushed else "already in the remote cache"
+            results.append(AssetResult(name, kind, state, reason, key=entry.key))
+            self.reporter.emit(StepFinished(name, state, reason, self.clock() - started))
         failed = any(r.state == "failed" for r in results)
         return CommandResult("push", tuple(results), exit_code=1 if failed else 0)
 
