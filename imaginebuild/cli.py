@@ -19,8 +19,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imaginebuild import __version__
 from imaginebuild.errors import ImaginebuildError, MediafileError, UsageError
+from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
     from imaginebuild.project import Project

@@ -29,10 +29,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from imaginebuild import __version__
 from imaginebuild.atomic import atomic_writer
 from imaginebuild.errors import StoreError, UsageError
 from imaginebuild.mediaprobe import sniff
+from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
     from cryptography import x509

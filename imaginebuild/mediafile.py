@@ -20,7 +20,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from imaginebuild import __version__
 from imaginebuild.atomic import atomic_write_bytes
 from imaginebuild.errors import Diagnostic, MediafileError
 from imaginebuild.model import (
@@ -49,6 +48,7 @@ from imaginebuild.validate import (
     schema_diagnostics,
     semantic_diagnostics,
 )
+from imaginebuild.version import __version__
 from imaginebuild.yamlload import JsonPath, Parsed, compose, format_path, read_source
 
 MAX_EXPANDED = 64 * 1024  # characters a string may grow to by vars

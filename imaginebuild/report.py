@@ -24,11 +24,11 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imaginebuild import __version__
 from imaginebuild.atomic import atomic_write_bytes, atomic_writer
 from imaginebuild.errors import ImaginebuildError, StoreError
 from imaginebuild.lockfile import LockedOutput, LockEntry
 from imaginebuild.model import Asset, InputRef, RefKind
+from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
     from imaginebuild.project import Project

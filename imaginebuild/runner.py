@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imaginebuild import __version__
 from imaginebuild.errors import (
     BudgetExceeded,
     CorruptBlob,
@@ -52,6 +51,7 @@ from imaginebuild.remotelink import BuiltElsewhere
 from imaginebuild.results import AssetResult, CommandResult, usd
 from imaginebuild.scheduler import StepStatus, run_steps
 from imaginebuild.store import ActionEntry, BlobRef
+from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
     from imaginebuild.project import Project

@@ -26,4 +26,4 @@ def test_importing_the_package_loads_no_engine() -> None:
         "print(sorted(m for m in sys.modules if m.startswith('imaginebuild')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "['imaginebuild']"
+    assert out.stdout.strip() == "['imaginebuild', 'imaginebuild.version']"
