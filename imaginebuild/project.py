@@ -215,12 +215,17 @@ class Project:
         if options.force is not None:
             return None
         selected = self.dag.select(targets)
-        try:
-            facts = self.survey(selected, options)
-        except ImaginebuildError:
-            return None  # let the real run report it against the asset
-        if any(f.decision.action is not Action.UP_TO_DATE for f in facts.values()):
-            return None
+        facts: dict[str, Facts] = {}
+        known: dict[str, tuple[BlobRef, ...] | None] = {}
+        for name in selected:
+            try:
+                f = self.assess(self.asset_for(name, options), known, forced=False, fetch=False)
+            except ImaginebuildError:
+                return None  # let the real run report it against the asset
+            if f.decision.action is not Action.UP_TO_DATE:
+                return None  # the run decides this one (and looks at the remote) itself
+            facts[name] = f
+            known[name] = f.outputs
         self.reporter.emit(RunStarted(len(selected)))
         results = []
         for name in selected:
