@@ -8,7 +8,6 @@ Plain http is refused, except to a loopback host when the environment sets
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tempfile
 from collections.abc import Mapping
@@ -18,6 +17,8 @@ from urllib.parse import urlsplit
 
 from imaginebuild.errors import InputError
 from imaginebuild.mediaprobe import sniff
+from imaginebuild.model import InputPolicy
+from imaginebuild.urls import is_loopback_host
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024
 TIMEOUT_S = 30.0
@@ -29,22 +30,13 @@ def check_url_allowed(url: str, env: Mapping[str, str]) -> None:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return
-    loopback = parts.scheme == "http" and _is_loopback(parts.hostname or "")
-    if loopback and env.get("IMAGINEBUILD_ALLOW_HTTP_LOOPBACK") == "1":
+    loopback = parts.scheme == "http" and is_loopback_host(parts.hostname or "")
+    if loopback and InputPolicy.from_env(env).allow_http_loopback:
         return
     raise InputError(
         f"refusing to fetch {url!r}: only https:// inputs are fetched",
         hint="download the file into the project and reference its path",
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def fetch_to_file(url: str, folder: Path, env: Mapping[str, str]) -> tuple[Path, str]:

@@ -33,6 +33,7 @@ from imaginebuild.model import (
     Media,
     RefKind,
 )
+from imaginebuild.urls import is_loopback_host
 from imaginebuild.yamlload import JsonPath, Parsed, format_path
 
 if TYPE_CHECKING:
@@ -367,7 +368,7 @@ def _url_ref(raw: str, policy: InputPolicy) -> InputRef | Problem:
         parts = urlsplit(raw)
     except ValueError:
         return Problem(f"'{raw}' is not a valid URL")
-    loopback = parts.scheme.lower() == "http" and (parts.hostname or "") in _LOOPBACK
+    loopback = parts.scheme.lower() == "http" and is_loopback_host(parts.hostname or "")
     if loopback and policy.allow_http_loopback:
         return InputRef(raw, RefKind.URL, url=raw)
     if parts.scheme.lower() != "https":
@@ -387,9 +388,6 @@ def _outside(raw: str) -> Problem:
         "copy the file into the project folder and give its path relative to the mediafile, "
         "or allow its folder with --allow-read DIR",
     )
-
-
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _is_absolute(text: str) -> bool:

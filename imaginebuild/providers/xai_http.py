@@ -33,9 +33,9 @@ from imaginebuild.errors import (
     UsageError,
 )
 from imaginebuild.retry import RetryPolicy, is_retryable_status, parse_retry_after
+from imaginebuild.urls import is_loopback_host
 
 DEFAULT_BASE_URL = "https://api.x.ai/v1"
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 KEY_HINT = (
     "set XAI_API_KEY to a valid xAI API key (https://console.x.ai); a fully cached run needs none"
 )
@@ -52,7 +52,7 @@ def check_url(url: str, what: str) -> str:
         raise UsageError(f"{what} {url!r} is not a URL") from None
     if parsed.scheme == "https" and parsed.host:
         return url.rstrip("/")
-    if parsed.scheme == "http" and parsed.host in LOOPBACK_HOSTS:
+    if parsed.scheme == "http" and is_loopback_host(parsed.host):
         return url.rstrip("/")
     raise UsageError(
         f"{what} {url!r} must use https (plain http is allowed only on 127.0.0.1/localhost/::1)"
