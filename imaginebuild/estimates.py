@@ -1,15 +1,16 @@
 """What an asset's call would cost, from the mediafile alone (pure but for the price file).
 
-Inputs the price depends on are read from the declaration: how many input
-images, the resolution an edit or extension inherits from its input clip, and
-the declared length of a clip that `video_edit` bills per second.
+What the price depends on is read from the declaration: the number of input
+images (every input of an image-taking kind is one; validation saw to it), the
+resolution an edit or extension inherits from its input clip, and the declared
+length of a clip that `video_edit` bills per second.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from imaginebuild.model import Asset, InputRef, Kind, Media, Mediafile, RefKind
+from imaginebuild.model import Asset, Kind, Media, Mediafile
 
 
 class Estimator:
@@ -39,16 +40,10 @@ class Estimator:
             kind=asset.kind,
             model=asset.model,
             params=params,
-            input_count=sum(1 for r in asset.inputs if self.input_media(r) is Media.IMAGE),
+            # validation made every input of an image-taking kind an image
+            input_count=len(asset.inputs) if asset.kind.spec.input_media is Media.IMAGE else 0,
             input_video_seconds=seconds,
         ).ticks
-
-    def input_media(self, ref: InputRef) -> Media:
-        """What an input holds: its asset's output media, else by the file's extension."""
-        if ref.kind is RefKind.ASSET and ref.asset is not None:
-            return self.mediafile.assets[ref.asset].output_media
-        name = ref.path or ref.url or ""
-        return Media.VIDEO if name.lower().endswith(".mp4") else Media.IMAGE
 
     def video_resolution(self, name: str) -> str | None:
         """The resolution an asset's video has as declared (edits and extensions inherit it)."""

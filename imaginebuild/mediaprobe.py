@@ -36,6 +36,11 @@ class MediaInfo:
     codec: str | None = None
 
 
+def media_type_for(path: Path) -> str | None:
+    """The media type a file's name announces (.png, .jpg/.jpeg, .webp, .mp4), or None."""
+    return _BY_SUFFIX.get(path.suffix.lower())
+
+
 def sniff(head: bytes) -> str | None:
     """The media type the first bytes of a file announce, or None (pure)."""
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -63,7 +68,7 @@ def probe(path: Path, expected: str | None = None) -> MediaInfo:
     if not head:
         raise InvalidMedia(f"{path}: empty file")
     found = sniff(head)
-    wanted = expected or _BY_SUFFIX.get(path.suffix.lower())
+    wanted = expected or media_type_for(path)
     if found is None:
         raise InvalidMedia(f"{path}: not a PNG, JPEG, WebP or MP4 file")
     if wanted is not None and found != wanted:

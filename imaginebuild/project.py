@@ -45,6 +45,7 @@ from imaginebuild.graph import Dag
 from imaginebuild.hashing import StatCache
 from imaginebuild.keys import ActionFields, InputDigest, action_key
 from imaginebuild.lockfile import LockEntry, read_lockfile, write_lockfile
+from imaginebuild.mediaprobe import media_type_for, sniff
 from imaginebuild.model import Asset, InputPolicy, Mediafile, RefKind
 from imaginebuild.projectlock import ProjectLock
 from imaginebuild.providers.base import InputFile
@@ -52,18 +53,6 @@ from imaginebuild.rebuild import Action, Decision, decide
 from imaginebuild.remotelink import RemoteLink
 from imaginebuild.results import AssetResult, CommandResult
 from imaginebuild.store import BlobRef, Store, default_cache_dir
-
-_MEDIA_BY_SUFFIX = {
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".webp": "image/webp",
-    ".mp4": "video/mp4",
-}
-# Rough seconds per step, only to rank the critical path (videos are the slow ones).
-_WEIGHT_IMAGE_S = 10.0
-_WEIGHT_VIDEO_BASE_S = 60.0
-_WEIGHT_VIDEO_PER_S = 15.0
 
 
 def load(
@@ -472,7 +461,7 @@ class Project:
                     raise InputError(
                         f"{asset.name}: cannot read input {ref.raw!r}: {exc.strerror}"
                     ) from exc
-                media = _MEDIA_BY_SUFFIX.get(path.suffix.lower(), "application/octet-stream")
+                media = media_type_for(path) or "application/octet-stream"
                 files.append(InputFile(path, digest, media))
                 digests.append(InputDigest(ref.raw, digest))
             else:
@@ -679,7 +668,5 @@ def _plan_reason(decision: Decision) -> str:
 
 
 def _media_of_blob(path: Path) -> str:
-    from imaginebuild.mediaprobe import sniff
-
     with path.open("rb") as f:
         return sniff(f.read(16)) or "application/octet-stream"
