@@ -66,7 +66,7 @@ MEDIAFILE = """\
 version: 1
 provider: xai
 providers:
-  xai: {{poll_interval: 0.01, max_retries: {retries}, timeout: 20}}
+  xai: {{poll_interval: 0.01, max_retries: {retries}, timeout: 20, request_timeout: {request_timeout}}}
 assets:
   target: {{{target}}}
   after: {{kind: {after}, provider: local, prompt: "after the target", inputs: [target]}}
@@ -208,10 +208,8 @@ def fake() -> Iterator[FakeXai]:
 
 @pytest.fixture
 def fast_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Compress time: a short request timeout and millisecond backoff (retries unchanged)."""
-    defaults = dict(xai_provider.XaiProvider.__init__.__kwdefaults__ or {})
-    defaults["request_timeout"] = REQUEST_TIMEOUT_S
-    monkeypatch.setattr(xai_provider.XaiProvider.__init__, "__kwdefaults__", defaults)
+    """Compress time: millisecond backoff (retries unchanged); the mediafile sets a short
+    request timeout through `providers.xai.request_timeout`."""
     monkeypatch.setattr(
         xai_provider,
         "RetryPolicy",
@@ -263,7 +261,9 @@ def session_for(
         shutil.copy(media / "in.png", folder / "art" / "in.png")
         shutil.copy(media / "in.mp4", folder / "art" / "in.mp4")
         after = "video_edit" if kind in VIDEO_KINDS else "edit"
-        text = MEDIAFILE.format(retries=MAX_RETRIES, target=TARGET[kind], after=after)
+        text = MEDIAFILE.format(
+            retries=MAX_RETRIES, request_timeout=REQUEST_TIMEOUT_S, target=TARGET[kind], after=after
+        )
         (folder / "mediafile.yaml").write_text(text, encoding="utf-8")
         for name in list(os.environ):
             if name.startswith(("XAI_", "IMAGINEBUILD_")):
