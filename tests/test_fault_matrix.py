@@ -66,7 +66,8 @@ MEDIAFILE = """\
 version: 1
 provider: xai
 providers:
-  xai: {{poll_interval: 0.01, max_retries: {retries}, timeout: 20, request_timeout: {request_timeout}}}
+  xai:
+    {{poll_interval: 0.01, max_retries: {retries}, timeout: 20, request_timeout: {request_timeout}}}
 assets:
   target: {{{target}}}
   after: {{kind: {after}, provider: local, prompt: "after the target", inputs: [target]}}
