@@ -21,6 +21,7 @@ from imaginebuild.testing.fake_xai import (
     PriceTable,
     Route,
     image_size,
+    latency_for,
     parse_fault,
     video_size,
 )
@@ -273,6 +274,54 @@ def test_command_line_serves_until_terminated(tmp_path: Path) -> None:
         first = httpx.post(f"{base_url}/images/generations", json={"prompt": "x"}, headers=AUTH)
         second = httpx.post(f"{base_url}/images/generations", json={"prompt": "x"}, headers=AUTH)
         assert (first.status_code, second.status_code) == (503, 200)
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+
+
+def test_latency_is_drawn_per_prompt_and_seed_and_repeatable() -> None:
+    draws = [latency_for(f"p{i}", 1.0, 3.0, "seed") for i in range(200)]
+    assert all(1.0 <= d <= 3.0 for d in draws)
+    assert min(draws) < 1.3 and max(draws) > 2.7  # spread over the range
+    assert draws == [latency_for(f"p{i}", 1.0, 3.0, "seed") for i in range(200)]
+    assert draws != [latency_for(f"p{i}", 1.0, 3.0, "other") for i in range(200)]
+    assert latency_for("p", 0.2) == latency_for("p", 0.2, 0.1) == 0.2  # no range: the low end
+
+
+def test_a_video_job_stays_pending_for_its_prompt_latency() -> None:
+    prompt = next(f"clip {i}" for i in range(100) if latency_for(f"clip {i}", 0, 0.8, "s") > 0.4)
+    wait = latency_for(prompt, 0, 0.8, "s")
+    with (
+        FakeXai(pending_polls=0, job_latency=0.0, job_latency_max=0.8, latency_seed="s") as fake,
+        httpx.Client(base_url=fake.base_url, headers=AUTH, timeout=10) as client,
+    ):
+        assert fake.job_latency_for(prompt) == wait
+        began = time.monotonic()
+        request_id = client.post("/videos/generations", json={"prompt": prompt}).json()[
+            "request_id"
+        ]
+        assert client.get(f"/videos/{request_id}").status_code == 202
+        time.sleep(max(0.0, wait - (time.monotonic() - began)) + 0.05)
+        assert client.get(f"/videos/{request_id}").json()["status"] == "done"
+
+
+def test_image_latency_from_the_command_line(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imaginebuild.testing.fake_xai", "--image-latency", "0.1",
+         "--image-latency-max", "0.5", "--latency-seed", "k"],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        with httpx.Client(base_url=base_url, headers=AUTH, timeout=10) as client:
+            for prompt in ("a", "b"):
+                began = time.monotonic()
+                response = client.post("/images/generations", json={"prompt": prompt})
+                took = time.monotonic() - began
+                assert response.status_code == 200
+                assert took >= latency_for(prompt, 0.1, 0.5, "k")
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0

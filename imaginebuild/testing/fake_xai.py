@@ -23,6 +23,10 @@ From a shell::
                         by default any bearer token is accepted, a missing one gets 401
     --pending-polls N   polls answered "pending" (202) before a video job is done (default 1)
     --job-latency S     seconds a video job stays pending at least (default 0)
+    --job-latency-max S with it, each job's latency is drawn from [job-latency, S] by its prompt
+    --image-latency S   seconds an image or edit request is held before its answer (default 0)
+    --image-latency-max S  likewise: each request's latency drawn from [image-latency, S]
+    --latency-seed TEXT mixed into those draws (the same prompt and seed: the same latency)
     --url-ttl S         seconds a result URL stays downloadable (default 600)
     --image-format F    png, jpeg (default, like the real API) or webp
     --small             render images/videos scaled down (default: their true pixel size,
@@ -41,6 +45,10 @@ queues them for a route, `inject_at(n, fault)` for the n-th request (1-based).
 A fault on a submission route answers instead of the server (nothing is billed)
 except `moderation`, `job_failed` and `job_expired`, which decide how the job
 submitted by that request ends.
+
+Latencies are deterministic per prompt (`latency_for`), so a benchmark knows
+in advance how long every request will take and can compute its schedule's
+lower bound.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ import argparse
 import base64
 import binascii
 import contextlib
+import hashlib
 import io
 import json
 import re
@@ -160,6 +169,7 @@ class _Job:
     fate_message: str = ""
     polls: int = 0
     file_name: str | None = None
+    prompt: str = ""
 
 
 @dataclass
@@ -199,6 +209,15 @@ _GRPC_CODES = {
 }
 
 
+def latency_for(prompt: str, low: float, high: float | None = None, seed: str = "") -> float:
+    """Seconds a request with `prompt` takes: `low`, or, when `high` is above it, a value
+    in [low, high] drawn from sha256(seed, prompt) — the same for the same prompt and seed."""
+    if high is None or high <= low:
+        return low
+    digest = hashlib.sha256(f"{seed}\0{prompt}".encode()).digest()
+    return low + (high - low) * (int.from_bytes(digest[:8], "big") / 2**64)
+
+
 def error_body(status: int, message: str, code: str | None = None) -> bytes:
     """The xAI native error shape: `{"code": <gRPC status text>, "error": <message>}`."""
     return json.dumps(
@@ -217,6 +236,10 @@ class FakeXai:
         api_key: str | None = None,
         pending_polls: int = 1,
         job_latency: float = 0.0,
+        job_latency_max: float | None = None,
+        image_latency: float = 0.0,
+        image_latency_max: float | None = None,
+        latency_seed: str = "",
         url_ttl: float = 600.0,
         image_format: str = "jpeg",
         full_size: bool = True,
@@ -227,6 +250,10 @@ class FakeXai:
         self.api_key = api_key
         self.pending_polls = pending_polls
         self.job_latency = job_latency
+        self.job_latency_max = job_latency_max
+        self.image_latency = image_latency
+        self.image_latency_max = image_latency_max
+        self.latency_seed = latency_seed
         self.url_ttl = url_ttl
         self.image_format = image_format
         self.full_size = full_size
@@ -341,6 +368,14 @@ class FakeXai:
                 entry.expires_at = 0.0
 
     # -- internals used by the handler ----------------------------------------
+
+    def job_latency_for(self, prompt: str) -> float:
+        """Seconds a video job with `prompt` stays pending at least."""
+        return latency_for(prompt, self.job_latency, self.job_latency_max, self.latency_seed)
+
+    def image_latency_for(self, prompt: str) -> float:
+        """Seconds an image or edit request with `prompt` is held before its answer."""
+        return latency_for(prompt, self.image_latency, self.image_latency_max, self.latency_seed)
 
     def _next_number(self) -> int:
         with self._lock:
@@ -681,6 +716,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "usage": {"cost_in_usd_ticks": 0},
             }
             return self._send_json(200, json.dumps(payload).encode())
+        delay = self.fake.image_latency_for(str(body["prompt"]))
+        if delay > 0 and self.fake._stopping.wait(delay):
+            return self._send_json(503, error_body(503, "the server is stopping"))
         ticks = self.fake.prices.images(count, inputs)
         self.fake._bill(route, ticks)
         moderated = fault is not None and fault.kind is FaultKind.MODERATION
@@ -763,6 +801,7 @@ class _Handler(BaseHTTPRequestHandler):
         edited = seconds if route is Route.VIDEO_EDITS else 0
         ticks = self.fake.prices.video(billed, resolution, images, edited)
         job = _Job(request_id, route, model, duration, resolution, aspect, time.time(), ticks)
+        job.prompt = str(body["prompt"])
         if fault is not None and fault.kind in _JOB_FATES:
             job.fate, job.fate_message = fault.kind, fault.message
         with self.fake._lock:
@@ -780,7 +819,7 @@ class _Handler(BaseHTTPRequestHandler):
             fate, job.fate_message = fault.kind, fault.message
         else:
             job.polls += 1
-            ready = time.time() - job.submitted_at >= self.fake.job_latency
+            ready = time.time() - job.submitted_at >= self.fake.job_latency_for(job.prompt)
             if job.file_name is None and (job.polls <= self.fake.pending_polls or not ready):
                 if job.polls % 2:
                     return self._send(202, b"", "application/json")
@@ -859,6 +898,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--pending-polls", type=int, default=1)
     parser.add_argument("--job-latency", type=float, default=0.0)
+    parser.add_argument("--job-latency-max", type=float, default=None)
+    parser.add_argument("--image-latency", type=float, default=0.0)
+    parser.add_argument("--image-latency-max", type=float, default=None)
+    parser.add_argument("--latency-seed", default="")
     parser.add_argument("--url-ttl", type=float, default=600.0)
     parser.add_argument("--image-format", choices=("png", "jpeg", "webp"), default="jpeg")
     parser.add_argument("--small", action="store_true")
@@ -876,6 +919,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         api_key=args.api_key,
         pending_polls=args.pending_polls,
         job_latency=args.job_latency,
+        job_latency_max=args.job_latency_max,
+        image_latency=args.image_latency,
+        image_latency_max=args.image_latency_max,
+        latency_seed=args.latency_seed,
         url_ttl=args.url_ttl,
         image_format=args.image_format,
         full_size=not args.small,
@@ -907,6 +954,7 @@ __all__ = [
     "Route",
     "error_body",
     "image_size",
+    "latency_for",
     "main",
     "mp4_seconds",
     "parse_fault",
