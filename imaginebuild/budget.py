@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from types import MappingProxyType
 
-from imaginebuild.pricing import usd_to_ticks
+from imaginebuild.money import usd_to_ticks
 
 
 def effective_limit(mediafile_usd: Decimal | None, cli_usd: Decimal | None) -> int | None:

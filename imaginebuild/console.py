@@ -81,7 +81,7 @@ def summary_line(result: CommandResult) -> str:
     """`built 3, restored 1, up to date 4, failed 0, skipped 0 in 12.3s, $0.44`."""
     counts = result.counts
     parts = [f"{state.replace('_', ' ')} {counts.get(state, 0)}" for state in _SUMMARY_STATES]
-    from imaginebuild.pricing import format_usd
+    from imaginebuild.money import format_usd
 
     return f"{', '.join(parts)} in {result.seconds:.1f}s, {format_usd(result.cost_ticks)}"
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from imaginebuild.atomic import fsync_dir
 from imaginebuild.errors import StoreError, UsageError
-from imaginebuild.pricing import format_usd, ticks_to_usd
+from imaginebuild.money import format_usd, ticks_to_usd
 
 LEDGER_VERSION = 1
 GROUPINGS = ("asset", "model", "day", "run", "provider")

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imaginebuild.pricing import ticks_to_usd
-from imaginebuild.rebuild import Reason
+from imaginebuild.money import ticks_to_usd
+
+if TYPE_CHECKING:
+    from imaginebuild.rebuild import Reason
 
 
 def usd(ticks: int) -> str:

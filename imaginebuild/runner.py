@@ -541,7 +541,7 @@ def _exit_code(statuses: Mapping[str, StepStatus]) -> int:
 def _ticks_of(value: object) -> int:
     if value is None:
         return 0
-    from imaginebuild.pricing import usd_to_ticks
+    from imaginebuild.money import usd_to_ticks
 
     return usd_to_ticks(str(value))
 

@@ -12,16 +12,13 @@ from hypothesis import strategies as st
 
 from imaginebuild.errors import MediafileError
 from imaginebuild.model import KIND_SPECS, Asset, Kind
+from imaginebuild.money import TICKS_PER_USD, format_usd, ticks_to_usd, usd_to_ticks
 from imaginebuild.pricing import (
     PRICING_OVERRIDE_SCHEMA,
-    TICKS_PER_USD,
     PriceTable,
     estimate,
-    format_usd,
     load_builtin_prices,
     load_price_table,
-    ticks_to_usd,
-    usd_to_ticks,
 )
 
 

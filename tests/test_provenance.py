@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from imaginebuild import __version__
-from imaginebuild.pricing import usd_to_ticks
+from imaginebuild.money import usd_to_ticks
 from imaginebuild.testing.fake_xai import FakeXai, Route
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,0 +1,43 @@
+"""Money: exact USD amounts as integer ticks (10^-10 USD), parsed and printed.
+
+Sums of ticks are exact, so a ledger adds up to the cent the provider bills;
+Decimal appears only at the edges (parsing what a user wrote, printing).
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+TICKS_PER_USD = 10**10
+
+
+def usd_to_ticks(value: Decimal | str | int) -> int:
+    """Convert an exact USD amount to ticks, rounding half-up at the tick.
+
+    Floats are refused: their binary value is not the amount the user wrote.
+    """
+    if isinstance(value, (bool, float)) or not isinstance(value, (Decimal, str, int)):
+        raise TypeError(f"USD amounts must be Decimal, str or int, not {type(value).__name__}")
+    try:
+        amount = Decimal(value.strip().lstrip("$") if isinstance(value, str) else value)
+    except InvalidOperation:
+        raise ValueError(f"not a USD amount: {value!r}") from None
+    if not amount.is_finite():
+        raise ValueError(f"not a finite USD amount: {value!r}")
+    return int((amount * TICKS_PER_USD).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def ticks_to_usd(ticks: int) -> Decimal:
+    """The exact USD amount of `ticks`."""
+    return Decimal(ticks).scaleb(-10)
+
+
+def format_usd(ticks: int) -> str:
+    """Render ticks as dollars: at least cents, more digits only when needed ($0.40, $0.002)."""
+    sign = "-" if ticks < 0 else ""
+    whole, frac = divmod(abs(ticks), TICKS_PER_USD)
+    digits = f"{frac:010d}".rstrip("0").ljust(2, "0")
+    return f"{sign}${whole}.{digits}"
+
+
+__all__ = ["TICKS_PER_USD", "format_usd", "ticks_to_usd", "usd_to_ticks"]
