@@ -9,10 +9,12 @@ and says so.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
@@ -24,6 +26,7 @@ from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
     from imaginebuild.project import Project
+    from imaginebuild.results import CommandResult
 
 DEFAULT_MEDIAFILE = "mediafile.yaml"
 BUG_EXIT = 70  # EX_SOFTWARE: an internal error, not the user's
@@ -219,12 +222,42 @@ def _live_terminal() -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI") and os.environ.get("TERM") != "dumb"
 
 
-def _project(args: argparse.Namespace) -> Project:
+def _project(args: argparse.Namespace, reporter: Any = None) -> Project:
     from imaginebuild.model import InputPolicy
     from imaginebuild.project import load
 
     policy = InputPolicy.from_env(os.environ, args.allow_read)
-    return load(_mediafile_path(args), policy=policy, reporter=_reporter(args))
+    return load(_mediafile_path(args), policy=policy, reporter=reporter or _reporter(args))
+
+
+def _settled(args: argparse.Namespace, reporter: Any = None) -> CommandResult | None:
+    """The answer from the settled snapshot when nothing changed since the last
+    up-to-date verdict; None means the command decides in full.
+
+    Option errors (`-j 0`, an unknown provider, `--force`) always go the full way,
+    so they are reported exactly as there.
+    """
+    if getattr(args, "force", None) is not None or getattr(args, "dry_run", False):
+        return None
+    if getattr(args, "jobs", 1) < 1 or getattr(args, "provider", None) not in (
+        None,
+        "xai",
+        "local",
+    ):
+        return None
+    _money(getattr(args, "max_cost", None))
+    from imaginebuild import settled
+
+    found = settled.lookup(
+        _mediafile_path(args),
+        allow_read=args.allow_read or (),
+        targets=args.targets,
+        provider=args.provider if args.command == "run" else None,  # status builds nothing
+        env=os.environ,
+    )
+    if found is None:
+        return None
+    return settled.result(args.command, found, reporter)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -281,11 +314,17 @@ def _options(args: argparse.Namespace) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    project = _project(args)
-    options = _options(args)
-    if args.dry_run:
-        return _print_plan(args, project.plan(args.targets, options))
-    result = project.run(args.targets, options)
+    reporter = _reporter(args)
+    started = time.monotonic()
+    result = _settled(args, reporter)
+    if result is not None:
+        result = dataclasses.replace(result, seconds=time.monotonic() - started)
+    else:
+        project = _project(args, reporter)
+        options = _options(args)
+        if args.dry_run:
+            return _print_plan(args, project.plan(args.targets, options))
+        result = project.run(args.targets, options)
     from imaginebuild.console import summary_line
 
     for message in result.messages:
@@ -293,7 +332,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for asset in result.assets:
         if asset.state == "failed" and asset.hint:
             sys.stderr.write(f"hint: {asset.name}: {asset.hint}\n")
-    if not getattr(project.reporter, "shows_summary", False):
+    if not getattr(reporter, "shows_summary", False):
         sys.stderr.write(summary_line(result) + "\n")
     _github_summary(result)
     if args.json:
@@ -303,7 +342,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _print_plan(args: argparse.Namespace, result: Any) -> int:
     from imaginebuild.console import table
-    from imaginebuild.pricing import format_usd
+    from imaginebuild.money import format_usd
 
     if args.json:
         _emit_json(result.to_json())
@@ -325,7 +364,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from imaginebuild.console import table
 
-    result = _project(args).status(args.targets)
+    result = _settled(args) or _project(args).status(args.targets)
     if args.json:
         _emit_json(result.to_json())
         return 0
@@ -454,7 +493,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
 
     from imaginebuild.console import table
     from imaginebuild.ledger import Ledger, summarize
-    from imaginebuild.pricing import format_usd
+    from imaginebuild.money import format_usd
 
     try:
         since = date.fromisoformat(args.since) if args.since else None
@@ -509,7 +548,7 @@ def _github_summary(result: Any) -> None:
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if not target:
         return
-    from imaginebuild.pricing import format_usd
+    from imaginebuild.money import format_usd
 
     lines = ["### imaginebuild run", "", "| asset | state | cost |", "|---|---|---|"]
     lines += [f"| {a.name} | {a.state} | {format_usd(a.cost_ticks)} |" for a in result.assets]

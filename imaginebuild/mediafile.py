@@ -40,6 +40,7 @@ from imaginebuild.model import (
     ProviderSettings,
 )
 from imaginebuild.schema import schema_text
+from imaginebuild.settled import text_digest
 from imaginebuild.validate import (
     Draft,
     kind_of,
@@ -96,7 +97,7 @@ def load_mediafile(path: Path, policy: InputPolicy = PROJECT_ONLY) -> Mediafile:
     if not trusted and stamp.parent.is_dir():
         with contextlib.suppress(OSError):
             atomic_write_bytes(stamp, digest.encode())
-    return mediafile
+    return dataclasses.replace(mediafile, source_digest=text_digest(text))
 
 
 def _identity(path: Path) -> str:
@@ -484,6 +485,7 @@ def _build(
         remote=data.get("remote"),
         remote_readonly=bool(data.get("remote_readonly", False)),
         version=MEDIAFILE_VERSION,
+        policy=policy,
     )
 
 

@@ -217,6 +217,8 @@ class Mediafile:
     remote: str | None = None
     remote_readonly: bool = False
     version: int = MEDIAFILE_VERSION
+    policy: InputPolicy = field(default_factory=InputPolicy)  # what it was validated under
+    source_digest: str = ""  # sha256 of the text it was built from ("" if built by hand)
 
     @property
     def lockfile_path(self) -> Path:

@@ -15,11 +15,12 @@ import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imaginebuild import settled
 from imaginebuild.errors import (
     CorruptBlob,
     ImaginebuildError,
@@ -35,7 +36,6 @@ from imaginebuild.events import (
     Message,
     NullReporter,
     Reporter,
-    RunFinished,
     RunStarted,
     StepFinished,
 )
@@ -174,10 +174,11 @@ class Project:
             self._lock = None  # another process may have written it while we waited
             self._prune_lock(options.locked)
             self._tidy()
-            settled = self._settled(wanted, options)
-            if settled is not None:
+            settled_result = self._settled(wanted, options)
+            if settled_result is not None:
                 self._save_stat_cache()
-                return dataclasses.replace(settled, seconds=self.clock() - started)
+                return dataclasses.replace(settled_result, seconds=self.clock() - started)
+            settled.discard(self.mediafile.path)  # this run changes what the verdict rested on
             import asyncio
 
             from imaginebuild.runner import Runner  # the event loop and scheduler load only now
@@ -199,7 +200,8 @@ class Project:
         """The run's result if every selected asset is already up to date, else None.
 
         The no-op path: decided synchronously from the lockfile and the stat
-        cache, without starting an event loop or opening the action cache.
+        cache, without starting an event loop or opening the action cache. The
+        verdict is remembered in the settled snapshot for the next command.
         """
         if options.force is not None:
             return None
@@ -215,19 +217,48 @@ class Project:
                 return None  # the run decides this one (and looks at the remote) itself
             facts[name] = f
             known[name] = f.outputs
-        self.reporter.emit(RunStarted(len(selected)))
-        results = []
-        for name in selected:
-            f = facts[name]
-            results.append(
-                AssetResult(
-                    name, f.asset.kind.value, "up_to_date", "up to date", f.asset.outputs, f.key
-                )
+        self._remember_settled(targets, options, facts)
+        return settled.result("run", [_settled_asset(f) for f in facts.values()], self.reporter)
+
+    def _settled_stamp(self, targets: Sequence[str], options: RunOptions) -> str | None:
+        """The settled snapshot's fingerprint for this command (None: no snapshot)."""
+        mediafile = self.mediafile
+        if not mediafile.source_digest:
+            return None  # built by hand, not loaded from a file
+        return settled.fingerprint(
+            mediafile.path,
+            mediafile.source_digest,
+            allow_read=mediafile.policy.allow_read,
+            allow_http_loopback=mediafile.policy.allow_http_loopback,
+            targets=targets,
+            provider=options.provider,
+            env=self.env,
+        )
+
+    def _remember_settled(
+        self, targets: Sequence[str], options: RunOptions, facts: Mapping[str, Facts]
+    ) -> None:
+        """Write the settled snapshot: the verdict, and every file it read with its hash."""
+        stamp = self._settled_stamp(targets, options)
+        if stamp is None:
+            return
+        files: dict[Path, str] = {}
+        try:
+            files[self.mediafile.lockfile_path] = self.stat_cache().sha256(
+                self.mediafile.lockfile_path
             )
-            self.reporter.emit(StepFinished(name, "up_to_date", "up to date", 0.0))
-        result = CommandResult("run", tuple(results))
-        self.reporter.emit(RunFinished(result.counts, 0.0, "0"))
-        return result
+        except OSError:
+            return
+        for f in facts.values():
+            for ref, given in zip(f.asset.inputs, f.inputs, strict=True):
+                if ref.kind is not RefKind.ASSET:  # files and URL blobs; an upstream is its lock
+                    files[given.path] = given.sha256
+            locked = self.lock_entries()[f.asset.name]
+            for out in locked.outputs:
+                files[self.root / out.path] = out.sha256
+        settled.write(
+            self.mediafile.path, stamp, files, [_settled_asset(f) for f in facts.values()]
+        )
 
     def checkout(self, targets: Iterable[str] = (), *, pull: bool = False) -> CommandResult:
         """Materialize the lockfile's outputs from the cache, fetching missing blobs from
@@ -333,8 +364,13 @@ class Project:
     def _survey_result(
         self, command: str, targets: Iterable[str], options: RunOptions
     ) -> CommandResult:
+        targets = tuple(targets)
         selected = self.dag.select(targets)
         facts = self.survey(selected, options)
+        if command == "status" and all(
+            f.decision.action is Action.UP_TO_DATE for f in facts.values()
+        ):
+            self._remember_settled(targets, options, facts)
         self._save_stat_cache()
         failures = self.failures.read()
         results = []
@@ -647,6 +683,11 @@ class Project:
 
 
 # ---------------------------------------------------------------------- pure helpers
+
+
+def _settled_asset(f: Facts) -> settled.SettledAsset:
+    assert f.key is not None  # up to date means keyed
+    return settled.SettledAsset(f.asset.name, f.asset.kind.value, f.key, f.asset.outputs)
 
 
 def _survey_state(decision: Decision, command: str) -> str:
