@@ -432,8 +432,11 @@ def _cmd_dag(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    project = _project(args)
-    count = len(project.mediafile.assets)
+    from imaginebuild.mediafile import load_mediafile  # the project (cache, remote…) is not needed
+    from imaginebuild.model import InputPolicy
+
+    policy = InputPolicy.from_env(os.environ, args.allow_read)
+    count = len(load_mediafile(_mediafile_path(args), policy).assets)
     if args.json:
         _emit_json({"valid": True, "assets": count})
     else:
