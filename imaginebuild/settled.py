@@ -146,7 +146,7 @@ def check(mediafile: Path, stamp: str, stat_cache: StatCache) -> tuple[SettledAs
         data = json.loads(snapshot_path(mediafile).read_bytes())
         if data["version"] != SNAPSHOT_VERSION or data["fingerprint"] != stamp:
             return None
-        files = [(Path(p), str(sha)) for p, sha in data["files"]]
+        files = [(str(p), str(sha)) for p, sha in data["files"]]
         assets = tuple(
             SettledAsset(str(name), str(kind), str(key), tuple(str(o) for o in outputs))
             for name, kind, key, outputs in data["assets"]
