@@ -44,9 +44,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import dataclasses
 import json
 import os
+import pstats
 import random
 import resource
 import shutil
@@ -327,6 +329,7 @@ def run_engine(
     fake: FakeServer,
     scratch: Path,
     tool: str = "imaginebuild",
+    profile: cProfile.Profile | None = None,
 ) -> Row:
     """Build `steps` from an empty cache at `-j jobs`; the row with makespan and CPU."""
     folder = Path(tempfile.mkdtemp(prefix="sched-", dir=scratch))
@@ -337,7 +340,11 @@ def run_engine(
     )
     options = imaginebuild.RunOptions(jobs=jobs)
     cpu0, wall0 = time.process_time(), time.monotonic()
+    if profile is not None:
+        profile.enable()
     result = project.run(options=options)
+    if profile is not None:
+        profile.disable()
     wall1, cpu1 = time.monotonic(), time.process_time()
     bad = {n: s for n, s in timeline.states.items() if s != "built"}
     if result.exit_code != 0 or bad or len(timeline.states) != len(steps):
@@ -347,6 +354,7 @@ def run_engine(
     late = lags(steps, timeline, wall0)
     spans = {s.name: timeline.finished[s.name] - timeline.started[s.name] for s in steps}
     extra = {
+        "cp_actual_s": critical_path(steps, spans),
         "lag_max_s": max(late),
         "lag_mean_s": statistics.fmean(late),
         "first_start_s": min(timeline.started.values()) - wall0,
@@ -460,6 +468,32 @@ def warm_up(lat: Latencies, fake: FakeServer, scratch: Path, poll_s: float) -> N
     run_engine("warm-up", steps, lat, len(steps), poll_s, fake, scratch)
 
 
+# Where a profiled run's time goes: (category, substrings of "file:function"), first match wins.
+_CATEGORIES = (
+    ("idle (waiting on sockets)", ("select.epoll", "select.select")),
+    ("fsync (blocks the loop)", ("posix.fsync",)),
+    ("media decode/encode/probe", ("PIL", "/av/", "Imaging", "av.", "mediaprobe", "outputcheck")),
+    ("JSON (lockfile, records)", ("/json/", "_json")),
+    ("HTTP client (httpx/httpcore/h11)", ("httpx", "httpcore", "h11", "anyio", "_socket", "ssl")),
+    ("import machinery (failed imports)", ("importlib", "_distutils_hack", "six.py", "editable")),
+    ("other file-system calls", ("posix.", "io.open", "shutil", "tempfile", "pathlib")),
+    ("sha256", ("_hashlib", "hashlib", "hashing.py")),
+    ("sqlite (action cache)", ("sqlite3", "diskcache")),
+    ("asyncio event loop", ("asyncio",)),
+    ("imaginebuild (own code)", ("imaginebuild",)),
+)
+
+
+def breakdown(profile: cProfile.Profile, steps: int) -> dict[str, float]:
+    """Profiled milliseconds per step by category (own time of each function)."""
+    totals: dict[str, float] = {}
+    for name, func in pstats.Stats(profile).get_stats_profile().func_profiles.items():
+        where = f"{func.file_name}:{name}"
+        category = next((c for c, marks in _CATEGORIES if any(m in where for m in marks)), "other")
+        totals[category] = totals.get(category, 0.0) + 1000 * func.tottime / steps
+    return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+
 # -- output -----------------------------------------------------------------------------
 
 
@@ -467,17 +501,18 @@ def table(rows: Sequence[Row]) -> str:
     """The markdown table of every row."""
     head = (
         "| case | tool | steps | -j | width | poll s | critical path s | work s | bound s "
-        "| makespan s | ratio | CPU ms/step | max start lag s |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| makespan s | ratio | CPU ms/step | CP of actual spans s | max start lag s |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     lines = [head]
     for r in rows:
         poll = f"{r.poll_s:g}" if r.poll_s is not None else ""
         lag = f"{r.extra['lag_max_s']:.3f}" if "lag_max_s" in r.extra else ""
+        actual = f"{r.extra['cp_actual_s']:.2f}" if "cp_actual_s" in r.extra else ""
         lines.append(
             f"| {r.case} | {r.tool} | {r.steps} | {r.jobs} | {r.width} | {poll} "
             f"| {r.critical_path_s:.2f} | {r.work_s:.2f} | {r.bound_s:.2f} | {r.makespan_s:.2f} "
-            f"| {r.ratio:.3f} | {r.cpu_ms_per_step:.2f} | {lag} |"
+            f"| {r.ratio:.3f} | {r.cpu_ms_per_step:.2f} | {actual} | {lag} |"
         )
     return "\n".join(lines)
 
@@ -506,6 +541,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--poll", type=float, default=0.05, help="providers.xai.poll_interval")
     parser.add_argument("--image-format", default="jpeg", choices=("jpeg", "png"))
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile one build and break its time down"
+    )
     args = parser.parse_args(argv)
     scale = 0.25 if args.quick else 1.0
     lat = Latencies(image=(0.15 * scale, 0.25 * scale), video=(1.0 * scale, 3.0 * scale))
@@ -516,6 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     poll_s = args.poll * scale
     small = args.small_j
     rows: list[Row] = []
+    profiled: tuple[Row, dict[str, float]] | None = None
 
     def keep(row: Row) -> None:
         rows.append(row)
@@ -536,6 +575,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                             f"random-{n_random}/s{seed}", steps, lat, jobs, poll_s, fake, scratch
                         )
                     )
+            sweep = random_graph(n_random, 1)
+            for factor in (2, 5, 10):  # the poll interval's two costs: load and overshoot
+                poll = poll_s * factor
+                case = f"random-{n_random}/s1"
+                keep(run_engine(case, sweep, lat, width(sweep), poll, fake, scratch))
             for jobs in (width(peers), small):
                 keep(run_engine(f"random-{n_peers}/s1", peers, lat, jobs, poll_s, fake, scratch))
             keep(run_engine("skewed", skew, lat, width(skew), poll_s, fake, scratch))
@@ -547,6 +591,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "skewed", skew, lat, small, poll, fake, scratch, "imaginebuild FIFO"
                         )
                     )
+            if args.profile:
+                profile = cProfile.Profile()
+                steps = random_graph(n_random, 1)
+                jobs = width(steps)
+                row = run_engine("profiled", steps, lat, jobs, poll_s, fake, scratch, "-", profile)
+                profiled = (row, breakdown(profile, len(steps)))
         finally:
             fake.stop()
         for case, steps in ((f"random-{n_peers}/s1", peers), ("skewed", skew)):
@@ -558,6 +608,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     for line in fifo_lines(rows):
         print(line)
+    if profiled is not None:
+        row, parts = profiled
+        print(f"\nProfiled build of random-{n_random}/s1 at -j {row.jobs} (profiler on: times")
+        print(f"inflated; makespan {row.makespan_s:.2f} s), milliseconds per step:\n")
+        print("| where | ms/step |\n|---|---:|")
+        for category, ms in parts.items():
+            print(f"| {category} | {ms:.2f} |")
     if args.json is not None:
         payload = [{**dataclasses.asdict(r), "ratio": r.ratio} for r in rows]
         document = {"rows": payload, "latencies": dataclasses.asdict(lat), "poll_s": poll_s}
