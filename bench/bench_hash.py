@@ -10,9 +10,10 @@ Three parts, each a markdown table on stdout (`--json FILE` writes every figure)
    rows: imaginebuild's `sha256_file` and a first `StatCache.sha256` (empty
    cache), `hashlib.file_digest`, plain reading without hashing (the I/O floor),
    coreutils `sha256sum`, blake3 when it is importable, and the candidate
-   `sha256_file` variants. Each as s/GiB (median, min) and as a ratio to the
-   baseline (median over median, min over min); imaginebuild passes when its
-   ratio of minima is within 10 %.
+   `sha256_file` variants. Each as s/GiB of wall and of CPU time (median, min)
+   and as ratios to the baseline; imaginebuild passes when its minimum CPU
+   time is within 10 % of the baseline's (CPU time is what a busy neighbour
+   disturbs least).
 2. **Share of a cold build.** The `bench/pipeline.py` pipeline of `--pipeline`
    assets built cold with the local provider (`run -j 2`) in a process whose
    `hashlib.sha256` counts the bytes it digests and the time spent in
@@ -41,6 +42,7 @@ import hashlib
 import importlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import struct
@@ -165,11 +167,20 @@ class Row:
 
     method: str
     kind: str  # "sha256", "floor", "other" (another digest)
-    samples: list[float]
+    samples: list[float]  # wall seconds
+    cpu_samples: list[float]  # CPU seconds (user + system, this process and its children)
     median_s_per_gib: float = 0.0
     min_s_per_gib: float = 0.0
-    ratio_median: float = 0.0
-    ratio_min: float = 0.0
+    cpu_median_s_per_gib: float = 0.0
+    cpu_min_s_per_gib: float = 0.0
+    ratio_median: float = 0.0  # wall medians
+    ratio_cpu_min: float = 0.0  # CPU minima: what the verdict uses
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its reaped children (sha256sum runs as one)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def throughput_methods() -> list[tuple[str, str, Callable[[Path], str]]]:
@@ -200,46 +211,57 @@ def throughput_methods() -> list[tuple[str, str, Callable[[Path], str]]]:
 
 
 def measure_throughput(path: Path, repeat: int) -> tuple[list[Row], bool]:
-    """Time every method `repeat` times, round robin; check the digests agree."""
+    """Time every method `repeat` times, round robin; check the digests agree.
+
+    Both wall and CPU time are kept: on a shared machine a neighbour stretches
+    the wall time of whichever method it overlaps, much less its CPU time.
+    """
     read_floor(path)  # warm the page cache
     methods = throughput_methods()
-    rows = [Row(name, kind, []) for name, kind, _ in methods]
+    rows = [Row(name, kind, [], []) for name, kind, _ in methods]
     expected: str | None = None
     for _ in range(repeat):
         for row, (_, kind, fn) in zip(rows, methods, strict=True):
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), cpu_seconds()
             digest = fn(path)
             row.samples.append(time.perf_counter() - began)
+            row.cpu_samples.append(cpu_seconds() - began_cpu)
             if kind == "sha256":
                 expected = expected or digest
                 if digest != expected:
                     raise SystemExit(f"{row.method} gave {digest}, others {expected}")
     gib = path.stat().st_size / GIB
     base = rows[0]
-    base_median, base_min = statistics.median(base.samples), min(base.samples)
+    base_median, base_cpu_min = statistics.median(base.samples), min(base.cpu_samples)
     for row in rows:
-        median, low = statistics.median(row.samples), min(row.samples)
-        row.median_s_per_gib, row.min_s_per_gib = median / gib, low / gib
-        row.ratio_median, row.ratio_min = median / base_median, low / base_min
+        row.median_s_per_gib = statistics.median(row.samples) / gib
+        row.min_s_per_gib = min(row.samples) / gib
+        row.cpu_median_s_per_gib = statistics.median(row.cpu_samples) / gib
+        row.cpu_min_s_per_gib = min(row.cpu_samples) / gib
+        row.ratio_median = statistics.median(row.samples) / base_median
+        row.ratio_cpu_min = min(row.cpu_samples) / base_cpu_min
     ours = next(r for r in rows if r.method == "imaginebuild sha256_file")
-    return rows, ours.ratio_min <= BUDGET
+    return rows, ours.ratio_cpu_min <= BUDGET
 
 
 def print_throughput(rows: Sequence[Row], size: int, ok: bool, blake3_found: bool) -> None:
     """Part 1 as a markdown table."""
     print(f"### Hashing {size / GIB:.3g} GiB, warm page cache\n")
-    print("| method | median s/GiB | min s/GiB | GiB/s (min) | × base (median) | × base (min) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("s/GiB: wall median, wall min, CPU median, CPU min; ratios to the baseline.\n")
+    print("| method | wall med | wall min | CPU med | CPU min | × base wall med | × base CPU min |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        speed = 1 / r.min_s_per_gib if r.min_s_per_gib else float("inf")
         print(
-            f"| {r.method} | {r.median_s_per_gib:.3f} | {r.min_s_per_gib:.3f} | {speed:.2f} "
-            f"| {r.ratio_median:.2f} | {r.ratio_min:.2f} |"
+            f"| {r.method} | {r.median_s_per_gib:.3f} | {r.min_s_per_gib:.3f} "
+            f"| {r.cpu_median_s_per_gib:.3f} | {r.cpu_min_s_per_gib:.3f} "
+            f"| {r.ratio_median:.2f} | {r.ratio_cpu_min:.2f} |"
         )
     if not blake3_found:
-        print("| blake3 | not installed | | | | |")
+        print("| blake3 | not installed | | | | | |")
     verdict = "yes" if ok else "NO"
-    print(f"\nimaginebuild sha256_file within {BUDGET:.2f} × the baseline (minima): {verdict}\n")
+    print(
+        f"\nimaginebuild sha256_file within {BUDGET:.2f} × the baseline (CPU minima): {verdict}\n"
+    )
 
 
 # ----------------------------------------------------------------------------- part 2: cold build
@@ -337,7 +359,7 @@ def print_cold(build: ColdBuild, s_per_gib: float, args: argparse.Namespace) -> 
     print(f"| time inside sha256 update (summed over threads) | {build.hash_seconds:.3f} s |")
     print(f"| share of the wall time, measured | {figures['local_share_measured']:.2%} |")
     priced_share = figures["local_share_priced"]
-    print(f"| share, priced at the baseline's {s_per_gib:.3f} s/GiB | {priced_share:.2%} |")
+    print(f"| share, priced at sha256_file's {s_per_gib:.3f} s/GiB | {priced_share:.2%} |")
     print(
         f"| xai: image {args.xai_image_mb:g} MB after {args.xai_image_s:g} s, video "
         f"{args.xai_video_mb:g} MB after {args.xai_video_s:g} s, hashed {passes:.2f} × each "
@@ -514,7 +536,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         report |= {"throughput": [asdict(r) for r in rows], "ok": ok, "blake3": blake3_found}
         if "build" not in args.skip:
             build = cold_build(work, args.pipeline, env)
-            figures = print_cold(build, rows[0].min_s_per_gib, args)
+            ours = next(r for r in rows if r.method == "imaginebuild sha256_file")
+            figures = print_cold(build, ours.cpu_median_s_per_gib, args)
             report["cold_build"] = {**asdict(build), **figures}
         if "noop" not in args.skip:
             size = args.input_mib * MIB
