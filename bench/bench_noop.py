@@ -5,35 +5,39 @@ floor. For each N (`--sizes`, default 100, 1,000 and 10,000 assets) the pipeline
 `pipeline.py` (N/4 chains image → edit → animate → extend) is built once per tool,
 then every command below runs as a fresh process, once to warm up and `--repeat`
 times (default 11) in rounds — one run of each command per round, so load that
-comes and goes falls on all of them alike. Median and minimum are kept.
+comes and goes falls on all of them alike. Median and minimum are kept; each
+figure includes starting the process from Python (about a millisecond, which
+matters only next to make's).
 
     python -c pass                  the interpreter alone (baseline)
     imaginebuild run / status       `python -m imaginebuild`, bytecode cached
-    make -q / make                  GNU make on one explicit rule per output
-    snakemake -n / snakemake -c2    one wildcard rule per stage (Snakemake 9)
-    dvc status / dvc repro          one stage per asset (DVC 3, in a git repository)
+    make -q / make                  GNU make, one explicit rule per output
+    snakemake -n / snakemake -c2    Snakemake 9, one wildcard rule per stage
+    dvc status / dvc repro          DVC 3 in a git repository, one stage per asset
 
 Every run is checked to have done nothing (imaginebuild's summary says `built 0,
-restored 0`, make -q exits 0, the others print that nothing is to be done); one
-that did something is reported as not measured. A command whose warm-up run
-takes long runs fewer times (`--time-budget` seconds per command, at least
-`--min-repeat` runs); a run past `--run-timeout`, a build past `--setup-timeout`
-or a size above a peer's `--cap` is reported as "not measured: why" instead of
-hanging. Peer builds at large N: see `peers.py` (DVC is built with `dvc repro` up
-to `--dvc-repro-max` assets and by `dvc commit -f` of written outputs above).
+restored 0` and its status lists nothing stale, make -q exits 0, the peers print
+that nothing is to be done); a command that did something is reported as not
+measured. A command whose warm-up run is slow runs fewer times (as many as fit
+in `--time-budget` seconds, at least `--min-repeat`); a run past `--run-timeout`,
+a peer build past `--setup-timeout` or a size above a peer's `--cap` is printed
+as "not measured: why" instead of hanging.
 
-imaginebuild's project of N assets is taken from `--projects DIR` when DIR/nN/
-holds a built one (a lockfile), else built with `imaginebuild run -j 2` and the
-local provider — its time is the cold-build throughput in assets/s. Projects are
-built in a temporary folder removed at the end, or in `--keep DIR` and reused by
-later runs. Snakemake and DVC come from `--peers-venv` (created with pinned
+Builds: imaginebuild's project of N assets is taken from `--projects DIR` when
+DIR/nN/ holds a built one (a lockfile), else built with `imaginebuild run -j 2`
+and the local provider, whose time is the cold-build throughput in assets/s.
+make is built with `make -j2`, Snakemake with `snakemake -c2 --scheduler
+greedy`, DVC with `dvc repro` up to `--dvc-repro-max` assets (default 100) and
+above that by writing the outputs and `dvc commit -f` (see `peers.py`). Projects
+are built in a temporary folder removed at the end, or in `--keep DIR` and reused
+by later runs. Snakemake and DVC come from `--peers-venv` (created with pinned
 versions when missing).
 
     python bench/bench_noop.py [--sizes 100,1000,10000] [--repeat 11] [--projects DIR]
         [--keep DIR] [--peers-venv DIR] [--json FILE]
 
-Exits 1 when an imaginebuild command misses its target (0.10 s median at 1,000
-assets, 0.5 s at 10,000) or could not be measured.
+Exits 1 when an imaginebuild command misses its target (a median of 0.10 s at
+1,000 assets, 0.5 s at 10,000) or could not be measured.
 """
 
 from __future__ import annotations
@@ -55,11 +59,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import peers
-from pipeline import mediafile
+from pipeline import asset_names, mediafile
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS_S = {1000: 0.10, 10000: 0.5}  # imaginebuild's no-op budget by pipeline size
-BUILT_MARK = ".bench-built"  # written into a peer's project once its build succeeded
+BUILT_MARK = ".bench-built"  # written into a project once its build succeeded
+IB_BUILD = "imaginebuild run -j 2 --provider local"
 
 
 class NotMeasured(Exception):
@@ -68,7 +73,7 @@ class NotMeasured(Exception):
 
 @dataclass(frozen=True)
 class Case:
-    """One command to time: `expect` must all appear in its output (nothing was done)."""
+    """One command to time; it did nothing when its output holds every `expect`, no `reject`."""
 
     tool: str
     label: str
@@ -76,6 +81,7 @@ class Case:
     cwd: Path
     env: Mapping[str, str]
     expect: tuple[str, ...] = ()
+    reject: tuple[str, ...] = ()
     target_s: float | None = None
 
 
@@ -161,6 +167,9 @@ def timed(case: Case, timeout: float) -> float:
     if missing:
         last = out.strip().splitlines()[-1:] or [""]
         raise NotMeasured(f"not a no-op ({missing[0]!r} not in output; last line {last[0]!r})")
+    found = [text for text in case.reject if text in out]
+    if found:
+        raise NotMeasured(f"not a no-op ({found[0]!r} in output)")
     return seconds
 
 
@@ -214,16 +223,30 @@ def imaginebuild_project(
         note = "" if same else "; its mediafile differs from pipeline.py's"
         return folder, Setup("imaginebuild", f"prebuilt in --projects{note}")
     folder = work / f"n{n}" / "imaginebuild"
-    if (folder / "mediafile.lock").exists():
-        return folder, Setup("imaginebuild", "built by an earlier run (--keep)")
+    if (folder / BUILT_MARK).exists():
+        return folder, earlier_build("imaginebuild", folder)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     (folder / "mediafile.yaml").write_text(mediafile(n))
     argv = [sys.executable, "-m", "imaginebuild", "run", "-j", "2", "--provider", "local"]
-    seconds, code, out = run_once(argv, folder, env, None)
-    if code != 0:
-        raise NotMeasured(f"imaginebuild's cold build exited {code}: {out.strip()[-300:]}")
-    return folder, Setup("imaginebuild", "imaginebuild run -j 2 --provider local", seconds)
+    build_s, code, out = run_once(argv, folder, env, None)
+    if code != 0 or f"built {len(asset_names(n))}," not in out:
+        raise NotMeasured(f"the cold build exited {code}: {out.strip()[-300:]}")
+    return folder, mark_built("imaginebuild", folder, IB_BUILD, build_s, None)
+
+
+def earlier_build(tool: str, folder: Path) -> Setup:
+    """The setup of a project an earlier run built and kept (--keep)."""
+    earlier = json.loads((folder / BUILT_MARK).read_text())
+    how = f"built by an earlier run (--keep): {earlier['how']}"
+    return Setup(tool, how, earlier["build_s"], earlier["files_s"])
+
+
+def mark_built(tool: str, folder: Path, how: str, build_s: float, files_s: float | None) -> Setup:
+    """Note in the project that its build succeeded (so --keep reuses it) and how long it took."""
+    record = {"how": how, "build_s": build_s, "files_s": files_s}
+    (folder / BUILT_MARK).write_text(json.dumps(record))
+    return Setup(tool, how, build_s, files_s)
 
 
 def peer_project(
@@ -235,13 +258,7 @@ def peer_project(
     if cap is not None and n > cap:
         raise NotMeasured(f"{n} assets is above --cap {peer.name}={cap}")
     if (folder / BUILT_MARK).exists():
-        earlier = json.loads((folder / BUILT_MARK).read_text())
-        return folder, Setup(
-            peer.name,
-            f"built by an earlier run (--keep): {earlier['how']}",
-            earlier["build_s"],
-            earlier["files_s"],
-        )
+        return folder, earlier_build(peer.name, folder)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     try:
@@ -253,9 +270,7 @@ def peer_project(
         build_s = time.perf_counter() - start
     except peers.PeerError as error:
         raise NotMeasured(f"setup failed: {error}") from None
-    record = {"how": peer.how, "build_s": build_s, "files_s": files_s}
-    (folder / BUILT_MARK).write_text(json.dumps(record))
-    return folder, Setup(peer.name, peer.how, build_s, files_s)
+    return folder, mark_built(peer.name, folder, peer.how, build_s, files_s)
 
 
 def chosen_peer(name: str, n: int, settings: Settings) -> peers.Peer:
@@ -288,8 +303,8 @@ def cases_for(
                 (*ib, "run"),
                 ib_folder,
                 ib_env,
-                ("built 0,", "restored 0,"),
-                target,
+                expect=("built 0,", "restored 0,"),
+                target_s=target,
             ),
             Case(
                 "imaginebuild",
@@ -297,8 +312,9 @@ def cases_for(
                 (*ib, "status"),
                 ib_folder,
                 ib_env,
-                ("up to date",),
-                target,
+                expect=("up to date",),
+                reject=("stale", "never built", "failed"),
+                target_s=target,
             ),
         ]
     for name, folder in peer_folders.items():
@@ -327,7 +343,7 @@ def run_size(
         setups.append(setup)
     except NotMeasured as why:
         skipped["imaginebuild"] = str(why)
-        setups.append(Setup("imaginebuild", "", not_measured=str(why)))
+        setups.append(Setup("imaginebuild", IB_BUILD, not_measured=str(why)))
     peer_folders: dict[str, Path] = {}
     for name in chosen:
         progress(f"n={n}: {name} project")
@@ -499,7 +515,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--dvc-repro-max",
         type=int,
-        default=1000,
+        default=100,
         help="build DVC with dvc repro up to this N, above with dvc commit -f",
     )
     parser.add_argument("--peers", default=",".join(peers.PEERS), help="which peers to measure")
