@@ -15,7 +15,7 @@ import math
 import os
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -466,7 +466,7 @@ def _build(
     policy: InputPolicy,
 ) -> Mediafile:
     """The frozen model of a mediafile that passed every check."""
-    names = [draft.name for draft in drafts]
+    names = dict.fromkeys(draft.name for draft in drafts)  # ordered, and O(1) to ask
     assets = {draft.name: _asset(draft, names, output_dir, root, where, policy) for draft in drafts}
     budget = data.get("budget", {}).get("max_usd")
     providers = {
@@ -491,7 +491,7 @@ def _build(
 
 def _asset(
     draft: Draft,
-    names: list[str],
+    names: Collection[str],
     output_dir: str,
     root: Path,
     where: Parsed,
@@ -516,7 +516,7 @@ def _asset(
     )
 
 
-def _input(raw: str, names: list[str], root: Path, policy: InputPolicy) -> InputRef:
+def _input(raw: str, names: Collection[str], root: Path, policy: InputPolicy) -> InputRef:
     ref = resolve_input(raw, names, root, policy)
     if not isinstance(ref, InputRef):
         raise MediafileError([Diagnostic("", 1, 1, "", ref.message)])  # checked before; unreachable

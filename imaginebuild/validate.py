@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import posixpath
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -318,11 +318,13 @@ def semantic_diagnostics(
 
 
 def resolve_input(
-    raw: str, asset_names: Iterable[str], root: Path, policy: InputPolicy = PROJECT_ONLY
+    raw: str, names: Collection[str], root: Path, policy: InputPolicy = PROJECT_ONLY
 ) -> InputRef | Problem:
     """Classify one `inputs:` entry: another asset's output, an https URL or a project file
-    (or a file in a folder the user allowed with --allow-read)."""
-    names = list(asset_names)
+    (or a file in a folder the user allowed with --allow-read).
+
+    `names` is asked only for membership (pass a mapping or set: a file of 10,000
+    assets resolves 10,000 inputs)."""
     if "://" in raw:
         return _url_ref(raw, policy)
     bad_index = None if _ASSET_REF.match(raw) else _BAD_INDEX.match(raw)
