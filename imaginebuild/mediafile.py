@@ -22,6 +22,7 @@ from typing import Any
 
 from imaginebuild.atomic import atomic_write_bytes
 from imaginebuild.errors import Diagnostic, MediafileError
+from imaginebuild.gcpause import paused_gc
 from imaginebuild.model import (
     IMAGE_ASPECT_RATIOS,
     IMAGE_RESOLUTIONS,
@@ -91,9 +92,10 @@ def load_mediafile(path: Path, policy: InputPolicy = PROJECT_ONLY) -> Mediafile:
     stamp = absolute.parent / ".imaginebuild" / "validated"
     digest = _schema_digest(text, _identity(absolute))
     trusted = _read_stamp(stamp) == digest
-    mediafile = parse_mediafile(
-        text, display, absolute, absolute.parent, check_schema=not trusted, policy=policy
-    )
+    with paused_gc():
+        mediafile = parse_mediafile(
+            text, display, absolute, absolute.parent, check_schema=not trusted, policy=policy
+        )
     if not trusted and stamp.parent.is_dir():
         with contextlib.suppress(OSError):
             atomic_write_bytes(stamp, digest.encode())

@@ -41,6 +41,7 @@ from imaginebuild.events import (
 )
 from imaginebuild.facts import Facts, RunOptions, is_forced, url_pins
 from imaginebuild.failures import FailureLog
+from imaginebuild.gcpause import paused_gc
 from imaginebuild.graph import Dag
 from imaginebuild.hashing import StatCache
 from imaginebuild.keys import ActionFields, InputDigest, action_key
@@ -174,7 +175,8 @@ class Project:
             self._lock = None  # another process may have written it while we waited
             self._prune_lock(options.locked)
             self._tidy()
-            settled_result = self._settled(wanted, options)
+            with paused_gc():
+                settled_result = self._settled(wanted, options)
             if settled_result is not None:
                 self._save_stat_cache()
                 return dataclasses.replace(settled_result, seconds=self.clock() - started)
@@ -366,7 +368,8 @@ class Project:
     ) -> CommandResult:
         targets = tuple(targets)
         selected = self.dag.select(targets)
-        facts = self.survey(selected, options)
+        with paused_gc():
+            facts = self.survey(selected, options)
         if command == "status" and all(
             f.decision.action is Action.UP_TO_DATE for f in facts.values()
         ):
