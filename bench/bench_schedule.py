@@ -1,10 +1,11 @@
 """Scheduling: imaginebuild's makespan against the bound its latencies allow, beside make and ninja.
 
-    python bench/bench_schedule.py [--quick] [--seeds N] [--poll S] [--json FILE]
+    python bench/bench_schedule.py [--quick] [--seeds N] [--poll S] [--profile] [--json FILE]
 
 The fake xAI server runs in a separate process with deterministic per-prompt
-latencies (images and edits held ~0.2 s, video jobs pending 1–3 s), so every
-step's latency is known before the run and the lower bound of any schedule is
+latencies (images and edits held 0.15–0.25 s, video jobs pending 1–3 s, drawn
+from sha256(seed, prompt)), so every step's latency is known before the run and
+no schedule on J workers can beat
 
     bound(J) = max(critical path, total work / J)
 
@@ -12,8 +13,8 @@ imaginebuild builds each graph in this process through the library API
 (`imaginebuild.load(...).run(options=RunOptions(jobs=J))`), from an empty cache,
 with `providers.xai.max_concurrency` set to J so the provider pool does not
 bound it below `-j`. The engine's CPU per step is this process's CPU time
-(user + sys, all threads) over the run, divided by the steps; imports are paid
-by a warm-up build first.
+(user + sys, all threads) over `run()`, divided by the steps; imports are paid
+by a warm-up build first, and the fake's CPU is its own process's.
 
 Cases:
 
@@ -21,22 +22,36 @@ Cases:
   asset's inputs drawn from earlier assets of the right media;
 - `skewed`: one video chain image → animate → extend × 6, declared after many
   independent images; built critical-path first (the engine) and FIFO (the
-  priorities replaced by an empty mapping, so ready steps go in topological order);
+  runner's priorities replaced by an empty mapping, so ready steps go in
+  topological order, i.e. declaration order);
 - `scheduler alone`: the engine's `run_steps` with steps that only sleep their
-  latency (no HTTP, no media), the floor of the engine's own overhead;
-- `make` / `ninja`: a random graph of 100 steps (the same generator) whose
-  recipes `sleep` their latency, at the same J values.
+  latency (no HTTP, no media): the scheduler's own cost;
+- `make` / `ninja`: the 100-asset random graph and the skewed graph as rules
+  whose recipes `sleep` their latency, at the same J values.
 
-J is the graph's width (the largest antichain, by Dilworth's theorem: steps
-minus a maximum matching of the reachability relation — every step of an
-antichain could run at once), and a smaller J (4).
+J is the graph's width — the largest antichain, by Dilworth's theorem: steps
+minus a maximum matching of the reachability relation; every step of an
+antichain could run at once, so at J = width only the critical path binds —
+and a smaller J (4).
+
+Columns besides the makespan and its ratio to the bound: *loop busy* is the
+run's wall time minus the time the event loop waited in its selector (when it
+nears the makespan, the loop itself is the bottleneck); *CP of actual spans* is
+the critical path recomputed with each step's measured start-to-finish span (when
+it nears the makespan, steps started as soon as their inputs were done and the
+gap to the bound is the steps' own inflation, not their order); *max start lag*
+is the longest wait of a step between its last input finishing and its start.
+`--profile` also profiles one random build at J = width and splits its time per
+step by where it went.
 
 Video jobs are polled: a job is seen done at the first poll after it is done,
-so up to one poll interval is added per video step on the critical path. The
-interval is `providers.xai.poll_interval` (default 2 s, sized for real jobs that
-take one to several minutes); `--poll` sets it here (default 0.05 s: the default
-scaled by the same ~40× the latencies are compressed by). The skewed graph is
-also built at 0.5 s to show the interval's share.
+so up to one poll interval is added per video step on the critical path, and
+every poll costs CPU on both sides. The interval is `providers.xai.poll_interval`
+(default 2 s, sized for real jobs of one to several minutes); `--poll` sets it
+here (default 0.05 s: the default scaled by the ~40× the latencies are
+compressed by). The first random graph is also built at 2, 5 and 10 × that
+interval, and the skewed graph at 10 ×, to show both costs. `--quick` shrinks
+the graphs and scales latencies and interval by 0.25.
 """
 
 from __future__ import annotations
