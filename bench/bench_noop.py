@@ -153,7 +153,7 @@ def run_once(
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        raise NotMeasured(f"a run took more than {timeout:.0f} s") from None
+        raise NotMeasured(f"a run took more than {timeout:g} s") from None
     return time.perf_counter() - start, proc.returncode, out
 
 

@@ -245,18 +245,22 @@ def write_dvc(folder: Path, n: int, tools: Tools) -> None:
     """The DVC project: a git repository, `dvc init`, dvc.yaml and an empty out/.
 
     Analytics and update checks are off, and DVC's site cache (its index and state
-    databases) stays inside the project so nothing is left behind elsewhere.
+    databases, by default in a system-wide folder) stays inside the project, so
+    nothing is left behind elsewhere — also by the set-up commands, which run
+    before the setting exists.
     """
     (folder / "out").mkdir(parents=True, exist_ok=True)
+    site = str(folder.resolve() / ".dvc" / "tmp" / "site")
+    setup = Tools(tools.venv, {**tools.env, "DVC_SITE_CACHE_DIR": site})
     dvc = tools.bin("dvc")
-    run(["git", "init", "-q"], folder, tools, 60)
-    run([dvc, "init", "-q"], folder, tools, 120)
+    run(["git", "init", "-q"], folder, setup, 60)
+    run([dvc, "init", "-q"], folder, setup, 120)
     for key, value in (
         ("core.analytics", "false"),
         ("core.check_update", "false"),
-        ("core.site_cache_dir", str(folder.resolve() / ".dvc" / "tmp" / "site")),
+        ("core.site_cache_dir", site),
     ):
-        run([dvc, "config", key, value], folder, tools, 60)
+        run([dvc, "config", key, value], folder, setup, 60)
     (folder / "dvc.yaml").write_text(dvc_yaml(n))
 
 
