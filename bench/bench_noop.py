@@ -585,6 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(setup_table(n, setups) + "\n", flush=True)
             failed |= "imaginebuild" in skipped
             failed |= any(m.ok is False for m in results)
+            failed |= any(m.case.tool == "imaginebuild" and not m.samples for m in results)
             done.append(as_json(n, setups, results, skipped))
             if args.json:  # after every size, so a long run leaves what it has
                 report = {"versions": found, "settings": vars(settings), "sizes": done}
