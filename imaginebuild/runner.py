@@ -45,7 +45,13 @@ from imaginebuild.hashing import sha256_file
 from imaginebuild.keys import ActionFields
 from imaginebuild.lockfile import LockedOutput, LockEntry, write_lockfile
 from imaginebuild.model import Asset, Media, RefKind
-from imaginebuild.providers.base import GenerationRequest, InputFile, Phase, Provider
+from imaginebuild.providers.base import (
+    GenerationRequest,
+    GenerationResult,
+    InputFile,
+    Phase,
+    Provider,
+)
 from imaginebuild.rebuild import Action, Decision
 from imaginebuild.remotelink import BuiltElsewhere
 from imaginebuild.results import AssetResult, CommandResult, usd
@@ -154,7 +160,8 @@ class Runner:
                 f = await self._fetch_remote(f)
             if f.decision.action is Action.RESTORE:
                 try:
-                    return self._finish(f, self._restore(f), "restored", started)
+                    restored = await asyncio.to_thread(self._restore, f)  # copies: off the loop
+                    return self._finish(f, restored, "restored", started)
                 except CorruptBlob as exc:
                     self.reporter.emit(Message("warning", f"{name}: {exc}; building it again"))
                     self.store.delete_action(f.key or "")
@@ -171,7 +178,8 @@ class Runner:
                 f = await self._fetch_remote(f.with_remote(await self.remote.get_async(f.key)))
                 if f.decision.action is not Action.RESTORE:
                     return await self._call(f, started)
-                return self._finish(f, self._restore(f), "restored", started)
+                restored = await asyncio.to_thread(self._restore, f)
+                return self._finish(f, restored, "restored", started)
         except ImaginebuildError as exc:
             return self._fail(asset, exc, started)
 
@@ -224,16 +232,6 @@ class Runner:
             billed = result.reported_ticks
             self.budget.settle(asset.name, billed if billed is not None else billable)
             self._record_ledger(asset, f.key, result, estimate)
-            from imaginebuild.outputcheck import check_outputs
-
-            try:
-                check_outputs(asset, result.outputs, inputs)
-            except InvalidMedia:
-                self._forget_job(f.key)  # bad at the source: resuming the job cannot help
-                raise
-            blobs = tuple(
-                self.store.put_file(o.path, o.media_type, move=True) for o in result.outputs
-            )
             cost = billed if billed is not None else (0 if asset.provider == "local" else estimate)
             record = {
                 "imaginebuild": __version__,
@@ -256,17 +254,39 @@ class Runner:
                     for c in result.calls
                 ],
             }
-            previous = f.entry or self.store.get_action(f.key)
-            takes = (*previous.takes, previous.outputs) if previous is not None else ()
-            entry = ActionEntry(f.key, blobs, record, takes)
-            self.store.put_action(entry)
-            self.project.materialize(asset, blobs, {"key": f.key, **f.fields.to_json(), **record})
+            # Decoding, hashing, copying and fsyncs take milliseconds per output: done on a
+            # worker thread, so the event loop keeps polling and starting other steps.
+            entry = await asyncio.to_thread(self._keep, f, result, inputs, record)
             self._forget_job(f.key)
             await self.remote.push_async(entry, self.options.no_push)
-            built = dataclasses.replace(f, outputs=blobs, entry=entry)
+            built = dataclasses.replace(f, outputs=entry.outputs, entry=entry)
             return self._finish(built, entry, "built", started)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def _keep(
+        self,
+        f: Facts,
+        result: GenerationResult,
+        inputs: tuple[InputFile, ...],
+        record: dict[str, Any],
+    ) -> ActionEntry:
+        """Check a call's outputs, store them, record the action and put them in place."""
+        from imaginebuild.outputcheck import check_outputs
+
+        assert f.key is not None and f.fields is not None
+        try:
+            check_outputs(f.asset, result.outputs, inputs)
+        except InvalidMedia:
+            self._forget_job(f.key)  # bad at the source: resuming the job cannot help
+            raise
+        blobs = tuple(self.store.put_file(o.path, o.media_type, move=True) for o in result.outputs)
+        previous = f.entry or self.store.get_action(f.key)
+        takes = (*previous.takes, previous.outputs) if previous is not None else ()
+        entry = ActionEntry(f.key, blobs, record, takes)
+        self.store.put_action(entry)
+        self.project.materialize(f.asset, blobs, {"key": f.key, **f.fields.to_json(), **record})
+        return entry
 
     async def _fetch_remote(self, f: Facts) -> Facts:
         """Bring a remote entry's blobs into the local store; on failure, build instead."""

@@ -179,7 +179,8 @@ class XaiProvider:
             dest = request.workdir / f"{request.asset}-{index}.png"
             b64, url = item.get("b64_json"), item.get("url")
             if isinstance(b64, str) and b64:
-                store_b64(b64, dest, info, self._caps[Media.IMAGE] or 50 * 1024 * 1024)
+                cap = self._caps[Media.IMAGE] or 50 * 1024 * 1024
+                await asyncio.to_thread(store_b64, b64, dest, info, cap)  # decodes: off the loop
             elif isinstance(url, str) and url:
                 retries += await download(
                     http.client, url, dest, Media.IMAGE, http.retrier, info, self._caps[Media.IMAGE]

@@ -10,6 +10,7 @@ download never reaches its final name.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -88,7 +89,8 @@ async def download(
             await _stream_to(client, url, part, media, limit, info)
 
         _, retries = await retrier.run(attempt, info, "download of the result")
-        finish(part, dest, media, replace(info, retries=retries))
+        # Decoding (and re-encoding to PNG) takes milliseconds to seconds: off the loop.
+        await asyncio.to_thread(finish, part, dest, media, replace(info, retries=retries))
         return retries
 
 
