@@ -20,6 +20,7 @@ It is rewritten atomically after every finished step.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -68,6 +69,13 @@ class LockEntry:
             "outputs": [o.to_json() for o in self.outputs],
             "record": dict(self.record),
         }
+
+    @functools.cached_property
+    def rendered(self) -> str:
+        """The entry's JSON as the lockfile spells it, made once per entry: a run rewrites
+        the lockfile after every step, and re-rendering every entry each time made a
+        build's lockfile writes grow with the square of its assets."""
+        return json.dumps(self.to_json(), indent=2, sort_keys=True, ensure_ascii=False)
 
 
 def parse_lockfile(
@@ -142,12 +150,20 @@ def _inside(path: str) -> bool:
 
 
 def render_lockfile(entries: Mapping[str, LockEntry]) -> str:
-    """The lockfile text for `entries`: sorted, deterministic, newline-terminated."""
-    data = {
-        "version": LOCKFILE_VERSION,
-        "assets": {name: entries[name].to_json() for name in sorted(entries)},
-    }
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """The lockfile text for `entries`: sorted, deterministic, newline-terminated.
+
+    Byte for byte what `json.dumps({"version": …, "assets": …}, indent=2,
+    sort_keys=True)` writes, assembled from each entry's cached rendering.
+    """
+    if not entries:
+        empty = {"version": LOCKFILE_VERSION, "assets": {}}
+        return json.dumps(empty, indent=2, sort_keys=True) + "\n"
+    body = ",\n".join(
+        f"    {json.dumps(name, ensure_ascii=False)}: "
+        + entries[name].rendered.replace("\n", "\n    ")
+        for name in sorted(entries)
+    )
+    return f'{{\n  "assets": {{\n{body}\n  }},\n  "version": {LOCKFILE_VERSION}\n}}\n'
 
 
 def read_lockfile(

@@ -142,3 +142,32 @@ def test_an_undecodable_lockfile_is_a_lockfile_error(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(LockfileError, match=r"mediafile\.lock"):
         read_lockfile(path)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+
+
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=8),  # any name, quotes and non-ASCII included
+        st.builds(
+            LockEntry,
+            key=hexes,
+            fields=st.dictionaries(st.text(max_size=6), json_values, max_size=4),
+            outputs=st.lists(outputs, max_size=2).map(tuple),
+            record=st.dictionaries(st.text(max_size=6), json_values, max_size=4),
+        ),
+        max_size=4,
+    )
+)
+def test_rendering_from_cached_entries_is_plain_sorted_json(
+    locked: dict[str, LockEntry],
+) -> None:
+    reference = {"version": LOCKFILE_VERSION, "assets": {n: e.to_json() for n, e in locked.items()}}
+    expected = json.dumps(reference, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    assert render_lockfile(locked) == expected
+    assert render_lockfile(locked) == expected  # the second time from the cached entries
