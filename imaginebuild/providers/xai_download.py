@@ -109,8 +109,8 @@ async def _stream_to(
                     if received > limit:
                         raise InvalidMedia(f"the result exceeds the {limit}-byte cap", info=info)
                     out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
+                # No fsync here, on the event loop: the work file is temporary, and the
+                # store fsyncs the bytes before a blob of them becomes visible.
     except httpx.TimeoutException as exc:
         raise Retryable(f"timed out ({transport_reason(exc)})") from None
     except httpx.TransportError as exc:  # includes a body shorter than its Content-Length
