@@ -191,3 +191,52 @@ def write_lockfile(path: Path, entries: Mapping[str, LockEntry]) -> None:
     except (OSError, UnicodeDecodeError):
         pass
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class PacedWriter:
+    """Writes the lockfile after finished steps, paced so writing stays a small share
+    of the run: after a write that took `t`, the next comes no sooner than
+    max(`floor`, `t` / `share`) later; `flush` writes what is pending at once.
+
+    A lockfile of 10,000 entries is megabytes; written after each of 10,000 steps it
+    would cost more than the build. What a crash can lose is the last interval's
+    entries, and their outputs are already in the cache: the next run restores them
+    without a call.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        entries: Mapping[str, LockEntry],
+        clock: Callable[[], float],
+        *,
+        share: float = 0.1,
+        floor: float = 0.05,
+    ) -> None:
+        self._path = path
+        self._entries = entries
+        self._clock = clock
+        self._share = share
+        self._floor = floor
+        self._next = 0.0
+        self.pending = False
+
+    def changed(self) -> None:
+        """The entries changed: write now if due, else leave the write pending."""
+        self.pending = True
+        if self._clock() >= self._next:
+            self.flush()
+
+    def due_in(self) -> float:
+        """Seconds until a pending write is due (0 when it is due now)."""
+        return max(0.0, self._next - self._clock())
+
+    def flush(self) -> None:
+        """Write the pending entries now (nothing if none are pending)."""
+        if not self.pending:
+            return
+        began = self._clock()
+        write_lockfile(self._path, self._entries)
+        took = self._clock() - began
+        self.pending = False
+        self._next = self._clock() + max(self._floor, took / self._share)

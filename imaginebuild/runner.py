@@ -43,7 +43,7 @@ from imaginebuild.events import (
 from imaginebuild.facts import Facts, RunOptions, is_forced, url_pins
 from imaginebuild.hashing import sha256_file
 from imaginebuild.keys import ActionFields
-from imaginebuild.lockfile import LockedOutput, LockEntry, write_lockfile
+from imaginebuild.lockfile import LockedOutput, LockEntry, PacedWriter
 from imaginebuild.model import Asset, Media, RefKind
 from imaginebuild.providers.base import (
     GenerationRequest,
@@ -88,6 +88,10 @@ class Runner:
         self.providers: dict[str, Provider] = {}
         self.pools: dict[str, asyncio.Semaphore] = {}
         self.refused: list[str] = []
+        self.lock_writer = PacedWriter(
+            self.mediafile.lockfile_path, project.lock_entries(), time.monotonic
+        )
+        self._lock_timer: asyncio.TimerHandle | None = None
 
     async def run(self, targets: tuple[str, ...]) -> CommandResult:
         """Schedule the selected steps and carry each one through; the run's result."""
@@ -112,6 +116,7 @@ class Runner:
                 keep_going=options.keep_going,
             )
         finally:
+            self.lock_writer.flush()  # every finished step is in the lockfile before we return
             for provider in self.providers.values():
                 with contextlib.suppress(Exception):
                     await provider.aclose()
@@ -441,7 +446,15 @@ class Runner:
             ),
             record=record,
         )
-        write_lockfile(self.mediafile.lockfile_path, entries)
+        self.lock_writer.changed()
+        if self.lock_writer.pending and self._lock_timer is None:
+            self._lock_timer = asyncio.get_running_loop().call_later(
+                self.lock_writer.due_in(), self._write_pending_lock
+            )
+
+    def _write_pending_lock(self) -> None:
+        self._lock_timer = None
+        self.lock_writer.flush()
 
     def _record_ledger(self, asset: Asset, key: str, result: Any, estimate: int) -> None:
         if asset.provider == "local":

@@ -15,6 +15,7 @@ from imaginebuild.lockfile import (
     LOCKFILE_VERSION,
     LockedOutput,
     LockEntry,
+    PacedWriter,
     parse_lockfile,
     read_lockfile,
     render_lockfile,
@@ -171,3 +172,30 @@ def test_rendering_from_cached_entries_is_plain_sorted_json(
     expected = json.dumps(reference, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     assert render_lockfile(locked) == expected
     assert render_lockfile(locked) == expected  # the second time from the cached entries
+
+
+def test_paced_writer_writes_at_once_then_paces_and_flushes(tmp_path: Path) -> None:
+    path = tmp_path / "mediafile.lock"
+    now = [100.0]
+    entry = LockEntry("a" * 64, {"kind": "image"}, (LockedOutput("out/a.png", "b" * 64, 1, "x"),))
+    locked: dict[str, LockEntry] = {}
+    writer = PacedWriter(path, locked, lambda: now[0], share=0.1, floor=0.5)
+    locked["a"] = entry
+    writer.changed()  # the first change is written at once
+    assert set(read_lockfile(path)) == {"a"}
+    assert not writer.pending
+    locked["b"] = entry
+    now[0] += 0.1
+    writer.changed()  # too soon after the last write: left pending
+    assert writer.pending
+    assert set(read_lockfile(path)) == {"a"}
+    assert writer.due_in() == pytest.approx(0.4)
+    now[0] += 0.4
+    locked["c"] = entry
+    writer.changed()  # due: everything pending is written
+    assert set(read_lockfile(path)) == {"a", "b", "c"}
+    locked["d"] = entry
+    writer.changed()
+    writer.flush()  # the end of a run writes what is pending, due or not
+    assert set(read_lockfile(path)) == {"a", "b", "c", "d"}
+    assert not writer.pending
