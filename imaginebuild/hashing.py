@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +32,28 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class _Entry:
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    inode: int
-    sha256: str
-    hashed_at: float
-    ours: bool = False  # written by imaginebuild itself, so no racy write can hide behind it
+# An entry is kept as the JSON list it is stored as:
+#   [size, mtime_ns, ctime_ns, inode, sha256, hashed_at, ours]
+# where `ours` means imaginebuild wrote the file itself, so no racy write can hide
+# behind its stat tuple. Lists, not objects: a no-op over 10,000 files reads them
+# all, and building an object per entry was most of its cost.
+Entry = list[Any]
 
 
-def _stat_tuple(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+def _vouches(entry: Entry, st: os.stat_result) -> bool:
+    """Whether `entry` still stands for the file whose stat is `st` (False if malformed)."""
+    try:
+        return (
+            len(entry) == 7
+            and entry[0] == st.st_size
+            and entry[1] == st.st_mtime_ns
+            and entry[2] == st.st_ctime_ns
+            and entry[3] == st.st_ino
+            and isinstance(entry[4], str)
+            and (entry[6] is True or entry[5] - st.st_mtime_ns / 1e9 > RACY_SECONDS)
+        )
+    except TypeError:
+        return False
 
 
 class StatCache:
@@ -53,44 +61,20 @@ class StatCache:
 
     def __init__(self, path: Path | None) -> None:
         self._path = path
-        # Entries stay as read (lists) until asked for: a no-op of 10,000 files reads
-        # them all, but building each one up front would be most of its cost.
-        self._entries: dict[str, _Entry | list[Any]] = {}
+        self._entries: dict[str, Entry] = {}
         self._dirty = False
         if path is not None:
             self._entries = _read(path)
-
-    def _entry(self, name: str) -> _Entry | None:
-        """The entry for `name`, parsed on first use (a malformed one counts as none)."""
-        entry = self._entries.get(name)
-        if entry is None or isinstance(entry, _Entry):
-            return entry
-        try:
-            v = entry
-            parsed = _Entry(
-                int(v[0]), int(v[1]), int(v[2]), int(v[3]), str(v[4]), float(v[5]), bool(v[6])
-            )
-        except (ValueError, TypeError, IndexError):
-            del self._entries[name]
-            return None
-        self._entries[name] = parsed
-        return parsed
 
     def sha256(self, file: str | os.PathLike[str]) -> str:
         """The sha256 of `file`, from the cache when its stat tuple is unchanged."""
         name = os.fspath(file)
         st = os.stat(name)  # noqa: PTH116 -- no Path per file: 10,000 of them cost ~30 ms
-        entry = self._entry(name)
-        now = time.time()
-        if (
-            entry is not None
-            and (entry.size, entry.mtime_ns, entry.ctime_ns, entry.inode) == _stat_tuple(st)
-            and (entry.ours or entry.hashed_at - st.st_mtime_ns / 1e9 > RACY_SECONDS)
-        ):
-            return entry.sha256
+        entry = self._entries.get(name)
+        if entry is not None and _vouches(entry, st):
+            return str(entry[4])
         digest = sha256_file(Path(name))
-        size, mtime_ns, ctime_ns, inode = _stat_tuple(st)
-        self._entries[name] = _Entry(size, mtime_ns, ctime_ns, inode, digest, now)
+        self._entries[name] = [*_stat_tuple(st), digest, time.time(), False]
         self._dirty = True
         return digest
 
@@ -99,33 +83,26 @@ class StatCache:
 
         `digest` may differ from the file's own hash (a signed copy of a blob).
         """
-        size, mtime_ns, ctime_ns, inode = _stat_tuple(file.stat())
-        self._entries[str(file)] = _Entry(
-            size, mtime_ns, ctime_ns, inode, digest, time.time(), ours=True
-        )
+        self._entries[str(file)] = [*_stat_tuple(file.stat()), digest, time.time(), True]
         self._dirty = True
 
     def save(self) -> None:
         """Write the cache back if it changed; a failure to save only costs rehashing."""
         if self._path is None or not self._dirty:
             return
-        data = {
-            "version": STAT_CACHE_VERSION,
-            "files": {
-                name: e
-                if isinstance(e, list)
-                else [e.size, e.mtime_ns, e.ctime_ns, e.inode, e.sha256, e.hashed_at, e.ours]
-                for name, e in sorted(self._entries.items())
-            },
-        }
+        data = {"version": STAT_CACHE_VERSION, "files": dict(sorted(self._entries.items()))}
         with contextlib.suppress(OSError):
             atomic_write_bytes(self._path, json.dumps(data).encode())
         self._dirty = False
 
 
-def _read(path: Path) -> dict[str, _Entry | list[Any]]:
-    """Load the cache as raw entries; anything unreadable or of another version counts as
-    empty (a malformed entry is dropped when first asked for)."""
+def _stat_tuple(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _read(path: Path) -> dict[str, Entry]:
+    """Load the cache; anything unreadable or of another version counts as empty (a
+    malformed entry vouches for nothing and is replaced when its file is hashed)."""
     try:
         data = json.loads(path.read_bytes())
         if not isinstance(data, dict) or data.get("version") != STAT_CACHE_VERSION:

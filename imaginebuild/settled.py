@@ -29,9 +29,8 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from imaginebuild.atomic import atomic_write_bytes
 from imaginebuild.hashing import StatCache
@@ -45,8 +44,7 @@ SNAPSHOT_VERSION = 1
 STATE_DIR = ".imaginebuild"
 
 
-@dataclass(frozen=True)
-class SettledAsset:
+class SettledAsset(NamedTuple):
     """One up-to-date asset as a snapshot remembers it."""
 
     name: str
@@ -146,20 +144,15 @@ def check(mediafile: Path, stamp: str, stat_cache: StatCache) -> tuple[SettledAs
         data = json.loads(snapshot_path(mediafile).read_bytes())
         if data["version"] != SNAPSHOT_VERSION or data["fingerprint"] != stamp:
             return None
-        files = [(str(p), str(sha)) for p, sha in data["files"]]
-        assets = tuple(
-            SettledAsset(str(name), str(kind), str(key), tuple(str(o) for o in outputs))
+        for path, sha in data["files"]:
+            if stat_cache.sha256(path) != sha:
+                return None
+        return tuple(
+            SettledAsset(str(name), str(kind), str(key), tuple(map(str, outputs)))
             for name, kind, key, outputs in data["assets"]
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    for path, sha in files:
-        try:
-            if stat_cache.sha256(path) != sha:
-                return None
-        except OSError:
-            return None
-    return assets
 
 
 def absolute(path: Path) -> Path:
