@@ -11,10 +11,11 @@ DIR is a built project (for instance bench/.work/n1000 made by bench_noop.py,
 or `python bench/pipeline.py 1000 DIR && imaginebuild -C DIR run`). Each repeat
 copies its mediafile into a fresh folder that shares DIR's cache, then times
 `imaginebuild run` there as a child process: user + sys CPU (from wait4) and
-wall time, divided by the steps. Baselines in the same run: `python -c pass`
-(the interpreter) and `imaginebuild run` with nothing to do in DIR (start-up
-plus the no-op check), so the per-step figure is the difference over the
-steps, not start-up spread thin.
+wall time. The same is timed for a restore of the first asset alone (the same
+mediafile, so the same start-up, imports and validation), and the engine's CPU
+per step is the difference over the other steps: the marginal cost of a step,
+not start-up spread thin. Baselines in the same run: `python -c pass` and
+`imaginebuild run` with nothing to do in DIR.
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ def count(summary: str, state: str) -> int:
     return int(found.group(1)) if found else 0
 
 
+def first_asset(mediafile: Path) -> str:
+    """The first asset named in a mediafile written by bench/pipeline.py (or alike)."""
+    lines = mediafile.read_text(encoding="utf-8").splitlines()
+    start = lines.index("assets:") + 1
+    return lines[start].strip().split(":", 1)[0]
+
+
 def main() -> int:
     """Time restore-only builds and print the engine's CPU per step."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -82,18 +90,24 @@ def main() -> int:
         subprocess.run([*ib, "run"], cwd=project, env=env, check=True, capture_output=True)
         bare = [timed([sys.executable, "-c", "pass"], work, env)[0] for _ in range(args.repeat)]
         noop = [timed([*ib, "run"], project, env)[0] for _ in range(args.repeat)]
+        first = first_asset(project / "mediafile.yaml")
         restores: list[Sample] = []
+        singles: list[Sample] = []
         steps = 0
         for i in range(args.repeat):
-            folder = work / f"copy{i}"
-            folder.mkdir()
-            shutil.copy2(project / "mediafile.yaml", folder / "mediafile.yaml")
-            sample, stderr = timed([*ib, "run", "-j", str(args.jobs)], folder, env)
-            steps = count(stderr, "restored")
-            if steps == 0 or count(stderr, "built") != 0:
-                raise SystemExit(f"expected a restore-only build, got: {stderr.strip()}")
-            restores.append(sample)
-            shutil.rmtree(folder)
+            for targets, into in (((), restores), ((first,), singles)):
+                folder = work / f"copy{i}-{len(targets)}"
+                folder.mkdir()
+                shutil.copy2(project / "mediafile.yaml", folder / "mediafile.yaml")
+                argv = [*ib, "run", "-j", str(args.jobs), *targets]
+                sample, stderr = timed(argv, folder, env)
+                restored = count(stderr, "restored")
+                if restored == 0 or count(stderr, "built") != 0:
+                    raise SystemExit(f"expected a restore-only build, got: {stderr.strip()}")
+                if not targets:
+                    steps = restored
+                into.append(sample)
+                shutil.rmtree(folder)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     med = {
@@ -101,10 +115,16 @@ def main() -> int:
             statistics.median(s.wall_s for s in samples),
             statistics.median(s.cpu_s for s in samples),
         )
-        for name, samples in (("python -c pass", bare), ("no-op run", noop), ("restore", restores))
+        for name, samples in (
+            ("python -c pass", bare),
+            ("no-op run", noop),
+            ("restore of one asset", singles),
+            (f"restore of all {steps}", restores),
+        )
     }
-    per_step_cpu = (med["restore"].cpu_s - med["no-op run"].cpu_s) / steps
-    per_step_wall = (med["restore"].wall_s - med["no-op run"].wall_s) / steps
+    whole, one = med[f"restore of all {steps}"], med["restore of one asset"]
+    per_step_cpu = (whole.cpu_s - one.cpu_s) / (steps - 1)
+    per_step_wall = (whole.wall_s - one.wall_s) / (steps - 1)
     print(f"{steps} steps restored from the cache, -j {args.jobs}, median of {args.repeat}\n")
     print("| case | wall s | CPU s |")
     print("|---|---:|---:|")
@@ -121,6 +141,7 @@ def main() -> int:
             "samples": {
                 "python -c pass": [asdict(s) for s in bare],
                 "no-op run": [asdict(s) for s in noop],
+                "restore of one asset": [asdict(s) for s in singles],
                 "restore": [asdict(s) for s in restores],
             },
             "engine_cpu_ms_per_step": per_step_cpu * 1000,
