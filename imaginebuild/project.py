@@ -230,8 +230,7 @@ class Project:
         return settled.fingerprint(
             mediafile.path,
             mediafile.source_digest,
-            allow_read=mediafile.policy.allow_read,
-            allow_http_loopback=mediafile.policy.allow_http_loopback,
+            policy=mediafile.policy,
             targets=targets,
             provider=options.provider,
             env=self.env,

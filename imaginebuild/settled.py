@@ -28,7 +28,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -38,6 +38,7 @@ from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
     from imaginebuild.events import Reporter
+    from imaginebuild.model import InputPolicy
     from imaginebuild.results import CommandResult
 
 SNAPSHOT_VERSION = 1
@@ -80,24 +81,23 @@ def fingerprint(
     mediafile: Path,
     source_digest: str,
     *,
-    allow_read: Iterable[Path],
-    allow_http_loopback: bool,
+    policy: InputPolicy,
     targets: Sequence[str],
     provider: str | None,
     env: Mapping[str, str],
 ) -> str:
     """What besides files decides the verdict, as one digest.
 
-    `mediafile` is absolute; `allow_read` the resolved folders of the input
-    policy. Every IMAGINEBUILD_* variable takes part, which is more than the
+    `mediafile` is absolute; `policy` is what the user allows beyond the
+    project (its folders resolved). Every IMAGINEBUILD_* variable takes part, which is more than the
     verdict needs (a remote's setting cannot make an asset stale) but keeps
     the rule simple: a changed setting is a miss, never a wrong answer.
     """
     settings: dict[str, object] = {
         "version": [SNAPSHOT_VERSION, __version__],
         "mediafile": str(mediafile),
-        "allow_read": sorted(str(p) for p in allow_read),
-        "allow_http_loopback": allow_http_loopback,
+        "allow_read": sorted(str(p) for p in policy.allow_read),
+        "allow_http_loopback": policy.allow_http_loopback,
         "targets": list(targets),
         "provider": provider,
         "env": sorted(
@@ -184,8 +184,7 @@ def lookup(
     stamp = fingerprint(
         path,
         text_digest(text),
-        allow_read=policy.allow_read,
-        allow_http_loopback=policy.allow_http_loopback,
+        policy=policy,
         targets=targets,
         provider=provider,
         env=env,
