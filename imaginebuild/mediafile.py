@@ -99,7 +99,7 @@ def load_mediafile(path: Path, policy: InputPolicy = PROJECT_ONLY) -> Mediafile:
     if not trusted and stamp.parent.is_dir():
         with contextlib.suppress(OSError):
             atomic_write_bytes(stamp, digest.encode())
-    return dataclasses.replace(mediafile, source_digest=text_digest(text))
+    return mediafile
 
 
 def _identity(path: Path) -> str:
@@ -183,7 +183,7 @@ def parse_mediafile(
     diagnostics += _value_diagnostics(data, drafts, parsed)
     if diagnostics:
         raise MediafileError(diagnostics)
-    return _build(data, drafts, output_dir, path, root, parsed, policy)
+    return _build(data, drafts, output_dir, path, root, parsed, policy, text_digest(text))
 
 
 def _value_diagnostics(
@@ -466,6 +466,7 @@ def _build(
     root: Path,
     where: Parsed,
     policy: InputPolicy,
+    source_digest: str,
 ) -> Mediafile:
     """The frozen model of a mediafile that passed every check."""
     names = dict.fromkeys(draft.name for draft in drafts)  # ordered, and O(1) to ask
@@ -488,6 +489,7 @@ def _build(
         remote_readonly=bool(data.get("remote_readonly", False)),
         version=MEDIAFILE_VERSION,
         policy=policy,
+        source_digest=source_digest,
     )
 
 
