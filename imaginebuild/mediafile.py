@@ -12,7 +12,6 @@ import dataclasses
 import difflib
 import hashlib
 import math
-import os
 import posixpath
 import re
 from collections.abc import Collection, Mapping
@@ -41,6 +40,7 @@ from imaginebuild.model import (
     ProviderSettings,
 )
 from imaginebuild.schema import schema_text
+from imaginebuild.settled import absolute as absolute_path
 from imaginebuild.settled import text_digest
 from imaginebuild.validate import (
     Draft,
@@ -88,7 +88,7 @@ def load_mediafile(path: Path, policy: InputPolicy = PROJECT_ONLY) -> Mediafile:
     """
     display = _display(path)
     text = read_source(path, display)
-    absolute = Path(os.path.abspath(path))  # noqa: PTH100 -- resolve() would follow symlinks
+    absolute = absolute_path(path)
     stamp = absolute.parent / ".imaginebuild" / "validated"
     digest = _schema_digest(text, _identity(absolute))
     trusted = _read_stamp(stamp) == digest
