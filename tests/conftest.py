@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
+from imaginebuild.engine.results import CommandResult
 from imaginebuild.events import RecordingReporter
 from imaginebuild.project import Project, load
-from imaginebuild.results import CommandResult
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 SUBPROCESS_TIMEOUT_S = 60

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from imaginebuild.credentials import (
+from imaginebuild.errors import StoreError, UsageError
+from imaginebuild.store.credentials import (
     ENV_CERT,
     ENV_KEY,
     INSTALL_HINT,
@@ -29,7 +30,6 @@ from imaginebuild.credentials import (
     read_manifest,
     sign_output,
 )
-from imaginebuild.errors import StoreError, UsageError
 
 RECORD: dict[str, Any] = {
     "asset": "london",
@@ -198,7 +198,7 @@ def test_one_variable_without_the_other_is_a_usage_error(given: str, missing: st
 
 def test_importing_the_module_does_not_import_c2pa() -> None:
     code = (
-        "import sys, imaginebuild.credentials;"
+        "import sys, imaginebuild.store.credentials;"
         "print(sorted(m for m in ('c2pa', 'cryptography') if m in sys.modules))"
     )
     out = subprocess.run(

@@ -29,9 +29,9 @@ from typing import Any
 
 import pytest
 
-from imaginebuild.cli import main
+from imaginebuild.cli.app import main
 from imaginebuild.model import Kind
-from imaginebuild.providers import xai as xai_provider
+from imaginebuild.providers.xai import provider as xai_provider
 from imaginebuild.retry import RetryPolicy
 from imaginebuild.testing.fake_xai import FakeXai, Fault, Route, render_image, render_mp4
 

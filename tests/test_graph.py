@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from imaginebuild.engine.graph import Dag
 from imaginebuild.errors import UsageError
-from imaginebuild.graph import Dag
 from imaginebuild.model import Asset, InputRef, Kind, RefKind
 
 

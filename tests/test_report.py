@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from imaginebuild.errors import StoreError
-from imaginebuild.project import Project, load
-from imaginebuild.report import (
+from imaginebuild.cli.report import (
     Card,
     InputItem,
     MediaItem,
@@ -24,6 +22,8 @@ from imaginebuild.report import (
     render_page,
     write_report,
 )
+from imaginebuild.errors import StoreError
+from imaginebuild.project import Project, load
 
 EVIL = "<script>alert(1)</script> & \"quotes\" 'single' </blockquote><img src=x onerror=alert(2)>"
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import pytest
 
-from imaginebuild.scheduler import StepStatus, run_steps
+from imaginebuild.engine.scheduler import StepStatus, run_steps
 
 #   a ──▶ b ──▶ c        d (independent)
 PARENTS: Mapping[str, Sequence[str]] = {"a": (), "b": ("a",), "c": ("b",), "d": ()}

@@ -22,6 +22,16 @@ from typing import Any
 from imaginebuild.atomic import atomic_write_bytes
 from imaginebuild.errors import Diagnostic, MediafileError
 from imaginebuild.gcpause import paused_gc
+from imaginebuild.mediafile.schema import schema_text
+from imaginebuild.mediafile.validate import (
+    Draft,
+    kind_of,
+    outputs_of,
+    resolve_input,
+    schema_diagnostics,
+    semantic_diagnostics,
+)
+from imaginebuild.mediafile.yamlload import JsonPath, Parsed, compose, format_path, read_source
 from imaginebuild.model import (
     IMAGE_ASPECT_RATIOS,
     IMAGE_RESOLUTIONS,
@@ -39,19 +49,9 @@ from imaginebuild.model import (
     Mediafile,
     ProviderSettings,
 )
-from imaginebuild.schema import schema_text
-from imaginebuild.settled import absolute as absolute_path
-from imaginebuild.settled import text_digest
-from imaginebuild.validate import (
-    Draft,
-    kind_of,
-    outputs_of,
-    resolve_input,
-    schema_diagnostics,
-    semantic_diagnostics,
-)
+from imaginebuild.store.settled import absolute as absolute_path
+from imaginebuild.store.settled import text_digest
 from imaginebuild.version import __version__
-from imaginebuild.yamlload import JsonPath, Parsed, compose, format_path, read_source
 
 MAX_EXPANDED = 64 * 1024  # characters a string may grow to by vars
 _VAR = re.compile(r"\$\$\{|\$\{([^}]*)(\})?")
@@ -207,7 +207,7 @@ def _pricing_diagnostics(data: Mapping[str, Any], where: Parsed) -> list[Diagnos
     """Figures the schema cannot judge (e.g. a price that is not a number), at `pricing:`."""
     if "pricing" not in data:
         return []
-    from imaginebuild.pricing import load_price_table
+    from imaginebuild.engine.pricing import load_price_table
 
     try:
         load_price_table(data["pricing"], file=where.filename)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from imaginebuild.errors import Diagnostic
+from imaginebuild.mediafile.yamlload import JsonPath, Parsed, format_path
 from imaginebuild.model import (
     IMAGE_ASPECT_RATIOS,
     KIND_SPECS,
@@ -34,7 +35,6 @@ from imaginebuild.model import (
     RefKind,
 )
 from imaginebuild.urls import is_loopback_host
-from imaginebuild.yamlload import JsonPath, Parsed, format_path
 
 if TYPE_CHECKING:
     import jsonschema
@@ -112,7 +112,7 @@ class _Report:
 def _validator() -> jsonschema.Draft202012Validator:
     import jsonschema
 
-    from imaginebuild.schema import load_schema
+    from imaginebuild.mediafile.schema import load_schema
 
     return jsonschema.Draft202012Validator(load_schema())
 

@@ -33,7 +33,6 @@ from imaginebuild.errors import (
     ProviderError,
     RequestRejected,
 )
-from imaginebuild.journal import JobRecord, Journal
 from imaginebuild.model import MP4, PNG, Media
 from imaginebuild.providers.base import (
     CallRecord,
@@ -45,9 +44,9 @@ from imaginebuild.providers.base import (
     ProviderContext,
     ignore_progress,
 )
-from imaginebuild.providers.xai_bodies import build_request, read_inputs
-from imaginebuild.providers.xai_download import download, store_b64
-from imaginebuild.providers.xai_http import (
+from imaginebuild.providers.xai.bodies import build_request, read_inputs
+from imaginebuild.providers.xai.download import download, store_b64
+from imaginebuild.providers.xai.http import (
     DEFAULT_BASE_URL,
     KEY_HINT,
     Retrier,
@@ -57,6 +56,7 @@ from imaginebuild.providers.xai_http import (
     scrub,
 )
 from imaginebuild.retry import RetryPolicy
+from imaginebuild.store.journal import JobRecord, Journal
 
 DEFAULT_CONCURRENCY = 8
 DEFAULT_POLL_INTERVAL = 2.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TextIO
 
+from imaginebuild.engine.results import CommandResult
 from imaginebuild.events import (
     Event,
     Message,
@@ -17,7 +18,6 @@ from imaginebuild.events import (
     StepPhase,
     StepStarted,
 )
-from imaginebuild.results import CommandResult
 
 VERBOSITY_QUIET = -1
 VERBOSITY_NORMAL = 0

@@ -1,0 +1,10 @@
+"""The command line: argument parsing, printing, and the formats a person reads.
+
+    app        `main(argv) -> int`: parse, call the library, map errors to exit codes
+    console    the plain-line and JSON reporters
+    live       the live progress display on a terminal
+    report     the static HTML gallery
+    dagformat  `dag` in text, dot and mermaid
+
+May import: anything in the package; nothing imports it but `__main__`.
+"""

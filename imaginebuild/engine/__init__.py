@@ -1,0 +1,15 @@
+"""The engine: what to build, in what order, and the run itself.
+
+    keys        canonical encoding and action keys
+    graph       the DAG: targets, order, cycles, critical-path priorities
+    rebuild     the pure per-asset decision with its reasons
+    pricing     the price table and estimates; `estimates` and `budget` build on it
+    scheduler   the async ready-queue that runs opaque steps
+    facts       what a run is asked to do, and one asset's known state
+    fetch       URL inputs fetched into the cache
+    outputcheck what a provider's outputs must be before they are kept
+    runner      one step of a run: call, check, store, record
+    results     what a command reports back, as data and as JSON
+
+May import: the shared vocabulary, `store`, `remote` and `providers`.
+"""

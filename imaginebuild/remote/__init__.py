@@ -1,0 +1,8 @@
+"""The remote cache shared by machines: an object store reached through fsspec.
+
+    cache  the remote's layout: blobs and action entries, read and written safely
+    sync   transfers with retries and verification
+    link   how a run uses the remote: look up before a call, push after it
+
+May import: the shared vocabulary and `store`.
+"""

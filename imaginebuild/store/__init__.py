@@ -1,0 +1,14 @@
+"""This machine's disk: the content-addressed cache and the project's state files.
+
+    cache       blobs and the action cache, atomic writes, materializing
+    hashing     file digests and the stat cache
+    lockfile    mediafile.lock, read and written atomically
+    ledger      the cost ledger and provenance records
+    journal     in-flight provider jobs, for resuming
+    settled     the last up-to-date verdict and what it rested on
+    failures    the last failure per asset
+    projectlock one run per project at a time
+    credentials content credentials (C2PA) on materialized outputs
+
+May import: the shared vocabulary only.
+"""
