@@ -6,5 +6,7 @@
     report     the static HTML gallery
     dagformat  `dag` in text, dot and mermaid
 
-May import: anything in the package; nothing imports it but `__main__`.
+The top layer: the only code that prints, reads arguments or chooses an exit code.
+May import: the shared vocabulary, `mediafile`, `store`, `providers`, `remote`,
+`engine` and `project`. Only `__main__` imports it.
 """

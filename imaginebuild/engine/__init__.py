@@ -11,5 +11,7 @@
     runner      one step of a run: call, check, store, record
     results     what a command reports back, as data and as JSON
 
-May import: the shared vocabulary, `store`, `remote` and `providers`.
+Layer 3: it drives `providers`, `store` and `remote` but never prints, exits or
+parses arguments; `project` wires it to one mediafile on disk.
+May import: the shared vocabulary, `mediafile`, `store`, `providers` and `remote`.
 """

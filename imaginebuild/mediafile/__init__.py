@@ -6,6 +6,7 @@
     load      interpolation, defaults, the model, and the source digest
     scaffold  the starter mediafile of `imaginebuild init`
 
-May import: the shared vocabulary at the package root (errors, model, atomic, urls, …)
-and the price table of `engine.pricing` for the price-override check.
+Layer 1, beside `store`: it knows nothing of runs, disk state or providers.
+May import: the shared vocabulary only. (Two imports still break this and are listed
+in tests/test_layers.py: the settled snapshot's path helper and the price table.)
 """

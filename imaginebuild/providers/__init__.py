@@ -1,4 +1,14 @@
-"""Provider registry: a name from the mediafile → a provider instance (imported lazily)."""
+"""Providers: a name from the mediafile → a provider instance (imported lazily).
+
+    base      the Provider protocol, the request a step hands over, its context
+    local     offline rendering of real PNG and MP4 (Pillow, PyAV)
+    xai       xAI's Grok Imagine REST API (httpx)
+
+Layer 2, beside `remote`: a provider turns one request into files in a work folder;
+it does not know the cache, the lockfile or the run.
+May import: the shared vocabulary, `mediafile` and `store`. (`xai` keeps its job
+journal in `store`.)
+"""
 
 from __future__ import annotations
 

@@ -4,5 +4,6 @@
     sync   transfers with retries and verification
     link   how a run uses the remote: look up before a call, push after it
 
-May import: the shared vocabulary and `store`.
+Layer 2, beside `providers`.
+May import: the shared vocabulary, `mediafile` and `store`.
 """

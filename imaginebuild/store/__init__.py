@@ -10,5 +10,7 @@
     projectlock one run per project at a time
     credentials content credentials (C2PA) on materialized outputs
 
-May import: the shared vocabulary only.
+Layer 1, beside `mediafile`: files in, files out; it never decides what to build.
+May import: the shared vocabulary only. (The settled fast path still builds engine
+results; tests/test_layers.py lists it until it moves.)
 """

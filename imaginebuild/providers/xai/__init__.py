@@ -5,5 +5,5 @@
     http      the HTTP client, retries and error mapping
     download  streamed downloads of results
 
-May import: the shared vocabulary and `providers.base`.
+May import: the shared vocabulary, `providers.base` and `store.journal` (in-flight jobs).
 """
