@@ -9,9 +9,12 @@ Each case runs the command as a fresh process N times and keeps the median wall
 time. Baselines measured in the same run make the figures comparable across
 machines: `python -c pass` (the interpreter alone) and `python -c "import
 argparse, yaml"` (what any Python CLI reading YAML pays). For each case the
-modules a display, a report or a network call would need are listed if they
-were imported: on these paths none may be (validate may load jsonschema when the
-file changed since its last check: checking it against the schema is its job).
+modules a display, a report, a graph view or a network call would need (HEAVY:
+networkx, jsonschema, httpx, rich, av, PIL among them) are listed if they were
+imported, and a case that imports one fails: on these paths none may be (validate
+may load jsonschema when the file changed since its last check: checking it
+against the schema is its job). networkx in particular is only for `dag --format
+json|graphml`, `plan --critical-path`, the report and a mediafile with a cycle.
 
 The mediafile is the skyline example plus four images (10 assets). `validate` is
 timed twice: in a copy without a state folder, where every run checks the file

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imaginebuild.engine.graph import Dag
+from imaginebuild.engine.graph import Dag, critical_path, generations
 from imaginebuild.errors import UsageError
 from imaginebuild.model import Asset, InputRef, Kind, RefKind
 
@@ -86,3 +86,19 @@ def test_an_empty_project() -> None:
     empty = Dag.from_assets({})
     assert empty.order == ()
     assert empty.select([]) == ()
+
+
+def test_critical_path_weighs_nodes_and_leaves_untimed_ends_off() -> None:
+    #   a ──▶ c ──▶ d        b ──▶ c
+    order = ("a", "b", "c", "d")
+    parents = {"a": (), "b": (), "c": ("a", "b"), "d": ("c",)}
+    assert critical_path(order, parents, {"a": 1.0, "b": 5.0, "c": 2.0, "d": 0.0}) == (
+        ("b", "c"),
+        7.0,
+    )
+    assert critical_path(order, parents, dict.fromkeys(order, 0.0)) == ((), 0)
+
+
+def test_generations_are_longest_path_layers_in_declaration_order() -> None:
+    parents = {"a": (), "b": (), "c": ("b",), "d": ("a", "c"), "e": ("a",)}
+    assert generations(("a", "b", "c", "d", "e"), parents) == [["a", "b"], ["c", "e"], ["d"]]

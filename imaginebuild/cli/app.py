@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("targets", nargs="*", metavar="TARGET")
     plan.add_argument("--provider", choices=("xai", "local"))
     plan.add_argument("--force", nargs="*", metavar="NAME")
+    plan.add_argument(
+        "--critical-path",
+        action="store_true",
+        help="also the chain of calls that bounds the run's time (expected seconds)",
+    )
     status = sub.add_parser(
         "status", help="each asset: up to date, stale (why), never built, failed"
     )
@@ -99,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("show", help="an asset's provenance record").add_argument("name")
     dag = sub.add_parser("dag", help="the asset graph")
     dag.add_argument("targets", nargs="*", metavar="TARGET")
-    dag.add_argument("--format", choices=("text", "mermaid", "dot"), default="text")
+    dag.add_argument(
+        "--format", choices=("text", "mermaid", "dot", "json", "graphml"), default="text"
+    )
     sub.add_parser("validate", help="load and check the mediafile only")
     checkout = sub.add_parser("checkout", help="materialize the lockfile's outputs from the cache")
     checkout.add_argument("targets", nargs="*", metavar="TARGET")
@@ -340,12 +347,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _print_plan(args: argparse.Namespace, result: Any) -> int:
+def _print_plan(
+    args: argparse.Namespace, result: Any, path: tuple[tuple[str, float], ...] | None = None
+) -> int:
     from imaginebuild.cli.console import table
     from imaginebuild.money import format_usd
 
     if args.json:
-        _emit_json(result.to_json())
+        data = result.to_json()
+        if path is not None:
+            data["critical_path"] = {
+                "assets": [{"name": n, "expected_seconds": s} for n, s in path],
+                "expected_seconds": sum(s for _, s in path),
+            }
+        _emit_json(data)
         return 0
     rows = [
         (a.name, a.kind, a.reason, format_usd(a.estimate_ticks) if a.estimate_ticks else "")
@@ -353,12 +368,37 @@ def _print_plan(args: argparse.Namespace, result: Any) -> int:
     ]
     sys.stderr.write(table(rows, ("asset", "kind", "plan", "estimate")) + "\n")
     sys.stderr.write(f"estimated total: {format_usd(result.estimate_ticks)}\n")
+    if path is not None:
+        chain = " → ".join(f"{n} ({s:g} s)" for n, s in path) or "no calls"
+        total = f", about {sum(s for _, s in path):g} s one after another" if path else ""
+        sys.stderr.write(f"critical path: {chain}{total}\n")
     return 0
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     project = _project(args)
-    return _print_plan(args, project.plan(args.targets, _options(args)))
+    result = project.plan(args.targets, _options(args))
+    path = _critical_path(project, result) if args.critical_path else None
+    return _print_plan(args, result, path)
+
+
+def _critical_path(project: Project, result: Any) -> tuple[tuple[str, float], ...]:
+    """The plan's longest chain of calls, each weighted by its expected seconds.
+
+    Assets the plan restores or finds up to date take no time; a plan's reason
+    starts with what it does to the asset ("call", "restore from cache", "up to date").
+    """
+    from imaginebuild.engine.estimates import expected_seconds
+    from imaginebuild.engine.graph import critical_path
+
+    seconds = {
+        a.name: expected_seconds(project.mediafile.assets[a.name])
+        if a.reason.split(":")[0] == "call"
+        else 0.0
+        for a in result.assets
+    }
+    path, _ = critical_path(tuple(seconds), project.dag.parents, seconds)
+    return tuple((name, seconds[name]) for name in path)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

@@ -1,14 +1,17 @@
-"""Renders the asset DAG as indented text, Mermaid (renders on GitHub) or Graphviz dot."""
+"""Renders the asset DAG as indented text, Mermaid (renders on GitHub), Graphviz dot,
+networkx node-link JSON or GraphML (the last two for tools: Gephi, yEd, networkx itself).
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
-from imaginebuild.engine.graph import Dag
+from imaginebuild.engine.graph import Dag, digraph
 from imaginebuild.model import Asset, RefKind
 
-FORMATS = ("text", "mermaid", "dot")
+FORMATS = ("text", "mermaid", "dot", "json", "graphml")
 
 
 def render_dag(dag: Dag, assets: Mapping[str, Asset], selected: tuple[str, ...], fmt: str) -> str:
@@ -17,7 +20,40 @@ def render_dag(dag: Dag, assets: Mapping[str, Asset], selected: tuple[str, ...],
         return _mermaid(assets, selected)
     if fmt == "dot":
         return _dot(assets, selected)
+    if fmt == "json":
+        return _node_link(dag, assets, selected)
+    if fmt == "graphml":
+        return _graphml(dag, assets, selected)
     return _text(dag, assets, selected)
+
+
+def asset_graph(dag: Dag, assets: Mapping[str, Asset], selected: tuple[str, ...]) -> Any:
+    """The selected assets as a networkx DiGraph: each node has its kind, provider and
+    model; each edge the input references (`london[0]`) it stands for."""
+    attributes = {
+        n: {"kind": assets[n].kind.value, "provider": assets[n].provider, "model": assets[n].model}
+        for n in selected
+    }
+    graph = digraph(selected, dag.parents, attributes)
+    for name in selected:
+        for ref in assets[name].inputs:
+            if ref.kind is RefKind.ASSET and graph.has_edge(ref.asset, name):
+                edge = graph.edges[ref.asset, name]
+                edge["refs"] = f"{edge['refs']} {ref.raw}" if "refs" in edge else ref.raw
+    return graph
+
+
+def _node_link(dag: Dag, assets: Mapping[str, Asset], selected: tuple[str, ...]) -> str:
+    import networkx as nx
+
+    data = nx.node_link_data(asset_graph(dag, assets, selected), edges="edges")
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def _graphml(dag: Dag, assets: Mapping[str, Asset], selected: tuple[str, ...]) -> str:
+    import networkx as nx
+
+    return "\n".join(nx.generate_graphml(asset_graph(dag, assets, selected)))
 
 
 def _label(asset: Asset) -> str:

@@ -3,7 +3,7 @@
     write_report(project, out_dir)
       ├─ collect   lockfile + mediafile + status ─▶ Card per asset (media copied
       │            into out_dir/media/ by content hash, so the folder stands alone)
-      ├─ layout    the DAG in layers (longest path from a root), barycentre order
+      ├─ layout    the DAG in layers (topological generations), barycentre order
       └─ render    pure: Cards + Layout ─▶ HTML text (every user string escaped)
 
 The page has no script and loads nothing from the network: it works from
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imaginebuild.atomic import atomic_write_bytes, atomic_writer
+from imaginebuild.engine.graph import generations
 from imaginebuild.errors import ImaginebuildError, StoreError
 from imaginebuild.model import Asset, InputRef, RefKind
 from imaginebuild.store.lockfile import LockedOutput, LockEntry
@@ -344,16 +345,12 @@ def layout_dag(
     parents: Mapping[str, Sequence[str]],
     kinds: Mapping[str, str] | None = None,
 ) -> Layout:
-    """Layers left to right by longest path from a root; order within a layer by barycentre.
+    """Layers left to right by longest path from a root (networkx's topological
+    generations); order within a layer by barycentre.
 
     `order` must be topological. Widths follow the label length (monospace).
     """
-    level: dict[str, int] = {}
-    for name in order:
-        level[name] = 1 + max((level[p] for p in parents[name]), default=-1)
-    layers: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
-    for name in order:
-        layers[level[name]].append(name)
+    layers = generations(order, parents)
     rank: dict[str, float] = {}
     for layer in layers:
         layer.sort(key=lambda n: _barycentre(n, parents, rank))

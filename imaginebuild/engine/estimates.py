@@ -1,9 +1,15 @@
-"""What an asset's call would cost, from the mediafile alone (pure but for the price file).
+"""What an asset's call would cost and how long it would take, from the mediafile alone.
 
 What the price depends on is read from the declaration: the number of input
 images (every input of an image-taking kind is one; validation saw to it), the
 resolution an edit or extension inherits from its input clip, and the declared
-length of a clip that `video_edit` bills per second.
+length of a clip that `video_edit` bills per second. Pure but for the price file.
+
+The expected time of a call is a rough guess, not a measurement: it only has to
+rank steps (the scheduler starts the slowest chain first) and weigh the path
+`plan --critical-path` shows. An image call takes about IMAGE_CALL_S; a video
+call about VIDEO_CALL_BASE_S plus VIDEO_CALL_PER_S per second of clip (a clip of
+unknown length counts as DEFAULT_VIDEO_S).
 """
 
 from __future__ import annotations
@@ -11,6 +17,18 @@ from __future__ import annotations
 from typing import Any
 
 from imaginebuild.model import Asset, Kind, Media, Mediafile
+
+IMAGE_CALL_S = 10.0
+VIDEO_CALL_BASE_S = 60.0
+VIDEO_CALL_PER_S = 15.0
+DEFAULT_VIDEO_S = 8
+
+
+def expected_seconds(asset: Asset) -> float:
+    """Roughly how long a provider call for `asset` takes (videos are the slow ones)."""
+    if asset.output_media is Media.IMAGE:
+        return IMAGE_CALL_S
+    return VIDEO_CALL_BASE_S + VIDEO_CALL_PER_S * (asset.duration or DEFAULT_VIDEO_S)
 
 
 class Estimator:

@@ -5,17 +5,22 @@ Edges point from an input to the asset that reads it:
     london ──▶ sketch ──▶ clip ──▶ clip_long
     logo.png ─┘            (files and URLs are not nodes)
 
-Built on the standard library's graphlib: importing a graph package would cost
-more start-up time than a whole no-op run may take. Cycles are rejected by
-validation before a graph is built; `CycleError` here would be a bug.
+Built on the standard library's graphlib: importing networkx would cost more
+start-up time than a whole no-op run may take. Cycles are rejected by validation
+before a graph is built; `CycleError` here would be a bug.
+
+Commands where start-up does not matter (`dag --format json|graphml`,
+`plan --critical-path`, the report's layout) use networkx through `digraph` and
+the functions after it, which import it when called.
 """
 
 from __future__ import annotations
 
 import difflib
 import graphlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from imaginebuild.errors import UsageError
 from imaginebuild.model import Asset
@@ -72,6 +77,58 @@ class Dag:
             tail = max((remaining[c] for c in self.children[name] if c in selected), default=0.0)
             remaining[name] = weight(name) + tail
         return remaining
+
+
+def digraph(
+    order: Iterable[str],
+    parents: Mapping[str, Iterable[str]],
+    attributes: Mapping[str, Mapping[str, object]] | None = None,
+) -> Any:
+    """The nodes of `order` and the edges among them as a networkx DiGraph (parent → child).
+
+    Nodes keep the order of `order`; `attributes[name]` become the node's data.
+    Parents outside `order` are left out, as in a selection of targets.
+    """
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    for name in order:
+        graph.add_node(name, **(attributes or {}).get(name, {}))
+    for name in list(graph):
+        graph.add_edges_from((p, name) for p in parents[name] if p in graph)
+    return graph
+
+
+def critical_path(
+    order: Sequence[str], parents: Mapping[str, Iterable[str]], seconds: Mapping[str, float]
+) -> tuple[tuple[str, ...], float]:
+    """The chain of `order` whose steps take longest one after another, and its total.
+
+    `order` must be topological. A path may start and end anywhere; steps that take
+    no time are left off its ends (an empty path when nothing takes time).
+    """
+    import networkx as nx
+
+    graph = digraph(order, parents)
+    start = object()  # a source before every node, so a node's own weight counts too
+    for name in order:
+        graph.add_edge(start, name)
+    for parent, child in graph.edges:
+        graph.edges[parent, child]["seconds"] = seconds[child]
+    path = nx.dag_longest_path(graph, weight="seconds", topo_order=[start, *order])[1:]
+    timed = [i for i, name in enumerate(path) if seconds[name] > 0]
+    path = path[timed[0] : timed[-1] + 1] if timed else []
+    return tuple(path), sum(seconds[name] for name in path)
+
+
+def generations(order: Sequence[str], parents: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """Layers by longest path from a root (a node sits one right of its deepest parent),
+    each in the order of `order`."""
+    import networkx as nx
+
+    rank = {name: i for i, name in enumerate(order)}
+    layers = nx.topological_generations(digraph(order, parents))
+    return [sorted(layer, key=rank.__getitem__) for layer in layers]
 
 
 def _toposort(parents: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:

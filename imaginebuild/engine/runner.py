@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imaginebuild.engine.estimates import expected_seconds
 from imaginebuild.engine.facts import Facts, RunOptions, is_forced, url_pins
 from imaginebuild.engine.keys import ActionFields
 from imaginebuild.engine.rebuild import Action, Decision
@@ -45,7 +46,7 @@ from imaginebuild.events import (
     StepPhase,
     StepStarted,
 )
-from imaginebuild.model import Asset, Media, RefKind
+from imaginebuild.model import Asset, RefKind
 from imaginebuild.providers.base import (
     GenerationRequest,
     GenerationResult,
@@ -61,11 +62,6 @@ from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
     from imaginebuild.project import Project
-
-# Rough seconds per step, only to rank the critical path (videos are the slow ones).
-_WEIGHT_IMAGE_S = 10.0
-_WEIGHT_VIDEO_BASE_S = 60.0
-_WEIGHT_VIDEO_PER_S = 15.0
 
 
 class Runner:
@@ -104,7 +100,7 @@ class Runner:
         self.reporter.emit(RunStarted(len(selected)))
         started = self.clock()
         priorities = self.project.dag.priorities(
-            selected, lambda n: _weight(self.mediafile.assets[n])
+            selected, lambda n: expected_seconds(self.mediafile.assets[n])
         )
         try:
             statuses = await run_steps(
@@ -552,12 +548,6 @@ class Runner:
                 f"--locked: the lockfile would change for {', '.join(changing)}",
                 hint="run without --locked and commit mediafile.lock",
             )
-
-
-def _weight(asset: Asset) -> float:
-    if asset.output_media is Media.IMAGE:
-        return _WEIGHT_IMAGE_S
-    return _WEIGHT_VIDEO_BASE_S + _WEIGHT_VIDEO_PER_S * (asset.duration or 8)
 
 
 def _exit_code(statuses: Mapping[str, StepStatus]) -> int:

@@ -10,6 +10,8 @@ what an earlier problem makes meaningless, so a file's problems come out togethe
 from __future__ import annotations
 
 import difflib
+import graphlib
+import itertools
 import posixpath
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -50,6 +52,7 @@ FILE_MEDIA: Mapping[str, Media] = {
     ".mp4": Media.VIDEO,
 }
 OUTPUT_SUFFIX: Mapping[Media, str] = {Media.IMAGE: ".png", Media.VIDEO: ".mp4"}
+MAX_CYCLES = 20  # a file with more gets the first ones: enough to start untangling it
 
 
 @dataclass(frozen=True)
@@ -573,52 +576,47 @@ def _check_duplicate_outputs(drafts: Sequence[Draft], output_dir: str, report: _
 
 
 def _check_cycles(drafts: Sequence[Draft], report: _Report) -> None:
-    """Name every cycle of asset references once, starting at its earliest-declared asset."""
+    """Name every cycle of asset references (at most MAX_CYCLES), each once.
+
+    graphlib says whether there is any; only then is networkx imported, to list
+    them all (its Johnson search yields one cycle per step, so the bound holds its time).
+    """
     order = {draft.name: i for i, draft in enumerate(drafts)}
-    edges: dict[str, list[tuple[str, int]]] = {}
+    reads: dict[str, dict[str, int]] = {}  # asset → {asset it reads: first index in inputs}
     for draft in drafts:
         for index, raw in draft.inputs:
             match = _ASSET_REF.match(raw)
             target = match.group(1) if match else None
             if target in order and target != draft.name and "://" not in raw:
-                edges.setdefault(draft.name, []).append((target or "", index))
-    state: dict[str, int] = {}  # 1 on the path being explored, 2 done
-    seen: set[frozenset[str]] = set()
-    for draft in drafts:  # iterative DFS: a long chain of assets must not exhaust the stack
-        if draft.name in state:
-            continue
-        state[draft.name] = 1
-        path = [draft.name]
-        pending = [iter(edges.get(draft.name, []))]
-        while pending:
-            step = next(pending[-1], None)
-            if step is None:
-                state[path.pop()] = 2
-                pending.pop()
-                continue
-            target = step[0]
-            if state.get(target) == 1:
-                cycle = path[path.index(target) :]
-                if frozenset(cycle) not in seen:
-                    seen.add(frozenset(cycle))
-                    _report_cycle(cycle, order, edges, report)
-            elif target not in state:
-                state[target] = 1
-                path.append(target)
-                pending.append(iter(edges.get(target, [])))
+                reads.setdefault(draft.name, {}).setdefault(target or "", index)
+    try:
+        graphlib.TopologicalSorter(reads).prepare()
+        return
+    except graphlib.CycleError:
+        pass
+    import networkx as nx
+
+    graph = nx.DiGraph((name, target) for name, targets in reads.items() for target in targets)
+    found = list(itertools.islice(nx.simple_cycles(graph), MAX_CYCLES + 1))
+    rings = sorted(
+        (_ring(cycle, order) for cycle in found[:MAX_CYCLES]),
+        key=lambda ring: [order[n] for n in ring],
+    )
+    for ring in rings:
+        first, second = ring[0], ring[1 % len(ring)]
+        report.add(
+            ("assets", first, "inputs", reads[first][second]),
+            "cycle: " + " → ".join([*ring, first]),
+            "an asset cannot depend on its own output; break one of these inputs",
+        )
+    if len(found) > MAX_CYCLES:
+        report.add(
+            ("assets",), f"more than {MAX_CYCLES} cycles among the assets; the first are listed",
+            "break those, then validate again to see the rest", key=True,
+        )  # fmt: skip
 
 
-def _report_cycle(
-    cycle: list[str],
-    order: Mapping[str, int],
-    edges: Mapping[str, list[tuple[str, int]]],
-    report: _Report,
-) -> None:
+def _ring(cycle: Sequence[str], order: Mapping[str, int]) -> list[str]:
+    """A cycle turned to start at its earliest-declared asset, so each reads the same."""
     start = min(range(len(cycle)), key=lambda i: order[cycle[i]])
-    ring = cycle[start:] + cycle[:start]
-    first, second = ring[0], ring[1 % len(ring)]
-    index = next(i for target, i in edges[first] if target == second)
-    report.add(
-        ("assets", first, "inputs", index), "cycle: " + " → ".join([*ring, first]),
-        "an asset cannot depend on its own output; break one of these inputs",
-    )  # fmt: skip
+    return [*cycle[start:], *cycle[:start]]
