@@ -1,0 +1,238 @@
+"""Money as a user meets it: budgets past one run, `plan` against every budget, the
+ledger's maybe-billed lines and request-id dedupe, one money format, the report's
+"spent", filesystem limits refused before any call, and extension estimates.
+
+End to end through the in-process CLI (`main([...])`) against the fake xAI server
+over real HTTP on 127.0.0.1; the fake bills $0.02 per 1k image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imaginebuild.cli.app import main
+from imaginebuild.engine.budget import Allowance, Budget, Limit, LimitState, allowance
+from imaginebuild.money import usd_to_ticks
+from imaginebuild.store.ledger import Billing, Ledger, LedgerEntry, format_time
+from imaginebuild.testing.fake_xai import FakeXai
+
+KEY = "xai-MONEY-KEY-0123456789abcdef"
+CENT = usd_to_ticks("0.01")
+IMAGE = 2 * CENT  # what the fake bills per 1k image (and the built-in price table says)
+
+FIVE_IMAGES = """
+version: 1
+provider: xai
+{budget}
+assets:
+  a1: {{kind: image, prompt: one}}
+  a2: {{kind: image, prompt: two}}
+  a3: {{kind: image, prompt: three}}
+  a4: {{kind: image, prompt: four}}
+  a5: {{kind: image, prompt: five}}
+"""
+
+
+@dataclass(frozen=True)
+class Cli:
+    """One in-process `imaginebuild` command: exit code, stdout, stderr."""
+
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> dict[str, Any]:
+        """stdout as the one JSON object `--json` promises."""
+        data = json.loads(self.out)
+        assert isinstance(data, dict), self.out
+        return data
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeXai]:
+    """A fresh fake API billing the default prices."""
+    with FakeXai() as server:
+        yield server
+
+
+@pytest.fixture
+def project(tmp_path: Path, fake: FakeXai, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project folder, the in-process CLI pointed at the fake from it."""
+    for name in list(os.environ):
+        if name.startswith(("XAI_", "IMAGINEBUILD_", "GITHUB_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
+    monkeypatch.setenv("XAI_API_KEY", KEY)
+    monkeypatch.setenv("IMAGINEBUILD_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "p"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Any:
+    """Run `imaginebuild ARGS…` in-process and capture what it printed."""
+
+    def run(*args: str) -> Cli:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.err, captured.err
+        assert KEY not in captured.out + captured.err
+        return Cli(code, captured.out, captured.err)
+
+    return run
+
+
+def write(folder: Path, text: str) -> None:
+    """Write the project's mediafile."""
+    (folder / "mediafile.yaml").write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+
+
+def line(
+    ticks: int,
+    *,
+    at: datetime | None = None,
+    request_id: str | None = None,
+    billing: Billing = Billing.BILLED,
+    asset: str = "old",
+) -> LedgerEntry:
+    """A ledger line of an earlier run."""
+    moment = at or datetime.now(timezone.utc)
+    return LedgerEntry(
+        time=format_time(moment.timestamp()), run_id="earlier", asset=asset, key="k" * 64,
+        provider="xai", model="grok-imagine-image", endpoint="/v1/images/generations",
+        request_id=request_id, ticks=ticks, billing=billing,
+    )  # fmt: skip
+
+
+def ledger(folder: Path) -> Ledger:
+    """The project's ledger."""
+    return Ledger(folder / ".imaginebuild" / "ledger.jsonl")
+
+
+def states(report: dict[str, Any]) -> dict[str, str]:
+    """Each asset's state in a `--json` report."""
+    return {a["name"]: a["state"] for a in report["assets"]}
+
+
+# ---------------------------------------------------------------- 1. budgets beyond one run
+
+
+TODAY = date(2026, 11, 24)
+NOON = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
+
+
+def test_the_allowance_is_the_least_any_budget_has_left() -> None:
+    entries = [
+        line(30 * CENT, at=NOON - timedelta(days=2)),  # an earlier day: total only
+        line(10 * CENT, at=NOON, request_id="r1"),
+        line(10 * CENT, at=NOON, request_id="r1"),  # the same request again: counted once
+        line(5 * CENT, at=NOON, request_id="r2", billing=Billing.MAYBE_BILLED),
+        line(1 * CENT, at=datetime(2026, 11, 24, 0, 0, tzinfo=timezone.utc)),  # 00:00 UTC
+    ]
+    found = allowance(100 * CENT, 50 * CENT, 60 * CENT, entries, TODAY)
+    by_limit = {s.limit: s for s in found.limits}
+    assert by_limit[Limit.PER_RUN] == LimitState(Limit.PER_RUN, 100 * CENT, 0)
+    assert by_limit[Limit.PER_DAY].used == 16 * CENT  # maybe-billed counts; r1 once
+    assert by_limit[Limit.TOTAL].used == 46 * CENT
+    assert found.remaining == 14 * CENT
+    assert [s.limit for s in found.binding] == [Limit.TOTAL]
+    assert [s.limit for s in found.exceeded_by(40 * CENT)] == [Limit.PER_DAY, Limit.TOTAL]
+    assert [s.limit for s in found.exceeded_by(20 * CENT)] == [Limit.TOTAL]
+    assert found.exceeded_by(14 * CENT) == ()  # reaching a budget exactly is allowed
+
+
+def test_an_overrun_budget_allows_nothing_and_no_budget_allows_all() -> None:
+    overrun = allowance(None, None, 10 * CENT, [line(12 * CENT, at=NOON)], TODAY)
+    assert overrun.remaining == 0
+    assert Allowance().remaining is None
+    budget = Budget.for_run(overrun)
+    assert not budget.reserve("a", 1)
+    assert "total budget" in budget.refusal("a", 1)
+
+
+def test_a_tie_names_every_binding_budget() -> None:
+    found = allowance(10 * CENT, None, 20 * CENT, [line(10 * CENT, at=NOON)], TODAY)
+    budget = Budget.for_run(found)
+    assert budget.limit_name() == "per-run and total"
+
+
+def test_the_total_budget_counts_earlier_runs_and_run_names_it(
+    project: Path, fake: FakeXai, cli: Any
+) -> None:
+    write(project, FIVE_IMAGES.format(budget="budget: {max_usd: 1.00, max_usd_total: 0.10}"))
+    ledger(project).append(line(6 * CENT, at=datetime.now(timezone.utc) - timedelta(days=40)))
+    done = cli("--json", "run", "-j", "1")
+    assert done.code == 3, done.err
+    assert len(fake.requests("images")) == 2 and fake.billed_ticks() == 2 * IMAGE
+    assert sorted(states(done.json).values()) == ["built"] * 2 + ["skipped"] * 3
+    (message,) = done.json["messages"]
+    assert message.startswith("total budget reached: left unbuilt"), message
+    assert "$0.06 more" in message
+    skipped = [a for a in done.json["assets"] if a["state"] == "skipped"]
+    assert all("would pass the total budget" in a["reason"] for a in skipped), skipped
+    assert message in done.err
+
+
+def test_the_per_day_budget_counts_only_todays_ledger_lines(
+    project: Path, fake: FakeXai, cli: Any
+) -> None:
+    write(project, FIVE_IMAGES.format(budget="budget: {max_usd_per_day: 0.10}"))
+    now = datetime.now(timezone.utc)
+    ledger(project).append(line(500 * CENT, at=now - timedelta(days=2)))  # not today
+    ledger(project).append(line(4 * CENT, at=now, request_id="earlier-today"))
+    ledger(project).append(
+        line(2 * CENT, at=now, request_id="cut-off", billing=Billing.MAYBE_BILLED)
+    )
+    done = cli("--json", "run", "-j", "1")
+    assert done.code == 3, done.err
+    assert len(fake.requests("images")) == 2, "$0.06 of today's $0.10 was in the ledger"
+    (message,) = done.json["messages"]
+    assert message.startswith("per-day budget reached"), message
+
+
+def test_budgets_that_allow_the_run_change_nothing(project: Path, fake: FakeXai, cli: Any) -> None:
+    write(
+        project,
+        FIVE_IMAGES.format(budget="budget: {max_usd: 0.10, max_usd_per_day: 5, max_usd_total: 9}"),
+    )
+    done = cli("--json", "run")
+    assert done.code == 0, done.err
+    assert fake.billed_ticks() == 5 * IMAGE
+
+
+@pytest.mark.parametrize(
+    ("value", "wanted"),
+    [
+        ("0", "must be greater than 0"),
+        ("-1", "must be greater than 0"),
+        (".inf", "is not an amount of money"),
+        (".nan", "is not an amount of money"),
+        ("'5'", "number"),
+    ],
+)
+@pytest.mark.parametrize("key", ["max_usd_per_day", "max_usd_total"])
+def test_a_bad_budget_is_a_located_error_and_nothing_is_called(
+    project: Path, fake: FakeXai, cli: Any, key: str, value: str, wanted: str
+) -> None:
+    write(project, FIVE_IMAGES.format(budget=f"budget:\n  {key}: {value}"))
+    for argv in (["validate"], ["run"], ["plan"]):
+        done = cli(*argv)
+        assert done.code == 2, done.err
+        assert re.search(rf"^mediafile\.yaml:4:\d+: budget\.{key}: ", done.err, re.M), done.err
+        assert wanted in done.err, done.err
+    assert fake.log == []
+    assert not (project / ".imaginebuild").exists()
