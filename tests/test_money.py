@@ -12,9 +12,8 @@ import json
 import os
 import re
 import textwrap
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -236,3 +235,26 @@ def test_a_bad_budget_is_a_located_error_and_nothing_is_called(
         assert wanted in done.err, done.err
     assert fake.log == []
     assert not (project / ".imaginebuild").exists()
+
+
+# ---------------------------------------------------------------- 3. maybe-billed lines in `cost`
+
+
+def test_cost_shows_maybe_billed_calls_on_their_own(project: Path, cli: Any) -> None:
+    write(project, FIVE_IMAGES.format(budget=""))
+    now = datetime.now(timezone.utc)
+    book = ledger(project)
+    book.append(line(2 * CENT, at=now, request_id="r-1", asset="a1"))
+    book.append(line(2 * CENT, at=now, request_id="r-1", asset="a1"))  # refused: same id
+    book.append(line(15 * CENT, at=now, billing=Billing.MAYBE_BILLED, asset="a2"))
+    assert len(book.entries()) == 2
+    text = cli("cost")
+    assert text.code == 0, text.err
+    assert "total: $0.17\n" in text.err
+    assert "billed: $0.02; may have been billed: $0.15 in 1 call(s)" in text.err
+    assert "a2  /v1/images/generations  (no request id)  $0.15" in text.err
+    data = cli("--json", "cost").json
+    assert data["total"]["ticks"] == 17 * CENT
+    assert (data["billed_usd"], data["maybe_billed_usd"]) == ("0.02", "0.15")
+    assert [m["asset"] for m in data["maybe_billed"]] == ["a2"]
+    assert data["total"]["maybe_billed_ticks"] == 15 * CENT

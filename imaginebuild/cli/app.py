@@ -512,7 +512,19 @@ def _cmd_cost(args: argparse.Namespace) -> int:
         return 0
     rows = [(r.group, str(r.calls), format_usd(r.ticks)) for r in summary.rows]
     sys.stderr.write(table(rows, (args.by, "calls", "cost")) + "\n")
+    maybe = summary.total.maybe_billed_ticks
     sys.stderr.write(f"total: {format_usd(summary.total.ticks)}\n")
+    if summary.maybe_billed:
+        sys.stderr.write(
+            f"  billed: {format_usd(summary.total.ticks - maybe)}; may have been billed: "
+            f"{format_usd(maybe)} in {len(summary.maybe_billed)} call(s), counted at their "
+            "estimate against every budget:\n"
+        )
+        for e in summary.maybe_billed:
+            sys.stderr.write(
+                f"  {e.time}  {e.asset}  {e.endpoint}  {e.request_id or '(no request id)'}"
+                f"  {format_usd(e.ticks)}\n"
+            )
     if ledger.skipped:
         sys.stderr.write(f"warning: {ledger.skipped} unreadable ledger line(s) skipped\n")
     return 0
