@@ -258,3 +258,54 @@ def test_cost_shows_maybe_billed_calls_on_their_own(project: Path, cli: Any) -> 
     assert (data["billed_usd"], data["maybe_billed_usd"]) == ("0.02", "0.15")
     assert [m["asset"] for m in data["maybe_billed"]] == ["a2"]
     assert data["total"]["maybe_billed_ticks"] == 15 * CENT
+
+
+# ---------------------------------------------------------------- 2. `plan` against every budget
+
+
+def test_plan_shows_every_budget_and_warns_when_the_estimate_passes_one(
+    project: Path, fake: FakeXai, cli: Any
+) -> None:
+    write(
+        project,
+        FIVE_IMAGES.format(
+            budget="budget: {max_usd: 0.50, max_usd_per_day: 0.07, max_usd_total: 100}"
+        ),
+    )
+    ledger(project).append(line(1 * CENT, at=datetime.now(timezone.utc)))
+    done = cli("plan")
+    assert done.code == 0, done.err  # a warning, not a refusal, without --check
+    assert "estimated total: $0.10\n" in done.err
+    assert "per-run budget $0.50: $0.50 left\n" in done.err
+    assert "per-day budget $0.07: $0.01 used, $0.06 left\n" in done.err
+    assert "total budget $100.00: $0.01 used, $99.99 left\n" in done.err
+    warnings = [x for x in done.err.splitlines() if x.startswith("warning:")]
+    assert warnings == ["warning: the estimated $0.10 passes the per-day budget $0.07: "
+                        "$0.01 used, $0.06 left"]  # fmt: skip
+    checked = cli("--json", "plan", "--check")
+    assert checked.code == 3 and checked.json["exit_code"] == 3
+    assert warnings[0] in checked.err
+    budgets = {b["limit"]: b for b in checked.json["budgets"]}
+    assert budgets["per-day"] == {
+        "limit": "per-day", "cap_usd": "0.07", "used_usd": "0.01", "remaining_usd": "0.06",
+        "exceeded": True,
+    }  # fmt: skip
+    assert not budgets["per-run"]["exceeded"] and not budgets["total"]["exceeded"]
+    assert checked.json["billable_usd"] == "0.1"
+    assert fake.log == []  # plan calls nothing
+
+
+def test_plan_check_passes_when_every_budget_allows_the_estimate(
+    project: Path, cli: Any
+) -> None:
+    write(project, FIVE_IMAGES.format(budget="budget: {max_usd: 0.10}"))  # exactly reached
+    done = cli("plan", "--check")
+    assert done.code == 0, done.err
+    assert "warning" not in done.err
+    assert cli("plan", "--check", "--provider", "local").code == 0  # rehearsals bill nothing
+
+
+def test_plan_check_without_budgets_passes_and_lists_none(project: Path, cli: Any) -> None:
+    write(project, FIVE_IMAGES.format(budget=""))
+    done = cli("--json", "plan", "--check")
+    assert done.code == 0 and done.json["budgets"] == []

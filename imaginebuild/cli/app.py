@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("targets", nargs="*", metavar="TARGET")
     plan.add_argument("--provider", choices=("xai", "local"))
     plan.add_argument("--force", nargs="*", metavar="NAME")
+    plan.add_argument(
+        "--check", action="store_true", help="exit 3 if the estimate passes any budget"
+    )
     status = sub.add_parser(
         "status", help="each asset: up to date, stale (why), never built, failed"
     )
@@ -323,7 +326,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         project = _project(args, reporter)
         options = _options(args)
         if args.dry_run:
-            return _print_plan(args, project.plan(args.targets, options))
+            return _print_plan(args, project, options)
         result = project.run(args.targets, options)
     from imaginebuild.cli.console import summary_line
 
@@ -340,25 +343,45 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _print_plan(args: argparse.Namespace, result: Any) -> int:
+def _print_plan(args: argparse.Namespace, project: Project, options: Any) -> int:
+    """`plan` (and `run --dry-run`): each asset's plan, the estimate, every budget with what
+    it has left; a warning per budget the estimate would pass (`--check`: then exit 3)."""
     from imaginebuild.cli.console import table
-    from imaginebuild.money import format_usd
+    from imaginebuild.engine.budget import run_allowance
+    from imaginebuild.money import format_usd, usd_json
 
-    if args.json:
-        _emit_json(result.to_json())
-        return 0
-    rows = [
-        (a.name, a.kind, a.reason, format_usd(a.estimate_ticks) if a.estimate_ticks else "")
+    result = project.plan(args.targets, options)
+    allowance = run_allowance(project.mediafile, options.max_cost_usd, project.state_dir)
+    billable = sum(
+        a.estimate_ticks
         for a in result.assets
-    ]
-    sys.stderr.write(table(rows, ("asset", "kind", "plan", "estimate")) + "\n")
-    sys.stderr.write(f"estimated total: {format_usd(result.estimate_ticks)}\n")
-    return 0
+        if project.asset_for(a.name, options).provider != "local"  # rehearsals bill nothing
+    )
+    over = allowance.exceeded_by(billable)
+    if over and getattr(args, "check", False):
+        result = dataclasses.replace(result, exit_code=3)
+    if args.json:
+        budgets = [{**s.to_json(), "exceeded": s in over} for s in allowance.limits]
+        data = {**result.to_json(), "billable_usd": usd_json(billable), "budgets": budgets}
+        _emit_json(data)
+    else:
+        rows = [
+            (a.name, a.kind, a.reason, format_usd(a.estimate_ticks) if a.estimate_ticks else "")
+            for a in result.assets
+        ]
+        sys.stderr.write(table(rows, ("asset", "kind", "plan", "estimate")) + "\n")
+        sys.stderr.write(f"estimated total: {format_usd(result.estimate_ticks)}\n")
+        for state in allowance.limits:
+            sys.stderr.write(f"{state.describe()}\n")
+    for state in over:
+        sys.stderr.write(
+            f"warning: the estimated {format_usd(billable)} passes the {state.describe()}\n"
+        )
+    return result.exit_code
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    project = _project(args)
-    return _print_plan(args, project.plan(args.targets, _options(args)))
+    return _print_plan(args, _project(args), _options(args))
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
