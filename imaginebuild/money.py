@@ -44,6 +44,15 @@ def format_usd(ticks: int) -> str:
     return f"{sign}${whole}.{digits}"
 
 
+def ticks_of_text(text: str | None) -> int:
+    """The ticks of a decimal USD string from an event or a stored record; 0 when it is
+    absent or not a finite amount (a display never fails on one bad figure)."""
+    try:
+        return usd_to_ticks(text or "0")
+    except ValueError:
+        return 0
+
+
 def usd_json(ticks: int) -> str:
     """Ticks as an exact plain decimal string for JSON and records (`0.1`, `12`, no `$`).
 
@@ -52,4 +61,11 @@ def usd_json(ticks: int) -> str:
     return format(ticks_to_usd(ticks).normalize(), "f")
 
 
-__all__ = ["TICKS_PER_USD", "format_usd", "ticks_to_usd", "usd_json", "usd_to_ticks"]
+__all__ = [
+    "TICKS_PER_USD",
+    "format_usd",
+    "ticks_of_text",
+    "ticks_to_usd",
+    "usd_json",
+    "usd_to_ticks",
+]

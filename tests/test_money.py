@@ -295,9 +295,7 @@ def test_plan_shows_every_budget_and_warns_when_the_estimate_passes_one(
     assert fake.log == []  # plan calls nothing
 
 
-def test_plan_check_passes_when_every_budget_allows_the_estimate(
-    project: Path, cli: Any
-) -> None:
+def test_plan_check_passes_when_every_budget_allows_the_estimate(project: Path, cli: Any) -> None:
     write(project, FIVE_IMAGES.format(budget="budget: {max_usd: 0.10}"))  # exactly reached
     done = cli("plan", "--check")
     assert done.code == 0, done.err
@@ -309,3 +307,55 @@ def test_plan_check_without_budgets_passes_and_lists_none(project: Path, cli: An
     write(project, FIVE_IMAGES.format(budget=""))
     done = cli("--json", "plan", "--check")
     assert done.code == 0 and done.json["budgets"] == []
+
+
+# ---------------------------------------------------------------- 4. one money format
+
+
+MONEY = re.compile(r"\$-?\d+(?:\.\d+)?")
+CENTS_OR_MORE = re.compile(r"^\$-?\d+\.\d{2,}$")
+
+
+def test_format_usd_is_cents_with_more_digits_only_when_a_price_needs_them() -> None:
+    from imaginebuild.money import format_usd
+
+    assert format_usd(usd_to_ticks("0.1")) == "$0.10"
+    assert format_usd(usd_to_ticks("0.022")) == "$0.022"
+    assert format_usd(usd_to_ticks("12")) == "$12.00"
+    assert format_usd(0) == "$0.00"
+    assert format_usd(-usd_to_ticks("0.5")) == "-$0.50"
+
+
+def test_every_command_prints_money_one_way(project: Path, fake: FakeXai, cli: Any) -> None:
+    write(project, FIVE_IMAGES.format(budget="budget: {max_usd: 0.06, max_usd_total: 5}"))
+    printed = [
+        cli("plan").err,
+        cli("-v", "run", "-j", "1").err,  # plain lines, the refusal, the summary
+        cli("cost").err,
+        cli("cost", "--by", "run").err,
+        cli("show", "a1").err,
+        cli("status").err,
+    ]
+    text = "\n".join(printed)
+    amounts = MONEY.findall(text)
+    assert len(amounts) > 15, text
+    assert all(CENTS_OR_MORE.match(a) for a in amounts), [a for a in amounts if "." not in a]
+    assert " USD" not in text, text
+    assert "built a1" in text and "$0.02" in text
+    assert "in 1 call" not in printed[2]  # no maybe-billed section without such lines
+    assert "cost: $0.02\n" in printed[4] and "estimate: $0.02\n" in printed[4]
+    assert "per-run budget reached: left unbuilt a4, a5 (estimated $0.04 more)" in printed[1]
+    assert re.search(r"skipped 2 in \d+\.\ds, \$0\.06$", printed[1], re.M), printed[1]
+
+
+def test_a_step_line_prints_ten_cents_as_cents() -> None:
+    import io
+
+    from imaginebuild.cli.console import PlainReporter
+    from imaginebuild.events import RunStarted, StepFinished
+
+    stream = io.StringIO()
+    reporter = PlainReporter(stream)
+    reporter.emit(RunStarted(1))
+    reporter.emit(StepFinished("a", "built", "never built", 1.0, "0.1"))
+    assert stream.getvalue() == "[1/1] built a  1.0s  $0.10  (never built)\n"

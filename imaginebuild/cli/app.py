@@ -420,7 +420,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for out in record["outputs"]:
         sys.stderr.write(f"output: {out['path']}  sha256 {out['sha256']}  {out['bytes']} bytes\n")
     rec = record["record"]
-    for key in ("built_at", "cost_usd", "estimate_usd", "request_ids", "imaginebuild"):
+    from imaginebuild.money import format_usd, ticks_of_text
+
+    estimated = " (estimated)" if rec.get("cost_estimated") else ""
+    sys.stderr.write(f"built_at: {rec.get('built_at')}\n")
+    sys.stderr.write(f"cost: {format_usd(ticks_of_text(rec.get('cost_usd')))}{estimated}\n")
+    sys.stderr.write(f"estimate: {format_usd(ticks_of_text(rec.get('estimate_usd')))}\n")
+    for key in ("request_ids", "imaginebuild"):
         sys.stderr.write(f"{key}: {rec.get(key)}\n")
     sys.stderr.write(f"earlier takes in the cache: {len(record['earlier_takes'])}\n")
     return 0
