@@ -359,3 +359,23 @@ def test_a_step_line_prints_ten_cents_as_cents() -> None:
     reporter.emit(RunStarted(1))
     reporter.emit(StepFinished("a", "built", "never built", 1.0, "0.1"))
     assert stream.getvalue() == "[1/1] built a  1.0s  $0.10  (never built)\n"
+
+
+# ---------------------------------------------------------------- 5. the report's "spent"
+
+
+def test_the_report_header_says_spent_from_the_ledger_and_the_outputs_cost_apart(
+    project: Path, fake: FakeXai, cli: Any
+) -> None:
+    write(project, FIVE_IMAGES.format(budget=""))
+    assert cli("run").code == 0
+    # Earlier takes, since replaced, and a call that may have been billed.
+    ledger(project).append(line(50 * CENT, request_id="old-take"))
+    ledger(project).append(line(15 * CENT, billing=Billing.MAYBE_BILLED))
+    done = cli("report", "-o", "gallery")
+    assert done.code == 0, done.err
+    page = (project / "gallery" / "index.html").read_text(encoding="utf-8")
+    assert (
+        "5 assets · 5 built · spent $0.75 (ledger, of which $0.15 may have been billed) · "
+        "cost of current outputs $0.10 · from mediafile.yaml"
+    ) in page
