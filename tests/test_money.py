@@ -379,3 +379,60 @@ def test_the_report_header_says_spent_from_the_ledger_and_the_outputs_cost_apart
         "5 assets · 5 built · spent $0.75 (ledger, of which $0.15 may have been billed) · "
         "cost of current outputs $0.10 · from mediafile.yaml"
     ) in page
+
+
+# ---------------------------------------------------------------- 6. file-system limits
+
+
+def _snapshot(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_a_300_character_asset_name_fails_validate_and_run_before_any_call(
+    project: Path, fake: FakeXai, cli: Any
+) -> None:
+    name = "a" * 300
+    write(project, f"version: 1\nprovider: xai\nassets:\n  {name}: {{kind: image, prompt: p}}\n")
+    before = _snapshot(project)
+    for argv in (["validate"], ["run"], ["--json", "run"], ["plan"]):
+        done = cli(*argv)
+        assert done.code == 2, done.err
+        assert f"mediafile.yaml:4:3: assets.{name}: the asset name is 300 bytes" in done.err
+        assert "255-byte limit of a file name" in done.err
+    assert fake.log == []
+    assert _snapshot(project) == before
+
+
+@pytest.mark.parametrize(
+    ("asset", "where", "wanted"),
+    [
+        # NAME-<i>.png of a 236-byte name, plus the temporary name's 14 bytes, passes 255.
+        ("b" * 236 + ": {kind: image, prompt: p, count: 2}",
+         "assets." + "b" * 236, "is 242 bytes; a file name may have 255 (an output's 241"),
+        ("a: {kind: image, prompt: p, output: out/" + "c" * 238 + ".png}",
+         "assets.a.output", "is 242 bytes"),
+        ("a: {kind: image, prompt: p, output: " + "d" * 256 + "/x.png}",
+         "assets.a.output", "is 256 bytes"),
+        ("a: {kind: image, prompt: p, output: " + "/".join(["e" * 200] * 21) + "/x.png}",
+         "assets.a.output", "a path may have 4096"),
+    ],
+    ids=["default-output", "output-name", "output-folder", "output-path"],
+)  # fmt: skip
+def test_names_and_paths_a_file_system_refuses_are_located_errors(
+    project: Path, fake: FakeXai, cli: Any, asset: str, where: str, wanted: str
+) -> None:
+    write(project, f"version: 1\nprovider: xai\nassets:\n  {asset}\n")
+    done = cli("validate")
+    assert done.code == 2, done.err
+    assert re.search(rf"^mediafile\.yaml:4:\d+: {re.escape(where)}: ", done.err, re.M), done.err
+    assert wanted in done.err, done.err
+    assert cli("run").code == 2
+    assert fake.log == []
+
+
+def test_the_longest_name_allowed_builds(project: Path, cli: Any) -> None:
+    name = "f" * 235  # the limit the hint names
+    write(project, f"version: 1\nprovider: local\nassets:\n  {name}: {{kind: image, prompt: p}}\n")
+    done = cli("run")
+    assert done.code == 0, done.err
+    assert (project / "out" / f"{name}.png").is_file()
