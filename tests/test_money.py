@@ -436,3 +436,34 @@ def test_the_longest_name_allowed_builds(project: Path, cli: Any) -> None:
     done = cli("run")
     assert done.code == 0, done.err
     assert (project / "out" / f"{name}.png").is_file()
+
+
+# ---------------------------------------------------------------- 7. extension estimates
+
+EXTENSION = """
+version: 1
+provider: xai
+providers:
+  xai: {poll_interval: 0.01}
+budget: {max_usd: 0.20}
+assets:
+  clip: {kind: video, prompt: a clip, duration: 2, resolution: 480p}
+  longer: {kind: extend, prompt: go on, inputs: [clip], duration: 2}
+"""
+
+
+def test_an_extension_is_estimated_as_billed_and_never_passes_the_budget(
+    project: Path, fake: FakeXai, cli: Any
+) -> None:
+    write(project, EXTENSION)
+    plan = {a["name"]: a for a in cli("--json", "plan").json["assets"]}
+    # 2 s added at $0.05 (480p, inherited) + 2 s of input at $0.01.
+    assert plan["longer"]["estimate_usd"] == "0.12"
+    done = cli("--json", "run", "-j", "1")
+    assert done.code == 3, done.err  # $0.10 + $0.12 would pass $0.20: the extension waits
+    assert states(done.json) == {"clip": "built", "longer": "skipped"}
+    assert fake.billed_ticks() == 10 * CENT <= 20 * CENT
+    write(project, EXTENSION.replace("max_usd: 0.20", "max_usd: 0.12"))
+    again = cli("--json", "run")
+    assert again.code == 0, again.err
+    assert fake.billed_ticks() - 10 * CENT == 12 * CENT  # the bill equals the estimate
