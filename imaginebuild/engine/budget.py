@@ -45,15 +45,6 @@ class Limit(enum.Enum):
     PER_DAY = "per-day"
     TOTAL = "total"
 
-    @property
-    def key(self) -> str:
-        """The mediafile key (or option) that sets it."""
-        return {
-            Limit.PER_RUN: "budget.max_usd / --max-cost",
-            Limit.PER_DAY: "budget.max_usd_per_day",
-            Limit.TOTAL: "budget.max_usd_total",
-        }[self]
-
 
 @dataclass(frozen=True)
 class LimitState:
