@@ -211,7 +211,11 @@ class Mediafile:
     provider: str = "xai"
     output_dir: str = "out"
     vars: Mapping[str, str] = field(default_factory=dict)
-    budget_usd: Decimal | None = None
+    budget_usd: Decimal | None = None  # budget.max_usd: one run's limit
+    budget_per_day_usd: Decimal | None = (
+        None  # budget.max_usd_per_day: one UTC day's, from the ledger
+    )
+    budget_total_usd: Decimal | None = None  # budget.max_usd_total: all time's (ledger)
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
     pricing: Mapping[str, object] = field(default_factory=dict)  # raw overrides; pricing.py reads
     remote: str | None = None

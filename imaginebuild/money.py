@@ -33,11 +33,39 @@ def ticks_to_usd(ticks: int) -> Decimal:
 
 
 def format_usd(ticks: int) -> str:
-    """Render ticks as dollars: at least cents, more digits only when needed ($0.40, $0.002)."""
+    """Render ticks as dollars: at least cents, more digits only when needed ($0.40, $0.022).
+
+    The one money format of everything a person reads (summaries, plan, cost,
+    the report, show, messages); JSON carries `usd_json` strings instead.
+    """
     sign = "-" if ticks < 0 else ""
     whole, frac = divmod(abs(ticks), TICKS_PER_USD)
     digits = f"{frac:010d}".rstrip("0").ljust(2, "0")
     return f"{sign}${whole}.{digits}"
 
 
-__all__ = ["TICKS_PER_USD", "format_usd", "ticks_to_usd", "usd_to_ticks"]
+def ticks_of_text(text: str | None) -> int:
+    """The ticks of a decimal USD string from an event or a stored record; 0 when it is
+    absent or not a finite amount (a display never fails on one bad figure)."""
+    try:
+        return usd_to_ticks(text or "0")
+    except ValueError:
+        return 0
+
+
+def usd_json(ticks: int) -> str:
+    """Ticks as an exact plain decimal string for JSON and records (`0.1`, `12`, no `$`).
+
+    Not for people: whatever a person reads goes through `format_usd`.
+    """
+    return format(ticks_to_usd(ticks).normalize(), "f")
+
+
+__all__ = [
+    "TICKS_PER_USD",
+    "format_usd",
+    "ticks_of_text",
+    "ticks_to_usd",
+    "usd_json",
+    "usd_to_ticks",
+]

@@ -198,7 +198,7 @@ def test_ledger_lines_have_the_documented_fields(cold: ColdRun) -> None:
     lines = raw_ledger_lines(cold.folder)
     expected = {
         "v", "time", "run_id", "asset", "key", "provider", "model", "endpoint",
-        "request_id", "ticks", "estimated", "retries", "duration_s",
+        "request_id", "ticks", "estimated", "retries", "duration_s", "billing",
     }  # fmt: skip
     keys = by_name(cold.run)
     for line in lines:
@@ -228,10 +228,15 @@ def test_cost_json_sums_the_ledger_by_asset_model_and_day(cold: ColdRun) -> None
     for by in ("asset", "model", "day", "run", "provider"):
         code, data, err = cli(cold.folder, env, "cost", "--by", by)
         assert code == 0, err
-        assert set(data) == {"by", "since", "rows", "total", "skipped_lines"}
+        assert set(data) == {
+            "by", "since", "rows", "total", "skipped_lines", "billed_usd", "maybe_billed_usd",
+            "maybe_billed", "duplicate_lines",
+        }  # fmt: skip
         assert data["by"] == by and data["since"] is None and data["skipped_lines"] == 0
         for row in (*data["rows"], data["total"]):
-            assert set(row) == {"group", "calls", "ticks", "usd", "estimated_ticks"}
+            assert set(row) == {
+                "group", "calls", "ticks", "usd", "estimated_ticks", "maybe_billed_ticks",
+            }  # fmt: skip
             assert ticks(row["usd"]) == row["ticks"]
         assert data["total"]["ticks"] == total and data["total"]["calls"] == len(cold.ledger)
         assert sum(r["ticks"] for r in data["rows"]) == total

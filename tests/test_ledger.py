@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 from datetime import date
@@ -10,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from imaginebuild.errors import UsageError
-from imaginebuild.store.ledger import GROUPINGS, Ledger, LedgerEntry, format_time, summarize
+from imaginebuild.store.ledger import (
+    GROUPINGS,
+    Billing,
+    Ledger,
+    LedgerEntry,
+    counted,
+    format_time,
+    summarize,
+)
 
 
 def entry(
@@ -25,7 +34,7 @@ def entry(
 ) -> LedgerEntry:
     return LedgerEntry(
         time=time, run_id=run_id, asset=asset, key=f"key-{asset}", provider=provider,
-        model=model, endpoint="/v1/images/generations", request_id=f"req-{asset}",
+        model=model, endpoint="/v1/images/generations", request_id=f"req-{asset}-{run_id}",
         ticks=ticks, estimated=estimated, retries=1, duration_s=3.25,
     )  # fmt: skip
 
@@ -50,7 +59,7 @@ def test_line_format_is_versioned_json(tmp_path: Path) -> None:
     assert record["ticks"] == 800_000_000 and record["estimated"] is False
     assert set(record) == {
         "v", "time", "run_id", "asset", "key", "provider", "model", "endpoint",
-        "request_id", "ticks", "estimated", "retries", "duration_s",
+        "request_id", "ticks", "estimated", "retries", "duration_s", "billing",
     }  # fmt: skip
 
 
@@ -176,6 +185,7 @@ def test_summary_json_is_exact() -> None:
         "ticks": 5_320_000_000,
         "usd": "0.532",
         "estimated_ticks": 220_000_000,
+        "maybe_billed_ticks": 0,
     }
     assert json.loads(json.dumps(data)) == data
 
@@ -185,3 +195,72 @@ def test_every_grouping_is_supported_and_others_are_usage_errors() -> None:
         assert summarize(SAMPLE, by).total.calls == 5
     with pytest.raises(UsageError, match="week"):
         summarize(SAMPLE, "week")
+
+
+# ---------------------------------------------------------------- billing status and request ids
+
+
+def test_a_line_written_before_the_billing_field_reads_as_billed(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger.path.write_text(
+        '{"v":1,"time":"2026-11-24T10:15:02.481Z","run_id":"r1","asset":"london","key":"k",'
+        '"provider":"xai","model":"grok-imagine-image","endpoint":"/v1/images/generations",'
+        '"request_id":"req-1","ticks":200000000,"estimated":false,"retries":0,"duration_s":1.0}\n'
+    )
+    (old,) = ledger.entries()
+    assert old.billing is Billing.BILLED and ledger.skipped == 0
+
+
+def test_the_billing_status_round_trips_and_an_unknown_one_is_skipped(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    maybe = dataclasses.replace(entry("cut"), billing=Billing.MAYBE_BILLED, request_id=None)
+    assert ledger.append(maybe)
+    assert json.loads(ledger.path.read_text())["billing"] == "maybe_billed"
+    with ledger.path.open("a") as f:
+        f.write(entry("odd").to_line().decode().replace('"billed"', '"perhaps"'))
+    assert ledger.entries() == [maybe] and ledger.skipped == 1
+
+
+def test_a_second_line_for_a_request_id_is_refused(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    first = entry("a")
+    assert ledger.append(first)
+    assert not ledger.append(dataclasses.replace(first, run_id="resumed", ticks=1))
+    assert not ledger.append(dataclasses.replace(first, billing=Billing.MAYBE_BILLED))
+    assert ledger.entries() == [first]
+
+
+def test_a_billed_line_settles_a_maybe_billed_one_of_the_same_request(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    maybe = dataclasses.replace(entry("a"), billing=Billing.MAYBE_BILLED, estimated=True)
+    billed = dataclasses.replace(entry("a"), ticks=700_000_000)
+    assert ledger.append(maybe)
+    assert ledger.append(billed)
+    assert not ledger.append(billed)
+    assert ledger.entries() == [maybe, billed]
+    assert counted(ledger.entries()) == [billed]
+    assert summarize(ledger.entries(), "asset").total.ticks == 700_000_000
+
+
+def test_totals_count_each_request_id_once_and_every_line_without_one() -> None:
+    dup = entry("a")
+    anonymous = dataclasses.replace(entry("b"), request_id=None)
+    summary = summarize([dup, dup, anonymous, anonymous], "asset")
+    assert summary.total.calls == 3 and summary.duplicates == 1
+    assert summary.total.ticks == 3 * 800_000_000
+
+
+def test_the_summary_lists_maybe_billed_calls_on_their_own() -> None:
+    maybe = dataclasses.replace(entry("cut"), billing=Billing.MAYBE_BILLED, ticks=500_000_000)
+    summary = summarize([entry("a"), maybe], "asset")
+    assert summary.total.ticks == 1_300_000_000  # budgets count it
+    assert summary.total.maybe_billed_ticks == 500_000_000
+    assert summary.maybe_billed == (maybe,)
+    data = summary.to_json()
+    assert data["billed_usd"] == "0.08" and data["maybe_billed_usd"] == "0.05"
+    assert data["maybe_billed"] == [
+        {"time": maybe.time, "asset": "cut", "model": maybe.model, "endpoint": maybe.endpoint,
+         "request_id": maybe.request_id, "ticks": 500_000_000, "usd": "0.05"}
+    ]  # fmt: skip
+    rows = {r.group: r for r in summary.rows}
+    assert rows["cut"].format() == "cut: 1 calls, $0.05 (of which $0.05 may have been billed)"

@@ -6,7 +6,6 @@ import io
 import re
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ from imaginebuild.cli.live import (
     VERBOSITY_VERBOSE,
     Board,
     LiveReporter,
-    format_cost,
     format_seconds,
     make_console,
     summary_text,
@@ -31,6 +29,7 @@ from imaginebuild.events import (
     StepPhase,
     StepStarted,
 )
+from imaginebuild.money import format_usd, usd_to_ticks
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 HIDE_CURSOR = "\x1b[?25l"
@@ -101,7 +100,7 @@ def test_board_tracks_states_counts_cost_and_queue() -> None:
     assert board.rows == {}
     assert board.done == 3 and board.queued == 1
     assert board.counts == {"built": 2, "restored": 1}
-    assert board.cost == Decimal("0.272")
+    assert board.cost == usd_to_ticks("0.272")
 
 
 def test_eta_is_the_pace_so_far_times_steps_left() -> None:
@@ -122,7 +121,7 @@ def test_garbage_cost_does_not_break_the_total() -> None:
     board.apply(RunStarted(2), 0.0)
     board.apply(StepFinished("a", "built", "", 1.0, "not money"), 1.0)
     board.apply(StepFinished("b", "built", "", 1.0, "0.5"), 1.0)
-    assert board.cost == Decimal("0.5")
+    assert board.cost == usd_to_ticks("0.5")
 
 
 @pytest.mark.parametrize(
@@ -175,10 +174,10 @@ def test_formats() -> None:
     assert format_seconds(4.25) == "4.2s"
     assert format_seconds(65) == "1m05s"
     assert format_seconds(7380) == "2h03m"
-    assert format_cost(Decimal(0)) == "$0.00"
-    assert format_cost(Decimal("0.4")) == "$0.40"
-    assert format_cost(Decimal("0.002")) == "$0.002"
-    assert format_cost(Decimal("12")) == "$12.00"
+    assert format_usd(0) == "$0.00"
+    assert format_usd(usd_to_ticks("0.4")) == "$0.40"
+    assert format_usd(usd_to_ticks("0.002")) == "$0.002"
+    assert format_usd(usd_to_ticks("12")) == "$12.00"
     finished = RunFinished({"built": 3, "up_to_date": 4}, 12.34, "0.44")
     assert summary_text(finished) == (
         "built 3, restored 0, up to date 4, failed 0, skipped 0 in 12.3s, $0.44"

@@ -179,12 +179,38 @@ def test_video_edit_without_input_length_assumes_the_longest(table: PriceTable) 
     assert any("8.7 s" in line for line in result.lines)
 
 
-def test_extend_bills_the_added_seconds(table: PriceTable) -> None:
+def test_extend_bills_the_added_seconds_and_the_input_seconds_fee(table: PriceTable) -> None:
     result = estimate(
         table, kind=Kind.EXTEND, model="grok-imagine-video", params={"duration": 5},
         input_count=1, input_video_seconds=10.0,
     )  # fmt: skip
-    assert result.ticks == 5 * 700_000_000
+    assert result.ticks == usd_to_ticks("0.45")  # 5 s × $0.07 (720p) + 10 s × $0.01
+    assert not result.guessed
+    assert result.lines == (
+        "5 s of video added at $0.07/s (720p)",
+        "10 s of input video at $0.01/s",
+    )
+
+
+def test_extend_without_input_length_assumes_the_longest_input(table: PriceTable) -> None:
+    result = estimate(
+        table, kind=Kind.EXTEND, model="grok-imagine-video",
+        params={"duration": 2, "resolution": "480p"},
+    )  # fmt: skip
+    assert result.guessed
+    assert result.ticks == usd_to_ticks("0.25")  # 2 s × $0.05 + 15 s × $0.01
+
+
+def test_the_price_table_records_the_extension_decision_and_its_sources() -> None:
+    import json
+    from importlib import resources
+
+    raw = json.loads(resources.files("imaginebuild").joinpath("data/prices.json").read_text())
+    decision = raw["extension_billing"]
+    assert "added" in decision["decision"] and "input" in decision["decision"]
+    assert any("docs.x.ai" in s["ref"] for s in decision["sources"])
+    assert all(s["confidence"] in ("confirmed", "third-party", "inferred")
+               for s in decision["sources"])  # fmt: skip
 
 
 def test_unknown_model_falls_back_and_is_flagged(table: PriceTable) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import html.parser
 import os
@@ -23,6 +24,7 @@ from imaginebuild.cli.report import (
     write_report,
 )
 from imaginebuild.errors import StoreError
+from imaginebuild.money import usd_to_ticks
 from imaginebuild.project import Project, load
 
 EVIL = "<script>alert(1)</script> & \"quotes\" 'single' </blockquote><img src=x onerror=alert(2)>"
@@ -284,11 +286,15 @@ def test_page_totals_and_notes() -> None:
     def card(name: str, cost: str | None) -> Card:
         return Card(name, "image", "up_to_date", "", "p", "xai", "m", {}, 0, cost_usd=cost)
 
-    page = Page("proj<1>", "mediafile.yaml", (card("a", "0.07"), card("b", "0.132")), ("n<1>",))
+    cards = (card("a", "0.07"), card("b", "0.132"))
+    page = Page("proj<1>", "mediafile.yaml", cards, ("n<1>",), spent_ticks=usd_to_ticks("1.5"))
     text = render_page(page)
     assert "<title>proj&lt;1&gt; — imaginebuild report</title>" in text
-    assert "2 assets · 0 built · spent $0.202" in text
+    assert "2 assets · 0 built · spent $1.50 (ledger) · cost of current outputs $0.202" in text
     assert "<li>n&lt;1&gt;</li>" in text
+    maybe = dataclasses.replace(page, maybe_billed_ticks=usd_to_ticks("0.3"))
+    assert "spent $1.50 (ledger, of which $0.30 may have been billed)" in render_page(maybe)
+    assert "spent unknown · " in render_page(dataclasses.replace(page, spent_ticks=None))
 
 
 def test_cli_report_writes_the_folder_and_names_it(tmp_path: Path) -> None:

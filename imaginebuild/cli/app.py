@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also the chain of calls that bounds the run's time (expected seconds)",
     )
+    plan.add_argument(
+        "--check", action="store_true", help="exit 3 if the estimate passes any budget"
+    )
     status = sub.add_parser(
         "status", help="each asset: up to date, stale (why), never built, failed"
     )
@@ -330,7 +333,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         project = _project(args, reporter)
         options = _options(args)
         if args.dry_run:
-            return _print_plan(args, project.plan(args.targets, options))
+            return _print_plan(args, project, options)
         result = project.run(args.targets, options)
     from imaginebuild.cli.console import summary_line
 
@@ -347,39 +350,56 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _print_plan(
-    args: argparse.Namespace, result: Any, path: tuple[tuple[str, float], ...] | None = None
-) -> int:
+def _print_plan(args: argparse.Namespace, project: Project, options: Any) -> int:
+    """`plan` (and `run --dry-run`): each asset's plan, the estimate, every budget with what
+    it has left; a warning per budget the estimate would pass (`--check`: then exit 3);
+    with `--critical-path`, the chain of calls that bounds the run's time."""
     from imaginebuild.cli.console import table
-    from imaginebuild.money import format_usd
+    from imaginebuild.engine.budget import run_allowance
+    from imaginebuild.money import format_usd, usd_json
 
+    result = project.plan(args.targets, options)
+    path = _critical_path(project, result) if getattr(args, "critical_path", False) else None
+    allowance = run_allowance(project.mediafile, options.max_cost_usd, project.state_dir)
+    billable = sum(
+        a.estimate_ticks
+        for a in result.assets
+        if project.asset_for(a.name, options).provider != "local"  # rehearsals bill nothing
+    )
+    over = allowance.exceeded_by(billable)
+    if over and getattr(args, "check", False):
+        result = dataclasses.replace(result, exit_code=3)
     if args.json:
-        data = result.to_json()
+        budgets = [{**s.to_json(), "exceeded": s in over} for s in allowance.limits]
+        data = {**result.to_json(), "billable_usd": usd_json(billable), "budgets": budgets}
         if path is not None:
             data["critical_path"] = {
                 "assets": [{"name": n, "expected_seconds": s} for n, s in path],
                 "expected_seconds": sum(s for _, s in path),
             }
         _emit_json(data)
-        return 0
-    rows = [
-        (a.name, a.kind, a.reason, format_usd(a.estimate_ticks) if a.estimate_ticks else "")
-        for a in result.assets
-    ]
-    sys.stderr.write(table(rows, ("asset", "kind", "plan", "estimate")) + "\n")
-    sys.stderr.write(f"estimated total: {format_usd(result.estimate_ticks)}\n")
-    if path is not None:
-        chain = " → ".join(f"{n} ({s:g} s)" for n, s in path) or "no calls"
-        total = f", about {sum(s for _, s in path):g} s one after another" if path else ""
-        sys.stderr.write(f"critical path: {chain}{total}\n")
-    return 0
+    else:
+        rows = [
+            (a.name, a.kind, a.reason, format_usd(a.estimate_ticks) if a.estimate_ticks else "")
+            for a in result.assets
+        ]
+        sys.stderr.write(table(rows, ("asset", "kind", "plan", "estimate")) + "\n")
+        sys.stderr.write(f"estimated total: {format_usd(result.estimate_ticks)}\n")
+        for state in allowance.limits:
+            sys.stderr.write(f"{state.describe()}\n")
+        if path is not None:
+            chain = " → ".join(f"{n} ({s:g} s)" for n, s in path) or "no calls"
+            total = f", about {sum(s for _, s in path):g} s one after another" if path else ""
+            sys.stderr.write(f"critical path: {chain}{total}\n")
+    for state in over:
+        sys.stderr.write(
+            f"warning: the estimated {format_usd(billable)} passes the {state.describe()}\n"
+        )
+    return result.exit_code
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    project = _project(args)
-    result = project.plan(args.targets, _options(args))
-    path = _critical_path(project, result) if args.critical_path else None
-    return _print_plan(args, result, path)
+    return _print_plan(args, _project(args), _options(args))
 
 
 def _critical_path(project: Project, result: Any) -> tuple[tuple[str, float], ...]:
@@ -437,7 +457,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for out in record["outputs"]:
         sys.stderr.write(f"output: {out['path']}  sha256 {out['sha256']}  {out['bytes']} bytes\n")
     rec = record["record"]
-    for key in ("built_at", "cost_usd", "estimate_usd", "request_ids", "imaginebuild"):
+    from imaginebuild.money import format_usd, ticks_of_text
+
+    estimated = " (estimated)" if rec.get("cost_estimated") else ""
+    sys.stderr.write(f"built_at: {rec.get('built_at')}\n")
+    sys.stderr.write(f"cost: {format_usd(ticks_of_text(rec.get('cost_usd')))}{estimated}\n")
+    sys.stderr.write(f"estimate: {format_usd(ticks_of_text(rec.get('estimate_usd')))}\n")
+    for key in ("request_ids", "imaginebuild"):
         sys.stderr.write(f"{key}: {rec.get(key)}\n")
     sys.stderr.write(f"earlier takes in the cache: {len(record['earlier_takes'])}\n")
     return 0
@@ -552,7 +578,19 @@ def _cmd_cost(args: argparse.Namespace) -> int:
         return 0
     rows = [(r.group, str(r.calls), format_usd(r.ticks)) for r in summary.rows]
     sys.stderr.write(table(rows, (args.by, "calls", "cost")) + "\n")
+    maybe = summary.total.maybe_billed_ticks
     sys.stderr.write(f"total: {format_usd(summary.total.ticks)}\n")
+    if summary.maybe_billed:
+        sys.stderr.write(
+            f"  billed: {format_usd(summary.total.ticks - maybe)}; may have been billed: "
+            f"{format_usd(maybe)} in {len(summary.maybe_billed)} call(s), counted at their "
+            "estimate against every budget:\n"
+        )
+        for e in summary.maybe_billed:
+            sys.stderr.write(
+                f"  {e.time}  {e.asset}  {e.endpoint}  {e.request_id or '(no request id)'}"
+                f"  {format_usd(e.ticks)}\n"
+            )
     if ledger.skipped:
         sys.stderr.write(f"warning: {ledger.skipped} unreadable ledger line(s) skipped\n")
     return 0

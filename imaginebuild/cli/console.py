@@ -18,6 +18,7 @@ from imaginebuild.events import (
     StepPhase,
     StepStarted,
 )
+from imaginebuild.money import format_usd, ticks_of_text
 
 VERBOSITY_QUIET = -1
 VERBOSITY_NORMAL = 0
@@ -55,7 +56,8 @@ class PlainReporter:
                 return None
             if event.state == "up_to_date" and self.verbosity < VERBOSITY_VERBOSE:
                 return None
-            cost = f"  ${event.cost_usd}" if event.cost_usd not in ("0", "") else ""
+            ticks = ticks_of_text(event.cost_usd)
+            cost = f"  {format_usd(ticks)}" if ticks else ""
             detail = f"  ({event.reason})" if event.state in ("built", "skipped", "pushed") else ""
             return (
                 f"[{self.done}/{self.total}] {event.state.replace('_', ' ')} {event.asset}"
@@ -81,8 +83,6 @@ def summary_line(result: CommandResult) -> str:
     """`built 3, restored 1, up to date 4, failed 0, skipped 0 in 12.3s, $0.44`."""
     counts = result.counts
     parts = [f"{state.replace('_', ' ')} {counts.get(state, 0)}" for state in _SUMMARY_STATES]
-    from imaginebuild.money import format_usd
-
     return f"{', '.join(parts)} in {result.seconds:.1f}s, {format_usd(result.cost_ticks)}"
 
 

@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, TextIO
 
 from imaginebuild.events import (
@@ -30,6 +29,7 @@ from imaginebuild.events import (
     StepPhase,
     StepStarted,
 )
+from imaginebuild.money import format_usd, ticks_of_text
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -72,21 +72,6 @@ def format_seconds(seconds: float) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
-def format_cost(amount: Decimal) -> str:
-    """Dollars with at least cents, more digits only when needed ($0.40, $0.002)."""
-    text = format(amount.normalize(), "f") if amount else "0"
-    whole, _, frac = text.partition(".")
-    return f"${whole}.{frac.ljust(2, '0')}"
-
-
-def _decimal(text: str) -> Decimal:
-    try:
-        value = Decimal(text or "0")
-    except InvalidOperation:
-        return Decimal(0)
-    return value if value.is_finite() else Decimal(0)
-
-
 @dataclass
 class Row:
     """One step in flight: what it is doing and since when."""
@@ -114,7 +99,7 @@ class Board:
     started_at: float | None = None
     done: int = 0
     counts: dict[str, int] = field(default_factory=dict)
-    cost: Decimal = Decimal(0)
+    cost: int = 0  # ticks
     rows: dict[str, Row] = field(default_factory=dict)
     finished: RunFinished | None = None
 
@@ -159,7 +144,7 @@ class Board:
         self.rows.pop(event.asset, None)
         self.done += 1
         self.counts[event.state] = self.counts.get(event.state, 0) + 1
-        self.cost += _decimal(event.cost_usd)
+        self.cost += ticks_of_text(event.cost_usd)
         line = finished_line(event, self.done, self.total)
         if event.state == "failed":
             return [line]
@@ -201,8 +186,8 @@ def finished_line(event: StepFinished, done: int, total: int) -> LogLine:
     head = f"{mark} [{done}/{total}] {event.state.replace('_', ' ')} {event.asset}"
     if event.state == "failed":
         return LogLine(f"{head}: {event.error or event.reason}", _STATE_STYLES["failed"])
-    cost = _decimal(event.cost_usd)
-    money = f"  {format_cost(cost)}" if cost else ""
+    cost = ticks_of_text(event.cost_usd)
+    money = f"  {format_usd(cost)}" if cost else ""
     why = f"  ({event.reason})" if event.state in ("built", "skipped") else ""
     return LogLine(f"{head}  {format_seconds(event.seconds)}{money}{why}", "")
 
@@ -210,7 +195,7 @@ def finished_line(event: StepFinished, done: int, total: int) -> LogLine:
 def summary_text(event: RunFinished) -> str:
     """`built 3, restored 1, up to date 4, failed 0, skipped 0 in 12.3s, $0.44`."""
     parts = [f"{s.replace('_', ' ')} {event.counts.get(s, 0)}" for s in _SUMMARY_STATES]
-    cost = format_cost(_decimal(event.cost_usd))
+    cost = format_usd(ticks_of_text(event.cost_usd))
     return f"{', '.join(parts)} in {event.seconds:.1f}s, {cost}"
 
 
@@ -250,7 +235,7 @@ def _footer(board: Board, now: float) -> RenderableType:
     text = Text.assemble(
         (f"{board.done}/{board.total} done", "bold"),
         f" · {len(board.rows)} running · {board.queued} queued",
-        f" · {format_cost(board.cost)}",
+        f" · {format_usd(board.cost)}",
         f" · {format_seconds(board.elapsed(now))}",
         f" · ETA {format_seconds(eta)}" if eta is not None else "",
     )

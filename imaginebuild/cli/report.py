@@ -20,7 +20,6 @@ import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +27,7 @@ from imaginebuild.atomic import atomic_write_bytes, atomic_writer
 from imaginebuild.engine.graph import generations
 from imaginebuild.errors import ImaginebuildError, StoreError
 from imaginebuild.model import Asset, InputRef, RefKind
+from imaginebuild.money import format_usd, ticks_of_text
 from imaginebuild.store.lockfile import LockedOutput, LockEntry
 from imaginebuild.version import __version__
 
@@ -113,6 +113,8 @@ class Page:
     mediafile: str
     cards: tuple[Card, ...]
     notes: tuple[str, ...] = field(default=())
+    spent_ticks: int | None = None  # what the ledger shows billed (None: no ledger to read)
+    maybe_billed_ticks: int = 0  # the part of it that may have been billed
 
 
 # ---------------------------------------------------------------------- the entry point
@@ -153,12 +155,28 @@ def collect(project: Project, out_dir: Path) -> Page:
         cards.append(
             _card(asset, entries.get(name), state, reason, project.dag.children[name], copier)
         )
+    spent, maybe, ledger_notes = _spent(project)
     return Page(
         title=project.root.name or "imaginebuild",
         mediafile=mediafile.path.name,
         cards=tuple(cards),
-        notes=(*notes, *copier.notes),
+        notes=(*notes, *ledger_notes, *copier.notes),
+        spent_ticks=spent,
+        maybe_billed_ticks=maybe,
     )
+
+
+def _spent(project: Project) -> tuple[int | None, int, tuple[str, ...]]:
+    """What the project's ledger shows billed, the maybe-billed part, and notes."""
+    from imaginebuild.store.ledger import Ledger, summarize
+
+    ledger = Ledger(project.state_dir / "ledger.jsonl")
+    try:
+        total = summarize(ledger.entries(), "asset").total
+    except StoreError as exc:
+        return None, 0, (f"spend unknown: {exc.message}",)
+    skipped = (f"{ledger.skipped} unreadable ledger line(s) skipped",) if ledger.skipped else ()
+    return total.ticks, total.maybe_billed_ticks, skipped
 
 
 def _states(project: Project) -> tuple[dict[str, tuple[str, str]], tuple[str, ...]]:
@@ -395,7 +413,7 @@ def render_page(page: Page) -> str:
     kinds = {c.name: c.kind for c in page.cards}
     states = {c.name: c.state for c in page.cards}
     layout = layout_dag([c.name for c in page.cards], _parents(page.cards), kinds)
-    total = _sum_usd(c.cost_usd for c in page.cards)
+    outputs_cost = sum(ticks_of_text(c.cost_usd) for c in page.cards)
     built = sum(1 for c in page.cards if c.outputs)
     notes = "".join(f"<li>{esc(n)}</li>" for n in page.notes)
     return _DOCUMENT.format(
@@ -404,7 +422,8 @@ def render_page(page: Page) -> str:
         css=_CSS,
         count=len(page.cards),
         built=built,
-        total=esc(_usd(total)),
+        spent=esc(_spent_text(page)),
+        outputs_cost=esc(format_usd(outputs_cost)),
         version=esc(__version__),
         notes=f'<ul class="notes">{notes}</ul>' if notes else "",
         svg=render_svg(layout, kinds, states),
@@ -499,10 +518,10 @@ def _facts(card: Card) -> str:
     if card.variant:
         rows.append(("variant", str(card.variant)))
     if card.cost_usd is not None:
-        cost = _usd(_decimal(card.cost_usd))
+        cost = format_usd(ticks_of_text(card.cost_usd))
         rows.append(("cost", f"{cost} (estimated)" if card.cost_estimated else cost))
     if card.estimate_usd is not None:
-        rows.append(("estimate", _usd(_decimal(card.estimate_usd))))
+        rows.append(("estimate", format_usd(ticks_of_text(card.estimate_usd))))
     if card.built_at:
         rows.append(("built", card.built_at))
     if card.request_ids:
@@ -551,23 +570,13 @@ def _outputs_table(card: Card) -> str:
     )
 
 
-def _decimal(text: str | None) -> Decimal:
-    try:
-        value = Decimal(text or "0")
-    except InvalidOperation:
-        return Decimal(0)
-    return value if value.is_finite() else Decimal(0)
-
-
-def _sum_usd(values: Iterable[str | None]) -> Decimal:
-    return sum((_decimal(v) for v in values), Decimal(0))
-
-
-def _usd(amount: Decimal) -> str:
-    """$0.40, $0.002: at least cents, more digits only when needed."""
-    text = format(amount.normalize(), "f") if amount else "0"
-    whole, _, frac = text.partition(".")
-    return f"${whole}.{frac.ljust(2, '0')}"
+def _spent_text(page: Page) -> str:
+    """`$1.24 (ledger)`, with the maybe-billed part when there is one."""
+    if page.spent_ticks is None:
+        return "unknown"
+    maybe = page.maybe_billed_ticks
+    extra = f", of which {format_usd(maybe)} may have been billed" if maybe else ""
+    return f"{format_usd(page.spent_ticks)} (ledger{extra})"
 
 
 _DOCUMENT = """<!doctype html>
@@ -584,7 +593,8 @@ base-uri 'none'; form-action 'none'">
 <body>
 <header>
 <h1>{title}</h1>
-<p class="summary">{count} assets · {built} built · spent {total} · from {mediafile}</p>
+<p class="summary">{count} assets · {built} built · spent {spent} · \
+cost of current outputs {outputs_cost} · from {mediafile}</p>
 {notes}
 </header>
 <section class="graph"><h2>Graph</h2><div class="scroll">{svg}</div></section>

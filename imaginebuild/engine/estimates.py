@@ -3,7 +3,8 @@
 What the price depends on is read from the declaration: the number of input
 images (every input of an image-taking kind is one; validation saw to it), the
 resolution an edit or extension inherits from its input clip, and the declared
-length of a clip that `video_edit` bills per second. Pure but for the price file.
+length of the clip that `video_edit` and `extend` bill per input second. Pure but
+for the price file.
 
 The expected time of a call is a rough guess, not a measurement: it only has to
 rank steps (the scheduler starts the slowest chain first) and weigh the path
@@ -51,8 +52,7 @@ class Estimator:
             inherited = self.video_resolution(upstream)
             if inherited is not None:
                 params = {**params, "resolution": inherited}
-            if asset.kind is Kind.VIDEO_EDIT:
-                seconds = self.video_seconds(upstream)
+            seconds = self.video_seconds(upstream)  # both bill the input clip's seconds
         return estimate(
             self._table,
             kind=asset.kind,

@@ -48,6 +48,7 @@ API_DEFAULT_RESOLUTION: Mapping[Media, str] = MappingProxyType(
 _INHERITED_RESOLUTIONS = ("480p", "720p")
 # Video edit inputs are at most ~8.7 s; assumed when the length is not known.
 MAX_VIDEO_EDIT_INPUT_S = Decimal("8.7")
+MAX_EXTEND_INPUT_S = Decimal(15)  # xAI docs, video extension: the input is 2-15 s
 
 _RATE_KEY = {Media.IMAGE: "per_image_usd", Media.VIDEO: "per_second_usd"}
 _UNIT = {Media.IMAGE: "image", Media.VIDEO: "second"}
@@ -503,8 +504,12 @@ def estimate(
     """What the xAI API would charge for one asset of `kind` (whatever provider builds it).
 
     `params` is `Asset.params()`; `input_count` the number of input images;
-    `input_video_seconds` the input video's length for `video_edit` (billed as
-    output seconds plus an input-second fee). `extend` bills the added `duration`.
+    `input_video_seconds` the input video's length for `video_edit` and `extend`.
+    A `video_edit` bills its output seconds (as long as the input) plus an
+    input-second fee; an `extend` bills the added `duration` at the output rate
+    plus the input-second fee on the whole input clip (prices.json,
+    `extension_billing`, says why). An unknown input length is assumed the longest
+    the API takes (8.7 s to edit, 15 s to extend), flagged as a guess.
     """
     bill = _Bill()
     price = _price_for(table, kind, model, bill)
@@ -521,6 +526,15 @@ def estimate(
         else:
             seconds = Decimal(repr(float(input_video_seconds)))
         bill.charge(seconds, rate, "s of video", f" ({resolution})")
+        bill.charge(seconds, price.per_input_second, "s of input video")
+    elif kind is Kind.EXTEND:
+        added = Decimal(_int_param(params, "duration", kind.spec.default_duration or 0))
+        bill.charge(added, rate, "s of video added", f" ({resolution})")
+        if input_video_seconds is None:
+            seconds = MAX_EXTEND_INPUT_S
+            bill.guess(f"input video length unknown: assumed {_quantity(seconds)} s")
+        else:
+            seconds = Decimal(repr(float(input_video_seconds)))
         bill.charge(seconds, price.per_input_second, "s of input video")
     else:
         default = kind.spec.default_duration or 0

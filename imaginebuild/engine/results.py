@@ -13,15 +13,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from imaginebuild.money import ticks_to_usd
+from imaginebuild.money import usd_json
 
 if TYPE_CHECKING:
     from imaginebuild.engine.rebuild import Reason
 
 
-def usd(ticks: int) -> str:
-    """Ticks as a plain decimal USD string for JSON (exact, no float)."""
-    return format(ticks_to_usd(ticks).normalize(), "f")
+usd = usd_json  # the JSON form of money (one definition, in money.py)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from imaginebuild.events import (
     StepStarted,
 )
 from imaginebuild.model import Asset, RefKind
+from imaginebuild.money import format_usd
 from imaginebuild.providers.base import (
     GenerationRequest,
     GenerationResult,
@@ -68,7 +69,7 @@ class Runner:
     """The state of one run (touched only from the event loop's thread)."""
 
     def __init__(self, project: Project, options: RunOptions) -> None:
-        from imaginebuild.engine.budget import Budget, effective_limit
+        from imaginebuild.engine.budget import Budget, run_allowance
 
         self.project = project
         self.options = options
@@ -78,7 +79,9 @@ class Runner:
         self.reporter = project.reporter
         self.remote = project.remote
         self.clock = project.clock
-        self.budget = Budget(effective_limit(self.mediafile.budget_usd, options.max_cost_usd))
+        self.budget = Budget.for_run(
+            run_allowance(self.mediafile, options.max_cost_usd, project.state_dir)
+        )
         self.outputs: dict[str, tuple[BlobRef, ...]] = {}
         self.results: dict[str, AssetResult] = {}
         self.providers: dict[str, Provider] = {}
@@ -195,9 +198,7 @@ class Runner:
             )
         if not self.budget.reserve(asset.name, billable):
             self.refused.append(asset.name)
-            raise BudgetExceeded(
-                f"{asset.name} not started: its estimated {usd(estimate)} USD would pass the budget"
-            )
+            raise BudgetExceeded(self.budget.refusal(asset.name, estimate))
         provider = self._provider(asset.provider)
         self._drop_stored_job(f.key, f.entry or self.store.get_action(f.key))
         inputs = tuple(self._verified_input(asset, i) for i in f.inputs)
@@ -528,7 +529,10 @@ class Runner:
         left = [r for r in results if r.state == "skipped"]
         would = sum(self.project.estimator.ticks(self.mediafile.assets[r.name]) for r in left)
         names = ", ".join(r.name for r in left)
-        return (f"budget reached: left unbuilt {names} (estimated {usd(would)} USD more)",)
+        return (
+            f"{self.budget.limit_name()} budget reached: left unbuilt {names} "
+            f"(estimated {format_usd(would)} more)",
+        )
 
     def _refuse_if_lock_would_change(self, selected: tuple[str, ...], options: RunOptions) -> None:
         facts = self.project.survey(selected, options)

@@ -56,6 +56,7 @@ from imaginebuild.version import __version__
 MAX_EXPANDED = 64 * 1024  # characters a string may grow to by vars
 _VAR = re.compile(r"\$\$\{|\$\{([^}]*)(\})?")
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+BUDGET_KEYS = ("max_usd", "max_usd_per_day", "max_usd_total")  # the keys of `budget:`
 
 # What a kind gets when neither the asset nor `defaults:` says (duration: KindSpec).
 _BUILTIN: Mapping[Kind, Mapping[str, object]] = {
@@ -197,9 +198,10 @@ def _value_diagnostics(
         if isinstance(prompt, str) and prompt and not prompt.strip():
             _problem(problems, where, ("assets", draft.name, "prompt"), "the prompt is only blanks")
     budget = data.get("budget")
-    limit = budget.get("max_usd") if isinstance(budget, dict) else None
-    if isinstance(limit, float) and not math.isfinite(limit):
-        _problem(problems, where, ("budget", "max_usd"), f"{limit} is not an amount of money")
+    for key in BUDGET_KEYS:
+        limit = budget.get(key) if isinstance(budget, dict) else None
+        if isinstance(limit, float) and not math.isfinite(limit):
+            _problem(problems, where, ("budget", key), f"{limit} is not an amount of money")
     return problems
 
 
@@ -458,6 +460,11 @@ def _valid(key: str, value: object, kind: Kind | None) -> bool:
 # ---------------------------------------------------------------------- build
 
 
+def _usd_or_none(value: object) -> Decimal | None:
+    """A validated budget figure as an exact Decimal (None when absent)."""
+    return None if value is None else Decimal(str(value))
+
+
 def _build(
     data: Mapping[str, Any],
     drafts: list[Draft],
@@ -471,7 +478,7 @@ def _build(
     """The frozen model of a mediafile that passed every check."""
     names = dict.fromkeys(draft.name for draft in drafts)  # ordered, and O(1) to ask
     assets = {draft.name: _asset(draft, names, output_dir, root, where, policy) for draft in drafts}
-    budget = data.get("budget", {}).get("max_usd")
+    budget = {key: _usd_or_none(data.get("budget", {}).get(key)) for key in BUDGET_KEYS}
     providers = {
         name: ProviderSettings(**settings) for name, settings in data.get("providers", {}).items()
     }
@@ -482,7 +489,9 @@ def _build(
         provider=str(data.get("provider", "xai")),
         output_dir=output_dir,
         vars=_resolve_vars(data.get("vars"), where, []),
-        budget_usd=None if budget is None else Decimal(str(budget)),
+        budget_usd=budget["max_usd"],
+        budget_per_day_usd=budget["max_usd_per_day"],
+        budget_total_usd=budget["max_usd_total"],
         providers=providers,
         pricing=data.get("pricing", {}),
         remote=data.get("remote"),

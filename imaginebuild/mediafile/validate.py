@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import graphlib
 import itertools
+import os
 import posixpath
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -53,6 +54,14 @@ FILE_MEDIA: Mapping[str, Media] = {
 }
 OUTPUT_SUFFIX: Mapping[Media, str] = {Media.IMAGE: ".png", Media.VIDEO: ".mp4"}
 MAX_CYCLES = 20  # a file with more gets the first ones: enough to start untangling it
+# Limits local file systems enforce, checked before any call is paid for: a file name of
+# at most 255 bytes (ext4, XFS, btrfs, APFS, ZFS), a path of at most 4096 bytes with its
+# NUL (Linux's PATH_MAX). Files are written as `.NAME.XXXXXXXX.tmp` then renamed, and
+# providers name work files after the asset (`NAME-<i>.png`, `NAME.mp4`): both need room.
+NAME_MAX = 255
+PATH_MAX = 4096
+_TEMP_EXTRA = len("..XXXXXXXX.tmp")
+_WORK_EXTRA = len("-9.png")
 
 
 @dataclass(frozen=True)
@@ -315,6 +324,7 @@ def semantic_diagnostics(
     for draft in drafts:
         _check_inputs(draft, by_name, root, report, policy)
         _check_output(draft, root, report)
+        _check_fs_limits(draft, output_dir, root, report)
     _check_cycles(drafts, report)
     _check_duplicate_outputs(drafts, output_dir, report)
     return report.diagnostics
@@ -544,6 +554,41 @@ def _check_output(draft: Draft, root: Path, report: _Report) -> None:
             path, f"output names one file but '{draft.name}' makes {draft.count} images",
             "drop `output` (outputs go to <output_dir>/NAME-<i>.png) or set count: 1",
         )  # fmt: skip
+
+
+def _check_fs_limits(draft: Draft, output_dir: str, root: Path, report: _Report) -> None:
+    """Names and paths a local file system would refuse (one problem per asset at most)."""
+    explicit = isinstance(draft.values.get("output"), str)
+    size = len(os.fsencode(draft.name))
+    if size + _WORK_EXTRA > NAME_MAX:
+        report.add(
+            draft.path, f"the asset name is {size} bytes; files named after it would pass "
+            f"the {NAME_MAX}-byte limit of a file name",
+            f"use a name of at most {NAME_MAX - _WORK_EXTRA - _TEMP_EXTRA} bytes", key=True,
+        )  # fmt: skip
+        return
+    where = (*draft.path, "output") if explicit else draft.path
+    for output in outputs_of(draft, output_dir):
+        *folders, name = PurePosixPath(output).parts
+        too_long = [p for p in folders if len(os.fsencode(p)) > NAME_MAX]
+        if too_long or len(os.fsencode(name)) + _TEMP_EXTRA > NAME_MAX:
+            part = too_long[0] if too_long else name
+            report.add(
+                where, f"'{part}' in output '{output}' is {len(os.fsencode(part))} bytes; a "
+                f"file name may have {NAME_MAX} (an output's {NAME_MAX - _TEMP_EXTRA}, leaving "
+                "room for the temporary name it is written under)",
+                "shorten the asset name or its `output`", key=not explicit,
+            )  # fmt: skip
+            return
+        full = len(os.fsencode(str(root / output))) + _TEMP_EXTRA + 1
+        if full > PATH_MAX:
+            report.add(
+                where, f"output '{output}' would be written at a path of {full} bytes "
+                f"(with its temporary name); a path may have {PATH_MAX}",
+                "shorten the output's path, or move the project to a shorter folder",
+                key=not explicit,
+            )  # fmt: skip
+            return
 
 
 def outputs_of(draft: Draft, output_dir: str) -> tuple[str, ...]:

@@ -1,17 +1,28 @@
 """The append-only cost ledger `.imaginebuild/ledger.jsonl` and its summaries.
 
-One JSON object per line, one line per billed call, appended and fsynced as
-each call finishes (format version 1; readers skip lines they cannot parse):
+One JSON object per line, one line per call that was (or may have been)
+billed, appended and fsynced as each call finishes (format version 1; readers
+skip lines they cannot parse):
 
     {"v": 1, "time": "2026-11-24T10:15:02.481Z", "run_id": "r-20261124-101500-3f2a",
      "asset": "london", "key": "9f2c…", "provider": "xai", "model": "grok-imagine-image",
      "endpoint": "/v1/images/generations", "request_id": "4b2cd27e-…" | null,
-     "ticks": 800000000, "estimated": false, "retries": 0, "duration_s": 3.214}
+     "ticks": 800000000, "estimated": false, "retries": 0, "duration_s": 3.214,
+     "billing": "billed" | "maybe_billed"}
 
 - `time`: when the call finished, ISO-8601 in UTC;
 - `ticks`: the cost in USD ticks (1 USD = 10**10) as the API reported it, or the
   estimate when it reported none, in which case `estimated` is true;
-- `retries`: attempts beyond the first; `duration_s`: wall time of the call.
+- `retries`: attempts beyond the first; `duration_s`: wall time of the call;
+- `billing`: `billed` when the API answered with the call's result or bill,
+  `maybe_billed` when it may have charged without saying so (an answer cut off
+  after the request was sent, a timeout after a POST); `ticks` is then the
+  estimate. A line without the field (written before it existed) is billed.
+
+One line per request id: `append` skips a line whose request id the ledger
+already holds, except that a billed line settles an earlier maybe-billed one
+of the same id; totals (`counted`) take each request id once, its billed line
+first. Lines without a request id (a call that never got one) are all kept.
 
 Each line is written with a single `write` on an `O_APPEND` descriptor, so
 concurrent writers never interleave inside a line. A line torn by a crash is
@@ -20,6 +31,7 @@ skipped (and counted) by readers, and the next append starts on a fresh line.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 from collections.abc import Iterable
@@ -29,9 +41,18 @@ from pathlib import Path
 
 from imaginebuild.atomic import fsync_dir
 from imaginebuild.errors import StoreError, UsageError
-from imaginebuild.money import format_usd, ticks_to_usd
+from imaginebuild.money import format_usd, usd_json
 
 LEDGER_VERSION = 1
+
+
+class Billing(enum.Enum):
+    """Whether a ledger line's call was billed for certain or may have been."""
+
+    BILLED = "billed"
+    MAYBE_BILLED = "maybe_billed"
+
+
 GROUPINGS = ("asset", "model", "day", "run", "provider")
 
 
@@ -51,7 +72,7 @@ def _parse_time(text: str) -> datetime:
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One billed call, as one line of the ledger."""
+    """One billed (or maybe billed) call, as one line of the ledger."""
 
     time: str  # ISO-8601 UTC
     run_id: str
@@ -65,6 +86,7 @@ class LedgerEntry:
     estimated: bool = False
     retries: int = 0
     duration_s: float = 0.0
+    billing: Billing = Billing.BILLED
 
     @property
     def day(self) -> date:
@@ -73,7 +95,7 @@ class LedgerEntry:
 
     def to_line(self) -> bytes:
         """The entry as one JSON line (with the format version), newline included."""
-        record = {"v": LEDGER_VERSION, **asdict(self)}
+        record = {"v": LEDGER_VERSION, **asdict(self), "billing": self.billing.value}
         return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
     @classmethod
@@ -94,6 +116,7 @@ class LedgerEntry:
             raise ValueError("request_id must be a string or null")
         if isinstance(duration, bool) or not isinstance(duration, (int, float)):
             raise ValueError("duration_s must be a number")
+        billing = Billing(record.get("billing", Billing.BILLED.value))  # ValueError if unknown
         _parse_time(str(fields["time"]))
         return cls(
             **{k: str(v) for k, v in fields.items()},
@@ -102,6 +125,7 @@ class LedgerEntry:
             estimated=estimated,
             retries=int(str(retries)),
             duration_s=float(duration),
+            billing=billing,
         )
 
 
@@ -117,8 +141,12 @@ class Ledger:
         self.path = path
         self.skipped = 0  # lines the last `entries()` could not parse
 
-    def append(self, entry: LedgerEntry) -> None:
-        """Append one entry and fsync it; raises StoreError when the file cannot be written."""
+    def append(self, entry: LedgerEntry) -> bool:
+        """Append one entry and fsync it; False (nothing written) when the ledger already
+        holds its request id (see the module docstring). Raises StoreError when the file
+        cannot be read or written."""
+        if entry.request_id is not None and _superfluous(entry, self.entries()):
+            return False
         line = entry.to_line()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +164,7 @@ class Ledger:
                 fsync_dir(self.path.parent)
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot append to the cost ledger: {exc}") from exc
+        return True
 
     def entries(self) -> list[LedgerEntry]:
         """Every readable entry in file order; unreadable lines are skipped and counted."""
@@ -159,6 +188,32 @@ class Ledger:
         return found
 
 
+def _superfluous(entry: LedgerEntry, existing: Iterable[LedgerEntry]) -> bool:
+    """Whether `existing` already accounts for `entry`'s request id: a billed line does;
+    a maybe-billed line does unless `entry` is the billed line that settles it."""
+    same = [e for e in existing if e.request_id == entry.request_id]
+    if entry.billing is Billing.MAYBE_BILLED:
+        return bool(same)
+    return any(e.billing is Billing.BILLED for e in same)
+
+
+def counted(entries: Iterable[LedgerEntry]) -> list[LedgerEntry]:
+    """The entries that count, in order: each request id once (its first billed line, else
+    its first maybe-billed line); entries without a request id all count."""
+    every = list(entries)
+    chosen: dict[str, int] = {}  # request id -> index of the line that counts
+    for index, entry in enumerate(every):
+        if entry.request_id is None:
+            continue
+        held = chosen.get(entry.request_id)
+        if held is None or (
+            every[held].billing is Billing.MAYBE_BILLED and entry.billing is Billing.BILLED
+        ):
+            chosen[entry.request_id] = index
+    keep = set(chosen.values())
+    return [e for i, e in enumerate(every) if e.request_id is None or i in keep]
+
+
 def _write_all(fd: int, data: bytes) -> None:
     """Write `data`: one `write` call, continued only if the OS wrote it short."""
     view = memoryview(data)
@@ -171,12 +226,14 @@ def _write_all(fd: int, data: bytes) -> None:
 
 @dataclass(frozen=True)
 class CostRow:
-    """Spend of one group: calls, total ticks, and how many of those ticks were estimates."""
+    """Spend of one group: calls, total ticks, how many of those ticks were estimates and
+    how many may have been billed (those are counted in `ticks`, as budgets count them)."""
 
     group: str
     calls: int
     ticks: int
     estimated_ticks: int
+    maybe_billed_ticks: int = 0
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict; `usd` is an exact decimal string."""
@@ -184,28 +241,36 @@ class CostRow:
             "group": self.group,
             "calls": self.calls,
             "ticks": self.ticks,
-            "usd": str(ticks_to_usd(self.ticks).normalize()),
+            "usd": usd_json(self.ticks),
             "estimated_ticks": self.estimated_ticks,
+            "maybe_billed_ticks": self.maybe_billed_ticks,
         }
 
     def format(self) -> str:
         """One human line: `group  calls  $total` (with the estimated part if any)."""
-        note = (
-            f" (of which {format_usd(self.estimated_ticks)} estimated)"
-            if self.estimated_ticks
-            else ""
-        )
+        notes = [
+            f"{format_usd(ticks)} {what}"
+            for ticks, what in (
+                (self.estimated_ticks, "estimated"),
+                (self.maybe_billed_ticks, "may have been billed"),
+            )
+            if ticks
+        ]
+        note = f" (of which {', '.join(notes)})" if notes else ""
         return f"{self.group}: {self.calls} calls, {format_usd(self.ticks)}{note}"
 
 
 @dataclass(frozen=True)
 class CostSummary:
-    """Spend grouped one way, with the total over every row."""
+    """Spend grouped one way, with the total over every row, and the calls that may
+    have been billed listed on their own (they are in the rows and the total too)."""
 
     by: str
     since: date | None
     rows: tuple[CostRow, ...]
     total: CostRow
+    maybe_billed: tuple[LedgerEntry, ...] = ()
+    duplicates: int = 0  # lines not counted: their request id was already accounted for
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict for `cost --json`."""
@@ -214,6 +279,21 @@ class CostSummary:
             "since": None if self.since is None else self.since.isoformat(),
             "rows": [row.to_json() for row in self.rows],
             "total": self.total.to_json(),
+            "billed_usd": usd_json(self.total.ticks - self.total.maybe_billed_ticks),
+            "maybe_billed_usd": usd_json(self.total.maybe_billed_ticks),
+            "maybe_billed": [
+                {
+                    "time": e.time,
+                    "asset": e.asset,
+                    "model": e.model,
+                    "endpoint": e.endpoint,
+                    "request_id": e.request_id,
+                    "ticks": e.ticks,
+                    "usd": usd_json(e.ticks),
+                }
+                for e in self.maybe_billed
+            ],
+            "duplicate_lines": self.duplicates,
         }
 
 
@@ -233,8 +313,10 @@ def summarize(entries: Iterable[LedgerEntry], by: str, since: date | None = None
     """
     if by not in GROUPINGS:
         raise UsageError(f"cannot group costs by '{by}'; choose one of: {', '.join(GROUPINGS)}")
+    every = list(entries)
+    unique = counted(every)
     kept = sorted(
-        (e for e in entries if since is None or e.day >= since), key=lambda e: _parse_time(e.time)
+        (e for e in unique if since is None or e.day >= since), key=lambda e: _parse_time(e.time)
     )
     groups: dict[str, list[LedgerEntry]] = {}
     for entry in kept:
@@ -242,7 +324,14 @@ def summarize(entries: Iterable[LedgerEntry], by: str, since: date | None = None
     rows = [_row(name, members) for name, members in groups.items()]
     if by not in ("day", "run"):
         rows.sort(key=lambda r: (-r.ticks, r.group))
-    return CostSummary(by=by, since=since, rows=tuple(rows), total=_row("total", kept))
+    return CostSummary(
+        by=by,
+        since=since,
+        rows=tuple(rows),
+        total=_row("total", kept),
+        maybe_billed=tuple(e for e in kept if e.billing is Billing.MAYBE_BILLED),
+        duplicates=len(every) - len(unique),
+    )
 
 
 def _row(group: str, entries: list[LedgerEntry]) -> CostRow:
@@ -252,4 +341,5 @@ def _row(group: str, entries: list[LedgerEntry]) -> CostRow:
         calls=len(entries),
         ticks=sum(e.ticks for e in entries),
         estimated_ticks=sum(e.ticks for e in entries if e.estimated),
+        maybe_billed_ticks=sum(e.ticks for e in entries if e.billing is Billing.MAYBE_BILLED),
     )

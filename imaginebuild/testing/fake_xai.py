@@ -798,7 +798,7 @@ class _Handler(BaseHTTPRequestHandler):
         request_id = str(uuid.uuid4())
         billed = duration if route is not Route.EXTENSIONS else duration - seconds
         images = len(body.get("reference_images") or []) + (1 if "image" in body else 0)
-        edited = seconds if route is Route.VIDEO_EDITS else 0
+        edited = seconds if route in (Route.VIDEO_EDITS, Route.EXTENSIONS) else 0  # input fee
         ticks = self.fake.prices.video(billed, resolution, images, edited)
         job = _Job(request_id, route, model, duration, resolution, aspect, time.time(), ticks)
         job.prompt = str(body["prompt"])
