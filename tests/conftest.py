@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,43 @@ from imaginebuild.results import CommandResult
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 SUBPROCESS_TIMEOUT_S = 60
+# How long a test waits for a state before it gives up as a harness error. Generous on
+# purpose: it bounds a hung test, it never decides an outcome.
+STATE_DEADLINE_S = 120.0
+
+
+class HarnessError(AssertionError):
+    """The test could not set up the situation it means to test (not a product failure)."""
+
+
+def wait_for_state(
+    holds: Callable[[], bool],
+    what: str,
+    *,
+    child: subprocess.Popen[Any] | None = None,
+    log: Callable[[], str] = lambda: "",
+    deadline_s: float = STATE_DEADLINE_S,
+) -> None:
+    """Poll until `holds()` is true; fail as a harness error if `child` exits first or the
+    deadline passes. Tests act on states (a line, a file, a request the fake saw), never on an
+    amount of time having passed; the deadline only bounds a test that would otherwise hang."""
+    deadline = time.monotonic() + deadline_s
+    while not holds():
+        if child is not None and child.poll() is not None:
+            raise HarnessError(
+                f"harness: the child exited ({child.returncode}) before {what}\n{log()}"
+            )
+        if time.monotonic() > deadline:
+            raise HarnessError(f"harness: no {what} after {deadline_s:.0f} s\n{log()}")
+        time.sleep(0.01)
+
+
+def assert_still_running(child: subprocess.Popen[Any], why: str, log: Callable[[], str]) -> None:
+    """The precondition of sending a signal: the child has not finished (a harness error if so)."""
+    if child.poll() is not None:
+        raise HarnessError(
+            f"harness: the child already exited ({child.returncode}) before {why}\n{log()}"
+        )
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,23 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CliResult, called, edit_yaml, output_hashes, read_lock, states
+from conftest import (
+    SUBPROCESS_TIMEOUT_S,
+    CliResult,
+    assert_still_running,
+    called,
+    edit_yaml,
+    output_hashes,
+    read_lock,
+    states,
+    wait_for_state,
+)
+
+from imaginebuild.testing.fake_xai import FakeXai, Route
 
 Cli = Callable[..., CliResult]
 SKYLINE = ("london", "sketch", "clip", "clip_long", "teaser", "moodboard")
@@ -155,42 +166,67 @@ def test_max_cost_zero_refuses_an_api_call_before_any_http(
     assert not (project / ".imaginebuild" / "ledger.jsonl").exists()
 
 
-def test_sigint_exits_130_keeps_finished_steps_and_a_rerun_completes(
-    make_project: Callable[[str], Path], clean_env: dict[str, str]
-) -> None:
-    project = make_project("slow")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "imaginebuild", "run", "-j", "2"],
-        cwd=project,
-        env=clean_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if "built still" in line:
-            break
-    time.sleep(0.3)  # the long video is rendering now
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, "".join(lines) + err
-    assert "interrupted" in err
-    assert sorted(read_lock(project)["assets"]) == ["still"]
+# A quick image and a video job the fake xAI server holds pending until the test lets it
+# finish, so a run can be interrupted while the video is in flight: never by timing.
+HELD_VIDEO = """\
+version: 1
+provider: xai
+providers:
+  xai: {poll_interval: 0.02}
+assets:
+  still: {kind: image, prompt: A quiet harbour, resolution: 1k, aspect_ratio: "16:9"}
+  long: {kind: video, prompt: Boats drift across the harbour, resolution: 480p, duration: 15}
+"""
+HELD_S = 3600.0  # far beyond any test's deadline: the job cannot finish until released
 
-    rerun = subprocess.run(
-        [sys.executable, "-m", "imaginebuild", "--json", "run"],
-        cwd=project,
-        env=clean_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert rerun.returncode == 0, rerun.stderr
-    assert states(json.loads(rerun.stdout)) == {"long": "built", "still": "up_to_date"}
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_exits_130_keeps_finished_steps_and_a_rerun_completes(
+    tmp_path: Path, clean_env: dict[str, str], signum: signal.Signals
+) -> None:
+    project = tmp_path / "held"
+    project.mkdir()
+    (project / "mediafile.yaml").write_text(HELD_VIDEO)
+    err = tmp_path / "run.stderr"
+    with FakeXai(pending_polls=0, job_latency=HELD_S) as fake:
+        env = {**clean_env, "XAI_BASE_URL": fake.base_url, "XAI_API_KEY": "xai-TEST-signal"}
+        argv = [sys.executable, "-m", "imaginebuild", "run", "-j", "2"]
+        with err.open("wb") as sink:
+            proc = subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=sink)  # fmt: skip
+        try:
+            wait_for_state(
+                lambda: "built still" in err.read_text() and len(fake.submissions()) == 1,
+                "'built still' with the video job submitted",
+                child=proc,
+                log=err.read_text,
+            )
+            wait_for_state(
+                lambda: len(fake.requests(Route.POLL)) >= 1, "a poll of the held job",
+                child=proc, log=err.read_text,
+            )  # fmt: skip
+            assert_still_running(proc, "the signal", err.read_text)
+            proc.send_signal(signum)
+            code = proc.wait(timeout=SUBPROCESS_TIMEOUT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        text = err.read_text()
+        assert code == 130, text
+        assert "interrupted" in text
+        assert sorted(read_lock(project)["assets"]) == ["still"]
+        assert list((project / ".imaginebuild" / "journal").glob("*.json"))  # the job is kept
+
+        fake.job_latency = 0.0  # release the held job
+        rerun = subprocess.run(
+            [sys.executable, "-m", "imaginebuild", "--json", "run"],
+            cwd=project, env=env, capture_output=True, text=True,
+            timeout=SUBPROCESS_TIMEOUT_S, check=False,
+        )  # fmt: skip
+        assert rerun.returncode == 0, rerun.stderr
+        assert states(json.loads(rerun.stdout)) == {"long": "built", "still": "up_to_date"}
+        assert len(fake.submissions()) == 1  # the interrupted job was resumed, not paid twice
 
 
 def test_why_names_the_changed_field(cli: Cli, chain_dir: Path) -> None:
