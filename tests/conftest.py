@@ -50,7 +50,7 @@ def wait_for_state(
     amount of time having passed; the deadline only bounds a test that would otherwise hang."""
     deadline = time.monotonic() + deadline_s
     while not holds():
-        if child is not None and child.poll() is not None:
+        if child is not None and child.poll() is not None and not holds():
             raise HarnessError(
                 f"harness: the child exited ({child.returncode}) before {what}\n{log()}"
             )

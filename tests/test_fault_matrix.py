@@ -369,18 +369,16 @@ def test_without_keep_going_a_failure_stops_the_run(session_for: Callable[[str],
 def test_a_server_that_never_answers_is_bounded_by_the_timeouts(
     session_for: Callable[[str], Session],
 ) -> None:
-    import time
-
     session = session_for("video")
-    session.fake.inject(Route.VIDEOS, *(Fault.hang(30.0) for _ in range(MAX_RETRIES + 1)))
-    began = time.monotonic()
+    # Each hang outlasts any test: only the client's request timeout can end an attempt.
+    session.fake.inject(Route.VIDEOS, *(Fault.hang() for _ in range(MAX_RETRIES + 1)))
     code, report = session.json("run", "--keep-going")
-    elapsed = time.monotonic() - began
     assert code == 1
     assert _states(report)["target"] == "failed"
     target = next(a for a in report["assets"] if a["name"] == "target")
     assert "after 2 retries" in target["error"]
-    assert elapsed < (MAX_RETRIES + 1) * REQUEST_TIMEOUT_S + 5.0
+    assert "timed out (ReadTimeout)" in target["error"]
+    assert session.fake.pending_faults() == 0  # each of the three attempts met a hang
 
 
 @pytest.mark.parametrize(
