@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import wait_for_state
 from rich.console import Console
 
 from imaginebuild.events import (
@@ -320,9 +321,7 @@ def test_auto_refresh_advances_elapsed_time_between_events() -> None:
         live.emit(RunStarted(1))
         live.emit(StepStarted("teaser", "call"))
         clock.advance(42)  # no event: only the refresh thread can show the new time
-        deadline = time.monotonic() + 5
-        while "42.0s" not in plain(buffer) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_state(lambda: "42.0s" in plain(buffer), "a refresh showing 42.0s")
     finally:
         live.close()
     assert re.search(r"teaser\s+calling\s+42\.0s", plain(buffer))
