@@ -12,10 +12,11 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,12 +60,44 @@ def wait_for_state(
         time.sleep(0.01)
 
 
-def assert_still_running(child: subprocess.Popen[Any], why: str, log: Callable[[], str]) -> None:
-    """The precondition of sending a signal: the child has not finished (a harness error if so)."""
+def assert_still_running(
+    child: subprocess.Popen[Any],
+    why: str,
+    log: Callable[[], str],
+    signum: signal.Signals | None = None,
+) -> None:
+    """The precondition of sending a signal: the child has not finished and, if `signum` is
+    given, does not ignore it (a harness error either way, never a product failure)."""
     if child.poll() is not None:
         raise HarnessError(
             f"harness: the child already exited ({child.returncode}) before {why}\n{log()}"
         )
+    if signum is not None and signum in _ignored_signals(child.pid):
+        raise HarnessError(f"harness: the child ignores {signum.name}: it inherited SIG_IGN")
+
+
+def _ignored_signals(pid: int) -> set[int]:
+    """The signals a process ignores, from /proc (empty where /proc is not available)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return set()
+    mask = next((int(line.split()[1], 16) for line in status.splitlines()
+                 if line.startswith("SigIgn:")), 0)  # fmt: skip
+    return {n for n in range(1, 65) if mask >> (n - 1) & 1}
+
+
+@pytest.fixture
+def sigint_not_ignored() -> Iterator[None]:
+    """Children must not inherit an ignored SIGINT (a shell's background job ignores it, and
+    an exec keeps SIG_IGN): a handled SIGINT in this process resets to the default in them."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass(frozen=True)

@@ -181,6 +181,7 @@ HELD_S = 3600.0  # far beyond any test's deadline: the job cannot finish until r
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.usefixtures("sigint_not_ignored")
 def test_sigint_exits_130_keeps_finished_steps_and_a_rerun_completes(
     tmp_path: Path, clean_env: dict[str, str], signum: signal.Signals
 ) -> None:
@@ -205,7 +206,7 @@ def test_sigint_exits_130_keeps_finished_steps_and_a_rerun_completes(
                 lambda: len(fake.requests(Route.POLL)) >= 1, "a poll of the held job",
                 child=proc, log=err.read_text,
             )  # fmt: skip
-            assert_still_running(proc, "the signal", err.read_text)
+            assert_still_running(proc, "the signal", err.read_text, signum)
             proc.send_signal(signum)
             code = proc.wait(timeout=SUBPROCESS_TIMEOUT_S)
         finally:
