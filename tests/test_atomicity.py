@@ -31,7 +31,7 @@ from imaginebuild.lockfile import (
 )
 from imaginebuild.store import ActionEntry, BlobRef, Store
 
-REWRITES = 60
+REWRITES = 40
 MISSING = b"<missing>"
 
 
@@ -125,7 +125,7 @@ def lock_entries(count: int, tag: str) -> dict[str, LockEntry]:
 
 # Two versions far apart in size: a reader that catches a rewrite half-way sees a length
 # (or a prefix) that neither version has.
-SMALL, LARGE = lock_entries(3, "small"), lock_entries(3000, "large")
+SMALL, LARGE = lock_entries(3, "small"), lock_entries(1000, "large")
 
 
 def test_lockfile_rewrites_are_never_seen_torn(tmp_path: Path) -> None:
@@ -228,7 +228,7 @@ def test_the_settled_snapshot_is_never_seen_torn(tmp_path: Path) -> None:
     files = {tmp_path / "mediafile.yaml": "0" * 64}
     few = [settled.SettledAsset("a", "image", "k" * 64, ("out/a.png",))]
     many = [
-        settled.SettledAsset(f"a{i}", "image", f"{i:064d}", (f"out/a{i}.png",)) for i in range(3000)
+        settled.SettledAsset(f"a{i}", "image", f"{i:064d}", (f"out/a{i}.png",)) for i in range(1000)
     ]
     versions = [few, many]
     valid: set[bytes] = set()
