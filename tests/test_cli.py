@@ -411,3 +411,66 @@ def test_init_with_json_prints_one_object(cli: Cli, tmp_path: Path) -> None:
     result = cli("--json", "init", cwd=tmp_path)
     assert result.code == 0
     assert isinstance(json.loads(result.stdout), dict)
+
+
+def test_main_in_process_leaves_the_sigterm_handler_and_the_folder_as_it_found_them(
+    chain_dir: Path, clean_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imaginebuild.cli import main
+
+    for name, value in clean_env.items():
+        monkeypatch.setenv(name, value)
+    handler, folder = signal.getsignal(signal.SIGTERM), Path.cwd()
+    assert main(["-C", str(chain_dir), "validate"]) == 0
+    assert signal.getsignal(signal.SIGTERM) is handler
+    assert Path.cwd() == folder
+
+
+def test_dash_c_to_a_missing_folder_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
+    result = cli("-C", str(tmp_path / "nowhere"), "status", cwd=tmp_path)
+    assert result.code == 2
+    assert f"-C {tmp_path / 'nowhere'}: No such file or directory" in result.stderr
+    assert "hint: name an existing project folder" in result.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["run", "--jobs", "many"], "invalid int value: 'many'"),
+        (["cost", "--by", "colour"], "invalid choice: 'colour'"),
+        (["dag", "--format", "png"], "invalid choice: 'png'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_option_errors_exit_2_with_the_bad_value_named(
+    cli: Cli, chain_dir: Path, argv: list[str], needle: str
+) -> None:
+    before = _tree(chain_dir)
+    result = cli(*argv, cwd=chain_dir)
+    assert result.code == 2, result.stderr
+    assert needle in result.stderr
+    assert _tree(chain_dir) == before  # nothing written
+
+
+def test_schema_prints_the_mediafile_json_schema(cli: Cli, tmp_path: Path) -> None:
+    result = cli("schema", cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    schema = json.loads(result.stdout)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert {"version", "assets"} <= set(schema["properties"])
+
+
+def test_text_show_names_the_asset_its_inputs_and_outputs(cli: Cli, chain_dir: Path) -> None:
+    assert cli("run", cwd=chain_dir).code == 0
+    result = cli("show", "inked", cwd=chain_dir)
+    assert result.code == 0, result.stderr
+    text = result.stdout + result.stderr
+    for needle in (
+        "inked",
+        "base",
+        "art/logo.png",
+        "out/inked.png",
+        read_lock(chain_dir)["assets"]["inked"]["key"][:12],
+    ):
+        assert needle in text, (needle, text)
