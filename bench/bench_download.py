@@ -90,7 +90,7 @@ def child(base_url: str, workdir: Path) -> None:
 
     from imaginebuild.model import Kind, ProviderSettings
     from imaginebuild.providers.base import GenerationRequest, ProviderContext
-    from imaginebuild.providers.xai import XaiProvider
+    from imaginebuild.providers.xai.provider import XaiProvider
 
     baseline = own_peak_mb()
     context = ProviderContext(

@@ -62,7 +62,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import pipeline  # noqa: E402  (the bench folder is not a package)
 
-from imaginebuild.hashing import StatCache, sha256_file  # noqa: E402
+from imaginebuild.store.hashing import StatCache, sha256_file  # noqa: E402
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -294,7 +294,7 @@ class _Counting:
     name = "sha256"; digest_size = 32; block_size = 64
 
 hashlib.sha256 = _Counting
-from imaginebuild.cli import main
+from imaginebuild.cli.app import main
 code = main(sys.argv[2:])
 with open(sys.argv[1], "w") as f:
     json.dump(_total, f)

@@ -33,8 +33,8 @@ from PIL import Image
 
 from imaginebuild.model import Kind, ProviderSettings
 from imaginebuild.providers.base import GenerationRequest, InputFile, ProviderContext
-from imaginebuild.providers.local import LocalProvider
-from imaginebuild.render import video as encoder_settings
+from imaginebuild.providers.local.provider import LocalProvider
+from imaginebuild.providers.local import video as encoder_settings
 
 KEY = "b" * 64
 PROMPT = "A collage of London landmarks in a stenciled street-art style, evening light"

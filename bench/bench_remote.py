@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from s3server import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, start_s3
 
-from imaginebuild.remote import RemoteCache
-from imaginebuild.store import ActionEntry, Store
+from imaginebuild.remote.cache import RemoteCache
+from imaginebuild.store.cache import ActionEntry, Store
 
 
 def make_entry(store: Store, scratch: Path, blobs: int, size: int) -> ActionEntry:

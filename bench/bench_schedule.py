@@ -84,8 +84,8 @@ sys.path.insert(0, str(ROOT))
 
 import imaginebuild  # noqa: E402
 from imaginebuild.events import Event, StepFinished, StepStarted  # noqa: E402
-from imaginebuild.graph import Dag  # noqa: E402
-from imaginebuild.scheduler import StepStatus, run_steps  # noqa: E402
+from imaginebuild.engine.graph import Dag  # noqa: E402
+from imaginebuild.engine.scheduler import StepStatus, run_steps  # noqa: E402
 from imaginebuild.testing.fake_xai import latency_for  # noqa: E402
 
 IMAGE_KINDS = frozenset({"image", "edit"})

@@ -67,8 +67,8 @@ HEAVY = (
     "av",
     "PIL",
     "asyncio",
-    "imaginebuild.live",
-    "imaginebuild.report",
+    "imaginebuild.cli.live",
+    "imaginebuild.cli.report",
 )
 
 

@@ -40,8 +40,8 @@ __all__ = [
 _HOMES = {
     "load": "imaginebuild.project",
     "Project": "imaginebuild.project",
-    "RunOptions": "imaginebuild.facts",
-    "CommandResult": "imaginebuild.results",
+    "RunOptions": "imaginebuild.engine.facts",
+    "CommandResult": "imaginebuild.engine.results",
 }
 
 if TYPE_CHECKING:
@@ -59,9 +59,9 @@ if TYPE_CHECKING:
         StoreError,
         UsageError,
     )
-    from imaginebuild.facts import RunOptions
+    from imaginebuild.engine.facts import RunOptions
     from imaginebuild.project import Project, load
-    from imaginebuild.results import CommandResult
+    from imaginebuild.engine.results import CommandResult
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,5 @@
 """`python -m imaginebuild`: the same entry point as the `imaginebuild` command."""
 
-from imaginebuild.cli import main
+from imaginebuild.cli.app import main
 
 raise SystemExit(main())

@@ -27,7 +27,7 @@ from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
     from imaginebuild.project import Project
-    from imaginebuild.results import CommandResult
+    from imaginebuild.engine.results import CommandResult
 
 DEFAULT_MEDIAFILE = "mediafile.yaml"
 BUG_EXIT = 70  # EX_SOFTWARE: an internal error, not the user's
@@ -221,7 +221,7 @@ def _mediafile_path(args: argparse.Namespace) -> Path:
 
 
 def _reporter(args: argparse.Namespace) -> Any:
-    from imaginebuild.console import (
+    from imaginebuild.cli.console import (
         VERBOSITY_NORMAL,
         VERBOSITY_QUIET,
         VERBOSITY_VERBOSE,
@@ -232,7 +232,7 @@ def _reporter(args: argparse.Namespace) -> Any:
         VERBOSITY_QUIET if args.quiet else VERBOSITY_VERBOSE if args.verbose else VERBOSITY_NORMAL
     )
     if args.command == "run" and level >= VERBOSITY_NORMAL and _live_terminal():
-        from imaginebuild.live import LiveReporter
+        from imaginebuild.cli.live import LiveReporter
 
         return LiveReporter(sys.stderr, verbosity=level)
     return PlainReporter(sys.stderr, level)
@@ -267,7 +267,7 @@ def _settled(args: argparse.Namespace, reporter: Any = None) -> CommandResult | 
     ):
         return None
     _money(getattr(args, "max_cost", None))
-    from imaginebuild import settled
+    from imaginebuild.store import settled
 
     found = settled.lookup(
         _mediafile_path(args),
@@ -319,7 +319,7 @@ def _money(text: str | None) -> Decimal | None:
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from imaginebuild.facts import RunOptions
+    from imaginebuild.engine.facts import RunOptions
 
     return RunOptions(
         jobs=getattr(args, "jobs", 8),
@@ -346,7 +346,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.dry_run:
             return _print_plan(args, project.plan(args.targets, options))
         result = project.run(args.targets, options)
-    from imaginebuild.console import summary_line
+    from imaginebuild.cli.console import summary_line
 
     for message in result.messages:
         sys.stderr.write(f"{message}\n")
@@ -362,7 +362,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_plan(args: argparse.Namespace, result: Any) -> int:
-    from imaginebuild.console import table
+    from imaginebuild.cli.console import table
     from imaginebuild.money import format_usd
 
     if args.json:
@@ -383,7 +383,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from imaginebuild.console import table
+    from imaginebuild.cli.console import table
 
     result = _settled(args) or _project(args).status(args.targets)
     if args.json:
@@ -425,7 +425,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_dag(args: argparse.Namespace) -> int:
-    from imaginebuild.dagformat import render_dag
+    from imaginebuild.cli.dagformat import render_dag
 
     project = _project(args)
     selected = project.dag.select(args.targets)
@@ -453,7 +453,7 @@ def _cmd_dag(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from imaginebuild.mediafile import load_mediafile  # the project (cache, remote…) is not needed
+    from imaginebuild.mediafile.load import load_mediafile  # the project (cache, remote…) is not needed
     from imaginebuild.model import InputPolicy
 
     policy = InputPolicy.from_env(os.environ, args.allow_read)
@@ -515,8 +515,8 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 def _cmd_cost(args: argparse.Namespace) -> int:
     from datetime import date
 
-    from imaginebuild.console import table
-    from imaginebuild.ledger import Ledger, summarize
+    from imaginebuild.cli.console import table
+    from imaginebuild.store.ledger import Ledger, summarize
     from imaginebuild.money import format_usd
 
     try:
@@ -538,7 +538,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from imaginebuild.scaffold import scaffold
+    from imaginebuild.mediafile.scaffold import scaffold
 
     written = scaffold(Path.cwd(), Path(args.mediafile or DEFAULT_MEDIAFILE), args.ignore_outputs)
     if args.json:
@@ -549,14 +549,14 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from imaginebuild.schema import schema_text
+    from imaginebuild.mediafile.schema import schema_text
 
     sys.stdout.write(schema_text())
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from imaginebuild.report import write_report
+    from imaginebuild.cli.report import write_report
 
     project = _project(args)
     index = write_report(project, Path(args.output or project.state_dir / "report"))

@@ -17,7 +17,7 @@ from imaginebuild.events import (
     StepPhase,
     StepStarted,
 )
-from imaginebuild.results import CommandResult
+from imaginebuild.engine.results import CommandResult
 
 VERBOSITY_QUIET = -1
 VERBOSITY_NORMAL = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from imaginebuild.graph import Dag
+from imaginebuild.engine.graph import Dag
 from imaginebuild.model import Asset, RefKind
 
 FORMATS = ("text", "mermaid", "dot")

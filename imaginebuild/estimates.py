@@ -22,7 +22,7 @@ class Estimator:
 
     def ticks(self, asset: Asset) -> int:
         """What the xAI API would charge for `asset`, whichever provider builds it."""
-        from imaginebuild.pricing import estimate, load_price_table
+        from imaginebuild.engine.pricing import estimate, load_price_table
 
         if self._table is None:
             self._table = load_price_table(self.mediafile.pricing or None)

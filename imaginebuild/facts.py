@@ -11,12 +11,12 @@ import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
 
-from imaginebuild.keys import ActionFields
-from imaginebuild.lockfile import LockEntry
+from imaginebuild.engine.keys import ActionFields
+from imaginebuild.store.lockfile import LockEntry
 from imaginebuild.model import Asset
 from imaginebuild.providers.base import InputFile
-from imaginebuild.rebuild import Action, Decision, Reason
-from imaginebuild.store import ActionEntry, BlobRef
+from imaginebuild.engine.rebuild import Action, Decision, Reason
+from imaginebuild.store.cache import ActionEntry, BlobRef
 
 
 @dataclass(frozen=True)

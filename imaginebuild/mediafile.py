@@ -39,10 +39,10 @@ from imaginebuild.model import (
     Mediafile,
     ProviderSettings,
 )
-from imaginebuild.schema import schema_text
-from imaginebuild.settled import absolute as absolute_path
-from imaginebuild.settled import text_digest
-from imaginebuild.validate import (
+from imaginebuild.mediafile.schema import schema_text
+from imaginebuild.store.settled import absolute as absolute_path
+from imaginebuild.store.settled import text_digest
+from imaginebuild.mediafile.validate import (
     Draft,
     kind_of,
     outputs_of,
@@ -51,7 +51,7 @@ from imaginebuild.validate import (
     semantic_diagnostics,
 )
 from imaginebuild.version import __version__
-from imaginebuild.yamlload import JsonPath, Parsed, compose, format_path, read_source
+from imaginebuild.mediafile.yamlload import JsonPath, Parsed, compose, format_path, read_source
 
 MAX_EXPANDED = 64 * 1024  # characters a string may grow to by vars
 _VAR = re.compile(r"\$\$\{|\$\{([^}]*)(\})?")
@@ -207,7 +207,7 @@ def _pricing_diagnostics(data: Mapping[str, Any], where: Parsed) -> list[Diagnos
     """Figures the schema cannot judge (e.g. a price that is not a number), at `pricing:`."""
     if "pricing" not in data:
         return []
-    from imaginebuild.pricing import load_price_table
+    from imaginebuild.engine.pricing import load_price_table
 
     try:
         load_price_table(data["pricing"], file=where.filename)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imaginebuild import settled
+from imaginebuild.store import settled
 from imaginebuild.errors import (
     CorruptBlob,
     ImaginebuildError,
@@ -31,7 +31,7 @@ from imaginebuild.errors import (
     StoreError,
     UsageError,
 )
-from imaginebuild.estimates import Estimator
+from imaginebuild.engine.estimates import Estimator
 from imaginebuild.events import (
     Message,
     NullReporter,
@@ -39,21 +39,21 @@ from imaginebuild.events import (
     RunStarted,
     StepFinished,
 )
-from imaginebuild.facts import Facts, RunOptions, is_forced, url_pins
-from imaginebuild.failures import FailureLog
+from imaginebuild.engine.facts import Facts, RunOptions, is_forced, url_pins
+from imaginebuild.store.failures import FailureLog
 from imaginebuild.gcpause import paused_gc
-from imaginebuild.graph import Dag
-from imaginebuild.hashing import StatCache
-from imaginebuild.keys import ActionFields, InputDigest, action_key
-from imaginebuild.lockfile import LockEntry, read_lockfile, write_lockfile
+from imaginebuild.engine.graph import Dag
+from imaginebuild.store.hashing import StatCache
+from imaginebuild.engine.keys import ActionFields, InputDigest, action_key
+from imaginebuild.store.lockfile import LockEntry, read_lockfile, write_lockfile
 from imaginebuild.mediaprobe import media_type_for, sniff
 from imaginebuild.model import Asset, InputPolicy, Mediafile, RefKind
-from imaginebuild.projectlock import ProjectLock
+from imaginebuild.store.projectlock import ProjectLock
 from imaginebuild.providers.base import InputFile
-from imaginebuild.rebuild import Action, Decision, decide
-from imaginebuild.remotelink import RemoteLink
-from imaginebuild.results import AssetResult, CommandResult
-from imaginebuild.store import BlobRef, Store, default_cache_dir
+from imaginebuild.engine.rebuild import Action, Decision, decide
+from imaginebuild.remote.link import RemoteLink
+from imaginebuild.engine.results import AssetResult, CommandResult
+from imaginebuild.store.cache import BlobRef, Store, default_cache_dir
 
 
 def load(
@@ -64,7 +64,7 @@ def load(
     `policy` says what inputs outside the project the user allows (default: the
     environment's IMAGINEBUILD_ALLOW_READ / IMAGINEBUILD_ALLOW_HTTP_LOOPBACK).
     """
-    from imaginebuild.mediafile import load_mediafile
+    from imaginebuild.mediafile.load import load_mediafile
 
     if policy is None:
         policy = InputPolicy.from_env(kwargs.get("env") or os.environ)
@@ -102,7 +102,7 @@ class Project:
         self.dag = Dag.from_assets(mediafile.assets)
         self._lock: dict[str, LockEntry] | None = None
         self._stat: StatCache | None = None
-        from imaginebuild.credentials import SigningConfig
+        from imaginebuild.store.credentials import SigningConfig
 
         self.signing = SigningConfig.from_env(self.env)  # C2PA signing of outputs, if configured
         self.remote = RemoteLink(
@@ -183,7 +183,7 @@ class Project:
             settled.discard(self.mediafile.path)  # this run changes what the verdict rested on
             import asyncio
 
-            from imaginebuild.runner import Runner  # the event loop and scheduler load only now
+            from imaginebuild.engine.runner import Runner  # the event loop and scheduler load only now
 
             runner = Runner(self, options)
             try:
@@ -545,7 +545,7 @@ class Project:
     def _check_signing(self) -> None:
         """Refuse a broken signing setup before any call is paid for."""
         if self.signing is not None:
-            from imaginebuild.credentials import check_signing_config
+            from imaginebuild.store.credentials import check_signing_config
 
             check_signing_config(self.signing)
 
@@ -577,7 +577,7 @@ class Project:
         if self.signing is None:
             self.store.materialize(blob, dest)
         else:
-            from imaginebuild.credentials import sign_output
+            from imaginebuild.store.credentials import sign_output
 
             self.store.verify_blob(blob.sha256)
             src = self.store.blob_path(blob.sha256)

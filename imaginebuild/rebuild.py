@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from imaginebuild.keys import ActionFields
+from imaginebuild.engine.keys import ActionFields
 
 
 class Action(str, enum.Enum):

@@ -44,8 +44,8 @@ from datetime import datetime
 from typing import Any
 
 from imaginebuild.errors import StoreError, UsageError
-from imaginebuild.keys import KEY_FORMAT_VERSION
-from imaginebuild.remotesync import (
+from imaginebuild.engine.keys import KEY_FORMAT_VERSION
+from imaginebuild.remote.sync import (
     DEFAULT_POLICY,
     Progress,
     ProgressCounter,
@@ -53,7 +53,7 @@ from imaginebuild.remotesync import (
     redact,
 )
 from imaginebuild.retry import RetryPolicy
-from imaginebuild.store import ActionEntry, BlobRef, Store
+from imaginebuild.store.cache import ActionEntry, BlobRef, Store
 
 REMOTE_FORMAT = "imaginebuild-remote-action"
 REMOTE_FORMAT_VERSION = 1

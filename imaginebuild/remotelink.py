@@ -18,7 +18,7 @@ from typing import Any
 
 from imaginebuild.errors import CorruptBlob, StoreError, UsageError
 from imaginebuild.model import Mediafile
-from imaginebuild.store import ActionEntry, Store
+from imaginebuild.store.cache import ActionEntry, Store
 
 LEASE_TTL_S = 3600.0  # a build lease outlives any single call's deadline
 LEASE_POLL_S = 5.0
@@ -56,7 +56,7 @@ class RemoteLink:
     def cache(self) -> Any:
         """The RemoteCache, or None when no remote is configured."""
         if self._remote is None:
-            from imaginebuild.remote import RemoteCache
+            from imaginebuild.remote.cache import RemoteCache
 
             mediafile = self._mediafile
             self._remote = (

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from imaginebuild.atomic import atomic_writer
 from imaginebuild.errors import CorruptBlob, ImaginebuildError, StoreError
-from imaginebuild.hashing import CHUNK
+from imaginebuild.store.hashing import CHUNK
 from imaginebuild.retry import RetryPolicy, is_retryable_status
 
 T = TypeVar("T")

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from imaginebuild.atomic import atomic_write_bytes, atomic_writer
 from imaginebuild.errors import ImaginebuildError, StoreError
-from imaginebuild.lockfile import LockedOutput, LockEntry
+from imaginebuild.store.lockfile import LockedOutput, LockEntry
 from imaginebuild.model import Asset, InputRef, RefKind
 from imaginebuild.version import __version__
 

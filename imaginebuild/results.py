@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from imaginebuild.money import ticks_to_usd
 
 if TYPE_CHECKING:
-    from imaginebuild.rebuild import Reason
+    from imaginebuild.engine.rebuild import Reason
 
 
 def usd(ticks: int) -> str:

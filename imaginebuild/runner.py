@@ -40,10 +40,10 @@ from imaginebuild.events import (
     StepPhase,
     StepStarted,
 )
-from imaginebuild.facts import Facts, RunOptions, is_forced, url_pins
-from imaginebuild.hashing import sha256_file
-from imaginebuild.keys import ActionFields
-from imaginebuild.lockfile import LockedOutput, LockEntry, PacedWriter
+from imaginebuild.engine.facts import Facts, RunOptions, is_forced, url_pins
+from imaginebuild.store.hashing import sha256_file
+from imaginebuild.engine.keys import ActionFields
+from imaginebuild.store.lockfile import LockedOutput, LockEntry, PacedWriter
 from imaginebuild.model import Asset, Media, RefKind
 from imaginebuild.providers.base import (
     GenerationRequest,
@@ -52,11 +52,11 @@ from imaginebuild.providers.base import (
     Phase,
     Provider,
 )
-from imaginebuild.rebuild import Action, Decision
-from imaginebuild.remotelink import BuiltElsewhere
-from imaginebuild.results import AssetResult, CommandResult, usd
-from imaginebuild.scheduler import StepStatus, run_steps
-from imaginebuild.store import ActionEntry, BlobRef
+from imaginebuild.engine.rebuild import Action, Decision
+from imaginebuild.remote.link import BuiltElsewhere
+from imaginebuild.engine.results import AssetResult, CommandResult, usd
+from imaginebuild.engine.scheduler import StepStatus, run_steps
+from imaginebuild.store.cache import ActionEntry, BlobRef
 from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class Runner:
     """The state of one run (touched only from the event loop's thread)."""
 
     def __init__(self, project: Project, options: RunOptions) -> None:
-        from imaginebuild.budget import Budget, effective_limit
+        from imaginebuild.engine.budget import Budget, effective_limit
 
         self.project = project
         self.options = options
@@ -95,7 +95,7 @@ class Runner:
 
     async def run(self, targets: tuple[str, ...]) -> CommandResult:
         """Schedule the selected steps and carry each one through; the run's result."""
-        from imaginebuild.scheduler import StepStatus
+        from imaginebuild.engine.scheduler import StepStatus
 
         options = self.options
         selected = self.project.dag.select(targets)
@@ -277,7 +277,7 @@ class Runner:
         record: dict[str, Any],
     ) -> ActionEntry:
         """Check a call's outputs, store them, record the action and put them in place."""
-        from imaginebuild.outputcheck import check_outputs
+        from imaginebuild.engine.outputcheck import check_outputs
 
         assert f.key is not None and f.fields is not None
         try:
@@ -342,7 +342,7 @@ class Runner:
         started: float,
     ) -> StepStatus:
         """Record a finished step: lockfile first, then the result and the event."""
-        from imaginebuild.scheduler import StepStatus
+        from imaginebuild.engine.scheduler import StepStatus
 
         assert f.key is not None and f.fields is not None
         outputs = entry.outputs if entry is not None else f.outputs
@@ -372,7 +372,7 @@ class Runner:
         return StepStatus.OK
 
     def _fail(self, asset: Asset, exc: ImaginebuildError, started: float) -> StepStatus:
-        from imaginebuild.scheduler import StepStatus
+        from imaginebuild.engine.scheduler import StepStatus
 
         refused = isinstance(exc, (BudgetExceeded, OfflineCallNeeded))
         state_name = "skipped" if refused else "failed"
@@ -415,7 +415,7 @@ class Runner:
 
     async def _fetch_urls(self, asset: Asset) -> dict[str, BlobRef]:
         """Fetch URL inputs that are not pinned in the lockfile (or whose blob is gone)."""
-        from imaginebuild.fetch import fetch_to_file
+        from imaginebuild.engine.fetch import fetch_to_file
 
         pins = url_pins(self.project.lock_entries().get(asset.name))
         fetched: dict[str, BlobRef] = {}
@@ -459,7 +459,7 @@ class Runner:
     def _record_ledger(self, asset: Asset, key: str, result: Any, estimate: int) -> None:
         if asset.provider == "local":
             return  # rehearsals bill nothing; their would-be cost is in the record
-        from imaginebuild.ledger import Ledger, LedgerEntry, format_time
+        from imaginebuild.store.ledger import Ledger, LedgerEntry, format_time
 
         ledger = Ledger(self.project.state_dir / "ledger.jsonl")
         calls = list(result.calls)
@@ -512,7 +512,7 @@ class Runner:
         storing it and forgetting it): resuming it would pass an old take off as new."""
         if entry is None or not (self.project.state_dir / "journal").is_dir():
             return
-        from imaginebuild.journal import Journal
+        from imaginebuild.store.journal import Journal
 
         journal = Journal(self.project.state_dir / "journal")
         record = journal.get(key)
@@ -522,7 +522,7 @@ class Runner:
 
     def _forget_job(self, key: str) -> None:
         if (self.project.state_dir / "journal").is_dir():
-            from imaginebuild.journal import Journal
+            from imaginebuild.store.journal import Journal
 
             Journal(self.project.state_dir / "journal").remove(key)
 
@@ -561,7 +561,7 @@ def _weight(asset: Asset) -> float:
 
 
 def _exit_code(statuses: Mapping[str, StepStatus]) -> int:
-    from imaginebuild.scheduler import StepStatus
+    from imaginebuild.engine.scheduler import StepStatus
 
     values = set(statuses.values())
     if StepStatus.FAILED in values:
@@ -584,6 +584,6 @@ def _utc_now() -> str:
 
 
 def _iso(unix_time: float) -> str:
-    from imaginebuild.ledger import format_time
+    from imaginebuild.store.ledger import format_time
 
     return format_time(unix_time)

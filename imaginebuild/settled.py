@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from imaginebuild.atomic import atomic_write_bytes
-from imaginebuild.hashing import StatCache
+from imaginebuild.store.hashing import StatCache
 from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
     from imaginebuild.events import Reporter
     from imaginebuild.model import InputPolicy
-    from imaginebuild.results import CommandResult
+    from imaginebuild.engine.results import CommandResult
 
 SNAPSHOT_VERSION = 1
 STATE_DIR = ".imaginebuild"
@@ -202,7 +202,7 @@ def result(
 ) -> CommandResult:
     """The CommandResult of `command` when every asset is up to date, told to `reporter`."""
     from imaginebuild.events import RunFinished, RunStarted, StepFinished
-    from imaginebuild.results import AssetResult, CommandResult
+    from imaginebuild.engine.results import AssetResult, CommandResult
 
     rows = tuple(
         AssetResult(a.name, a.kind, "up_to_date", "up to date", a.outputs, a.key) for a in assets

@@ -23,7 +23,7 @@ from typing import Any
 
 from imaginebuild.atomic import atomic_writer, fsync_dir
 from imaginebuild.errors import CorruptBlob, StoreError
-from imaginebuild.hashing import CHUNK, sha256_file
+from imaginebuild.store.hashing import CHUNK, sha256_file
 
 STORE_FORMAT_VERSION = 1
 

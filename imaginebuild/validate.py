@@ -34,7 +34,7 @@ from imaginebuild.model import (
     RefKind,
 )
 from imaginebuild.urls import is_loopback_host
-from imaginebuild.yamlload import JsonPath, Parsed, format_path
+from imaginebuild.mediafile.yamlload import JsonPath, Parsed, format_path
 
 if TYPE_CHECKING:
     import jsonschema
@@ -112,7 +112,7 @@ class _Report:
 def _validator() -> jsonschema.Draft202012Validator:
     import jsonschema
 
-    from imaginebuild.schema import load_schema
+    from imaginebuild.mediafile.schema import load_schema
 
     return jsonschema.Draft202012Validator(load_schema())
 

@@ -25,7 +25,7 @@ import pytest
 
 from imaginebuild.events import RecordingReporter
 from imaginebuild.project import Project, load
-from imaginebuild.results import CommandResult
+from imaginebuild.engine.results import CommandResult
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 SUBPROCESS_TIMEOUT_S = 60

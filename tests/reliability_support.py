@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from imaginebuild.journal import decode_record
-from imaginebuild.lockfile import read_lockfile
+from imaginebuild.store.journal import decode_record
+from imaginebuild.store.lockfile import read_lockfile
 from imaginebuild.testing.fake_xai import VIDEO_SUBMISSIONS, FakeXai, LoggedRequest, Route
 
 ROOT = Path(__file__).resolve().parents[1]

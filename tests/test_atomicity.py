@@ -20,16 +20,16 @@ from pathlib import Path
 import pytest
 from conftest import wait_for_state
 
-from imaginebuild import settled
-from imaginebuild.ledger import Ledger, LedgerEntry
-from imaginebuild.lockfile import (
+from imaginebuild.store import settled
+from imaginebuild.store.ledger import Ledger, LedgerEntry
+from imaginebuild.store.lockfile import (
     LockedOutput,
     LockEntry,
     PacedWriter,
     render_lockfile,
     write_lockfile,
 )
-from imaginebuild.store import ActionEntry, BlobRef, Store
+from imaginebuild.store.cache import ActionEntry, BlobRef, Store
 
 REWRITES = 40
 MISSING = b"<missing>"

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from imaginebuild.cli import main
+from imaginebuild.cli.app import main
 from imaginebuild.errors import MediafileError
-from imaginebuild.mediafile import load_mediafile
+from imaginebuild.mediafile.load import load_mediafile
 from imaginebuild.testing.fake_xai import FakeXai
 
 HERE = Path(__file__).parent

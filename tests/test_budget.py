@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from imaginebuild.budget import Budget, effective_limit
+from imaginebuild.engine.budget import Budget, effective_limit
 from imaginebuild.money import usd_to_ticks
 
 CENT = usd_to_ticks("0.01")

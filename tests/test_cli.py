@@ -416,7 +416,7 @@ def test_init_with_json_prints_one_object(cli: Cli, tmp_path: Path) -> None:
 def test_main_in_process_leaves_the_sigterm_handler_and_the_folder_as_it_found_them(
     chain_dir: Path, clean_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from imaginebuild.cli import main
+    from imaginebuild.cli.app import main
 
     for name, value in clean_env.items():
         monkeypatch.setenv(name, value)

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from imaginebuild.ledger import Ledger, LedgerEntry
+from imaginebuild.store.ledger import Ledger, LedgerEntry
 from imaginebuild.money import usd_to_ticks
-from imaginebuild.pricing import load_builtin_prices
+from imaginebuild.engine.pricing import load_builtin_prices
 from imaginebuild.testing.fake_xai import FakeXai, Fault, PriceTable, Route
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -51,8 +51,8 @@ from reliability_support import (
     video_submissions,
 )
 
-from imaginebuild.journal import JobRecord, Journal, decode_record
-from imaginebuild.lockfile import read_lockfile
+from imaginebuild.store.journal import JobRecord, Journal, decode_record
+from imaginebuild.store.lockfile import read_lockfile
 from imaginebuild.testing.fake_xai import FakeXai, Fault, Route
 
 SEED = int(os.environ.get("IMAGINEBUILD_CRASH_SEED", "20261125"))

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from imaginebuild.credentials import (
+from imaginebuild.store.credentials import (
     ENV_CERT,
     ENV_KEY,
     INSTALL_HINT,
@@ -198,7 +198,7 @@ def test_one_variable_without_the_other_is_a_usage_error(given: str, missing: st
 
 def test_importing_the_module_does_not_import_c2pa() -> None:
     code = (
-        "import sys, imaginebuild.credentials;"
+        "import sys, imaginebuild.store.credentials;"
         "print(sorted(m for m in ('c2pa', 'cryptography') if m in sys.modules))"
     )
     out = subprocess.run(

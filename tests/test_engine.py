@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import called, edit_yaml, output_hashes, read_lock, sha256_of, states
 
-from imaginebuild.facts import RunOptions
+from imaginebuild.engine.facts import RunOptions
 from imaginebuild.project import Project
 
 SKYLINE = ("london", "sketch", "clip", "clip_long", "teaser", "moodboard")

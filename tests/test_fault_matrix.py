@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 
-from imaginebuild.cli import main
+from imaginebuild.cli.app import main
 from imaginebuild.model import Kind
-from imaginebuild.providers.xai import BACKOFF_ENV
+from imaginebuild.providers.xai.provider import BACKOFF_ENV
 from imaginebuild.testing.fake_faults import FaultKind
 from imaginebuild.testing.fake_xai import FakeXai, Fault, Route, render_image, render_mp4
 

@@ -26,7 +26,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from imaginebuild.cli import main
+from imaginebuild.cli.app import main
 from imaginebuild.testing.fake_xai import render_image, render_mp4
 
 SLOW = os.environ.get("IMAGINEBUILD_SLOW") == "1"

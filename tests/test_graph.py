@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from imaginebuild.errors import UsageError
-from imaginebuild.graph import Dag
+from imaginebuild.engine.graph import Dag
 from imaginebuild.model import Asset, InputRef, Kind, RefKind
 
 

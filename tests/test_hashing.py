@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from imaginebuild.hashing import RACY_SECONDS, STAT_CACHE_VERSION, StatCache, sha256_file
+from imaginebuild.store.hashing import RACY_SECONDS, STAT_CACHE_VERSION, StatCache, sha256_file
 
 
 def _cache_with(path: Path, file: Path, sha: str, hashed_at: float) -> StatCache:

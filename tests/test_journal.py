@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from imaginebuild.errors import StoreError
-from imaginebuild.journal import JobRecord, Journal
+from imaginebuild.store.journal import JobRecord, Journal
 
 
 def record(key: str = "ab12", request_id: str = "req-1", at: float = 1.0) -> JobRecord:

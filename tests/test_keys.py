@@ -11,8 +11,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imaginebuild.keys import KEY_FORMAT_VERSION, ActionFields, InputDigest, action_key
-from imaginebuild.mediafile import load_mediafile
+from imaginebuild.engine.keys import KEY_FORMAT_VERSION, ActionFields, InputDigest, action_key
+from imaginebuild.mediafile.load import load_mediafile
 from imaginebuild.model import Asset
 
 hexes = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)

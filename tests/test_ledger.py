@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from imaginebuild.errors import UsageError
-from imaginebuild.ledger import GROUPINGS, Ledger, LedgerEntry, format_time, summarize
+from imaginebuild.store.ledger import GROUPINGS, Ledger, LedgerEntry, format_time, summarize
 
 
 def entry(

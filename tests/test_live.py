@@ -21,7 +21,7 @@ from imaginebuild.events import (
     StepPhase,
     StepStarted,
 )
-from imaginebuild.live import (
+from imaginebuild.cli.live import (
     VERBOSITY_NORMAL,
     VERBOSITY_QUIET,
     VERBOSITY_VERBOSE,
@@ -363,7 +363,7 @@ def test_rich_loads_only_once_a_step_is_in_flight() -> None:
     code = """if True:
         import io, sys
         from imaginebuild.events import *
-        from imaginebuild.live import LiveReporter
+        from imaginebuild.cli.live import LiveReporter
         out = io.StringIO()
         live = LiveReporter(out)
         live.emit(RunStarted(1))
@@ -384,7 +384,7 @@ def test_rich_loads_only_once_a_step_is_in_flight() -> None:
 def test_importing_the_cli_does_not_import_rich() -> None:
     import subprocess
 
-    code = "import sys, imaginebuild.cli, imaginebuild.console; print('rich' in sys.modules)"
+    code = "import sys, imaginebuild.cli.app, imaginebuild.cli.console; print('rich' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout

@@ -36,7 +36,7 @@ from imaginebuild.providers.base import (
     Phase,
     ProviderContext,
 )
-from imaginebuild.providers.local import LocalProvider
+from imaginebuild.providers.local.provider import LocalProvider
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,7 +143,7 @@ def test_concurrency_follows_settings_then_cpu_count() -> None:
 
 def test_importing_the_provider_loads_no_media_library() -> None:
     code = (
-        "import sys, imaginebuild.providers.local, imaginebuild.mediaprobe;"
+        "import sys, imaginebuild.providers.local.provider, imaginebuild.mediaprobe;"
         "print(sorted(m for m in ('PIL', 'av') if m in sys.modules))"
     )
     out = subprocess.run(
@@ -432,7 +432,7 @@ def test_concurrent_renders_match_sequential_ones(tmp_path: Path) -> None:
 def test_animate_without_a_ratio_takes_the_nearest_video_ratio(
     size: tuple[int, int], aspect: str
 ) -> None:
-    from imaginebuild.render.geometry import nearest_video_aspect
+    from imaginebuild.providers.local.geometry import nearest_video_aspect
 
     assert nearest_video_aspect(*size) == aspect
 
@@ -445,6 +445,6 @@ def test_animate_without_a_ratio_takes_the_nearest_video_ratio(
 def test_clips_keep_their_size_capped_at_720p_with_even_sides(
     source: tuple[int, int], output: tuple[int, int]
 ) -> None:
-    from imaginebuild.render.geometry import inherited_video_size
+    from imaginebuild.providers.local.geometry import inherited_video_size
 
     assert inherited_video_size(*source) == output

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imaginebuild.errors import LockfileError
-from imaginebuild.lockfile import (
+from imaginebuild.store.lockfile import (
     LOCKFILE_VERSION,
     LockedOutput,
     LockEntry,

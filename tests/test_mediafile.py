@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imaginebuild.errors import MediafileError, UsageError
-from imaginebuild.mediafile import load_mediafile
+from imaginebuild.mediafile.load import load_mediafile
 from imaginebuild.model import Kind, ProviderSettings, RefKind
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mediafiles"

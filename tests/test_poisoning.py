@@ -24,7 +24,7 @@ from reliability_support import (
     video_submissions,
 )
 
-from imaginebuild.lockfile import read_lockfile
+from imaginebuild.store.lockfile import read_lockfile
 from imaginebuild.mediaprobe import probe
 from imaginebuild.testing.fake_media import render_mp4, video_size
 from imaginebuild.testing.fake_xai import FakeXai, Fault, Route

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from imaginebuild.errors import MediafileError
 from imaginebuild.model import KIND_SPECS, Asset, Kind
 from imaginebuild.money import TICKS_PER_USD, format_usd, ticks_to_usd, usd_to_ticks
-from imaginebuild.pricing import (
+from imaginebuild.engine.pricing import (
     PRICING_OVERRIDE_SCHEMA,
     PriceTable,
     estimate,

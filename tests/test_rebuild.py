@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from imaginebuild.keys import ActionFields, InputDigest, action_key
-from imaginebuild.rebuild import Action, decide, prompt_diff
+from imaginebuild.engine.keys import ActionFields, InputDigest, action_key
+from imaginebuild.engine.rebuild import Action, decide, prompt_diff
 
 BASE = ActionFields(
     kind="edit",

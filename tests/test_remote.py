@@ -23,10 +23,10 @@ from conftest import STATE_DEADLINE_S, wait_for_state
 from s3server import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, FaultProxy, S3Server, start_s3
 
 from imaginebuild.errors import CorruptBlob, StoreError, UsageError
-from imaginebuild.remote import RemoteCache, decode_entry, encode_entry
-from imaginebuild.remotesync import is_precondition_failed, is_transient, redact
+from imaginebuild.remote.cache import RemoteCache, decode_entry, encode_entry
+from imaginebuild.remote.sync import is_precondition_failed, is_transient, redact
 from imaginebuild.retry import RetryPolicy
-from imaginebuild.store import ActionEntry, BlobRef, Store
+from imaginebuild.store.cache import ActionEntry, BlobRef, Store
 
 FAST = RetryPolicy(max_retries=2, base_delay=0.0, max_delay=0.0, jitter=0.0)
 NO_RETRY = RetryPolicy(max_retries=0)
@@ -793,7 +793,7 @@ def test_two_machines_building_at_once_pay_once_per_key(
 
     from imaginebuild.events import RecordingReporter
     from imaginebuild.project import load
-    from imaginebuild.results import CommandResult
+    from imaginebuild.engine.results import CommandResult
 
     shared = {**env, "IMAGINEBUILD_REMOTE": url}
     folders = [make_project("chain", f"racer-{i}") for i in range(2)]

@@ -14,7 +14,7 @@ import pytest
 
 from imaginebuild.errors import StoreError
 from imaginebuild.project import Project, load
-from imaginebuild.report import (
+from imaginebuild.cli.report import (
     Card,
     InputItem,
     MediaItem,

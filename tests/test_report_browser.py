@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from imaginebuild.report import write_report
+from imaginebuild.cli.report import write_report
 
 CHROMIUM_ARGS = [
     "--headless",

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from imaginebuild.errors import UsageError
 from imaginebuild.model import ProviderSettings
 from imaginebuild.providers.base import ProviderContext
-from imaginebuild.providers.xai import BACKOFF_ENV, XaiProvider
+from imaginebuild.providers.xai.provider import BACKOFF_ENV, XaiProvider
 from imaginebuild.retry import (
     RetryPolicy,
     is_retryable_status,

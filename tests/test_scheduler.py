@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import pytest
 
-from imaginebuild.scheduler import StepStatus, run_steps
+from imaginebuild.engine.scheduler import StepStatus, run_steps
 
 #   a ──▶ b ──▶ c        d (independent)
 PARENTS: Mapping[str, Sequence[str]] = {"a": (), "b": ("a",), "c": ("b",), "d": ()}

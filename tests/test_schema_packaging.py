@@ -9,7 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from imaginebuild.schema import load_schema, schema_text
+from imaginebuild.mediafile.schema import load_schema, schema_text
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = REPO / "schemas" / "mediafile.schema.json"

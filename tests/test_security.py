@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from imaginebuild import fetch
-from imaginebuild.cli import main
+from imaginebuild.engine import fetch
+from imaginebuild.cli.app import main
 from imaginebuild.errors import InputError
 from imaginebuild.testing.fake_xai import FakeXai, Fault, Route, render_image, render_mp4
 
@@ -515,7 +515,7 @@ assets:
 def test_a_committed_validation_stamp_cannot_switch_validation_off(
     case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from imaginebuild.mediafile import _schema_digest
+    from imaginebuild.mediafile.load import _schema_digest
 
     project = tmp_path / "project"
     shutil.copytree(Path(__file__).parent / "fixtures" / "bad_inputs" / case, project)

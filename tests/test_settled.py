@@ -31,7 +31,7 @@ CHAIN = ("base", "inked", "framed", "other")
 # Runs the CLI in-process and reports whether the full decision (the project module) ran.
 _PROBE = """
 import json, sys
-from imaginebuild.cli import main
+from imaginebuild.cli.app import main
 code = main(sys.argv[1:])
 sys.stdout.flush()
 print(json.dumps({"code": code, "full": "imaginebuild.project" in sys.modules}))

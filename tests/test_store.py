@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from imaginebuild.errors import CorruptBlob, StoreError
-from imaginebuild.store import ActionEntry, BlobRef, Store, default_cache_dir
+from imaginebuild.store.cache import ActionEntry, BlobRef, Store, default_cache_dir
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ from imaginebuild.model import (
     Media,
     RefKind,
 )
-from imaginebuild.schema import load_schema
-from imaginebuild.validate import Problem, project_path, resolve_input, schema_diagnostics
-from imaginebuild.yamlload import compose
+from imaginebuild.mediafile.schema import load_schema
+from imaginebuild.mediafile.validate import Problem, project_path, resolve_input, schema_diagnostics
+from imaginebuild.mediafile.yamlload import compose
 
 SCHEMA = load_schema()
 LOCAL_HINT = "for a local file, copy it into the project and give its relative path"
@@ -171,6 +171,6 @@ def test_project_path_refuses_symlinks_that_leave(tmp_path: Path) -> None:
 
 
 def test_importing_the_front_end_does_not_import_jsonschema() -> None:
-    code = "import sys, imaginebuild.mediafile; print('jsonschema' in sys.modules)"
+    code = "import sys, imaginebuild.mediafile.load; print('jsonschema' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

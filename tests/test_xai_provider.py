@@ -31,7 +31,7 @@ from imaginebuild.errors import (
     TransientError,
     UsageError,
 )
-from imaginebuild.journal import JobRecord, Journal
+from imaginebuild.store.journal import JobRecord, Journal
 from imaginebuild.mediaprobe import probe
 from imaginebuild.model import Kind, ProviderSettings
 from imaginebuild.providers.base import (
@@ -41,8 +41,8 @@ from imaginebuild.providers.base import (
     Phase,
     ProviderContext,
 )
-from imaginebuild.providers.xai import XaiProvider
-from imaginebuild.providers.xai_http import Retrier, XaiHttp, error_for_status, error_message
+from imaginebuild.providers.xai.provider import XaiProvider
+from imaginebuild.providers.xai.http import Retrier, XaiHttp, error_for_status, error_message
 from imaginebuild.retry import RetryPolicy
 from imaginebuild.testing.fake_xai import FakeXai, Fault, Route, render_image, render_mp4
 
@@ -572,7 +572,7 @@ _CHILD = textwrap.dedent(
     from pathlib import Path
     from imaginebuild.model import Kind, ProviderSettings
     from imaginebuild.providers.base import GenerationRequest, ProviderContext
-    from imaginebuild.providers.xai import XaiProvider
+    from imaginebuild.providers.xai.provider import XaiProvider
 
     base_url, root = sys.argv[1], Path(sys.argv[2])
     context = ProviderContext(

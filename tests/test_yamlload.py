@@ -8,7 +8,7 @@ import pytest
 
 from imaginebuild.errors import MediafileError
 from imaginebuild.model import Mark
-from imaginebuild.yamlload import MAX_NODES, compose, format_path, parse_yaml
+from imaginebuild.mediafile.yamlload import MAX_NODES, compose, format_path, parse_yaml
 
 
 def test_plain_data_and_marks_by_json_path() -> None:

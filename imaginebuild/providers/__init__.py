@@ -10,11 +10,11 @@ from imaginebuild.providers.base import Provider, ProviderContext
 def create_provider(name: str, context: ProviderContext) -> Provider:
     """Build the provider called `name`; its module is imported only now, when needed."""
     if name == "local":
-        from imaginebuild.providers.local import LocalProvider
+        from imaginebuild.providers.local.provider import LocalProvider
 
         return LocalProvider(context)
     if name == "xai":
-        from imaginebuild.providers.xai import XaiProvider
+        from imaginebuild.providers.xai.provider import XaiProvider
 
         return XaiProvider(context)
     raise UsageError(f"unknown provider {name!r}", hint=f"use one of: {', '.join(PROVIDERS)}")

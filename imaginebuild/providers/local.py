@@ -58,7 +58,7 @@ class LocalProvider:
 
 def render(request: GenerationRequest) -> tuple[OutputFile, ...]:
     """Render a request synchronously; foreign errors become InputError/ProviderError."""
-    from imaginebuild.render import kinds  # Pillow and PyAV load only when rendering
+    from imaginebuild.providers.local import kinds  # Pillow and PyAV load only when rendering
 
     request.workdir.mkdir(parents=True, exist_ok=True)
     try:

@@ -33,7 +33,7 @@ from imaginebuild.errors import (
     ProviderError,
     RequestRejected,
 )
-from imaginebuild.journal import JobRecord, Journal
+from imaginebuild.store.journal import JobRecord, Journal
 from imaginebuild.model import MP4, PNG, Media
 from imaginebuild.providers.base import (
     CallRecord,
@@ -45,9 +45,9 @@ from imaginebuild.providers.base import (
     ProviderContext,
     ignore_progress,
 )
-from imaginebuild.providers.xai_bodies import build_request, read_inputs
-from imaginebuild.providers.xai_download import download, store_b64
-from imaginebuild.providers.xai_http import (
+from imaginebuild.providers.xai.bodies import build_request, read_inputs
+from imaginebuild.providers.xai.download import download, store_b64
+from imaginebuild.providers.xai.http import (
     DEFAULT_BASE_URL,
     KEY_HINT,
     Retrier,

@@ -32,7 +32,7 @@ from imaginebuild.errors import (
     UsageError,
 )
 from imaginebuild.model import PNG, Media
-from imaginebuild.providers.xai_http import Retrier, Retryable, check_url, transport_reason
+from imaginebuild.providers.xai.http import Retrier, Retryable, check_url, transport_reason
 from imaginebuild.retry import is_retryable_status
 
 IMAGE_CAP = 50 * 1024 * 1024

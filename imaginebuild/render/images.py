@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from imaginebuild.render.seed import Color, Seed
+from imaginebuild.providers.local.seed import Color, Seed
 
 # Level 1 keeps a 4-megapixel PNG under a tenth of a second; flat shapes still compress well.
 PNG_COMPRESS_LEVEL = 1

@@ -21,8 +21,8 @@ from imaginebuild.atomic import atomic_write_bytes, fsync_dir
 from imaginebuild.errors import InputError
 from imaginebuild.model import MP4, PNG, Kind
 from imaginebuild.providers.base import GenerationRequest, OutputFile
-from imaginebuild.render import geometry, images, motion, video
-from imaginebuild.render.seed import Seed
+from imaginebuild.providers.local import geometry, images, motion, video
+from imaginebuild.providers.local.seed import Seed
 
 Size = tuple[int, int]
 

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from PIL import Image, ImageDraw
 
-from imaginebuild.render import images
-from imaginebuild.render.seed import Seed
+from imaginebuild.providers.local import images
+from imaginebuild.providers.local.seed import Seed
 
 Size = tuple[int, int]
 

@@ -21,7 +21,7 @@ from typing import cast
 import av
 from PIL import Image
 
-from imaginebuild.render.geometry import FPS
+from imaginebuild.providers.local.geometry import FPS
 
 CODEC = "libx264"
 PRESET = "veryfast"
