@@ -10,6 +10,8 @@ import random
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+from imaginebuild.errors import UsageError
+
 # 429 and the 5xx a healthy retry can cure; 501/505 say the request will never work.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -79,3 +81,24 @@ def parse_retry_after(value: str, now: float) -> float | None:
     if when.tzinfo is None:  # HTTP-dates are GMT by definition
         return None
     return max(0.0, when.timestamp() - now)
+
+
+def policy_with_backoff(max_retries: int, setting: str | None, name: str) -> RetryPolicy:
+    """A policy with the default backoff, or the one a `BASE,MAX` setting names (seconds:
+    the first retry's delay and the cap). `name` is the setting's name for the error.
+
+    Lets CI and the fault-injection tests compress backoff through real configuration
+    instead of patching the policy; unset or empty means the default.
+    """
+    if not setting or not setting.strip():
+        return RetryPolicy(max_retries=max_retries)
+    try:
+        base, cap = (float(part) for part in setting.split(","))
+        if not (math.isfinite(base) and math.isfinite(cap)):
+            raise ValueError("not finite")
+        return RetryPolicy(max_retries=max_retries, base_delay=base, max_delay=cap)
+    except ValueError:
+        raise UsageError(
+            f"{name}={setting!r}: expected BASE,MAX seconds (e.g. 0.005,0.02)",
+            hint=f"unset {name} for the default backoff",
+        ) from None

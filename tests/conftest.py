@@ -12,9 +12,11 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,75 @@ from imaginebuild.project import Project, load
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
 SUBPROCESS_TIMEOUT_S = 60
+# How long a test waits for a state before it gives up as a harness error. Generous on
+# purpose: it bounds a hung test, it never decides an outcome.
+STATE_DEADLINE_S = 120.0
+
+
+class HarnessError(AssertionError):
+    """The test could not set up the situation it means to test (not a product failure)."""
+
+
+def wait_for_state(
+    holds: Callable[[], bool],
+    what: str,
+    *,
+    child: subprocess.Popen[Any] | None = None,
+    log: Callable[[], str] = lambda: "",
+    deadline_s: float = STATE_DEADLINE_S,
+) -> None:
+    """Poll until `holds()` is true; fail as a harness error if `child` exits first or the
+    deadline passes. Tests act on states (a line, a file, a request the fake saw), never on an
+    amount of time having passed; the deadline only bounds a test that would otherwise hang."""
+    deadline = time.monotonic() + deadline_s
+    while not holds():
+        if child is not None and child.poll() is not None and not holds():
+            raise HarnessError(
+                f"harness: the child exited ({child.returncode}) before {what}\n{log()}"
+            )
+        if time.monotonic() > deadline:
+            raise HarnessError(f"harness: no {what} after {deadline_s:.0f} s\n{log()}")
+        time.sleep(0.01)
+
+
+def assert_still_running(
+    child: subprocess.Popen[Any],
+    why: str,
+    log: Callable[[], str],
+    signum: signal.Signals | None = None,
+) -> None:
+    """The precondition of sending a signal: the child has not finished and, if `signum` is
+    given, does not ignore it (a harness error either way, never a product failure)."""
+    if child.poll() is not None:
+        raise HarnessError(
+            f"harness: the child already exited ({child.returncode}) before {why}\n{log()}"
+        )
+    if signum is not None and signum in _ignored_signals(child.pid):
+        raise HarnessError(f"harness: the child ignores {signum.name}: it inherited SIG_IGN")
+
+
+def _ignored_signals(pid: int) -> set[int]:
+    """The signals a process ignores, from /proc (empty where /proc is not available)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return set()
+    mask = next((int(line.split()[1], 16) for line in status.splitlines()
+                 if line.startswith("SigIgn:")), 0)  # fmt: skip
+    return {n for n in range(1, 65) if mask >> (n - 1) & 1}
+
+
+@pytest.fixture
+def sigint_not_ignored() -> Iterator[None]:
+    """Children must not inherit an ignored SIGINT (a shell's background job ignores it, and
+    an exec keeps SIG_IGN): a handled SIGINT in this process resets to the default in them."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,23 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CliResult, called, edit_yaml, output_hashes, read_lock, states
+from conftest import (
+    SUBPROCESS_TIMEOUT_S,
+    CliResult,
+    assert_still_running,
+    called,
+    edit_yaml,
+    output_hashes,
+    read_lock,
+    states,
+    wait_for_state,
+)
+
+from imaginebuild.testing.fake_xai import FakeXai, Route
 
 Cli = Callable[..., CliResult]
 SKYLINE = ("london", "sketch", "clip", "clip_long", "teaser", "moodboard")
@@ -155,42 +166,68 @@ def test_max_cost_zero_refuses_an_api_call_before_any_http(
     assert not (project / ".imaginebuild" / "ledger.jsonl").exists()
 
 
-def test_sigint_exits_130_keeps_finished_steps_and_a_rerun_completes(
-    make_project: Callable[[str], Path], clean_env: dict[str, str]
-) -> None:
-    project = make_project("slow")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "imaginebuild", "run", "-j", "2"],
-        cwd=project,
-        env=clean_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if "built still" in line:
-            break
-    time.sleep(0.3)  # the long video is rendering now
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, "".join(lines) + err
-    assert "interrupted" in err
-    assert sorted(read_lock(project)["assets"]) == ["still"]
+# A quick image and a video job the fake xAI server holds pending until the test lets it
+# finish, so a run can be interrupted while the video is in flight: never by timing.
+HELD_VIDEO = """\
+version: 1
+provider: xai
+providers:
+  xai: {poll_interval: 0.02}
+assets:
+  still: {kind: image, prompt: A quiet harbour, resolution: 1k, aspect_ratio: "16:9"}
+  long: {kind: video, prompt: Boats drift across the harbour, resolution: 480p, duration: 15}
+"""
+HELD_S = 3600.0  # far beyond any test's deadline: the job cannot finish until released
 
-    rerun = subprocess.run(
-        [sys.executable, "-m", "imaginebuild", "--json", "run"],
-        cwd=project,
-        env=clean_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert rerun.returncode == 0, rerun.stderr
-    assert states(json.loads(rerun.stdout)) == {"long": "built", "still": "up_to_date"}
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.usefixtures("sigint_not_ignored")
+def test_sigint_exits_130_keeps_finished_steps_and_a_rerun_completes(
+    tmp_path: Path, clean_env: dict[str, str], signum: signal.Signals
+) -> None:
+    project = tmp_path / "held"
+    project.mkdir()
+    (project / "mediafile.yaml").write_text(HELD_VIDEO)
+    err = tmp_path / "run.stderr"
+    with FakeXai(pending_polls=0, job_latency=HELD_S) as fake:
+        env = {**clean_env, "XAI_BASE_URL": fake.base_url, "XAI_API_KEY": "xai-TEST-signal"}
+        argv = [sys.executable, "-m", "imaginebuild", "run", "-j", "2"]
+        with err.open("wb") as sink:
+            proc = subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=sink)  # fmt: skip
+        try:
+            wait_for_state(
+                lambda: "built still" in err.read_text() and len(fake.submissions()) == 1,
+                "'built still' with the video job submitted",
+                child=proc,
+                log=err.read_text,
+            )
+            wait_for_state(
+                lambda: len(fake.requests(Route.POLL)) >= 1, "a poll of the held job",
+                child=proc, log=err.read_text,
+            )  # fmt: skip
+            assert_still_running(proc, "the signal", err.read_text, signum)
+            proc.send_signal(signum)
+            code = proc.wait(timeout=SUBPROCESS_TIMEOUT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        text = err.read_text()
+        assert code == 130, text
+        assert "interrupted" in text
+        assert sorted(read_lock(project)["assets"]) == ["still"]
+        assert list((project / ".imaginebuild" / "journal").glob("*.json"))  # the job is kept
+
+        fake.job_latency = 0.0  # release the held job
+        rerun = subprocess.run(
+            [sys.executable, "-m", "imaginebuild", "--json", "run"],
+            cwd=project, env=env, capture_output=True, text=True,
+            timeout=SUBPROCESS_TIMEOUT_S, check=False,
+        )  # fmt: skip
+        assert rerun.returncode == 0, rerun.stderr
+        assert states(json.loads(rerun.stdout)) == {"long": "built", "still": "up_to_date"}
+        assert len(fake.submissions()) == 1  # the interrupted job was resumed, not paid twice
 
 
 def test_why_names_the_changed_field(cli: Cli, chain_dir: Path) -> None:
@@ -374,3 +411,66 @@ def test_init_with_json_prints_one_object(cli: Cli, tmp_path: Path) -> None:
     result = cli("--json", "init", cwd=tmp_path)
     assert result.code == 0
     assert isinstance(json.loads(result.stdout), dict)
+
+
+def test_main_in_process_leaves_the_sigterm_handler_and_the_folder_as_it_found_them(
+    chain_dir: Path, clean_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imaginebuild.cli.app import main
+
+    for name, value in clean_env.items():
+        monkeypatch.setenv(name, value)
+    handler, folder = signal.getsignal(signal.SIGTERM), Path.cwd()
+    assert main(["-C", str(chain_dir), "validate"]) == 0
+    assert signal.getsignal(signal.SIGTERM) is handler
+    assert Path.cwd() == folder
+
+
+def test_dash_c_to_a_missing_folder_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
+    result = cli("-C", str(tmp_path / "nowhere"), "status", cwd=tmp_path)
+    assert result.code == 2
+    assert f"-C {tmp_path / 'nowhere'}: No such file or directory" in result.stderr
+    assert "hint: name an existing project folder" in result.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["run", "--jobs", "many"], "invalid int value: 'many'"),
+        (["cost", "--by", "colour"], "invalid choice: 'colour'"),
+        (["dag", "--format", "png"], "invalid choice: 'png'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_option_errors_exit_2_with_the_bad_value_named(
+    cli: Cli, chain_dir: Path, argv: list[str], needle: str
+) -> None:
+    before = _tree(chain_dir)
+    result = cli(*argv, cwd=chain_dir)
+    assert result.code == 2, result.stderr
+    assert needle in result.stderr
+    assert _tree(chain_dir) == before  # nothing written
+
+
+def test_schema_prints_the_mediafile_json_schema(cli: Cli, tmp_path: Path) -> None:
+    result = cli("schema", cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    schema = json.loads(result.stdout)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert {"version", "assets"} <= set(schema["properties"])
+
+
+def test_text_show_names_the_asset_its_inputs_and_outputs(cli: Cli, chain_dir: Path) -> None:
+    assert cli("run", cwd=chain_dir).code == 0
+    result = cli("show", "inked", cwd=chain_dir)
+    assert result.code == 0, result.stderr
+    text = result.stdout + result.stderr
+    for needle in (
+        "inked",
+        "base",
+        "art/logo.png",
+        "out/inked.png",
+        read_lock(chain_dir)["assets"]["inked"]["key"][:12],
+    ):
+        assert needle in text, (needle, text)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import assert_still_running, wait_for_state
 from reliability_support import (
     ASSETS_20,
     PHASE_ORDER,
@@ -300,13 +301,11 @@ def test_a_kill_at_a_chosen_point_then_a_rerun_pays_each_video_once(
     proj = make_project(tmp_path / "p", fake, ONE_IMAGE_ONE_CLIP)
     fake.inject(point.route, point.fault)
     child = spawn(proj, tmp_path / "killed.stderr", "-v", "run")
+    log = (tmp_path / "killed.stderr").read_text
     try:
-        deadline = time.monotonic() + 30
-        while not point.reached(fake):
-            assert child.poll() is None, (tmp_path / "killed.stderr").read_text()
-            assert time.monotonic() < deadline, f"the run never reached the {point.name}"
-            time.sleep(0.01)
-        time.sleep(0.05)  # the request is in the server's hands, the client waits for it
+        # The hang holds the request in the server's hands: the run cannot move past it.
+        wait_for_state(lambda: point.reached(fake), f"the {point.name}", child=child, log=log)
+        assert_still_running(child, f"the kill at the {point.name}", log)
         child.send_signal(signal.SIGKILL)
     finally:
         child.wait(timeout=10)

@@ -7,7 +7,6 @@ Provider calls are counted by state: `built` is a call, `restored` and
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -171,8 +170,7 @@ def test_a_corrupt_blob_is_dropped_and_rebuilt_never_served(
     _run(open_project, chain_dir)
     good = read_lock(chain_dir)["assets"]["other"]["outputs"][0]["sha256"]
     blob = cache_dir / "blobs" / good[:2] / good
-    assert not os.access(blob, os.W_OK) or os.geteuid() == 0
-    assert blob.stat().st_mode & 0o222 == 0  # blobs are read-only
+    assert blob.stat().st_mode & 0o222 == 0  # blobs are read-only (root ignores the bits)
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0xFF
     blob.chmod(0o644)
@@ -405,4 +403,4 @@ def test_a_corrupt_upstream_blob_is_never_fed_to_a_call(
     result = _run(open_project, chain_dir)
     # out/base.png still holds the good bytes, so nothing stands in the way of building inked
     assert result["inked"] == "built"
-    assert not blob.exists() or sha256_of(blob) == good
+    assert not blob.exists()  # found corrupt when read, and dropped

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for_state
 from rich.console import Console
 
 from imaginebuild.cli.live import (
@@ -319,9 +320,7 @@ def test_auto_refresh_advances_elapsed_time_between_events() -> None:
         live.emit(RunStarted(1))
         live.emit(StepStarted("teaser", "call"))
         clock.advance(42)  # no event: only the refresh thread can show the new time
-        deadline = time.monotonic() + 5
-        while "42.0s" not in plain(buffer) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_state(lambda: "42.0s" in plain(buffer), "a refresh showing 42.0s")
     finally:
         live.close()
     assert re.search(r"teaser\s+calling\s+42\.0s", plain(buffer))
@@ -329,14 +328,21 @@ def test_auto_refresh_advances_elapsed_time_between_events() -> None:
 
 def test_a_closed_terminal_silences_the_reporter() -> None:
     class Broken(io.StringIO):
+        attempts = 0
+
         def write(self, s: str) -> int:
+            Broken.attempts += 1
             raise BrokenPipeError(32, "Broken pipe")
 
     console = make_console(Broken(), force_terminal=True, width=80, color_system=None)
     live = LiveReporter(sys.stderr, clock=FakeClock(), console=console, auto_refresh=False)
-    live.emit(RunStarted(1))  # must not raise
+    live.emit(RunStarted(2))  # must not raise
     live.emit(StepFinished("a", "built", "never built", 1.0))
+    tried = Broken.attempts
+    assert tried >= 1  # it did write, and met the closed pipe
+    live.emit(StepFinished("b", "built", "never built", 1.0))
     live.close()  # rich's default Console would have raised SystemExit above
+    assert Broken.attempts == tried  # silenced: nothing more was written after the pipe closed
 
 
 def test_a_closed_pipe_before_the_display_starts_silences_the_reporter() -> None:

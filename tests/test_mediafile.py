@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from decimal import Decimal
@@ -239,15 +238,13 @@ def test_a_url_with_video_extension_is_the_wrong_media_for_edit(tmp_path: Path) 
     ]
 
 
-def test_diagnostics_name_the_file_as_given_and_carry_hints(tmp_path: Path) -> None:
+def test_diagnostics_name_the_file_as_given_and_carry_hints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _project(tmp_path, "version: 1\nassets:\n  a: {kind: image, prompt: p, inputs: [x.png]}\n")
-    cwd = Path.cwd()
-    os.chdir(tmp_path.parent)
-    try:
-        with pytest.raises(MediafileError) as info:
-            load_mediafile(Path(tmp_path.name) / "mediafile.yaml")
-    finally:
-        os.chdir(cwd)
+    monkeypatch.chdir(tmp_path.parent)
+    with pytest.raises(MediafileError) as info:
+        load_mediafile(Path(tmp_path.name) / "mediafile.yaml")
     (first, second) = info.value.diagnostics
     assert first.file == second.file == f"{tmp_path.name}/mediafile.yaml"
     assert first.format() == (

@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 import random
 import subprocess
-import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import wait_for_state
 from reliability_support import (
     ASSETS_20,
     MEDIAFILE_20,
     SLOW,
+    SUBPROCESS_TIMEOUT_S,
     Proj,
     all_problems,
     cli,
@@ -34,6 +36,8 @@ from reliability_support import (
 from imaginebuild.testing.fake_xai import FakeXai
 
 REPEATS = 5 if SLOW else 1
+HELD_S = 3600.0  # a video job latency no test outlasts: the job is pending until released
+WAITING = "waiting for another imaginebuild process"
 SMALL = """
 version: 1
 provider: xai
@@ -51,17 +55,55 @@ def fake() -> Iterator[FakeXai]:
         yield server
 
 
-def start(proj: Proj, *args: str) -> subprocess.Popen[str]:
-    """Start `imaginebuild --json ARGS` with pipes for stdout and stderr."""
-    return subprocess.Popen(
-        command("--json", *args), cwd=proj.folder, env=dict(proj.env),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+@dataclass
+class Child:
+    """A running `imaginebuild --json` process whose stdout and stderr go to files."""
+
+    proc: subprocess.Popen[bytes]
+    out: Path
+    err: Path
+
+    def stderr(self) -> str:
+        """What the process has written to stderr so far."""
+        return self.err.read_text(errors="replace")
 
 
-def finish(children: list[subprocess.Popen[str]]) -> list[tuple[int, str, str]]:
+def start(proj: Proj, *args: str) -> Child:
+    """Start `imaginebuild --json ARGS`, its output going to files beside the project."""
+    name = f"{proj.folder.name}-{args[0]}-{len(list(proj.folder.parent.glob('*.err')))}"
+    out, err = proj.folder.parent / f"{name}.out", proj.folder.parent / f"{name}.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            command("--json", *args), cwd=proj.folder, env=dict(proj.env),
+            stdout=stdout, stderr=stderr,
+        )  # fmt: skip
+    return Child(proc, out, err)
+
+
+def finish(children: list[Child]) -> list[tuple[int, str, str]]:
     """Wait for every child: (exit code, stdout, stderr) each."""
-    return [(c.wait(timeout=120), *c.communicate(timeout=120)) for c in children]
+    codes = [c.proc.wait(timeout=SUBPROCESS_TIMEOUT_S) for c in children]
+    return [(code, c.out.read_text(), c.stderr()) for code, c in zip(codes, children, strict=True)]
+
+
+def all_but_one_waiting(children: list[Child], fake: FakeXai, since: int) -> Callable[[], bool]:
+    """Whether every child but one says it waits for the project lock while the one has a
+    video job in flight (more than `since` submissions)."""
+    return lambda: (
+        sum(WAITING in c.stderr() for c in children) == len(children) - 1
+        and len(fake.submissions()) > since
+    )
+
+
+def holds_the_project_lock(proj: Proj, child: Child) -> Callable[[], bool]:
+    """Whether `child` has taken the project lock (the lock file names its pid)."""
+    lock = proj.state / "lock"
+    return lambda: lock.is_file() and lock.read_text() == str(child.proc.pid)
+
+
+def everyones_stderr(children: list[Child]) -> Callable[[], str]:
+    """A log for harness errors: each child's stderr so far."""
+    return lambda: "\n".join(f"--- {c.err.name}\n{c.stderr()}" for c in children)
 
 
 def assert_billed_once(fake: FakeXai, first: int = 0) -> None:
@@ -78,7 +120,19 @@ def test_concurrent_runs_build_each_asset_once(
     for repeat in range(REPEATS):
         first = len(fake.log)
         proj = make_project(tmp_path / f"p{repeat}", fake)
-        results = finish([start(proj, "run") for _ in range(processes)])
+        # The fake holds every video job until each other process is seen waiting for the
+        # project lock: the runs overlap by construction, whatever the machine's load.
+        fake.job_latency = HELD_S
+        submitted = len(fake.submissions())
+        children = [start(proj, "run") for _ in range(processes)]
+        wait_for_state(
+            all_but_one_waiting(children, fake, since=submitted),
+            f"{processes - 1} runs waiting while one has a video job in flight",
+            log=everyones_stderr(children),
+        )
+        assert all(c.proc.poll() is None for c in children), everyones_stderr(children)()
+        fake.job_latency = 0.2
+        results = finish(children)
         assert [code for code, _, _ in results] == [0] * processes, [e for _, _, e in results]
         built: Counter[str] = Counter()
         for _, out, _ in results:
@@ -89,7 +143,7 @@ def test_concurrent_runs_build_each_asset_once(
         assert set(built.values()) == {1}, f"assets built by several processes: {built}"
         assert_billed_once(fake, first)
         assert sum(video_submissions(fake.log[first:]).values()) == 13
-        assert sum("waiting for another imaginebuild process" in e for _, _, e in results) >= 1
+        assert sum(WAITING in e for _, _, e in results) == processes - 1
         assert all_problems(proj) == []
         assert len(tree(proj)) == 23  # 20 assets, two of them with several images
 
@@ -110,10 +164,17 @@ def test_a_run_and_a_gc_at_once_keep_every_locked_output(fake: FakeXai, tmp_path
         (proj.folder / "mediafile.yaml").write_text(text)
         first = len(fake.log)
         gc_first = rng.random() < 0.5
-        children = []
-        for name in ["gc", "run"] if gc_first else ["run", "gc"]:
-            children.append(start(proj, name))
-            time.sleep(rng.uniform(0.0, 0.3))
+        staggered = rng.random() < 0.5  # else both start at once and the kernel decides
+        names = ["gc", "run"] if gc_first else ["run", "gc"]
+        children = [start(proj, names[0])]
+        if staggered:  # the second starts once the first holds the project lock
+            wait_for_state(
+                holds_the_project_lock(proj, children[0]),
+                f"the project lock held by {names[0]}",
+                child=children[0].proc,
+                log=everyones_stderr(children),
+            )
+        children.append(start(proj, names[1]))
         results = finish(children)
         assert [code for code, _, _ in results] == [0, 0], [e for _, _, e in results]
         assert all_problems(proj) == [], f"round {round_}"

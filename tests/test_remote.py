@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 
 pytest.importorskip("s3fs", reason="the remote cache tests need the [s3] extra")
 
+from conftest import STATE_DEADLINE_S, wait_for_state
 from s3server import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, FaultProxy, S3Server, start_s3
 
 from imaginebuild.errors import CorruptBlob, StoreError, UsageError
@@ -569,18 +569,26 @@ def test_a_waiting_machine_gets_the_entry_the_lease_holder_pushes(
 ) -> None:
     store_a, store_b = make_store(tmp_path, "a"), make_store(tmp_path, "b")
     entry = make_entry(store_a, tmp_path, 500)
-    a, b = make_remote(), make_remote()
+    pushed = threading.Event()
+    waits: list[float] = []
+
+    def wait_for_the_push(seconds: float) -> None:  # b's poll pause ends when a has pushed
+        waits.append(seconds)
+        pushed.wait(STATE_DEADLINE_S)
+
+    a, b = make_remote(), make_remote(sleep=wait_for_the_push)
     assert a.claim_or_wait(entry.key, "a", ttl=60, timeout=5) is None  # a builds
     got: list[ActionEntry | None] = []
     waiter = threading.Thread(
         target=lambda: got.append(b.claim_or_wait(entry.key, "b", ttl=60, timeout=20, poll=0.05))
     )
     waiter.start()
-    time.sleep(0.3)
-    assert waiter.is_alive()  # b is waiting, not building
+    wait_for_state(lambda: bool(waits) or not waiter.is_alive(), "b waiting on a's lease")
+    assert waiter.is_alive() and got == [], got  # b is waiting, not building
     a.push(entry, store_a)
     a.release_lease(entry.key, "a")
-    waiter.join(timeout=20)
+    pushed.set()
+    waiter.join(timeout=STATE_DEADLINE_S)
     assert got == [entry]
     b.fetch(entry, store_b)
     assert b.lease_holder(entry.key) is None
@@ -588,11 +596,20 @@ def test_a_waiting_machine_gets_the_entry_the_lease_holder_pushes(
 
 def test_a_waiting_machine_builds_when_the_holder_vanishes(make_remote: Make) -> None:
     key = "2" * 64
-    a, b = make_remote(), make_remote()
+    now = [1000.0]
+
+    def pause(seconds: float) -> None:  # the machines' clock moves only when they wait
+        now[0] += seconds
+
+    a = make_remote(clock=lambda: now[0], sleep=pause)
+    b = make_remote(clock=lambda: now[0], sleep=pause)
     assert a.acquire_lease(key, "a", ttl=0.5)  # and then a dies without pushing
     assert b.claim_or_wait(key, "b", ttl=60, timeout=20, poll=0.05) is None
+    assert 1000.5 <= now[0] < 1000.6  # b waited out a's lease, polling, then took it
     assert b.lease_holder(key) == "b"
-    assert make_remote().claim_or_wait(key, "c", ttl=60, timeout=0.2, poll=0.05) is None
+    c = make_remote(clock=lambda: now[0], sleep=pause)
+    assert c.claim_or_wait(key, "c", ttl=60, timeout=0.2, poll=0.05) is None  # gives up: builds
+    assert b.lease_holder(key) == "b"
 
 
 def test_leases_on_a_file_remote(tmp_path: Path) -> None:
@@ -659,8 +676,8 @@ def test_transfers_run_concurrently_within_the_bound(tmp_path: Path) -> None:
             with SlowLocal.lock:
                 SlowLocal.active += 1
                 SlowLocal.peak = max(SlowLocal.peak, SlowLocal.active)
-            try:
-                time.sleep(0.05)
+            try:  # hold every open until three ran at once: a serial fetch never gets there
+                wait_for_state(lambda: SlowLocal.peak >= 3, "three transfers at once")
                 return super().open(path, mode, **kwargs)
             finally:
                 with SlowLocal.lock:
@@ -676,7 +693,7 @@ def test_transfers_run_concurrently_within_the_bound(tmp_path: Path) -> None:
     bounded = RemoteCache(SlowLocal(skip_instance_cache=True), str(shared), url="file://x", jobs=3)
     bounded.fetch(entry, store_b)
     assert store_b.get_action(entry.key) == entry
-    assert 2 <= SlowLocal.peak <= 3
+    assert SlowLocal.peak == 3  # never more than the bound
 
 
 # -- the engine: machine A builds, machine B restores -----------------------------------

@@ -66,15 +66,15 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
             context.close()
 
 
-def artefact_dir() -> Path:
-    folder = Path(
-        os.environ.get("IMAGINEBUILD_TEST_ARTIFACTS") or Path(__file__).parent / "artifacts"
-    )
+def artefact_dir(tmp_path: Path) -> Path:
+    """Where the screenshot goes: IMAGINEBUILD_TEST_ARTIFACTS (CI keeps it), else tmp_path;
+    never the checkout."""
+    folder = Path(os.environ.get("IMAGINEBUILD_TEST_ARTIFACTS") or tmp_path / "artifacts")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
-def test_report_in_headless_chromium(report: Path, browser: object) -> None:
+def test_report_in_headless_chromium(report: Path, browser: object, tmp_path: Path) -> None:
     from test_report import EVIL
 
     context = browser
@@ -122,7 +122,7 @@ def test_report_in_headless_chromium(report: Path, browser: object) -> None:
     folder = report.parent.as_uri()
     assert requests and all(u.startswith(folder) for u in requests), requests
 
-    shot = artefact_dir() / "report.png"
+    shot = artefact_dir(tmp_path) / "report.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     page.close()
@@ -132,10 +132,15 @@ def test_chromium_reports_blocked_scripts_as_inert(report: Path, browser: object
     """Even a script the escaping let through would not run: the page's CSP forbids it."""
     page = browser.new_page()  # type: ignore[attr-defined]
     dialogs: list[str] = []
+    console: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("console", lambda m: console.append(m.text))
     injected = report.with_name("injected.html")
     text = report.read_text(encoding="utf-8")
+    assert text.count("<main>") == 1  # the injection below lands exactly once
     injected.write_text(text.replace("<main>", "<main><script>alert('ran')</script>", 1))
     page.goto(injected.as_uri(), wait_until="load")
-    assert dialogs == []
+    assert page.evaluate("document.querySelectorAll('main > script').length") == 1  # it is there
+    assert dialogs == []  # and it did not run
+    assert any("Content Security Policy" in m for m in console), console  # the CSP stopped it
     page.close()

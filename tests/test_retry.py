@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import random
 from email.utils import formatdate
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imaginebuild.retry import RetryPolicy, is_retryable_status, parse_retry_after
+from imaginebuild.errors import UsageError
+from imaginebuild.model import ProviderSettings
+from imaginebuild.providers.base import ProviderContext
+from imaginebuild.providers.xai.provider import BACKOFF_ENV, XaiProvider
+from imaginebuild.retry import (
+    RetryPolicy,
+    is_retryable_status,
+    parse_retry_after,
+    policy_with_backoff,
+)
 
 
 class FixedRandom(random.Random):
@@ -87,3 +97,30 @@ def test_parse_http_date() -> None:
 @pytest.mark.parametrize("value", ["", "soon", "-3", "nan", "inf", "Wed, 99 Foo 2026"])
 def test_parse_rejects_garbage(value: str) -> None:
     assert parse_retry_after(value, now=0.0) is None
+
+
+def test_a_backoff_setting_names_the_first_delay_and_the_cap() -> None:
+    assert policy_with_backoff(3, None, "B") == RetryPolicy(max_retries=3)
+    assert policy_with_backoff(3, " ", "B") == RetryPolicy(max_retries=3)
+    fast = policy_with_backoff(2, "0.005,0.02", "B")
+    assert fast == RetryPolicy(max_retries=2, base_delay=0.005, max_delay=0.02)
+    assert [fast.delay(n, None, FixedRandom(0.0)) for n in range(4)] == [0.005, 0.01, 0.02, 0.02]
+
+
+@pytest.mark.parametrize("setting", ["0.1", "a,b", "1,2,3", "-1,2", "nan,1", "1,inf"])
+def test_a_bad_backoff_setting_is_a_usage_error_naming_it(setting: str) -> None:
+    with pytest.raises(UsageError, match=f"SETTING={setting!r}: expected BASE,MAX") as caught:
+        policy_with_backoff(2, setting, "SETTING")
+    assert caught.value.exit_code == 2
+
+
+def test_the_xai_provider_reads_its_backoff_from_the_environment(tmp_path: Path) -> None:
+    def provider(env: dict[str, str]) -> XaiProvider:
+        settings = ProviderSettings(max_retries=2)
+        return XaiProvider(ProviderContext(settings=settings, state_dir=tmp_path, env=env))
+
+    assert provider({}).policy == RetryPolicy(max_retries=2)
+    fast = provider({BACKOFF_ENV: "0.005,0.02"}).policy
+    assert (fast.max_retries, fast.base_delay, fast.max_delay) == (2, 0.005, 0.02)
+    with pytest.raises(UsageError, match=BACKOFF_ENV):
+        provider({BACKOFF_ENV: "soon"})

@@ -41,7 +41,8 @@ def test_storing_the_same_bytes_twice_keeps_one_blob(store: Store, tmp_path: Pat
     second = store.put_file(_file(tmp_path, b"same", "b"), "image/png", move=True)
     assert first == second
     assert list(store.iter_blobs()) == [first.sha256]
-    assert not (tmp_path / "b").exists() or (tmp_path / "b").read_bytes() == b"same"
+    # the blob was already there: nothing is moved, the source stays untouched
+    assert (tmp_path / "b").read_bytes() == b"same"
 
 
 def test_move_renames_a_temp_file_into_place(store: Store, tmp_path: Path) -> None:

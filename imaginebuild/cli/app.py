@@ -9,6 +9,7 @@ and says so.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -141,7 +142,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI with `argv` (default: sys.argv[1:]) and return the exit code."""
+    """Run the CLI with `argv` (default: sys.argv[1:]) and return the exit code.
+
+    Leaves the process as it found it: the SIGTERM handler and the working folder
+    (`-C`) are restored on return, so callers in-process (tests, embedders) see no change.
+    """
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        cwd: Path | None = Path.cwd()
+    except OSError:  # the folder we were started in is gone
+        cwd = None
+    try:
+        return _main(argv)
+    finally:
+        if sigterm is not None:  # None: a handler not installed from Python; left alone
+            signal.signal(signal.SIGTERM, sigterm)
+        if cwd is not None:
+            with contextlib.suppress(OSError):
+                os.chdir(cwd)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)

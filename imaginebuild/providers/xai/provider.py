@@ -55,13 +55,15 @@ from imaginebuild.providers.xai.http import (
     check_url,
     scrub,
 )
-from imaginebuild.retry import RetryPolicy
+from imaginebuild.retry import RetryPolicy, policy_with_backoff
 from imaginebuild.store.journal import JobRecord, Journal
 
 DEFAULT_CONCURRENCY = 8
 DEFAULT_POLL_INTERVAL = 2.0
 DEFAULT_JOB_TIMEOUT = 900.0
 DEFAULT_MAX_RETRIES = 4
+# Backoff between retries as `BASE,MAX` seconds (first delay, cap); unset: the default.
+BACKOFF_ENV = "IMAGINEBUILD_XAI_BACKOFF"
 EXPIRED_HINT = "rerun with --retry-expired to submit the job again (it is billed again)"
 
 
@@ -99,7 +101,9 @@ class XaiProvider:
         )
         self.job_timeout = settings.timeout or DEFAULT_JOB_TIMEOUT
         retries = DEFAULT_MAX_RETRIES if settings.max_retries is None else settings.max_retries
-        self.policy = retry_policy or RetryPolicy(max_retries=retries)
+        self.policy = retry_policy or policy_with_backoff(
+            retries, context.env.get(BACKOFF_ENV), BACKOFF_ENV
+        )
         self.base_url = context.env.get("XAI_BASE_URL") or settings.base_url or DEFAULT_BASE_URL
         self.journal = Journal(context.state_dir / "journal")
         self._sleep = sleep or asyncio.sleep
