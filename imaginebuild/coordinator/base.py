@@ -63,7 +63,8 @@ class RateLimit:
         try:
             rate = cls(int(head), int(tail) if tail else 1)
         except ValueError:
-            raise ValueError(f"not a rate: {text!r} (use N or N/SECONDS, e.g. 5 or 30/60)") from None
+            hint = "use N or N/SECONDS, e.g. 5 or 30/60"
+            raise ValueError(f"not a rate: {text!r} ({hint})") from None
         if rate.requests < 1 or rate.seconds < 1:
             raise ValueError(f"a rate needs at least 1 request per at least 1 second: {text!r}")
         return rate

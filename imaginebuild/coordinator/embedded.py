@@ -44,7 +44,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rates (model TEXT PRIMARY KEY, rate TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS buckets (model TEXT PRIMARY KEY, next_ns INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS grants (t_ns INTEGER NOT NULL, model TEXT NOT NULL, runner TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS grants (t_ns INTEGER NOT NULL, model TEXT NOT NULL,
+                                   runner TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS grants_by_model ON grants (model, t_ns);
 CREATE TABLE IF NOT EXISTS runners (id TEXT PRIMARY KEY, deadline_ns INTEGER NOT NULL,
                                     seen_ns INTEGER NOT NULL);
@@ -68,7 +69,9 @@ class EmbeddedCoordinator:
         self._clock = clock_ns
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            self._db = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )  # one run's heartbeat thread shares it, under the session's lock
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             with self._write() as db:
@@ -262,8 +265,7 @@ class EmbeddedCoordinator:
 
         def read(db: sqlite3.Connection, now: int) -> tuple[Grant, ...]:
             rows = db.execute(
-                "SELECT t_ns, model, runner FROM grants WHERE ? IS NULL OR model = ? "
-                "ORDER BY t_ns",
+                "SELECT t_ns, model, runner FROM grants WHERE ? IS NULL OR model = ? ORDER BY t_ns",
                 (model, model),
             )
             return tuple(Grant(t, m, r) for t, m, r in rows)
@@ -309,8 +311,7 @@ def _expire(db: sqlite3.Connection, now: int) -> None:
     others dropped."""
     db.execute("DELETE FROM runners WHERE deadline_ns < ?", (now,))
     rows = db.execute(
-        "SELECT id, ticks, submitted FROM reservations "
-        "WHERE runner NOT IN (SELECT id FROM runners)"
+        "SELECT id, ticks, submitted FROM reservations WHERE runner NOT IN (SELECT id FROM runners)"
     ).fetchall()
     if not rows:
         return

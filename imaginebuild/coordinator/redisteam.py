@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -224,7 +224,7 @@ class RedisCoordinator:
 
     def _script(self, name: str, *args: object) -> Any:
         try:
-            return self._scripts[name](keys=[self.prefix], args=list(args))
+            return self._scripts[name](keys=[self.prefix], args=[str(a) for a in args])
         except (redis.RedisError, StorageError, OSError) as exc:
             raise self._down(exc) from None
 
@@ -268,7 +268,7 @@ class RedisCoordinator:
             return made
         from imaginebuild.coordinator.base import cap_refusal
 
-        which, cap, spent, reserved = _text(answer[0]), int(answer[1]), int(answer[2]), int(answer[3])
+        which, cap, spent, reserved = _text(answer[0]), *(int(a) for a in answer[1:4])
         caps = TeamCaps(cap if which == "per_day" else None, cap if which == "total" else None)
         why = cap_refusal(caps, spent, spent, reserved, request.ticks) or f"{which} cap"
         raise TeamCapReached(
@@ -290,8 +290,8 @@ class RedisCoordinator:
     def caps(self) -> TeamCaps:
         """The team's caps and rates, read now."""
         try:
-            limits = self._redis.hgetall(self.prefix + "caps")
-            rates = self._redis.hgetall(self.prefix + "rates")
+            limits = self._hash("caps")
+            rates = self._hash("rates")
         except (redis.RedisError, OSError) as exc:
             raise self._down(exc) from None
         caps = TeamCaps(
@@ -310,7 +310,7 @@ class RedisCoordinator:
                 limits = {"per_day": caps.max_per_day_ticks, "total": caps.max_total_ticks}
                 for field, value in limits.items():
                     if value is not None:
-                        pipe.hset(self.prefix + "caps", field, value)
+                        pipe.hset(self.prefix + "caps", field, str(value))
                 for model, rate in caps.rates.items():
                     pipe.hset(self.prefix + "rates", model, str(rate))
                 pipe.execute()
@@ -323,8 +323,8 @@ class RedisCoordinator:
         day, now, today, total, expired = self._script("status")
         caps = self.caps()
         try:
-            held = self._redis.hgetall(self.prefix + "res")
-            seen = self._redis.hgetall(self.prefix + "seen")
+            held = self._hash("res")
+            seen = self._hash("seen")
             logs = [_text(k) for k in self._redis.scan_iter(match=self.prefix + "grants:*")]
         except (redis.RedisError, OSError) as exc:
             raise self._down(exc) from None
@@ -333,7 +333,8 @@ class RedisCoordinator:
         for model in sorted(models):
             rate = caps.rate_for(model)
             low = int(now) - rate.seconds * 1000
-            count = self._redis.zcount(self.prefix + "grants:" + model, f"({low}", "+inf")
+            log = self.prefix + "grants:" + model
+            count = cast(int, self._redis.zcount(log, f"({low}", "+inf"))
             usage.append(ModelUsage(model, rate, int(count)))
         per_runner: dict[str, list[int]] = {_text(r): [] for r in seen}
         for raw in held.values():
@@ -359,7 +360,9 @@ class RedisCoordinator:
             found = []
             for key in keys:
                 name = key.removeprefix(self.prefix + "grants:")
-                for member, score in self._redis.zrange(key, 0, -1, withscores=True):
+                raw = self._redis.zrange(key, 0, -1, withscores=True)
+                entries = cast(list[tuple[bytes, float]], raw)
+                for member, score in entries:
                     runner = _text(member).split(" ", 1)[1]
                     found.append(Grant(int(score * 1_000_000), name, runner))
         except (redis.RedisError, OSError) as exc:
@@ -369,6 +372,10 @@ class RedisCoordinator:
     def close(self) -> None:
         """Close the connection pool."""
         self._pool.disconnect()
+
+    def _hash(self, name: str) -> dict[bytes, bytes]:
+        """One of the team's hashes (raises redis errors for the caller to translate)."""
+        return cast(dict[bytes, bytes], self._redis.hgetall(self.prefix + name))
 
     def _rate(self, model: str) -> RateLimit:
         """The model's rate, from caps read at most a second ago (a change applies within 1 s)."""
