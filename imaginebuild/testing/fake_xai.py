@@ -635,7 +635,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _Reply(415, "expected a JSON body with Content-Type: application/json")
             if not isinstance(body, dict):
                 raise _Reply(400, "the body must be a JSON object")
-            default = "grok-imagine-image" if route in (Route.IMAGES, Route.EDITS) else "grok-imagine-video"
+            image = route in (Route.IMAGES, Route.EDITS)
+            default = "grok-imagine-image" if image else "grok-imagine-video"
             if not self.fake.rate_limits.admit(str(body.get("model") or default)):
                 raise _Reply(429, "Rate limit exceeded for this model (requests per second)")
             if route in (Route.IMAGES, Route.EDITS):
