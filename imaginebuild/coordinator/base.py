@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+HEADROOM_PERCENT = 10  # grants spaced 10 % wider than the limit: arrival jitter stays under it
 DEFAULT_TTL_S = 60.0  # a runner silent this long is dead: its reservations expire
 DEFAULT_SLOT_DEADLINE_S = 600.0  # how long a step waits for a submission slot at most
 IMAGE_RATE = "5/1"  # xAI: 5 requests/s per image model, for the whole team
@@ -74,8 +75,9 @@ class RateLimit:
 
     @property
     def interval_ns(self) -> int:
-        """The spacing between two grants when they are spread evenly."""
-        return -(-self.seconds * 1_000_000_000 // self.requests)
+        """The spacing between two grants: `seconds / requests` plus `HEADROOM_PERCENT`, so
+        the jitter between a grant and its request's arrival never shows the API more."""
+        return -(-self.seconds * 1_000_000_000 * (100 + HEADROOM_PERCENT) // (100 * self.requests))
 
 
 def default_rate(model: str) -> RateLimit:

@@ -1,10 +1,10 @@
 """The Redis coordinator: one team's slots and caps shared by runners on many machines.
 
-Rates come from the `limits` library's moving window on Redis (at most N grants
-in any window of S seconds, one atomic Lua script per try). Caps, reservations,
-spend and runner heartbeats are Lua scripts of our own, each atomic on the
-server, using the server's clock (`TIME`) for days and deadlines, so the
-machines' clocks need not agree. Every key starts with `imaginebuild:team:<id>:`.
+Slots, caps, reservations, spend and runner heartbeats are Lua scripts, each
+atomic on the server and using the server's clock (`TIME`), so the machines'
+clocks need not agree. Rates are the same one-token bucket per model as the
+embedded backend's (grants spaced `S / N` plus the headroom), and each grant is
+logged in the script that gives it. Every key starts with `imaginebuild:team:<id>:`.
 
     caps      hash   per_day, total (ticks; absent: no cap)
     rates     hash   model → "N/S"
@@ -12,6 +12,7 @@ machines' clocks need not agree. Every key starts with `imaginebuild:team:<id>:`
     res       hash   reservation id → JSON {runner, asset, model, key, ticks, submitted}
     runners   hash   runner → deadline (ms, server clock);  seen: runner → last heartbeat
     charged   hash   reservation id → ticks charged when it expired
+    next:M    string when model M's next slot is free (µs, server clock)
     grants:M  zset   the log of slots granted for model M (score: ms), 10 minutes kept
 """
 
@@ -24,10 +25,6 @@ from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from limits import RateLimitItemPerSecond
-from limits.errors import StorageError
-from limits.storage import RedisStorage
-from limits.strategies import MovingWindowRateLimiter
 
 from imaginebuild.coordinator.base import (
     GRANT_LOG_KEEP_NS,
@@ -147,23 +144,28 @@ local P = KEYS[1]
 redis.call('HDEL', P .. 'res', ARGV[1])
 """
 
-# After the limiter granted a slot: log it (server time) and mark the reservation submitted.
-_GRANTED = """
+# A slot: the model's next free time (µs, server clock) passed → grant, log, mark submitted.
+_SLOT = """
 local P = KEYS[1]
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local key = P .. 'next:' .. ARGV[1]
+local free = tonumber(redis.call('GET', key) or '0')
+if now < free then return {0, free - now} end
+local interval = tonumber(ARGV[2])
+redis.call('SET', key, now + interval, 'PX', math.floor(interval / 1000) + 1000)
 local log = P .. 'grants:' .. ARGV[1]
-redis.call('ZADD', log, now, ARGV[4] .. ' ' .. ARGV[2])
-redis.call('ZREMRANGEBYSCORE', log, '-inf', now - tonumber(ARGV[5]))
-if ARGV[3] ~= '' then
-  local raw = redis.call('HGET', P .. 'res', ARGV[3])
+redis.call('ZADD', log, now / 1000, ARGV[4] .. ' ' .. ARGV[3])
+redis.call('ZREMRANGEBYSCORE', log, '-inf', now / 1000 - tonumber(ARGV[6]))
+if ARGV[5] ~= '' then
+  local raw = redis.call('HGET', P .. 'res', ARGV[5])
   if raw then
     local r = cjson.decode(raw)
     r.submitted = 1
-    redis.call('HSET', P .. 'res', ARGV[3], cjson.encode(r))
+    redis.call('HSET', P .. 'res', ARGV[5], cjson.encode(r))
   end
 end
-return tostring(now)
+return {1, 0}
 """
 
 _STATUS = (
@@ -198,18 +200,13 @@ class RedisCoordinator:
                 url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S
             )
             self._redis = redis.Redis(connection_pool=self._pool)
-            storage = RedisStorage(
-                url, connection_pool=self._pool, key_prefix=self.prefix + "rate",
-                wrap_exceptions=True,
-            )  # fmt: skip
         except (ValueError, redis.RedisError) as exc:
             raise self._down(exc) from None
-        self._limiter = MovingWindowRateLimiter(storage)
         self._scripts = {
             name: self._redis.register_script(body)
             for name, body in {
                 "heartbeat": _HEARTBEAT, "forget": _FORGET, "reserve": _RESERVE,
-                "settle": _SETTLE, "release": _RELEASE, "granted": _GRANTED, "status": _STATUS,
+                "settle": _SETTLE, "release": _RELEASE, "slot": _SLOT, "status": _STATUS,
             }.items()
         }  # fmt: skip
         self._caps_cache: tuple[float, TeamCaps] | None = None
@@ -225,7 +222,7 @@ class RedisCoordinator:
     def _script(self, name: str, *args: object) -> Any:
         try:
             return self._scripts[name](keys=[self.prefix], args=[str(a) for a in args])
-        except (redis.RedisError, StorageError, OSError) as exc:
+        except (redis.RedisError, OSError) as exc:
             raise self._down(exc) from None
 
     # -- the Coordinator interface ----------------------------------------------------
@@ -240,18 +237,13 @@ class RedisCoordinator:
         self._script("status")
 
     def try_slot(self, model: str, runner: RunnerId, reservation: str | None) -> SlotAttempt:
-        """A slot now if the model's moving window has room, else the wait until it may."""
-        rate = self._rate(model)
-        item = RateLimitItemPerSecond(rate.requests, rate.seconds)
-        try:
-            if not self._limiter.hit(item, model):
-                stats = self._limiter.get_window_stats(item, model)
-                return SlotAttempt(False, max(0.005, stats.reset_time - time.time()))
-        except (redis.RedisError, StorageError, OSError) as exc:
-            raise self._down(exc) from None
+        """A slot now if the model's bucket has its token, else the wait until it has."""
+        interval_us = self._rate(model).interval_ns // 1000
         keep_ms = GRANT_LOG_KEEP_NS // 1_000_000
-        self._script("granted", model, str(runner), reservation or "", uuid.uuid4().hex, keep_ms)
-        return SlotAttempt(True)
+        granted, wait_us = self._script(
+            "slot", model, interval_us, str(runner), uuid.uuid4().hex, reservation or "", keep_ms
+        )
+        return SlotAttempt(True) if granted == 1 else SlotAttempt(False, int(wait_us) / 1e6)
 
     def reserve(self, runner: RunnerId, request: ReservationRequest) -> Reservation:
         """Hold the request's ticks, or raise TeamCapReached."""

@@ -625,6 +625,8 @@ class _TeamLink:
                 f"team coordinator unavailable: {self.refused} paid step(s) not started; "
                 f"{self.failed.message}"
             )
+            if self.failed.hint:
+                found.append(f"hint: {self.failed.hint}")
         return tuple(found)
 
     def close(self) -> None:
