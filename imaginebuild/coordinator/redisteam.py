@@ -318,16 +318,16 @@ class RedisCoordinator:
             held = self._hash("res")
             seen = self._hash("seen")
             logs = [_text(k) for k in self._redis.scan_iter(match=self.prefix + "grants:*")]
+            usage = []
+            models = {k.removeprefix(self.prefix + "grants:") for k in logs} | set(caps.rates)
+            for model in sorted(models):
+                rate = caps.rate_for(model)
+                low = int(now) - rate.seconds * 1000
+                log = self.prefix + "grants:" + model
+                count = cast(int, self._redis.zcount(log, f"({low}", "+inf"))
+                usage.append(ModelUsage(model, rate, int(count)))
         except (redis.RedisError, OSError) as exc:
             raise self._down(exc) from None
-        usage = []
-        models = {k.removeprefix(self.prefix + "grants:") for k in logs} | set(caps.rates)
-        for model in sorted(models):
-            rate = caps.rate_for(model)
-            low = int(now) - rate.seconds * 1000
-            log = self.prefix + "grants:" + model
-            count = cast(int, self._redis.zcount(log, f"({low}", "+inf"))
-            usage.append(ModelUsage(model, rate, int(count)))
         per_runner: dict[str, list[int]] = {_text(r): [] for r in seen}
         for raw in held.values():
             entry = json.loads(raw)
