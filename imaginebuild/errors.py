@@ -6,6 +6,8 @@
     ├── LockfileError                 exit 2   unreadable or wrong-version mediafile.lock
     ├── PolicyError                   exit 3   refused before calling
     │   ├── BudgetExceeded                     a call could pass budget.max_usd / --max-cost
+    │   │   └── TeamCapReached                 a call could pass the team's cap (in the coordinator)
+    │   ├── CoordinatorUnavailable             the team coordinator cannot be reached: no paid call
     │   ├── LockfileWouldChange                --locked and the lockfile would change
     │   └── OfflineCallNeeded                  --offline and a provider call is needed
     ├── StoreError                    exit 1   the cache is unreadable, or a blob is corrupt
@@ -109,6 +111,14 @@ class PolicyError(ImaginebuildError):
 
 class BudgetExceeded(PolicyError):
     """Starting a call could pass the budget; nothing more was started."""
+
+
+class TeamCapReached(BudgetExceeded):
+    """Starting a call could pass a team cap kept by the coordinator (per day or in total)."""
+
+
+class CoordinatorUnavailable(PolicyError):
+    """The team coordinator cannot be reached or answered nonsense: no new paid call starts."""
 
 
 class LockfileWouldChange(PolicyError):

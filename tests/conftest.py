@@ -159,6 +159,14 @@ def edit_yaml(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new), encoding="utf-8")
 
 
+@pytest.fixture(autouse=True)
+def _private_user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own user cache folder (where the embedded team coordinator lives),
+    also in the subprocesses it starts: no test reads or writes the real one."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    monkeypatch.delenv("IMAGINEBUILD_COORDINATOR", raising=False)
+
+
 @pytest.fixture
 def cache_dir(tmp_path: Path) -> Path:
     """A cache folder private to the test."""

@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-push", action="store_true", help="do not upload new builds to the remote cache"
     )
+    run.add_argument(
+        "--no-coordinator",
+        action="store_true",
+        help="local limits only: no team submission slots or team caps",
+    )
 
     plan = sub.add_parser("plan", help="what would run, why, and its estimated cost")
     plan.add_argument("targets", nargs="*", metavar="TARGET")
@@ -136,6 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--ignore-outputs", action="store_true", help="also ignore the output folder in git"
     )
     sub.add_parser("schema", help="print the mediafile JSON Schema")
+    team = sub.add_parser("team", help="the team's rate limits and spend caps (the coordinator)")
+    team_sub = team.add_subparsers(dest="team_command", metavar="ACTION", parser_class=_Parser)
+    team_sub.required = True
+    team_set = team_sub.add_parser("set", help="set the team's caps and per-model rates")
+    team_set.add_argument("--max-usd-per-day", metavar="USD", help="daily cap (UTC), or 'none'")
+    team_set.add_argument("--max-usd-total", metavar="USD", help="total cap, or 'none'")
+    team_set.add_argument(
+        "--rate",
+        action="append",
+        default=[],
+        metavar="MODEL=N[/SECONDS]",
+        help="submissions per window for a model (repeatable); MODEL=default restores xAI's",
+    )
+    team_sub.add_parser("status", help="rates in use, today's spend, reservations, the caps")
     report = sub.add_parser("report", help="a static HTML gallery: media, prompts, lineage, cost")
     report.add_argument("-o", "--output", metavar="DIR", help="(default: .imaginebuild/report)")
     return parser
@@ -308,6 +327,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "init": _cmd_init,
         "schema": _cmd_schema,
         "report": _cmd_report,
+        "team": _cmd_team,
     }
     return handlers[args.command](args)
 
@@ -341,6 +361,7 @@ def _options(args: argparse.Namespace) -> Any:
         locked=getattr(args, "locked", False),
         retry_expired=getattr(args, "retry_expired", False),
         no_push=getattr(args, "no_push", False),
+        no_coordinator=getattr(args, "no_coordinator", False),
     )
 
 
@@ -644,6 +665,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
         _emit_json({"report": str(index)})
     else:
         sys.stderr.write(f"report: {index.resolve().as_uri()}\n")
+    return 0
+
+
+def _cmd_team(args: argparse.Namespace) -> int:
+    from imaginebuild.cli.teamview import parse_change, render_status
+    from imaginebuild.coordinator import open_coordinator
+
+    change = None
+    if args.team_command == "set":  # every value checked before the coordinator is touched
+        change = parse_change(args.max_usd_per_day, args.max_usd_total, args.rate)
+    coordinator = open_coordinator(os.environ)
+    try:
+        if change is not None:
+            coordinator.set_caps(change.apply(coordinator.caps()))
+        status = coordinator.status()
+    finally:
+        coordinator.close()
+    if args.json:
+        _emit_json(status.to_json())
+    else:
+        sys.stderr.write(render_status(status) + "\n")
     return 0
 
 

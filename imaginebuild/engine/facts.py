@@ -32,6 +32,7 @@ class RunOptions:
     locked: bool = False
     retry_expired: bool = False
     no_push: bool = False  # do not upload new builds to the remote cache
+    no_coordinator: bool = False  # local limits only: no team slots or caps (issue 19)
 
 
 @dataclass

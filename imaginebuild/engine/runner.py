@@ -29,6 +29,7 @@ from imaginebuild.engine.results import AssetResult, CommandResult, usd
 from imaginebuild.engine.scheduler import StepStatus, run_steps
 from imaginebuild.errors import (
     BudgetExceeded,
+    CoordinatorUnavailable,
     CorruptBlob,
     ImaginebuildError,
     InvalidMedia,
@@ -37,6 +38,7 @@ from imaginebuild.errors import (
     ModerationRefused,
     OfflineCallNeeded,
     ProviderError,
+    TeamCapReached,
 )
 from imaginebuild.events import (
     Message,
@@ -62,6 +64,7 @@ from imaginebuild.store.lockfile import LockedOutput, LockEntry, PacedWriter
 from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
+    from imaginebuild.coordinator.session import SubmitGate, TeamHold, TeamSession
     from imaginebuild.project import Project
 
 
@@ -91,6 +94,7 @@ class Runner:
             self.mediafile.lockfile_path, project.lock_entries(), time.monotonic
         )
         self._lock_timer: asyncio.TimerHandle | None = None
+        self.team = _TeamLink(options.no_coordinator, project.env)  # issue 19
 
     async def run(self, targets: tuple[str, ...]) -> CommandResult:
         """Schedule the selected steps and carry each one through; the run's result."""
@@ -119,6 +123,7 @@ class Runner:
             for provider in self.providers.values():
                 with contextlib.suppress(Exception):
                     await provider.aclose()
+            self.team.close()  # issue 19
         results = []
         for name in selected:
             if name in self.results:
@@ -141,7 +146,7 @@ class Runner:
                 )  # fmt: skip
                 self.reporter.emit(StepFinished(name, "skipped", why, 0.0))
         exit_code = _exit_code(statuses)
-        messages = self._refusal_messages(results)
+        messages = (*self._refusal_messages(results), *self.team.messages())  # issue 19
         result = CommandResult("run", tuple(results), exit_code=exit_code, messages=messages)
         self.reporter.emit(
             RunFinished(result.counts, self.clock() - started, usd(result.cost_ticks))
@@ -219,19 +224,28 @@ class Runner:
             def progress(phase: Phase, detail: str) -> None:
                 self.reporter.emit(StepPhase(asset.name, phase.value, detail))
 
+            hold = None
             try:
                 async with (
                     self.remote.lease(f.key, self.run_id, self.options.no_push),
                     self.pools[asset.provider],
                 ):
+                    # -- team coordinator hook (issue 19): hold the estimate in the team's
+                    # caps, take a slot before each POST, settle or release below.
+                    hold = self.team.hold(asset, f.key, billable)
+                    if hold is not None:
+                        request = dataclasses.replace(request, gate=self.team.gate(hold))
                     result = await provider.generate(request, progress)
             except ProviderError as exc:
                 self._record_billed_failure(asset, f.key, exc, estimate)
+                self.team.finish(hold, exc.info.cost_ticks, exc, estimate)  # issue 19
                 raise
-            except BaseException:
+            except BaseException as exc:
                 self.budget.release(asset.name)
+                self.team.finish(hold, None, exc, estimate)  # issue 19
                 raise
             billed = result.reported_ticks
+            self.team.finish(hold, billed, None, estimate)  # issue 19
             self.budget.settle(asset.name, billed if billed is not None else billable)
             self._record_ledger(asset, f.key, result, estimate)
             cost = billed if billed is not None else (0 if asset.provider == "local" else estimate)
@@ -371,7 +385,7 @@ class Runner:
     def _fail(self, asset: Asset, exc: ImaginebuildError, started: float) -> StepStatus:
         from imaginebuild.engine.scheduler import StepStatus
 
-        refused = isinstance(exc, (BudgetExceeded, OfflineCallNeeded))
+        refused = isinstance(exc, (BudgetExceeded, OfflineCallNeeded, CoordinatorUnavailable))
         state_name = "skipped" if refused else "failed"
         if not refused:
             self.project.record_failure(asset, self.outputs)
@@ -552,6 +566,74 @@ class Runner:
                 f"--locked: the lockfile would change for {', '.join(changing)}",
                 hint="run without --locked and commit mediafile.lock",
             )
+
+
+class _TeamLink:
+    """The run's link to the team coordinator (issue 19): opened on the first paid call,
+    never for a run that is all cached or local; `--no-coordinator` keeps it shut."""
+
+    def __init__(self, disabled: bool, env: Mapping[str, str]) -> None:
+        self.disabled = disabled
+        self.env = env
+        self.session: TeamSession | None = None
+        self.failed: CoordinatorUnavailable | None = None
+        self.refused = 0
+        self.capped = 0
+
+    def hold(self, asset: Asset, key: str, ticks: int) -> TeamHold | None:
+        """The step's hold in the team caps (None: local provider, or no coordinator)."""
+        if self.disabled or asset.provider == "local":
+            return None
+        from imaginebuild.coordinator.session import TeamSession
+
+        try:
+            if self.failed is not None:
+                raise self.failed
+            if self.session is None:
+                self.session = TeamSession.open(self.env)
+            return self.session.hold(asset.name, asset.model or asset.kind.spec.default_model,
+                                     key, ticks)  # fmt: skip
+        except TeamCapReached:
+            self.capped += 1
+            raise
+        except CoordinatorUnavailable as exc:
+            self.failed, self.refused = exc, self.refused + 1
+            raise CoordinatorUnavailable(f"{asset.name} not started: {exc.message}",
+                                         hint=exc.hint) from None  # fmt: skip
+
+    def gate(self, hold: TeamHold) -> SubmitGate:
+        """The slot wait before each submission of `hold`'s step."""
+        assert self.session is not None
+        return self.session.gate(hold)
+
+    def finish(
+        self, hold: TeamHold | None, billed: int | None, error: BaseException | None, estimate: int
+    ) -> None:
+        """Settle or release the step's hold (nothing without one)."""
+        if hold is not None and self.session is not None:
+            self.session.finish(hold, billed, error, estimate)
+
+    def messages(self) -> tuple[str, ...]:
+        """What the run's summary says about the team limits."""
+        if self.disabled:
+            return ("team coordinator: off (--no-coordinator): local limits only",)
+        found = list(self.session.warnings) if self.session is not None else []
+        if self.capped:
+            found.append(f"team cap reached: {self.capped} paid step(s) not started")
+        if self.failed is not None:
+            found.append(
+                f"team coordinator unavailable: {self.refused} paid step(s) not started; "
+                f"{self.failed.message}"
+            )
+            if self.failed.hint:
+                found.append(f"hint: {self.failed.hint}")
+        return tuple(found)
+
+    def close(self) -> None:
+        """Stop the heartbeat and sign off."""
+        if self.session is not None:
+            self.session.close()
+            self.session = None
 
 
 def _exit_code(statuses: Mapping[str, StepStatus]) -> int:

@@ -10,7 +10,7 @@ a provider never touches the cache, the lockfile or `output_dir`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -60,6 +60,9 @@ class GenerationRequest:
     params: Mapping[str, object]  # resolution / aspect_ratio / count / duration, per kind
     inputs: tuple[InputFile, ...]
     workdir: Path  # an empty folder for the outputs, on the cache's filesystem
+    # Team coordinator hook (issue 19): awaited with the model before every request that may
+    # bill (each POST attempt); it waits for the team's submission slot. None: no team limits.
+    gate: Callable[[str], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)

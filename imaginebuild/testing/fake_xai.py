@@ -33,6 +33,9 @@ From a shell::
                         which imaginebuild checks)
     --b64-data-uri      send b64_json values as data URIs (default: plain base64)
     --video-file PATH   serve this MP4 file for every finished video job (streamed from disk)
+    --rate-limit MODEL=N  answer 429 to submissions of MODEL above N per second, across every
+                        client, as the API's per-team limits do (repeatable; a token bucket
+                        of N tokens refilled at N per second)
     --fault ROUTE=SPEC  queue a fault (repeatable); ROUTE is images, edits, videos,
                         video_edits, extensions, poll or download; SPEC is one of
                         http:CODE, rate_limited[:SECONDS], reset, hang, slow[:SECONDS],
@@ -246,8 +249,10 @@ class FakeXai:
         b64_data_uri: bool = False,
         video_file: Path | None = None,
         prices: PriceTable | None = None,
+        rate_limits: Mapping[str, int] | None = None,
     ) -> None:
         self.api_key = api_key
+        self.rate_limits = _RateLimits(rate_limits or {})
         self.pending_polls = pending_polls
         self.job_latency = job_latency
         self.job_latency_max = job_latency_max
@@ -413,6 +418,33 @@ class FakeXai:
             with self._lock:
                 self._media_cache[key] = found
         return found
+
+
+class _RateLimits:
+    """Per-model token buckets shared by every client: N tokens, refilled at N per second."""
+
+    def __init__(self, rates: Mapping[str, int]) -> None:
+        self.rates = dict(rates)
+        self._tokens = {model: float(n) for model, n in self.rates.items()}
+        self._at = {model: time.monotonic() for model in self.rates}
+        self._lock = threading.Lock()
+        self.refused = 0  # submissions answered 429 so far
+
+    def admit(self, model: str) -> bool:
+        """Take a token for `model` (always True for a model without a limit)."""
+        rate = self.rates.get(model)
+        if rate is None:
+            return True
+        with self._lock:
+            now = time.monotonic()
+            tokens = min(float(rate), self._tokens[model] + (now - self._at[model]) * rate)
+            self._at[model] = now
+            if tokens < 1.0:
+                self._tokens[model] = tokens
+                self.refused += 1
+                return False
+            self._tokens[model] = tokens - 1.0
+            return True
 
 
 class _Server(ThreadingHTTPServer):
@@ -603,6 +635,10 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _Reply(415, "expected a JSON body with Content-Type: application/json")
             if not isinstance(body, dict):
                 raise _Reply(400, "the body must be a JSON object")
+            image = route in (Route.IMAGES, Route.EDITS)
+            default = "grok-imagine-image" if image else "grok-imagine-video"
+            if not self.fake.rate_limits.admit(str(body.get("model") or default)):
+                raise _Reply(429, "Rate limit exceeded for this model (requests per second)")
             if route in (Route.IMAGES, Route.EDITS):
                 return self._images(route, body, fault)
             return self._submit(route, body, fault)
@@ -908,7 +944,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--b64-data-uri", action="store_true")
     parser.add_argument("--video-file", type=Path, default=None)
     parser.add_argument("--fault", action="append", default=[], metavar="ROUTE=SPEC")
+    parser.add_argument("--rate-limit", action="append", default=[], metavar="MODEL=N")
     args = parser.parse_args(argv)
+    rate_limits = {}
+    for item in args.rate_limit:
+        model, _, number = item.partition("=")
+        if not model or not number.isdigit() or int(number) < 1:
+            parser.error(f"--rate-limit {item!r}: use MODEL=N with N >= 1")
+        rate_limits[model] = int(number)
     try:
         faults = [parse_fault(spec) for spec in args.fault]
     except ValueError as exc:
@@ -928,6 +971,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         full_size=not args.small,
         b64_data_uri=args.b64_data_uri,
         video_file=args.video_file,
+        rate_limits=rate_limits,
     )
     for route, fault in faults:
         fake.inject(route, fault)

@@ -208,16 +208,24 @@ class XaiHttp:
         self.retrier = retrier
 
     async def call(
-        self, method: str, path: str, body: Mapping[str, object] | None, info: CallInfo
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, object] | None,
+        info: CallInfo,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> ApiResponse:
         """Send one API request with retries; a 2xx JSON object (or empty body) comes back.
 
         A 200 whose body is not JSON is retried only for GET: a POST may have been
-        billed, and resending it could pay twice.
+        billed, and resending it could pay twice. `before_send` is awaited before each
+        attempt (the team's submission slot, issue 19).
         """
         started = time.monotonic()
 
         async def attempt() -> ApiResponse:
+            if before_send is not None:  # team coordinator hook (issue 19)
+                await before_send()
             status, payload, headers = await self._send(method, path, body)
             if is_retryable_status(status):
                 retry_after = parse_retry_after(headers.get("retry-after", ""), time.time())

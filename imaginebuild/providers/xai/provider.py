@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 
 import httpx
@@ -172,7 +172,7 @@ class XaiProvider:
         info = CallInfo(asset=request.asset, endpoint=api.endpoint)
         started_at, began = time.time(), self._clock()
         progress(Phase.CALLING, f"POST {api.endpoint}")
-        response = await http.call("POST", api.endpoint, api.body, info)
+        response = await http.call("POST", api.endpoint, api.body, info, _gate(request))
         info = replace(info, retries=response.retries)
         data = response.data or {}
         items = _image_items(data, info)
@@ -279,7 +279,7 @@ class XaiProvider:
         )
         info = CallInfo(asset=request.asset, endpoint=api.endpoint)
         progress(Phase.CALLING, f"POST {api.endpoint}")
-        response = await http.call("POST", api.endpoint, api.body, info)
+        response = await http.call("POST", api.endpoint, api.body, info, _gate(request))
         timings["submit_s"] = response.seconds
         request_id = (response.data or {}).get("request_id")
         if not isinstance(request_id, str) or not request_id:
@@ -416,6 +416,12 @@ def _progress(data: Mapping[str, object]) -> str:
 
 def _opt_str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _gate(request: GenerationRequest) -> Callable[[], Awaitable[None]] | None:
+    """The team coordinator's slot wait before a POST of `request` (issue 19), if any."""
+    gate, model = request.gate, _model(request)
+    return None if gate is None else lambda: gate(model)
 
 
 def _model(request: GenerationRequest) -> str:
