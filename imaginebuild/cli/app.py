@@ -341,16 +341,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_plan(args: argparse.Namespace, result: Any) -> int:
-    from imaginebuild.cli.console import table
+    from imaginebuild.cli.console import grouped, table
     from imaginebuild.money import format_usd
 
     if args.json:
         _emit_json(result.to_json())
         return 0
-    rows = [
-        (a.name, a.kind, a.reason, format_usd(a.estimate_ticks) if a.estimate_ticks else "")
-        for a in result.assets
-    ]
+    rows = grouped(
+        [
+            (
+                a.template,
+                (
+                    a.name,
+                    a.kind,
+                    a.reason,
+                    format_usd(a.estimate_ticks) if a.estimate_ticks else "",
+                ),
+            )
+            for a in result.assets
+        ]
+    )
     sys.stderr.write(table(rows, ("asset", "kind", "plan", "estimate")) + "\n")
     sys.stderr.write(f"estimated total: {format_usd(result.estimate_ticks)}\n")
     return 0
@@ -362,13 +372,15 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from imaginebuild.cli.console import table
+    from imaginebuild.cli.console import grouped, table
 
     result = _settled(args) or _project(args).status(args.targets)
     if args.json:
         _emit_json(result.to_json())
         return 0
-    rows = [(a.name, a.kind, a.state.replace("_", " "), a.reason) for a in result.assets]
+    rows = grouped(
+        [(a.template, (a.name, a.kind, a.state.replace("_", " "), a.reason)) for a in result.assets]
+    )
     sys.stderr.write(table(rows, ("asset", "kind", "state", "why")) + "\n")
     return 0
 
@@ -417,6 +429,7 @@ def _cmd_dag(args: argparse.Namespace) -> int:
                         "name": n,
                         "kind": assets[n].kind.value,
                         "inputs": [r.raw for r in assets[n].inputs],
+                        "template": assets[n].template,
                     }
                     for n in selected
                 ],

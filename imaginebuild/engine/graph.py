@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from imaginebuild.errors import UsageError
 from imaginebuild.model import Asset
 
-
 _GLOB = re.compile(r"[*?[]")  # asset names never contain these
 
 
