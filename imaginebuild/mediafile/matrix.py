@@ -52,11 +52,17 @@ class Combination:
 
     template: str
     items: tuple[tuple[str, str], ...]  # (axis, the item's label), in declaration order
+    number: int = 1  # its place in the template's cross product, from 1
 
     @property
     def label(self) -> str:
         """`spot-${product}-${format.name} [product=comet, format=tall]`."""
-        return f"{self.template} [{', '.join(f'{a}={i}' for a, i in self.items)}]"
+        return f"{self.template} {self.choice}"
+
+    @property
+    def choice(self) -> str:
+        """`[product=comet, format=tall]`."""
+        return f"[{', '.join(f'{a}={i}' for a, i in self.items)}]"
 
 
 @dataclass
@@ -108,7 +114,7 @@ def _expand_assets(
     assets: Mapping[str, Any], filler: _Filler, where: Parsed, expansion: Expansion
 ) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    declared: dict[str, str] = {}  # name → who declared it (a hand-written name or a label)
+    declared: dict[str, Combination | None] = {}  # name → its origin (None: written by hand)
     budget = _Budget()
     for name, body in assets.items():
         is_template = isinstance(body, dict) and "matrix" in body
@@ -122,27 +128,32 @@ def _expand_assets(
                 )  # fmt: skip
                 continue
             if name in declared:
+                made_by = declared[name]
                 filler.report(
-                    ("assets", name), f"asset '{name}' is also made by {declared[name]}",
+                    ("assets", name), f"asset '{name}' is also made by "
+                    f"{made_by.label if made_by else 'another asset'}",
                     "rename the asset or change the template's name", key=True,
                 )  # fmt: skip
                 continue
             result[name] = filler.plain(body, ("assets", name)) if filler.structured else body
-            declared[name] = name
+            declared[name] = None
             continue
         for expanded, combination, asset in _expand_one(name, body, filler, budget):
-            first = declared.get(expanded)
-            if first is not None:
-                if first.startswith(f"{name} ["):
-                    other = f"the combination {first[len(name) + 1 :]}"
+            if expanded in declared:
+                first = declared[expanded]
+                if first is None:
+                    other = f"asset '{expanded}'"
+                elif first.template == name:
+                    other = f"combination {first.number} {first.choice}"
                 else:
-                    other = first if " [" in first else f"asset '{first}'"
+                    other = first.label
                 filler.report(
-                    ("assets", name), f"expands to '{expanded}', as does {other}",
+                    ("assets", name),
+                    f"combination {combination.number} expands to '{expanded}', as does {other}",
                     "each combination needs its own name", key=True,
                 )  # fmt: skip
                 continue
-            declared[expanded] = combination.label
+            declared[expanded] = combination
             result[expanded] = asset
             expansion.origins[expanded] = combination
     where.aliases.update((name, c.template) for name, c in expansion.origins.items())
@@ -179,9 +190,10 @@ def _expand_one(
     budget.assets += total
     names = list(axes)
     rest = {k: v for k, v in body.items() if k != "matrix"}
-    for picked in itertools.product(*axes.values()):
+    for number, picked in enumerate(itertools.product(*axes.values()), 1):
         chosen = dict(zip(names, picked, strict=True))
-        combination = Combination(template, tuple((a, _label(i)) for a, i in chosen.items()))
+        items = tuple((a, _label(i)) for a, i in chosen.items())
+        combination = Combination(template, items, number)
         filler.begin(chosen, combination, budget)
         expanded = filler.text(template, here, key=True)
         asset = filler.fill(rest, here)
