@@ -297,8 +297,8 @@ class Project:
             self._save_stat_cache()
         failed = any(r.state == "failed" for r in results)
         command = "pull" if pull else "checkout"
-        done = CommandResult(command, tuple(results), exit_code=1 if failed else 0)
-        return done.with_templates(self.templates)
+        result = CommandResult(command, tuple(results), exit_code=1 if failed else 0)
+        return result.with_templates(self.templates)
 
     def push(self, targets: Iterable[str] = ()) -> CommandResult:
         """Upload the locked builds of the targets (default: all) to the remote cache."""

@@ -192,8 +192,8 @@ def _expand_one(
     rest = {k: v for k, v in body.items() if k != "matrix"}
     for number, picked in enumerate(itertools.product(*axes.values()), 1):
         chosen = dict(zip(names, picked, strict=True))
-        items = tuple((a, _label(i)) for a, i in chosen.items())
-        combination = Combination(template, items, number)
+        labels = tuple((a, _label(i)) for a, i in chosen.items())
+        combination = Combination(template, labels, number)
         filler.begin(chosen, combination, budget)
         expanded = filler.text(template, here, key=True)
         asset = filler.fill(rest, here)
