@@ -232,6 +232,7 @@ class _Filler:
         self.where = where
         self.diagnostics = diagnostics
         self.seen: set[tuple[str, str]] = set()
+        self.parts: dict[str, tuple[tuple[str | None, str], ...]] = {}  # a text's pieces
         self.chosen: Mapping[str, Item] = {}
         self.combination: Combination | None = None
         self.budget = _Budget()
@@ -357,14 +358,19 @@ class _Filler:
         """One string filled; a string that is exactly one numeric item field stays a number."""
         if "${" not in text:
             return text
-        whole = _REF.fullmatch(text)
-        if whole is not None and whole.group(1) is not None:
-            value = self._value(whole.group(1), path, key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+        parts = self.parts.get(text)
+        if parts is None:
+            parts = self.parts[text] = _split(text)
+        pieces: list[str] = []
+        for ref, written in parts:
+            value = None if ref is None else self._value(ref, path, key)
+            if len(parts) == 1 and isinstance(value, (int, float)) and not isinstance(value, bool):
                 return value
-            result = text if value is None else "$" + text if value is _FAILED else str(value)
-        else:
-            result = _REF.sub(lambda m: self._replace(m, path, key), text)
+            if value is None:
+                pieces.append(written)
+            else:  # reported, then escaped so that interpolation does not report it again
+                pieces.append("$" + written if value is _FAILED else str(value))
+        result = "".join(pieces)
         self.budget.chars += len(result)
         if len(result) > MAX_TEXT or self.budget.chars > MAX_TOTAL:
             limit = (
@@ -381,15 +387,6 @@ class _Filler:
             self.exhausted = self.budget.chars > MAX_TOTAL
             return result[:MAX_TEXT]
         return result
-
-    def _replace(self, match: re.Match[str], path: JsonPath, key: bool) -> str:
-        ref = match.group(1)
-        if ref is None:
-            return "$${"  # literal, kept for interpolation to unescape
-        value = self._value(ref, path, key)
-        if value is _FAILED:
-            return "$" + match.group(0)  # reported; escaped so interpolation does not again
-        return match.group(0) if value is None else str(value)
 
     def _value(self, ref: str, path: JsonPath, key: bool) -> object:
         """The value of `ref` from the combination or a mapping var; None leaves it as written
@@ -454,6 +451,21 @@ class _Filler:
             )
             return _FAILED
         return item
+
+
+def _split(text: str) -> tuple[tuple[str | None, str], ...]:
+    """A text as (reference or None, the text as written) pieces, so that a template's
+    strings are scanned once, not once per combination. `$${` stays as written."""
+    pieces: list[tuple[str | None, str]] = []
+    start = 0
+    for match in _REF.finditer(text):
+        if match.start() > start:
+            pieces.append((None, text[start : match.start()]))
+        pieces.append((match.group(1), match.group(0)))
+        start = match.end()
+    if start < len(text):
+        pieces.append((None, text[start:]))
+    return tuple(pieces)
 
 
 def _is_item(item: object) -> bool:
