@@ -283,3 +283,31 @@ def test_the_expansion_is_bounded_in_text(tmp_path: Path) -> None:
         f"7:12: assets.a-${{x}} [x=1].model: the matrix expands this text past "
         f"{MAX_TEXT:,} characters"
     ]
+
+
+def test_the_published_schema_accepts_matrix_templates_as_editors_see_them() -> None:
+    import jsonschema
+    import yaml
+
+    from imaginebuild.mediafile.schema import load_schema
+
+    validator = jsonschema.Draft202012Validator(load_schema())
+    for text in (MATRIX, (Path(__file__).parent.parent / "examples/catalog/mediafile.yaml")
+                 .read_text(encoding="utf-8")):  # fmt: skip
+        assert list(validator.iter_errors(yaml.safe_load(text))) == []
+    wrong = yaml.safe_load(MATRIX.replace('matrix: {product: "${products}"}', "matrix: 5", 1))
+    assert [e.json_path for e in validator.iter_errors(wrong)] == [
+        "$.assets['hero-${product}'].matrix"
+    ]
+
+
+def test_a_problem_every_combination_shares_is_said_once(tmp_path: Path) -> None:
+    errors = _errors(
+        tmp_path,
+        "version: 1\nassets:\n  a-${x}:\n    matrix: {x: [1, 2, 3]}\n"
+        "    kind: image\n    prompt: p\n    count: 11\n",
+    )
+    assert errors == [
+        "7:12: assets.a-${x} [x=1].count: count 11 is out of range (1–10)",
+        "7:12: assets.a-${x}.count: … and 2 more combinations with a problem here",
+    ]

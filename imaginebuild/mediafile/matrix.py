@@ -508,14 +508,21 @@ def relabel(
     `assets.spot-comet-tall.inputs[0]` becomes
     `assets.spot-${product}-${format.name} [product=comet, format=tall].inputs[0]`
     (the line and column already point into the template). The same problem in
-    many combinations is shown for the first `MAX_SHOWN`, then counted.
+    many combinations is shown once, and at most `MAX_SHOWN` different problems
+    at one place; the rest are counted.
     """
     if not origins:
         return list(diagnostics)
     result: list[Diagnostic] = []
     shown: dict[tuple[str, int, int, str], int] = {}
     hidden: dict[tuple[str, int, int, str], int] = {}
-    for diagnostic in diagnostics:
+    said: set[tuple[tuple[str, int, int, str], str]] = set()
+
+    def number(diagnostic: Diagnostic) -> int:
+        origin = origins.get(_asset_in(diagnostic.path)[0] or "")
+        return origin.number if origin is not None else 0
+
+    for diagnostic in sorted(diagnostics, key=number):  # stable: combinations in order
         name, rest = _asset_in(diagnostic.path)
         origin = origins.get(name) if name else None
         if origin is None:
@@ -523,10 +530,11 @@ def relabel(
             continue
         place = (diagnostic.file, diagnostic.line, diagnostic.column, origin.template + rest)
         seen = shown.get(place, 0)
-        if seen >= MAX_SHOWN:
+        if seen >= MAX_SHOWN or (place, diagnostic.message) in said:
             hidden[place] = hidden.get(place, 0) + 1
             continue
         shown[place] = seen + 1
+        said.add((place, diagnostic.message))
         path = f"assets.{origin.label}{rest}"
         result.append(
             Diagnostic(
