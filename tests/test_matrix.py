@@ -311,3 +311,11 @@ def test_a_problem_every_combination_shares_is_said_once(tmp_path: Path) -> None
         "7:12: assets.a-${x} [x=1].count: count 11 is out of range (1–10)",
         "7:12: assets.a-${x}.count: … and 2 more combinations with a problem here",
     ]
+
+
+def test_a_field_of_a_text_var_is_reported_as_before(tmp_path: Path) -> None:
+    text = "version: 1\nvars: {style: ink}\nassets:\n  a: {kind: image, prompt: '${style.x}'}\n"
+    assert _errors(tmp_path, text) == ["4:28: assets.a.prompt: invalid var reference '${style.x}'"]
+    assert _errors(tmp_path, text.replace("{style: ink}", "{style: ink, l: [1]}")) == [
+        "4:28: assets.a.prompt: invalid var reference '${style.x}'"
+    ]

@@ -406,8 +406,8 @@ class _Filler:
                 key=key,
             )
             return _FAILED
-        if head in self.variables and name is None:
-            return None
+        if head in self.variables:
+            return None  # a text var: interpolation fills it (or says `.x` is not a var)
         if self.combination is None and name is None:
             return None  # an undefined var: interpolation reports it
         axes = list(self.chosen) + [v for v, x in self.variables.items() if isinstance(x, dict)]
