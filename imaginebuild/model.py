@@ -164,6 +164,7 @@ class Asset:
     variant: int = 0
     outputs: tuple[str, ...] = ()  # project-relative POSIX paths it materializes to
     mark: Mark | None = field(default=None, compare=False)
+    template: str | None = field(default=None, compare=False)  # the matrix it was expanded from
 
     @property
     def output_media(self) -> Media:

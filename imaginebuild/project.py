@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -120,6 +121,11 @@ class Project:
     def validate(self) -> None:
         """The mediafile was validated when loaded; kept for the library's symmetry."""
 
+    @functools.cached_property
+    def templates(self) -> dict[str, str]:
+        """The matrix template of each asset expanded from one."""
+        return {n: a.template for n, a in self.mediafile.assets.items() if a.template is not None}
+
     def lock_entries(self) -> dict[str, LockEntry]:
         """The lockfile's entries (read once)."""
         if self._lock is None:
@@ -198,6 +204,7 @@ class Project:
                     hint="run again to finish: jobs in flight are resumed, not paid twice",
                 ) from None
             self._save_stat_cache()
+        result = result.with_templates(self.templates)
         return dataclasses.replace(result, seconds=self.clock() - started)
 
     def _settled(self, targets: tuple[str, ...], options: RunOptions) -> CommandResult | None:
@@ -290,7 +297,8 @@ class Project:
             self._save_stat_cache()
         failed = any(r.state == "failed" for r in results)
         command = "pull" if pull else "checkout"
-        return CommandResult(command, tuple(results), exit_code=1 if failed else 0)
+        result = CommandResult(command, tuple(results), exit_code=1 if failed else 0)
+        return result.with_templates(self.templates)
 
     def push(self, targets: Iterable[str] = ()) -> CommandResult:
         """Upload the locked builds of the targets (default: all) to the remote cache."""
@@ -393,6 +401,7 @@ class Project:
                     key=f.key,
                     estimate_ticks=f.estimate_ticks,
                     reasons=f.decision.reasons,
+                    template=f.asset.template,
                 )
             )
         return CommandResult(command, tuple(results))
@@ -691,7 +700,9 @@ class Project:
 
 def _settled_asset(f: Facts) -> settled.SettledAsset:
     assert f.key is not None  # up to date means keyed
-    return settled.SettledAsset(f.asset.name, f.asset.kind.value, f.key, f.asset.outputs)
+    return settled.SettledAsset(
+        f.asset.name, f.asset.kind.value, f.key, f.asset.outputs, f.asset.template
+    )
 
 
 def _survey_state(decision: Decision, command: str) -> str:

@@ -32,7 +32,7 @@ Cli = Callable[..., CliResult]
 SKYLINE = ("london", "sketch", "clip", "clip_long", "teaser", "moodboard")
 ASSET_KEYS = {
     "name", "kind", "state", "reason", "reasons", "outputs", "key",
-    "cost_usd", "estimate_usd", "request_ids",
+    "cost_usd", "estimate_usd", "request_ids", "template",
 }  # fmt: skip
 COMMAND_KEYS = {
     "command", "assets", "counts", "cost_usd", "estimate_usd", "seconds", "exit_code", "messages"

@@ -396,7 +396,7 @@ def _print_plan(args: argparse.Namespace, project: Project, options: Any) -> int
     """`plan` (and `run --dry-run`): each asset's plan, the estimate, every budget with what
     it has left; a warning per budget the estimate would pass (`--check`: then exit 3);
     with `--critical-path`, the chain of calls that bounds the run's time."""
-    from imaginebuild.cli.console import table
+    from imaginebuild.cli.console import grouped, table
     from imaginebuild.engine.budget import run_allowance
     from imaginebuild.money import format_usd, usd_json
 
@@ -421,10 +421,20 @@ def _print_plan(args: argparse.Namespace, project: Project, options: Any) -> int
             }
         _emit_json(data)
     else:
-        rows = [
-            (a.name, a.kind, a.reason, format_usd(a.estimate_ticks) if a.estimate_ticks else "")
-            for a in result.assets
-        ]
+        rows = grouped(
+            [
+                (
+                    a.template,
+                    (
+                        a.name,
+                        a.kind,
+                        a.reason,
+                        format_usd(a.estimate_ticks) if a.estimate_ticks else "",
+                    ),
+                )
+                for a in result.assets
+            ]
+        )
         sys.stderr.write(table(rows, ("asset", "kind", "plan", "estimate")) + "\n")
         sys.stderr.write(f"estimated total: {format_usd(result.estimate_ticks)}\n")
         for state in allowance.limits:
@@ -464,13 +474,15 @@ def _critical_path(project: Project, result: Any) -> tuple[tuple[str, float], ..
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from imaginebuild.cli.console import table
+    from imaginebuild.cli.console import grouped, table
 
     result = _settled(args) or _project(args).status(args.targets)
     if args.json:
         _emit_json(result.to_json())
         return 0
-    rows = [(a.name, a.kind, a.state.replace("_", " "), a.reason) for a in result.assets]
+    rows = grouped(
+        [(a.template, (a.name, a.kind, a.state.replace("_", " "), a.reason)) for a in result.assets]
+    )
     sys.stderr.write(table(rows, ("asset", "kind", "state", "why")) + "\n")
     return 0
 
@@ -525,6 +537,7 @@ def _cmd_dag(args: argparse.Namespace) -> int:
                         "name": n,
                         "kind": assets[n].kind.value,
                         "inputs": [r.raw for r in assets[n].inputs],
+                        "template": assets[n].template,
                     }
                     for n in selected
                 ],

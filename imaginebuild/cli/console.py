@@ -86,6 +86,30 @@ def summary_line(result: CommandResult) -> str:
     return f"{', '.join(parts)} in {result.seconds:.1f}s, {format_usd(result.cost_ticks)}"
 
 
+def grouped(rows: Sequence[tuple[str | None, Sequence[str]]]) -> list[Sequence[str]]:
+    """Table rows (the asset's name first) with the expansions of each matrix template
+    gathered under a header line, the template's name, and indented beneath it.
+
+    `rows` pairs each row with its asset's template (None for an ordinary asset); a
+    group stands where its first expansion came.
+    """
+    members: dict[str, list[Sequence[str]]] = {}
+    for template, row in rows:
+        if template is not None:
+            members.setdefault(template, []).append(row)
+    if not members:
+        return [row for _, row in rows]
+    result: list[Sequence[str]] = []
+    for template, row in rows:
+        if template is None:
+            result.append(row)
+        elif members[template][0] is row:
+            group = members[template]
+            result.append([template, *[""] * (len(row) - 1)])
+            result += [["  " + r[0], *r[1:]] for r in group]
+    return result
+
+
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     """Left-aligned columns separated by two spaces."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]

@@ -1,5 +1,8 @@
 """Renders the asset DAG as indented text, Mermaid (renders on GitHub), Graphviz dot,
 networkx node-link JSON or GraphML (the last two for tools: Gephi, yEd, networkx itself).
+
+The expansions of a matrix template are grouped: in text, roots of one template
+under a header line (the template's name); in Mermaid a subgraph, in dot a cluster.
 """
 
 from __future__ import annotations
@@ -70,10 +73,25 @@ def _text(dag: Dag, assets: Mapping[str, Asset], selected: tuple[str, ...]) -> s
             if child in keep and child not in seen:
                 walk(child, depth + 1, seen | {child})
 
+    header: str | None = None
     for name in selected:
         if not any(p in keep for p in dag.parents[name]):
-            walk(name, 0, frozenset({name}))
+            template = assets[name].template
+            if template is not None and template != header:
+                lines.append(template)
+            header = template
+            walk(name, 0 if template is None else 1, frozenset({name}))
     return "\n".join(lines)
+
+
+def _groups(assets: Mapping[str, Asset], selected: tuple[str, ...]) -> dict[str, list[str]]:
+    """The selected expansions of each matrix template, in order."""
+    groups: dict[str, list[str]] = {}
+    for name in selected:
+        template = assets[name].template
+        if template is not None:
+            groups.setdefault(template, []).append(name)
+    return groups
 
 
 def _mermaid_id(name: str) -> str:
@@ -96,6 +114,10 @@ def _mermaid(assets: Mapping[str, Asset], selected: tuple[str, ...]) -> str:
                 lines.append(
                     f'  {fid}[/"{ref.raw.replace(chr(34), "#quot;")}"/] --> {_mermaid_id(name)}'
                 )
+    for i, (template, names) in enumerate(_groups(assets, selected).items()):
+        lines.append(f'  subgraph m{i}["{template.replace(chr(34), "#quot;")}"]')
+        lines += [f"    {_mermaid_id(name)}" for name in names]
+        lines.append("  end")
     return "\n".join(lines)
 
 
@@ -111,5 +133,8 @@ def _dot(assets: Mapping[str, Asset], selected: tuple[str, ...]) -> str:
             elif ref.kind is not RefKind.ASSET:
                 lines.append(f"  {json.dumps(ref.raw)} [shape=note];")
                 lines.append(f"  {json.dumps(ref.raw)} -> {json.dumps(name)};")
+    for i, (template, names) in enumerate(_groups(assets, selected).items()):
+        members = " ".join(f"{json.dumps(n)};" for n in names)
+        lines.append(f"  subgraph cluster_{i} {{ label={json.dumps(template)}; {members} }}")
     lines.append("}")
     return "\n".join(lines)

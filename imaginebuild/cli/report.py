@@ -93,6 +93,7 @@ class Card:
     built_at: str | None = None
     key: str | None = None
     built_from_older_prompt: bool = False
+    template: str | None = None  # the matrix template the asset was expanded from
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,7 @@ def _card(
         variant=asset.variant,
         inputs=inputs,
         dependants=tuple(dependants),
+        template=asset.template,
     )
     if entry is None:
         return base
@@ -427,8 +429,30 @@ def render_page(page: Page) -> str:
         version=esc(__version__),
         notes=f'<ul class="notes">{notes}</ul>' if notes else "",
         svg=render_svg(layout, kinds, states),
-        cards="\n".join(render_card(c) for c in page.cards),
+        cards=render_cards(page.cards),
     )
+
+
+def render_cards(cards: Sequence[Card]) -> str:
+    """Every card in graph order, the expansions of each matrix template gathered in one
+    section (headed by the template's name) where its first expansion comes."""
+    members: dict[str, list[Card]] = {}
+    for card in cards:
+        if card.template is not None:
+            members.setdefault(card.template, []).append(card)
+    parts: list[str] = []
+    for card in cards:
+        if card.template is None:
+            parts.append(render_card(card))
+        elif members[card.template][0] is card:
+            group = members[card.template]
+            parts.append(
+                f'<section class="template"><h2 class="template-name">{esc(card.template)} '
+                f'<span class="count">{len(group)} assets</span></h2>'
+                + "\n".join(render_card(c) for c in group)
+                + "</section>"
+            )
+    return "\n".join(parts)
 
 
 def _parents(cards: Sequence[Card]) -> dict[str, tuple[str, ...]]:
@@ -629,6 +653,11 @@ svg.dag .state-never_built rect{stroke-dasharray:4 3}
 svg.dag a:hover rect{fill:var(--bg);stroke:var(--accent)}
 svg.dag .edge{fill:none;stroke:var(--muted);stroke-width:1.3}
 svg.dag .arrow{fill:var(--muted)}
+section.template{grid-column:1/-1;display:grid;gap:1rem;padding:.75rem;
+grid-template-columns:repeat(auto-fill,minmax(340px,1fr));border:1px dashed var(--line);
+border-radius:8px}
+section.template>h2{grid-column:1/-1;margin:0;font:600 1rem ui-monospace,monospace}
+section.template .count{color:var(--muted);font-weight:400}
 main{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:1rem;
 margin-top:1rem}
 .asset{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:1rem;

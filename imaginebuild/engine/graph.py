@@ -5,6 +5,8 @@ Edges point from an input to the asset that reads it:
     london ──▶ sketch ──▶ clip ──▶ clip_long
     logo.png ─┘            (files and URLs are not nodes)
 
+Targets may be globs over asset names (`imaginebuild run 'spot-*'`).
+
 Built on the standard library's graphlib: importing networkx would cost more
 start-up time than a whole no-op run may take. Cycles are rejected by validation
 before a graph is built; `CycleError` here would be a bug.
@@ -17,13 +19,17 @@ the functions after it, which import it when called.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import graphlib
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from imaginebuild.errors import UsageError
 from imaginebuild.model import Asset
+
+_GLOB = re.compile(r"[*?[]")  # asset names never contain these
 
 
 @dataclass(frozen=True)
@@ -46,14 +52,9 @@ class Dag:
 
     def select(self, targets: Iterable[str]) -> tuple[str, ...]:
         """The targets and all their ancestors, in topological order (all if no targets)."""
-        wanted = list(targets)
+        wanted = self.resolve(targets)
         if not wanted:
             return self.order
-        for target in wanted:
-            if target not in self.parents:
-                raise UsageError(
-                    f"unknown target {target!r}", hint=_did_you_mean(target, self.order)
-                )
         keep: set[str] = set()
         stack = list(wanted)
         while stack:
@@ -62,6 +63,27 @@ class Dag:
                 keep.add(name)
                 stack.extend(self.parents[name])
         return tuple(n for n in self.order if n in keep)
+
+    def resolve(self, targets: Iterable[str]) -> list[str]:
+        """The asset names `targets` mean: names as given, globs (`'spot-*'`) expanded over
+        the asset names in order. An unknown name or a glob that matches nothing is a
+        UsageError naming it."""
+        names: list[str] = []
+        for target in targets:
+            if target in self.parents:
+                names.append(target)
+            elif _GLOB.search(target):
+                matched = [n for n in self.order if fnmatch.fnmatchcase(n, target)]
+                if not matched:
+                    raise UsageError(
+                        f"no asset matches {target!r}", hint="`imaginebuild dag` lists the assets"
+                    )
+                names += matched
+            else:
+                raise UsageError(
+                    f"unknown target {target!r}", hint=_did_you_mean(target, self.order)
+                )
+        return names
 
     def priorities(self, nodes: Iterable[str], weight: Callable[[str], float]) -> dict[str, float]:
         """Longest remaining path (own weight included) from each node to the end.

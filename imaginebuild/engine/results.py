@@ -3,14 +3,15 @@
 The JSON shape is a public contract (see README "JSON output"):
 
     {"command": "run", "assets": [{name, kind, state, reason, reasons, outputs, key,
-      cost_usd, estimate_usd, request_ids, error?}], "counts": {state: n},
+      cost_usd, estimate_usd, request_ids, template, error?}], "counts": {state: n},
      "cost_usd": "0.44", "estimate_usd": "0.44", "seconds": 12.3, "exit_code": 0}
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from imaginebuild.money import usd_json
@@ -38,6 +39,7 @@ class AssetResult:
     reasons: tuple[Reason, ...] = ()
     error: str | None = None
     hint: str | None = None
+    template: str | None = None  # the matrix template the asset was expanded from
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON object of an asset."""
@@ -52,6 +54,7 @@ class AssetResult:
             "cost_usd": usd(self.cost_ticks),
             "estimate_usd": usd(self.estimate_ticks),
             "request_ids": list(self.request_ids),
+            "template": self.template,
         }
         if self.error is not None:
             data["error"] = self.error
@@ -91,6 +94,16 @@ class CommandResult:
             if asset.name == name:
                 return asset
         raise KeyError(name)
+
+    def with_templates(self, templates: Mapping[str, str]) -> CommandResult:
+        """This result with each matrix-expanded asset marked with its template."""
+        if not templates:
+            return self
+        assets = tuple(
+            replace(a, template=templates[a.name]) if a.name in templates else a
+            for a in self.assets
+        )
+        return replace(self, assets=assets)
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON object of the command."""

@@ -22,6 +22,7 @@ from typing import Any
 from imaginebuild.atomic import atomic_write_bytes
 from imaginebuild.errors import Diagnostic, MediafileError
 from imaginebuild.gcpause import paused_gc
+from imaginebuild.mediafile.matrix import Combination, expand_matrices, relabel
 from imaginebuild.mediafile.schema import schema_text
 from imaginebuild.mediafile.validate import (
     Draft,
@@ -172,7 +173,8 @@ def parse_mediafile(
             )
         )  # fmt: skip
         raise MediafileError(diagnostics)
-    data, problems = interpolate(parsed.data, parsed)
+    expansion = expand_matrices(parsed.data, parsed)  # its diagnostics name their combination
+    data, problems = interpolate(expansion.data, parsed)
     diagnostics += problems
     if check_schema:
         diagnostics += schema_diagnostics(data, parsed)
@@ -182,9 +184,10 @@ def parse_mediafile(
     drafts = merge_defaults(data)
     diagnostics += semantic_diagnostics(drafts, output_dir, root, parsed, policy)
     diagnostics += _value_diagnostics(data, drafts, parsed)
-    if diagnostics:
-        raise MediafileError(diagnostics)
-    return _build(data, drafts, output_dir, path, root, parsed, policy, text_digest(text))
+    if diagnostics or expansion.diagnostics:
+        raise MediafileError(expansion.diagnostics + relabel(diagnostics, expansion.origins))
+    built = _build(data, drafts, output_dir, path, root, parsed, policy, text_digest(text))
+    return _with_templates(built, expansion.origins)
 
 
 def _value_diagnostics(
@@ -500,6 +503,19 @@ def _build(
         policy=policy,
         source_digest=source_digest,
     )
+
+
+def _with_templates(mediafile: Mediafile, origins: Mapping[str, Combination]) -> Mediafile:
+    """Mark the assets expanded from a matrix with their template (for grouping in output)."""
+    if not origins:
+        return mediafile
+    assets = {
+        name: dataclasses.replace(asset, template=origins[name].template)
+        if name in origins
+        else asset
+        for name, asset in mediafile.assets.items()
+    }
+    return dataclasses.replace(mediafile, assets=assets)
 
 
 def _asset(

@@ -57,9 +57,15 @@ class Parsed:
     marks: dict[JsonPath, Mark] = field(default_factory=dict)
     key_marks: dict[JsonPath, Mark] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)  # expanded asset → its matrix template
 
     def mark(self, path: JsonPath, *, key: bool = False) -> Mark:
-        """The mark of the node at `path` (its key when `key`), else its nearest ancestor's."""
+        """The mark of the node at `path` (its key when `key`), else its nearest ancestor's.
+
+        A path into an asset expanded from a matrix template is located in the template.
+        """
+        if self.aliases and len(path) > 1 and path[0] == "assets" and path[1] in self.aliases:
+            path = ("assets", self.aliases[str(path[1])], *path[2:])
         probe = path
         while True:
             found = (self.key_marks.get(probe) if key else None) or self.marks.get(probe)

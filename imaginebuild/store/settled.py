@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from imaginebuild.events import Reporter
     from imaginebuild.model import InputPolicy
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: an asset row may carry its matrix template
 STATE_DIR = ".imaginebuild"
 
 
@@ -52,6 +52,7 @@ class SettledAsset(NamedTuple):
     kind: str
     key: str
     outputs: tuple[str, ...]
+    template: str | None = None  # the matrix template it was expanded from
 
 
 def snapshot_path(mediafile: Path) -> Path:
@@ -126,7 +127,10 @@ def write(
         "version": SNAPSHOT_VERSION,
         "fingerprint": stamp,
         "files": sorted([str(p), sha] for p, sha in files.items()),
-        "assets": [[a.name, a.kind, a.key, list(a.outputs)] for a in assets],
+        "assets": [
+            [a.name, a.kind, a.key, list(a.outputs)] + ([a.template] if a.template else [])
+            for a in assets
+        ],
     }
     with contextlib.suppress(OSError):
         atomic_write_bytes(path, json.dumps(data, separators=(",", ":")).encode())
@@ -148,8 +152,10 @@ def check(mediafile: Path, stamp: str, stat_cache: StatCache) -> tuple[SettledAs
             if stat_cache.sha256(path) != sha:
                 return None
         return tuple(
-            SettledAsset(str(name), str(kind), str(key), tuple(map(str, outputs)))
-            for name, kind, key, outputs in data["assets"]
+            SettledAsset(
+                str(name), str(kind), str(key), tuple(map(str, outputs)), str(t[0]) if t else None
+            )
+            for name, kind, key, outputs, *t in data["assets"]
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -205,7 +211,10 @@ def result(
     from imaginebuild.events import RunFinished, RunStarted, StepFinished
 
     rows = tuple(
-        AssetResult(a.name, a.kind, "up_to_date", "up to date", a.outputs, a.key) for a in assets
+        AssetResult(
+            a.name, a.kind, "up_to_date", "up to date", a.outputs, a.key, template=a.template
+        )
+        for a in assets
     )
     done = CommandResult(command, rows)
     if reporter is not None:
