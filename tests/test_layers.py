@@ -12,7 +12,7 @@ inside a function (the lazy imports that keep start-up light) or under
       ▲
     engine
       ▲
-    providers   remote
+    providers   remote   coordinator
       ▲
     mediafile   store   testing
       ▲
@@ -60,7 +60,7 @@ VOCABULARY = frozenset(
 # root `__init__` (the lazy public API).
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"mediafile", "store", "testing"}),
-    frozenset({"providers", "remote"}),
+    frozenset({"providers", "remote", "coordinator"}),
     frozenset({"engine"}),
     frozenset({"project"}),
     frozenset({"cli", "imaginebuild"}),

@@ -8,5 +8,5 @@
 
 The top layer: the only code that prints, reads arguments or chooses an exit code.
 May import: the shared vocabulary, `mediafile`, `store`, `providers`, `remote`,
-`engine` and `project`. Only `__main__` imports it.
+`coordinator`, `engine` and `project`. Only `__main__` imports it.
 """

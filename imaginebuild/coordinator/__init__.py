@@ -4,6 +4,10 @@
 one machine (the default), `redisteam` the Redis backend of many machines (its
 libraries imported only when configured), `config` which one the environment
 names, and `session` what one run does with it.
+
+Layer 2, beside `providers` and `remote`: it knows budgets and rate windows, not
+assets or runs.
+May import: the shared vocabulary, `mediafile` and `store` (it uses neither).
 """
 
 from imaginebuild.coordinator.base import (

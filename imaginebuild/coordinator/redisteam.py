@@ -324,8 +324,8 @@ class RedisCoordinator:
                 rate = caps.rate_for(model)
                 low = int(now) - rate.seconds * 1000
                 log = self.prefix + "grants:" + model
-                count = cast(int, self._redis.zcount(log, f"({low}", "+inf"))
-                usage.append(ModelUsage(model, rate, int(count)))
+                count: object = self._redis.zcount(log, f"({low}", "+inf")
+                usage.append(ModelUsage(model, rate, int(_text(count))))
         except (redis.RedisError, OSError) as exc:
             raise self._down(exc) from None
         per_runner: dict[str, list[int]] = {_text(r): [] for r in seen}

@@ -13,5 +13,6 @@
 
 Layer 3: it drives `providers`, `store` and `remote` but never prints, exits or
 parses arguments; `project` wires it to one mediafile on disk.
-May import: the shared vocabulary, `mediafile`, `store`, `providers` and `remote`.
+May import: the shared vocabulary, `mediafile`, `store`, `providers`, `remote` and
+`coordinator`.
 """
