@@ -180,6 +180,12 @@ class TransientError(ProviderError):
     """Rate limits, server errors or network faults that outlasted every retry."""
 
 
+class MaybeBilled(ProviderError):
+    """A call reached the API, or may have, and its answer was lost (a read timeout, a
+    cut-off answer, a 5xx after a POST): it may have been billed, so it is recorded as
+    such and never re-sent automatically."""
+
+
 class JobFailed(ProviderError):
     """An asynchronous job ended with status `failed`."""
 

@@ -6,9 +6,17 @@ Decimal appears only at the edges (parsing what a user wrote, printing).
 
 from __future__ import annotations
 
+import enum
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 TICKS_PER_USD = 10**10
+
+
+class Billing(enum.Enum):
+    """Whether a call was billed for certain or may have been (its answer was lost)."""
+
+    BILLED = "billed"
+    MAYBE_BILLED = "maybe_billed"
 
 
 def usd_to_ticks(value: Decimal | str | int) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from imaginebuild.model import Kind, ProviderSettings
+from imaginebuild.money import Billing
 
 
 class Phase(str, enum.Enum):
@@ -63,6 +64,11 @@ class GenerationRequest:
     # Team coordinator hook (issue 19): awaited with the model before every request that may
     # bill (each POST attempt); it waits for the team's submission slot. None: no team limits.
     gate: Callable[[str], Awaitable[None]] | None = None
+    # Record-first hook: called with a call's record the moment an answer shows that it
+    # was, or may have been, billed -- before the provider decodes, checks or downloads
+    # anything -- so the engine writes the ledger line while nothing else can fail yet.
+    # A call reported here is not reported again by its request id. None: nobody listens.
+    on_billed: Callable[[CallRecord], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class CallRecord:
     started_at: float = 0.0  # Unix time
     duration_s: float = 0.0
     http: Mapping[str, float] = field(default_factory=dict)  # timing breakdown in seconds
+    billing: Billing = Billing.BILLED  # MAYBE_BILLED: the answer was lost after the POST
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ skipped (and counted) by readers, and the next append starts on a fresh line.
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 from collections.abc import Iterable
@@ -41,16 +40,9 @@ from pathlib import Path
 
 from imaginebuild.atomic import fsync_dir
 from imaginebuild.errors import StoreError, UsageError
-from imaginebuild.money import format_usd, usd_json
+from imaginebuild.money import Billing, format_usd, usd_json
 
 LEDGER_VERSION = 1
-
-
-class Billing(enum.Enum):
-    """Whether a ledger line's call was billed for certain or may have been."""
-
-    BILLED = "billed"
-    MAYBE_BILLED = "maybe_billed"
 
 
 GROUPINGS = ("asset", "model", "day", "run", "provider")
