@@ -19,6 +19,9 @@ class Billing(enum.Enum):
     MAYBE_BILLED = "maybe_billed"
 
 
+MAX_USD = Decimal(10) ** 12
+
+
 def usd_to_ticks(value: Decimal | str | int) -> int:
     """Convert an exact USD amount to ticks, rounding half-up at the tick.
 
@@ -30,8 +33,9 @@ def usd_to_ticks(value: Decimal | str | int) -> int:
         amount = Decimal(value.strip().lstrip("$") if isinstance(value, str) else value)
     except InvalidOperation:
         raise ValueError(f"not a USD amount: {value!r}") from None
-    if not amount.is_finite():
-        raise ValueError(f"not a finite USD amount: {value!r}")
+    if not amount.is_finite() or abs(amount) >= MAX_USD:
+        # A stored record may say anything; one past any real bill is not an amount.
+        raise ValueError(f"not a finite USD amount below {MAX_USD:,}: {str(value)[:40]!r}")
     return int((amount * TICKS_PER_USD).to_integral_value(rounding=ROUND_HALF_UP))
 
 

@@ -55,6 +55,7 @@ from imaginebuild.store.failures import FailureLog
 from imaginebuild.store.hashing import StatCache
 from imaginebuild.store.lockfile import LockEntry, read_lockfile, write_lockfile
 from imaginebuild.store.projectlock import ProjectLock
+from imaginebuild.untrusted import check_state_dir, confine, media_matches, wrong_media
 
 
 def load(
@@ -99,6 +100,7 @@ class Project:
         self.reporter: Reporter = reporter or NullReporter()
         self.clock = clock
         self.state_dir = self.root / ".imaginebuild"
+        check_state_dir(self.state_dir)  # through a symlink, state would land outside
         self.store = Store(default_cache_dir(self.root, dict(self.env)))
         self.dag = Dag.from_assets(mediafile.assets)
         self._lock: dict[str, LockEntry] | None = None
@@ -350,7 +352,8 @@ class Project:
             entries = list(self.lock_entries().values())
             for lockfile in self.store.registered_lockfiles():
                 if lockfile != self.mediafile.lockfile_path:
-                    entries += read_lockfile(lockfile).values()  # a shared cache: keep theirs
+                    # a shared cache: keep theirs (named in full if it cannot be read)
+                    entries += read_lockfile(lockfile, label=str(lockfile)).values()
             keep_keys = {e.key for e in entries}
             keep_blobs = {o.sha256 for e in entries for o in e.outputs}
             keep_blobs |= {sha for e in entries for sha in url_pins(e).values()}
@@ -362,7 +365,7 @@ class Project:
                 else:
                     drop_keys.append(key)
             drop_blobs = [sha for sha in self.store.iter_blobs() if sha not in keep_blobs]
-            freed = sum(self.store.blob_path(sha).stat().st_size for sha in drop_blobs)
+            freed = sum(_size(self.store.blob_path(sha)) for sha in drop_blobs)
             if not dry_run:
                 for key in drop_keys:
                     self.store.delete_action(key)
@@ -533,10 +536,13 @@ class Project:
         if tuple(o.path for o in locked.outputs) != asset.outputs:
             return False
         for out in locked.outputs:
+            path = self.root / out.path
             try:
-                if self.stat_cache().sha256(self.root / out.path) != out.sha256:
+                if self.stat_cache().sha256(path) != out.sha256:
                     return False
             except OSError:
+                return False
+            if not media_matches(path, out.path):  # a lockfile may pair any hash with any path
                 return False
         return True
 
@@ -579,12 +585,15 @@ class Project:
 
     def _place(self, rel: str, blob: BlobRef, provenance: Mapping[str, Any]) -> bool:
         """Copy (or sign) one blob to its output path unless it is already there."""
-        dest = self.root / rel
+        dest = confine(self.root, rel, StoreError)
         with contextlib.suppress(OSError):
-            if self.stat_cache().sha256(dest) == blob.sha256:
+            if self.stat_cache().sha256(dest) == blob.sha256 and media_matches(dest, rel):
                 return False
         if not self.store.has_blob(blob.sha256):
             raise CorruptBlob(f"{rel}: blob {blob.sha256[:12]} is not in the cache")
+        if not media_matches(self.store.blob_path(blob.sha256), rel):
+            self.store.verify_blob(blob.sha256)  # a damaged blob is named (and dropped) as such
+            raise wrong_media(rel, blob.sha256)
         if self.signing is None:
             self.store.materialize(blob, dest)
         else:
@@ -721,6 +730,13 @@ def _plan_reason(decision: Decision) -> str:
     }
     head = verb[decision.action]
     return head if not decision.reasons else f"{head}: {decision.summary}"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _media_of_blob(path: Path) -> str:

@@ -17,7 +17,8 @@ inside a function (the lazy imports that keep start-up light) or under
     mediafile   store   testing
       ▲
     the shared vocabulary: errors, model, events, money, retry, version,
-                           atomic, mediaprobe, urls, gcpause
+                           atomic, mediaprobe, urls, gcpause,
+                           untrusted
 
 A module may import its own package and anything in a lower layer. Packages side
 by side in one layer know nothing of each other. Nothing in the package imports
@@ -54,6 +55,7 @@ VOCABULARY = frozenset(
         "mediaprobe",
         "urls",
         "gcpause",
+        "untrusted",
     }
 )
 # Layers above the shared vocabulary (layer 0), bottom to top; "imaginebuild" is the

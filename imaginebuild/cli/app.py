@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imaginebuild.errors import ImaginebuildError, MediafileError, UsageError
+from imaginebuild.untrusted import check_state_dir, finite_decimal
 from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
@@ -343,8 +344,10 @@ def _money(text: str | None) -> Decimal | None:
         value = Decimal(text)
     except InvalidOperation:
         raise UsageError(f"--max-cost {text!r} is not an amount in USD") from None
-    if not value.is_finite() or value < 0:
-        raise UsageError(f"--max-cost {text!r} must be a non-negative amount in USD")
+    if finite_decimal(value) is None or value < 0:
+        raise UsageError(
+            f"--max-cost {text!r} must be a non-negative amount in USD below $1,000,000,000,000"
+        )
     return value
 
 
@@ -626,6 +629,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     except ValueError:
         raise UsageError(f"--since {args.since!r} is not a date (YYYY-MM-DD)") from None
     root = _mediafile_path(args).resolve().parent
+    check_state_dir(root / ".imaginebuild")
     ledger = Ledger(root / ".imaginebuild" / "ledger.jsonl")
     summary = summarize(ledger.entries(), args.by, since)
     if args.json:

@@ -29,6 +29,7 @@ from imaginebuild.errors import ImaginebuildError, StoreError
 from imaginebuild.model import Asset, InputRef, RefKind
 from imaginebuild.money import format_usd, ticks_of_text
 from imaginebuild.store.lockfile import LockedOutput, LockEntry
+from imaginebuild.untrusted import Untrusted, confine, is_sha256
 from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
@@ -262,7 +263,11 @@ class _Copier:
 
     def output(self, out: LockedOutput) -> MediaItem:
         """The page's item for one locked output (copied from the cache or the output dir)."""
-        sources = [self.project.store.blob_path(out.sha256), self.project.root / out.path]
+        if not is_sha256(out.sha256):
+            return MediaItem(out.path, out.media_type, out.sha256, out.size, None)
+        sources = [self.project.store.blob_path(out.sha256)]
+        with contextlib.suppress(Untrusted):
+            sources.append(confine(self.project.root, out.path))
         href = self._copy(out.sha256, out.media_type, out.path, sources, out.size)
         return MediaItem(out.path, out.media_type, out.sha256, out.size, href)
 

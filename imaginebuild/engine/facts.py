@@ -17,6 +17,7 @@ from imaginebuild.model import Asset
 from imaginebuild.providers.base import InputFile
 from imaginebuild.store.cache import ActionEntry, BlobRef
 from imaginebuild.store.lockfile import LockEntry
+from imaginebuild.untrusted import is_sha256
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,12 @@ def url_pins(locked: LockEntry | None) -> dict[str, str]:
     if locked is None:
         return {}
     pins = {}
-    for item in locked.fields.get("inputs") or []:
+    inputs = locked.fields.get("inputs")
+    for item in inputs if isinstance(inputs, list) else []:
+        if not isinstance(item, dict):
+            continue
         ref = str(item.get("ref", ""))
-        if ref.startswith(("https://", "http://")):
-            pins[ref] = str(item.get("sha256"))
+        sha = item.get("sha256")
+        if ref.startswith(("https://", "http://")) and is_sha256(sha):  # never a path
+            pins[ref] = str(sha)
     return pins

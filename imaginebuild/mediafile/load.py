@@ -52,6 +52,7 @@ from imaginebuild.model import (
 )
 from imaginebuild.store.settled import absolute as absolute_path
 from imaginebuild.store.settled import text_digest
+from imaginebuild.untrusted import check_state_dir
 from imaginebuild.version import __version__
 
 MAX_EXPANDED = 64 * 1024  # characters a string may grow to by vars
@@ -91,6 +92,7 @@ def load_mediafile(path: Path, policy: InputPolicy = PROJECT_ONLY) -> Mediafile:
     display = _display(path)
     text = read_source(path, display)
     absolute = absolute_path(path)
+    check_state_dir(absolute.parent / ".imaginebuild")  # refused before anything is written
     stamp = absolute.parent / ".imaginebuild" / "validated"
     digest = _schema_digest(text, _identity(absolute))
     trusted = _read_stamp(stamp) == digest

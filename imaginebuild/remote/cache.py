@@ -44,7 +44,7 @@ from datetime import datetime
 from typing import Any
 
 from imaginebuild.engine.keys import KEY_FORMAT_VERSION
-from imaginebuild.errors import StoreError, UsageError
+from imaginebuild.errors import CorruptBlob, StoreError, UsageError
 from imaginebuild.remote.sync import (
     DEFAULT_POLICY,
     Progress,
@@ -329,14 +329,20 @@ class RemoteCache:
 
         def one(blob: BlobRef) -> None:
             path = self.blob_path(blob.sha256)
-            if self.transport.info(path) is None:
+            found = self.transport.info(path)
+            if found is None:
                 raise StoreError(
                     f"remote cache {self.url}: blob {blob.sha256[:12]} is missing",
                     hint="push it again from a machine that has it, or rebuild",
                 )
-            counter.add(
-                self.transport.download_verified(path, blob.sha256, store.blob_path(blob.sha256))
-            )
+            declared = found.get("size")
+            if isinstance(declared, int) and declared != blob.size:
+                raise CorruptBlob(
+                    f"remote cache {self.url}: blob {blob.sha256[:12]} is "
+                    f"{declared} bytes, its entry says {blob.size}; not downloaded"
+                )
+            dest = store.blob_path(blob.sha256)
+            counter.add(self.transport.download_verified(path, blob.sha256, dest, blob.size))
 
         self.transport.run_bounded(one, todo)
         return len(todo)

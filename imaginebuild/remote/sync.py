@@ -26,6 +26,7 @@ from imaginebuild.atomic import atomic_writer
 from imaginebuild.errors import CorruptBlob, ImaginebuildError, StoreError
 from imaginebuild.retry import RetryPolicy, is_retryable_status
 from imaginebuild.store.hashing import CHUNK
+from imaginebuild.untrusted import ENTRY_CAP
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -117,6 +118,11 @@ class _Mismatch(Exception):
         self.actual = actual
 
 
+def _mismatch_text(actual: str) -> str:
+    """What a `_Mismatch` found: another hash, or too many bytes."""
+    return f"its bytes hash to {actual[:12]}" if len(actual) == 64 else actual
+
+
 class Transport:
     """One fsspec filesystem, called with retries and translated errors.
 
@@ -192,14 +198,22 @@ class Transport:
 
     # -- single requests ---------------------------------------------------------------
 
-    def read_bytes(self, path: str) -> bytes | None:
-        """The object's bytes, or None when it does not exist."""
+    def read_bytes(self, path: str, cap: int = ENTRY_CAP) -> bytes | None:
+        """The object's bytes, or None when it does not exist; an object larger than
+        `cap` raises StoreError after reading at most `cap` + 1 bytes of it."""
 
         def read() -> bytes | None:
             try:
-                return bytes(self.fs.cat_file(path))
+                with self.fs.open(path, "rb") as src:
+                    data = bytes(src.read(cap + 1))
             except FileNotFoundError:
                 return None
+            if len(data) > cap:
+                raise StoreError(
+                    f"remote cache {self.label}: {path} is larger than the {cap:,} bytes "
+                    "an entry may have; ignored"
+                )
+            return data
 
         return self.call("read", path, read)
 
@@ -278,11 +292,13 @@ class Transport:
 
     # -- blobs -------------------------------------------------------------------------
 
-    def download_verified(self, path: str, sha256: str, dest: Path) -> int:
+    def download_verified(
+        self, path: str, sha256: str, dest: Path, expected_size: int | None = None
+    ) -> int:
         """Stream an object into `dest` (atomically), checking its sha256 on the way.
 
-        Raises CorruptBlob, leaving `dest` untouched, when the bytes do not match;
-        returns the size downloaded.
+        Raises CorruptBlob, leaving `dest` untouched, when the bytes do not match, or
+        as soon as more than `expected_size` bytes arrive; returns the size downloaded.
         """
 
         def download() -> int:
@@ -292,6 +308,8 @@ class Transport:
                 while chunk := src.read(CHUNK):
                     digest.update(chunk)
                     size += len(chunk)
+                    if expected_size is not None and size > expected_size:
+                        raise _Mismatch(f"more than the {expected_size:,} bytes declared")
                     out.write(chunk)
                 if digest.hexdigest() != sha256:
                     raise _Mismatch(digest.hexdigest())
@@ -302,7 +320,7 @@ class Transport:
         except _Mismatch as exc:
             raise CorruptBlob(
                 f"remote cache {self.label}: blob {sha256[:12]} is corrupt "
-                f"(its bytes hash to {exc.actual[:12]}); nothing was materialized",
+                f"({_mismatch_text(exc.actual)}); nothing was materialized",
                 hint="delete the remote object (or run `imaginebuild gc --remote`) and rebuild",
             ) from None
         except OSError as exc:  # the local side: the temp file in the store

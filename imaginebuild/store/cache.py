@@ -24,6 +24,15 @@ from typing import Any
 from imaginebuild.atomic import atomic_writer, fsync_dir
 from imaginebuild.errors import CorruptBlob, StoreError
 from imaginebuild.store.hashing import CHUNK, sha256_file
+from imaginebuild.untrusted import (
+    ENTRY_CAP,
+    Untrusted,
+    is_sha256,
+    load_json,
+    printable,
+    read_capped,
+    sha256_name,
+)
 
 STORE_FORMAT_VERSION = 1
 
@@ -42,8 +51,12 @@ class BlobRef:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BlobRef:
-        """Parse the JSON form (raises KeyError/TypeError/ValueError on bad data)."""
-        return cls(str(data["sha256"]), int(data["bytes"]), str(data["media_type"]))
+        """Parse the JSON form (raises KeyError/TypeError/ValueError on bad data, and on a
+        hash that is not 64 lowercase hex or a negative size)."""
+        size = int(data["bytes"])
+        if size < 0:
+            raise Untrusted(f"negative size {size}")
+        return cls(sha256_name(data["sha256"], "blob hash"), size, str(data["media_type"]))
 
 
 @dataclass(frozen=True)
@@ -80,7 +93,7 @@ class ActionEntry:
                 ),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise StoreError(f"malformed action entry: {exc}") from exc
+            raise StoreError(f"malformed action entry: {printable(str(exc))[:200]}") from exc
 
 
 def default_cache_dir(root: Path, env: dict[str, str] | os._Environ[str]) -> Path:
@@ -100,12 +113,20 @@ class Store:
     # -- blobs -------------------------------------------------------------------------
 
     def blob_path(self, sha256: str) -> Path:
-        """Where the blob with this hash lives (whether or not it exists)."""
-        return self.blobs / sha256[:2] / sha256
+        """Where the blob with this hash lives (whether or not it exists).
+
+        Raises StoreError for anything but 64 lowercase hex: a hash from a lockfile or
+        an entry never names a file outside the blob folder.
+        """
+        try:
+            sha = sha256_name(sha256, "blob hash")
+        except Untrusted as exc:
+            raise StoreError(str(exc)) from None
+        return self.blobs / sha[:2] / sha
 
     def has_blob(self, sha256: str) -> bool:
-        """Whether a blob with this hash is present (not verified)."""
-        return self.blob_path(sha256).is_file()
+        """Whether a blob with this hash is present (not verified; False for a non-hash)."""
+        return is_sha256(sha256) and self.blob_path(sha256).is_file()
 
     def put_file(self, src: Path, media_type: str, *, move: bool = False) -> BlobRef:
         """Store a file's bytes as a blob; `move` lets a temp file be renamed into place."""
@@ -160,13 +181,13 @@ class Store:
             raise StoreError(f"cannot materialize {dest}: {exc}") from exc
 
     def iter_blobs(self) -> Iterator[str]:
-        """Hashes of every blob present."""
+        """Hashes of every blob present (a stray file that is not a blob is skipped)."""
         if not self.blobs.is_dir():
             return
         for sub in sorted(self.blobs.iterdir()):
-            if sub.is_dir():
+            if sub.is_dir() and not sub.is_symlink():
                 for blob in sorted(sub.iterdir()):
-                    if not blob.name.startswith("."):
+                    if is_sha256(blob.name) and blob.name[:2] == sub.name:
                         yield blob.name
 
     def delete_blob(self, sha256: str) -> None:
@@ -209,7 +230,12 @@ class Store:
         if raw is None:
             return None
         try:
-            entry = ActionEntry.from_json(json.loads(raw))
+            if not isinstance(raw, (str, bytes)) or len(raw) > ENTRY_CAP:
+                raise StoreError("not an action entry, or larger than an entry can be")
+            doc = load_json(raw)
+            if not isinstance(doc, dict):
+                raise StoreError("an action entry is a JSON object")
+            entry = ActionEntry.from_json(doc)
         except (StoreError, ValueError, TypeError):
             self.delete_action(key)
             return None
@@ -259,9 +285,12 @@ class Store:
         folder = self.folder / "projects"
         for entry in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             try:
-                lockfile = Path(json.loads(entry.read_bytes())["lockfile"])
+                doc = load_json(read_capped(entry, ENTRY_CAP))
+                lockfile = Path(doc["lockfile"])  # type: ignore[index]
             except (OSError, ValueError, KeyError, TypeError):
                 continue
+            if not lockfile.is_absolute() or lockfile.suffix != ".lock":
+                continue  # not what register_project writes: a stray or hostile entry
             if lockfile.exists():
                 found.append(lockfile)
             else:

@@ -24,11 +24,21 @@ import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from imaginebuild.atomic import atomic_write_bytes
 from imaginebuild.errors import LockfileError
+from imaginebuild.untrusted import (
+    LOCKFILE_CAP,
+    Untrusted,
+    is_sha256,
+    load_json,
+    printable,
+    read_capped,
+    relative_path,
+    shown,
+)
 
 LOCKFILE_VERSION = 1
 
@@ -83,13 +93,14 @@ def parse_lockfile(
 ) -> dict[str, LockEntry]:
     """Parse lockfile text; raises LockfileError naming `name` on anything malformed.
 
-    An entry naming an output path outside the project is dropped with a `warn`.
+    An entry naming an output path outside the project, or a key or hash that is not
+    64 lowercase hex, is dropped with a `warn`: it never names a file.
     """
     try:
-        data = json.loads(text)
-    except ValueError as exc:
+        data = load_json(text)
+    except Untrusted as exc:
         raise LockfileError(
-            f"{name}: not valid JSON ({exc})",
+            f"{name}: {exc}",
             hint="restore it from git, or delete it: the cache will rebuild it without calls",
         ) from exc
     if not isinstance(data, dict):
@@ -111,17 +122,10 @@ def parse_lockfile(
             hint="restore it from git, or delete it: the cache will rebuild it without calls",
         )
     for asset, raw in assets.items():
-        outputs = raw.get("outputs") if isinstance(raw, dict) else None
-        escaping = [
-            out["path"]
-            for out in (outputs if isinstance(outputs, list) else [])
-            if isinstance(out, dict)
-            and isinstance(out.get("path"), str)
-            and not _inside(out["path"])
-        ]
+        escaping = _escaping_path(raw)
         if escaping:
             # Never trusted, never fatal: the entry is dropped and the asset rebuilt or restored.
-            warn(f"{name}: assets.{asset}: ignored: output path {escaping[0]!r} leaves the project")
+            warn(f"{name}: assets.{printable(str(asset))}: ignored: {escaping}")
             continue
         try:
             entries[asset] = LockEntry(
@@ -137,16 +141,35 @@ def parse_lockfile(
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise LockfileError(
-                f"{name}: assets.{asset}: malformed entry ({exc!r})",
+                f"{name}: assets.{printable(str(asset))}: malformed entry ({printable(repr(exc))})",
                 hint="restore it from git, or delete the entry",
             ) from exc
+        hostile = _hostile_hash(entries[asset])
+        if hostile:
+            del entries[asset]
+            warn(f"{name}: assets.{printable(str(asset))}: ignored: {hostile}")
     return entries
 
 
-def _inside(path: str) -> bool:
-    """Whether a lockfile path is relative and stays inside the project."""
-    pure = PurePosixPath(path)
-    return bool(path) and not pure.is_absolute() and ".." not in pure.parts and "\\" not in path
+def _escaping_path(raw: object) -> str | None:
+    """Why an entry's output path cannot be trusted (it leaves the project), or None."""
+    outputs = raw.get("outputs") if isinstance(raw, dict) else None
+    for out in outputs if isinstance(outputs, list) else []:
+        if isinstance(out, dict) and "path" in out and relative_path(out["path"]) is None:
+            return f"output path {shown(out['path'])} leaves the project"
+    return None
+
+
+def _hostile_hash(entry: LockEntry) -> str | None:
+    """Why a well-formed entry's hashes cannot name a blob (not 64 lowercase hex), or None."""
+    for out in entry.outputs:
+        if not is_sha256(out.sha256):
+            return f"output hash {shown(out.sha256)} is not a sha256"
+    inputs = entry.fields.get("inputs")
+    for item in inputs if isinstance(inputs, list) else []:
+        if isinstance(item, dict) and "sha256" in item and not is_sha256(item["sha256"]):
+            return f"input hash {shown(item['sha256'])} is not a sha256"
+    return None
 
 
 def render_lockfile(entries: Mapping[str, LockEntry]) -> str:
@@ -167,19 +190,20 @@ def render_lockfile(entries: Mapping[str, LockEntry]) -> str:
 
 
 def read_lockfile(
-    path: Path, warn: Callable[[str], None] = lambda message: None
+    path: Path, warn: Callable[[str], None] = lambda message: None, *, label: str | None = None
 ) -> dict[str, LockEntry]:
-    """Read mediafile.lock; a missing file is an empty lock."""
+    """Read mediafile.lock; a missing file is an empty lock. Messages name it `label`
+    (default: its file name), so another project's lockfile can be named in full."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_capped(path, LOCKFILE_CAP).decode("utf-8")
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, Untrusted) as exc:
         raise LockfileError(
-            f"cannot read {path.name}: {exc}",
+            f"cannot read {path}: {printable(str(exc))}",
             hint="restore it from git, or delete it: the cache will rebuild it without calls",
         ) from exc
-    return parse_lockfile(text, path.name, warn)
+    return parse_lockfile(text, label or path.name, warn)
 
 
 def write_lockfile(path: Path, entries: Mapping[str, LockEntry]) -> None:

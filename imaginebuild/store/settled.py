@@ -28,12 +28,21 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from imaginebuild.atomic import atomic_write_bytes
+from imaginebuild.errors import UsageError
 from imaginebuild.store.hashing import StatCache
+from imaginebuild.untrusted import (
+    LOCKFILE_CAP,
+    check_state_dir,
+    is_sha256,
+    load_json,
+    read_capped,
+)
 from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
@@ -43,6 +52,7 @@ if TYPE_CHECKING:
 
 SNAPSHOT_VERSION = 2  # 2: an asset row may carry its matrix template
 STATE_DIR = ".imaginebuild"
+SNAPSHOT_CAP = LOCKFILE_CAP  # a snapshot lists about what a lockfile does
 
 
 class SettledAsset(NamedTuple):
@@ -145,11 +155,14 @@ def discard(mediafile: Path) -> None:
 def check(mediafile: Path, stamp: str, stat_cache: StatCache) -> tuple[SettledAsset, ...] | None:
     """The remembered up-to-date assets if the verdict for `stamp` still stands, else None."""
     try:
-        data = json.loads(snapshot_path(mediafile).read_bytes())
+        data: Any = load_json(read_capped(snapshot_path(mediafile), SNAPSHOT_CAP))
         if data["version"] != SNAPSHOT_VERSION or data["fingerprint"] != stamp:
             return None
         for path, sha in data["files"]:
-            if stat_cache.sha256(path) != sha:
+            # Only regular files at absolute paths: a device or a FIFO would never end.
+            if not (isinstance(path, str) and Path(path).is_absolute() and is_sha256(sha)):
+                return None
+            if not stat.S_ISREG(Path(path).stat().st_mode) or stat_cache.sha256(path) != sha:
                 return None
         return tuple(
             SettledAsset(
@@ -195,6 +208,10 @@ def lookup(
         provider=provider,
         env=env,
     )
+    try:
+        check_state_dir(path.parent / STATE_DIR)
+    except UsageError:
+        return None  # the full path refuses it with a message
     if not snapshot_path(path).is_file():
         return None
     cache = StatCache(stat_cache_path(path))

@@ -57,6 +57,7 @@ from imaginebuild.providers.xai.http import (
 )
 from imaginebuild.retry import RetryPolicy, policy_with_backoff
 from imaginebuild.store.journal import JobRecord, Journal
+from imaginebuild.untrusted import Untrusted, check_api_key
 
 DEFAULT_CONCURRENCY = 8
 DEFAULT_POLL_INTERVAL = 2.0
@@ -142,6 +143,10 @@ class XaiProvider:
             key = self.context.env.get("XAI_API_KEY", "").strip()
             if not key:
                 raise AuthError("XAI_API_KEY is not set; the xai provider needs it", hint=KEY_HINT)
+            try:
+                check_api_key(key)  # a header can carry no CR, LF or non-ASCII byte
+            except Untrusted as exc:
+                raise AuthError(str(exc), hint=KEY_HINT) from None
             limits = httpx.Limits(
                 max_connections=self.max_concurrency * 2,
                 max_keepalive_connections=self.max_concurrency,
