@@ -19,7 +19,8 @@ class Billing(enum.Enum):
     MAYBE_BILLED = "maybe_billed"
 
 
-MAX_USD = Decimal(10) ** 12
+MAX_USD_DIGITS = 12
+MAX_USD = Decimal(10) ** MAX_USD_DIGITS
 
 
 def usd_to_ticks(value: Decimal | str | int) -> int:
@@ -33,7 +34,8 @@ def usd_to_ticks(value: Decimal | str | int) -> int:
         amount = Decimal(value.strip().lstrip("$") if isinstance(value, str) else value)
     except InvalidOperation:
         raise ValueError(f"not a USD amount: {value!r}") from None
-    if not amount.is_finite() or abs(amount) >= MAX_USD:
+    # adjusted(): the exponent of the leading digit, read without the context's limits.
+    if not amount.is_finite() or (amount and amount.adjusted() >= MAX_USD_DIGITS):
         # A stored record may say anything; one past any real bill is not an amount.
         raise ValueError(f"not a finite USD amount below {MAX_USD:,}: {str(value)[:40]!r}")
     return int((amount * TICKS_PER_USD).to_integral_value(rounding=ROUND_HALF_UP))

@@ -162,7 +162,7 @@ def load_json(data: str | bytes) -> object:
         raise Untrusted(f"not valid JSON ({type(exc).__name__}: {str(exc)[:120]})") from exc
 
 
-_MAX_DECIMAL = Decimal(10) ** 12
+_MAX_DIGITS = 12  # below 10**12: adjusted() reads it without the context's limits
 
 
 def finite_decimal(value: object) -> Decimal | None:
@@ -175,7 +175,7 @@ def finite_decimal(value: object) -> Decimal | None:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return None
-    if not number.is_finite() or abs(number) >= _MAX_DECIMAL:
+    if not number.is_finite() or (number and number.adjusted() >= _MAX_DIGITS):
         return None
     return number
 

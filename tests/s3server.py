@@ -243,6 +243,7 @@ class FaultProxy:
         self._socks: set[socket.socket] = set()
         self._closed = False
         self.cuts = 0
+        self.served = 0  # bytes sent from the server to clients
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -307,6 +308,9 @@ class FaultProxy:
                     self.cuts += 1
                     self._cut_all()
                     return
+                if not counted:
+                    with self._lock:
+                        self.served += len(chunk)
                 dst.sendall(chunk)
         except OSError:
             pass

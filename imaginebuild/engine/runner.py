@@ -174,6 +174,7 @@ class Runner:
                 except CorruptBlob as exc:
                     self.reporter.emit(Message("warning", f"{name}: {exc}; building it again"))
                     self.store.delete_action(f.key or "")
+                    self.remote.distrust(f.key or "", f.entry.outputs if f.entry else ())
                     f = dataclasses.replace(
                         f, decision=Decision(Action.CALL, f.decision.reasons), entry=None
                     )

@@ -316,8 +316,9 @@ class RemoteCache:
     ) -> int:
         """Download the blobs the local store lacks, verified; returns how many were fetched.
 
-        Raises CorruptBlob when a remote blob does not match its hash (nothing of
-        it is kept) and StoreError when one is missing or unreachable.
+        Raises CorruptBlob when a remote blob does not match its hash or its size
+        (nothing of it is kept; a writable remote loses the bad object, so the
+        rebuild's push repairs it) and StoreError when one is missing or unreachable.
         """
         wanted: dict[str, BlobRef] = {}
         for blob in blobs:
@@ -336,16 +337,32 @@ class RemoteCache:
                     hint="push it again from a machine that has it, or rebuild",
                 )
             declared = found.get("size")
-            if isinstance(declared, int) and declared != blob.size:
-                raise CorruptBlob(
-                    f"remote cache {self.url}: blob {blob.sha256[:12]} is "
-                    f"{declared} bytes, its entry says {blob.size}; not downloaded"
-                )
-            dest = store.blob_path(blob.sha256)
-            counter.add(self.transport.download_verified(path, blob.sha256, dest, blob.size))
+            try:
+                if isinstance(declared, int) and declared != blob.size:
+                    raise CorruptBlob(
+                        f"remote cache {self.url}: blob {blob.sha256[:12]} is "
+                        f"{declared} bytes, its entry says {blob.size}; not downloaded"
+                    )
+                dest = store.blob_path(blob.sha256)
+                counter.add(self.transport.download_verified(path, blob.sha256, dest, blob.size))
+            except CorruptBlob:
+                self._repair(blob)
+                raise
 
         self.transport.run_bounded(one, todo)
         return len(todo)
+
+    def _repair(self, blob: BlobRef) -> None:
+        """Delete a remote blob proved wrong (its bytes do not hash to its name, or its
+        size is not the entry's), so the push of the rebuild uploads it again. A
+        read-only remote is left as it is; a failed delete only leaves it for `gc`."""
+        if self.readonly:
+            return
+        try:
+            self.transport.delete(self.blob_path(blob.sha256))
+        except StoreError:
+            return
+        self._warn(f"remote cache {self.url}: removed corrupt blob {blob.sha256[:12]}")
 
     def fetch(self, entry: ActionEntry, store: Store, progress: Progress | None = None) -> None:
         """Bring a remote entry and its outputs into the local store (blobs first)."""

@@ -46,6 +46,10 @@ class RemoteLink:
         self._info = info
         self._remote: Any = None  # RemoteCache, False when none is configured, None: unknown
         self._down = False
+        # Keys whose remote entry proved bad this run (a corrupt blob, the wrong media):
+        # neither restored nor waited for again; the rebuild's push replaces them.
+        self._bad: set[str] = set()
+        self._fetched: dict[str, tuple[Any, ...]] = {}
 
     @property
     def active(self) -> bool:
@@ -88,7 +92,7 @@ class RemoteLink:
 
     def get(self, key: str) -> ActionEntry | None:
         """The remote's entry for `key`, or None (also when the remote is unusable)."""
-        if not self.active:
+        if not self.active or key in self._bad:
             return None
         try:
             entry: ActionEntry | None = self.cache().get_action(key)
@@ -112,9 +116,18 @@ class RemoteLink:
         try:
             await asyncio.to_thread(self.cache().fetch, entry, self._store)
         except StoreError as exc:
+            if isinstance(exc, CorruptBlob):
+                self._bad.add(entry.key)
             self.failed(exc)
             return False
+        self._fetched[entry.key] = entry.outputs
         return True
+
+    def distrust(self, key: str, outputs: tuple[Any, ...]) -> None:
+        """The outputs restored for `key` proved bad: if they came from the remote, its
+        entry is neither restored nor waited for again in this run."""
+        if self._fetched.get(key) == outputs:
+            self._bad.add(key)
 
     async def push_async(self, entry: ActionEntry, no_push: bool) -> None:
         """Upload a new build unless --no-push or read-only; never fails the step."""
@@ -135,8 +148,8 @@ class RemoteLink:
         """Hold the build lease on `key` around a call; raises BuiltElsewhere when another
         machine's build of it appears meanwhile. An unusable remote only costs the lease."""
         remote = self.cache() if self.active else None
-        if remote is None or remote.readonly or no_push:
-            yield
+        if remote is None or remote.readonly or no_push or key in self._bad:
+            yield  # (a bad entry of this key would otherwise pass for another's build)
             return
         import asyncio
 
