@@ -50,7 +50,13 @@ from imaginebuild.model import Asset, InputPolicy, Mediafile, RefKind
 from imaginebuild.providers.base import InputFile
 from imaginebuild.remote.link import RemoteLink
 from imaginebuild.store import settled
-from imaginebuild.store.cache import BlobRef, Store, default_cache_dir
+from imaginebuild.store.cache import (
+    GC_GRACE_S,
+    BlobRef,
+    Store,
+    default_cache_dir,
+    gc_busy_message,
+)
 from imaginebuild.store.failures import FailureLog
 from imaginebuild.store.hashing import StatCache
 from imaginebuild.store.lockfile import LockEntry, read_lockfile, write_lockfile
@@ -197,7 +203,8 @@ class Project:
 
             runner = Runner(self, options)
             try:
-                result = asyncio.run(runner.run(wanted))
+                with self.store.live_run():  # gc elsewhere leaves this cache alone meanwhile
+                    result = asyncio.run(runner.run(wanted))
             except KeyboardInterrupt:
                 self._save_stat_cache()
                 done = sum(1 for r in runner.results.values() if r.state in ("built", "restored"))
@@ -330,7 +337,7 @@ class Project:
         failed = any(r.state == "failed" for r in results)
         return CommandResult("push", tuple(results), exit_code=1 if failed else 0)
 
-    def gc_remote(self, *, dry_run: bool = True) -> GcResult:
+    def gc_remote(self, *, dry_run: bool = True, min_age: float = GC_GRACE_S) -> GcResult:
         """Drop remote entries and blobs this project's lockfile does not reference.
 
         A remote shared by several projects must be collected from a checkout
@@ -339,16 +346,25 @@ class Project:
         remote = self.remote.require("gc --remote")
         entries = self.lock_entries()
         keep_blobs = {o.sha256 for e in entries.values() for o in e.outputs}
-        dropped = remote.gc({e.key for e in entries.values()}, keep_blobs, dry_run=dry_run)
+        keep_keys = {e.key for e in entries.values()}
+        dropped = remote.gc(keep_keys, keep_blobs, dry_run=dry_run, min_age=min_age)
         return GcResult(
             len(dropped.drop_keys), len(dropped.drop_blobs), dropped.freed_bytes, dry_run
         )
 
-    def gc(self, *, dry_run: bool = False) -> GcResult:
-        """Drop cache entries and blobs that the lockfile does not reference."""
+    def gc(self, *, dry_run: bool = False, min_age: float = GC_GRACE_S) -> GcResult:
+        """Drop cache entries and blobs that the lockfile does not reference.
+
+        Blobs stored or reused less than `min_age` seconds ago are kept, and nothing
+        is collected while another run uses the cache: what a run elsewhere has just
+        paid for may not be in its lockfile yet."""
         with ProjectLock(self.state_dir, self._wait_message):
             self._lock = None
             self._prune_lock(locked=False)
+            busy = self.store.live_runs()
+            if busy:  # another project's run may hold blobs no lockfile names yet
+                self.reporter.emit(Message("warning", gc_busy_message(busy)))
+                return GcResult(0, 0, 0, dry_run)
             entries = list(self.lock_entries().values())
             for lockfile in self.store.registered_lockfiles():
                 if lockfile != self.mediafile.lockfile_path:
@@ -364,7 +380,12 @@ class Project:
                     keep_blobs |= {o.sha256 for take in (entry.outputs, *entry.takes) for o in take}
                 else:
                     drop_keys.append(key)
-            drop_blobs = [sha for sha in self.store.iter_blobs() if sha not in keep_blobs]
+            now = time.time()
+            drop_blobs = [
+                sha
+                for sha in self.store.iter_blobs()
+                if sha not in keep_blobs and self.store.collectable(sha, now, min_age)
+            ]
             freed = sum(_size(self.store.blob_path(sha)) for sha in drop_blobs)
             if not dry_run:
                 for key in drop_keys:

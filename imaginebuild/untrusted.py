@@ -205,6 +205,30 @@ def unsafe_characters(text: str) -> list[str]:
     return found
 
 
+_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE")
+
+
+def spoofing_problem(path: str) -> str | None:
+    """Why `path` could display as another path, or None: a control, bidi or zero-width
+    character, or a name mixing look-alike scripts (Latin with Cyrillic or Greek)."""
+    found = unsafe_characters(path)
+    if found:
+        codes = ", ".join(f"U+{ord(c):04X}" for c in found[:3])
+        return f"contains control, bidi or invisible characters ({codes})"
+    if unicodedata.normalize("NFC", path) != path:
+        return "is not in Unicode normal form NFC"
+    for word in re.findall(r"[^\W\d_]+", path):  # each run of letters
+        scripts = {
+            script
+            for c in word
+            for script in _SCRIPTS
+            if unicodedata.name(c, "").startswith(script)
+        }
+        if len(scripts) > 1:
+            return f"mixes look-alike scripts in {printable(word)!r} ({', '.join(sorted(scripts))})"
+    return None
+
+
 def printable(text: str) -> str:
     """`text` with control, bidi and format characters shown as escapes (for terminals).
 

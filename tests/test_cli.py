@@ -298,11 +298,14 @@ def test_gc_dry_run_then_gc_drops_an_orphaned_take(
     edit_yaml(chain_dir / "mediafile.yaml", "A lighthouse at dawn", "A lighthouse at dusk")
     assert cli("run", cwd=chain_dir).code == 0
     blob = cache_dir / "blobs" / old[:2] / old
-    dry = cli("--json", "gc", "--dry-run", cwd=chain_dir)
+    dry = cli("--json", "gc", "--dry-run", "--min-age", "0", cwd=chain_dir)
     assert dry.code == 0
     assert dry.json["actions"] == 1 and dry.json["blobs"] == 1 and dry.json["dry_run"] is True
     assert blob.exists()
-    assert "dropped 1 action entries and 1 blobs" in cli("gc", cwd=chain_dir).stderr
+    young = cli("--json", "gc", "--dry-run", cwd=chain_dir)  # the default grace keeps it
+    assert young.json["actions"] == 1 and young.json["blobs"] == 0
+    dropped = cli("gc", "--min-age", "0", cwd=chain_dir).stderr
+    assert "dropped 1 action entries and 1 blobs" in dropped
     assert not blob.exists()
 
 

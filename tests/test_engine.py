@@ -325,10 +325,10 @@ def test_gc_drops_an_orphaned_take(
     old = read_lock(chain_dir)["assets"]["other"]["outputs"][0]["sha256"]
     edit_yaml(chain_dir / "mediafile.yaml", "A lighthouse at dawn", "A lighthouse at dusk")
     _run(open_project, chain_dir)
-    dry = open_project(chain_dir).gc(dry_run=True)
+    dry = open_project(chain_dir).gc(dry_run=True, min_age=0)
     assert (dry.actions, dry.blobs) == (1, 1)
     assert (cache_dir / "blobs" / old[:2] / old).exists()
-    done = open_project(chain_dir).gc()
+    done = open_project(chain_dir).gc(min_age=0)
     assert (done.actions, done.blobs) == (1, 1)
     assert not (cache_dir / "blobs" / old[:2] / old).exists()
     assert open_project(chain_dir).gc(dry_run=True).actions == 0

@@ -523,3 +523,139 @@ def test_printable_escapes_what_moves_the_terminal() -> None:
     shown = printable("a\x1b[31mred\u202eevil\x07")
     assert "\x1b" not in shown and "\u202e" not in shown and "\x07" not in shown
     assert "\\x1b" in shown and "\\u202e" in shown
+
+
+# ------------------------------------------------------------------ 15. escapes on the terminal
+
+ESCAPES = ("\x1b", "\x07", "\u202e", "\x9b")
+
+
+def test_15_escape_sequences_never_reach_the_terminal_raw(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (world.project / "mediafile.yaml").write_text(
+        MEDIAFILE.replace("a red square", '"a \\e]0;pwned\\a red \\e[2J square \\u202e"')
+    )
+    built(world, capsys)
+    lock = world.lock()
+    record = lock["assets"]["a"]["record"]
+    record["request_ids"] = ["req-\x1b[31mred\x1b[0m"]
+    record["built_at"] = "\x9b2J"
+    lock["assets"]["a"]["fields"]["prompt"] = "older \x1b[2J prompt"
+    world.write_lock(lock)
+    for argv in (["status"], ["why", "a"], ["plan"], ["show", "a"], ["run", "--dry-run"]):
+        code, text = run_cli(capsys, *argv)
+        assert code == 0, (argv, text)
+        assert not any(c in text for c in ESCAPES), (argv, text)
+        if argv == ["show", "a"]:
+            assert "older \\x1b[2J prompt" in text and "req-\\x1b[31mred" in text, text
+    code, text = run_cli(capsys, "--json", "show", "a")
+    assert code == 0 and "\x1b" not in text  # JSON escapes control characters itself
+
+
+# ------------------------------------------------------------------ 17. spoofed output paths
+
+
+@pytest.mark.parametrize(
+    ("output", "why"),
+    [
+        ("out/\u202egnp.mp4", "U+202E"),
+        ("out/in\u200bvoice.png", "U+200B"),
+        ("out/p\u0430ypal.png", "CYRILLIC"),  # a Cyrillic а among Latin letters
+        ("out/cafe\u0301.png", "NFC"),
+    ],
+)
+def test_17_control_bidi_and_homoglyph_output_paths_are_refused(
+    output: str, why: str, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = MEDIAFILE + f'  b: {{kind: image, prompt: p, output: "{output}"}}\n'
+    (world.project / "mediafile.yaml").write_text(body, encoding="utf-8")
+    code, text = run_cli(capsys, "run")
+    assert code == 2, text
+    assert "assets.b.output" in text and why in text
+    assert not any(c in text for c in ESCAPES)
+    assert not (world.project / "out").exists()
+
+
+def test_17_a_path_in_one_script_is_fine(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    body = MEDIAFILE + '  b: {kind: image, prompt: p, output: "out/карта.png"}\n'
+    (world.project / "mediafile.yaml").write_text(body, encoding="utf-8")
+    code, text = run_cli(capsys, "-q", "run", "b")
+    assert code == 0, text
+    assert (world.project / "out" / "карта.png").is_file()
+
+
+# ------------------------------------------------------------------ 14. gc against a live run
+
+
+def _second_project(world: World, capsys: pytest.CaptureFixture[str]) -> Path:
+    """Project B on the same cache builds, then loses its lockfile (as if not written yet)."""
+    other = world.tmp / "b"
+    other.mkdir()
+    (other / "mediafile.yaml").write_text(MEDIAFILE.replace("a red square", "a blue circle"))
+    code, text = run_cli(capsys, "-C", str(other), "-q", "run", "a")
+    assert code == 0, text
+    (other / "mediafile.lock").unlink()
+    return other
+
+
+def _blobs(world: World) -> set[str]:
+    return {p.name for p in (world.cache / "blobs").glob("*/*")}
+
+
+def test_14_gc_keeps_blobs_another_project_just_paid_for(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    built(world, capsys)
+    _second_project(world, capsys)
+    before = _blobs(world)
+    code, text = run_cli(capsys, "--json", "gc")
+    assert code == 0 and json.loads(text)["blobs"] == 0, text
+    assert _blobs(world) == before
+    code, text = run_cli(capsys, "--json", "gc", "--min-age", "0")  # the grace is what kept them
+    assert code == 0 and json.loads(text)["blobs"] == 1, text
+
+
+def test_14_gc_collects_nothing_while_another_run_uses_the_cache(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import sys
+
+    from conftest import wait_for_state
+
+    built(world, capsys)
+    _second_project(world, capsys)
+    before = _blobs(world)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LIVE_RUN_HOLDER, str(world.cache)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    try:
+        assert holder.stdout is not None
+        line = holder.stdout.readline()
+        wait_for_state(lambda: line == "live\n", "the holder's live-run marker", child=holder)
+        code, text = run_cli(capsys, "gc", "--min-age", "0")
+        assert code == 0, text
+        assert "another imaginebuild run is using this cache" in text
+        assert _blobs(world) == before
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()  # the holder's block ends: its marker goes
+        holder.wait()
+    code, text = run_cli(capsys, "--json", "gc", "--min-age", "0")
+    assert code == 0 and json.loads(text)["blobs"] == 1, text
+
+
+LIVE_RUN_HOLDER = """
+import sys
+from pathlib import Path
+from imaginebuild.store.cache import Store
+
+with Store(Path(sys.argv[1])).live_run():
+    print("live", flush=True)
+    sys.stdin.read()
+"""

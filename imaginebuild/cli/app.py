@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imaginebuild.errors import ImaginebuildError, MediafileError, UsageError
-from imaginebuild.untrusted import check_state_dir, finite_decimal
+from imaginebuild.untrusted import check_state_dir, finite_decimal, printable
 from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
@@ -132,6 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--remote", action="store_true", help="collect the remote cache (dry run unless --yes)"
     )
     gc.add_argument("--yes", action="store_true", help="with --remote: really delete")
+    gc.add_argument(
+        "--min-age",
+        metavar="SECONDS",
+        type=float,
+        default=3600.0,
+        help="keep blobs younger than this: a run elsewhere may not have locked them yet "
+        "(default 3600)",
+    )
     cost = sub.add_parser("cost", help="spend from the ledger, with totals")
     cost.add_argument("--by", default="asset", choices=("asset", "model", "day", "run", "provider"))
     cost.add_argument(
@@ -232,11 +240,11 @@ def _report_error(exc: ImaginebuildError, as_json: bool) -> int:
             data["diagnostics"] = [d.to_json() for d in exc.diagnostics]
         print(json.dumps(data, indent=2))
     if isinstance(exc, MediafileError):
-        sys.stderr.write(exc.message + "\n")
+        sys.stderr.write(printable(exc.message) + "\n")
     else:
-        sys.stderr.write(f"error: {exc.message}\n")
+        sys.stderr.write(f"error: {printable(exc.message)}\n")
         if exc.hint:
-            sys.stderr.write(f"hint: {exc.hint}\n")
+            sys.stderr.write(f"hint: {printable(exc.hint)}\n")
     return exc.exit_code
 
 
@@ -498,7 +506,7 @@ def _cmd_why(args: argparse.Namespace) -> int:
     if not result.reasons:
         sys.stderr.write(f"{result.name} is up to date\n")
     for reason in result.reasons:
-        sys.stderr.write(f"{result.name}: {reason.text}\n")
+        sys.stderr.write(printable(f"{result.name}: {reason.text}") + "\n")
     return 0
 
 
@@ -507,23 +515,32 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(record)
         return 0
+    _show_text(record)
+    return 0
+
+
+def _show_text(record: dict[str, Any]) -> None:
+    """`show` for people: every value from the lockfile is printed inert."""
+    lines = []
     for key in ("name", "kind", "key", "provider", "model", "prompt", "params", "variant"):
-        sys.stderr.write(f"{key}: {record.get(key)}\n")
-    for item in record.get("inputs", []):
-        sys.stderr.write(f"input: {item['ref']}  sha256 {item['sha256']}\n")
+        lines.append(f"{key}: {record.get(key)}\n")
+    inputs = record.get("inputs")
+    for item in inputs if isinstance(inputs, list) else []:
+        if isinstance(item, dict):
+            lines.append(f"input: {item.get('ref')}  sha256 {item.get('sha256')}\n")
     for out in record["outputs"]:
-        sys.stderr.write(f"output: {out['path']}  sha256 {out['sha256']}  {out['bytes']} bytes\n")
+        lines.append(f"output: {out['path']}  sha256 {out['sha256']}  {out['bytes']} bytes\n")
     rec = record["record"]
     from imaginebuild.money import format_usd, ticks_of_text
 
     estimated = " (estimated)" if rec.get("cost_estimated") else ""
-    sys.stderr.write(f"built_at: {rec.get('built_at')}\n")
-    sys.stderr.write(f"cost: {format_usd(ticks_of_text(rec.get('cost_usd')))}{estimated}\n")
-    sys.stderr.write(f"estimate: {format_usd(ticks_of_text(rec.get('estimate_usd')))}\n")
+    lines.append(f"built_at: {rec.get('built_at')}\n")
+    lines.append(f"cost: {format_usd(ticks_of_text(rec.get('cost_usd')))}{estimated}\n")
+    lines.append(f"estimate: {format_usd(ticks_of_text(rec.get('estimate_usd')))}\n")
     for key in ("request_ids", "imaginebuild"):
-        sys.stderr.write(f"{key}: {rec.get(key)}\n")
-    sys.stderr.write(f"earlier takes in the cache: {len(record['earlier_takes'])}\n")
-    return 0
+        lines.append(f"{key}: {rec.get(key)}\n")
+    lines.append(f"earlier takes in the cache: {len(record['earlier_takes'])}\n")
+    sys.stderr.write("".join(printable(line.rstrip("\n")) + "\n" for line in lines))
 
 
 def _cmd_dag(args: argparse.Namespace) -> int:
@@ -600,9 +617,9 @@ def _cmd_push(args: argparse.Namespace) -> int:
 def _cmd_gc(args: argparse.Namespace) -> int:
     project = _project(args)
     if args.remote:
-        result = project.gc_remote(dry_run=args.dry_run or not args.yes)
+        result = project.gc_remote(dry_run=args.dry_run or not args.yes, min_age=args.min_age)
     else:
-        result = project.gc(dry_run=args.dry_run)
+        result = project.gc(dry_run=args.dry_run, min_age=args.min_age)
     if args.json:
         _emit_json(result.__dict__)
         return 0

@@ -19,6 +19,7 @@ from imaginebuild.events import (
     StepStarted,
 )
 from imaginebuild.money import format_usd, ticks_of_text
+from imaginebuild.untrusted import printable
 
 VERBOSITY_QUIET = -1
 VERBOSITY_NORMAL = 0
@@ -40,7 +41,7 @@ class PlainReporter:
         """Write the line an event deserves at this verbosity (maybe none)."""
         line = self._line(event)
         if line is not None:
-            self.stream.write(line + "\n")
+            self.stream.write(printable(line) + "\n")  # server text may carry escapes
             self.stream.flush()
 
     def _line(self, event: Event) -> str | None:
@@ -112,9 +113,7 @@ def grouped(rows: Sequence[tuple[str | None, Sequence[str]]]) -> list[Sequence[s
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     """Left-aligned columns separated by two spaces."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-        for r in [header, *rows]
-    ]
+    cells = [[printable(str(c)).replace("\n", " ") for c in r] for r in [header, *rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)

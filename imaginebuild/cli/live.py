@@ -30,6 +30,7 @@ from imaginebuild.events import (
     StepStarted,
 )
 from imaginebuild.money import format_usd, ticks_of_text
+from imaginebuild.untrusted import printable
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -217,7 +218,7 @@ def render(board: Board, now: float, max_rows: int) -> RenderableType:
             Text(row.asset, style="bold"),
             Text(row.state, style=_STATE_STYLES.get(row.state, "")),
             Text(format_seconds(now - row.started)),
-            Text(row.detail, style="dim"),
+            Text(printable(row.detail), style="dim"),
         )
     parts: list[RenderableType] = [table] if shown else []
     if len(rows) > len(shown):
@@ -326,13 +327,14 @@ class LiveReporter:
                 live.stop()
 
     def _print(self, line: LogLine) -> None:
+        text = printable(line.text)  # server messages and lockfile text may carry escapes
         if self.console is None:
-            self.stream.write(line.text + "\n")
+            self.stream.write(text + "\n")
             self.stream.flush()
             return
         from rich.text import Text
 
-        self.console.print(Text(line.text, style=line.style), soft_wrap=True)
+        self.console.print(Text(text, style=line.style), soft_wrap=True)
 
     def _start(self) -> None:
         if self._live is not None or self.board.finished is not None:

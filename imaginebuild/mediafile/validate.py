@@ -37,6 +37,13 @@ from imaginebuild.model import (
     Media,
     RefKind,
 )
+from imaginebuild.untrusted import (
+    Untrusted,
+    confine,
+    printable,
+    relative_path,
+    spoofing_problem,
+)
 from imaginebuild.urls import is_loopback_host
 
 if TYPE_CHECKING:
@@ -316,7 +323,10 @@ def semantic_diagnostics(
     """Check what the schema cannot: references, inputs per kind, cycles, paths, outputs."""
     report = _Report(where)
     by_name = {draft.name: draft for draft in drafts}
-    if output_dir != "." and project_path(output_dir, root) is None:
+    spoof = spoofing_problem(output_dir)
+    if spoof:
+        report.add(("output_dir",), f"output_dir {printable(output_dir)!r} {spoof}")
+    elif output_dir != "." and project_path(output_dir, root) is None:
         report.add(
             ("output_dir",), f"output_dir '{output_dir}' leaves the project",
             "use a folder inside the mediafile's folder, such as `out`",
@@ -415,15 +425,12 @@ def project_path(raw: str, root: Path) -> str | None:
     Leaving means an absolute path, a `..` escape, or a symlink on the way that
     resolves outside the project folder.
     """
-    if not raw or _is_absolute(raw) or "\\" in raw or "\0" in raw:
-        return None
-    normal = posixpath.normpath(raw)
-    if normal == ".." or normal.startswith("../") or normal == ".":
+    normal = relative_path(raw)
+    if normal is None:
         return None
     try:
-        real_root = root.resolve()
-        (root / normal).resolve().relative_to(real_root)
-    except (ValueError, OSError, RuntimeError):
+        confine(root, normal)  # the one confinement check, symlinks included
+    except Untrusted:
         return None
     return normal
 
@@ -537,6 +544,10 @@ def _check_output(draft: Draft, root: Path, report: _Report) -> None:
     if not isinstance(output, str):
         return
     path = (*draft.path, "output")
+    spoof = spoofing_problem(output)
+    if spoof:
+        report.add(path, f"output {printable(output)!r} {spoof}", "use plain characters")
+        return
     if project_path(output, root) is None:
         report.add(path, f"output '{output}' leaves the project", "give a project-relative path")
         return

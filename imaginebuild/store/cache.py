@@ -35,6 +35,7 @@ from imaginebuild.untrusted import (
 )
 
 STORE_FORMAT_VERSION = 1
+GC_GRACE_S = 3600.0  # a blob younger than this may be a live run's, not yet in any lockfile
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,10 @@ class Store:
         digest = sha256_file(src)
         size = src.stat().st_size
         dest = self.blob_path(digest)
-        if not dest.is_file():
+        if dest.is_file():
+            with contextlib.suppress(OSError):
+                os.utime(dest)  # reused just now: young again, so gc's grace covers it
+        else:
             try:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 if move:
@@ -193,6 +197,49 @@ class Store:
     def delete_blob(self, sha256: str) -> None:
         """Remove a blob (gc)."""
         self._drop_blob(self.blob_path(sha256))
+
+    def collectable(self, sha256: str, now: float, grace: float = GC_GRACE_S) -> bool:
+        """Whether gc may drop a blob: one stored or reused less than `grace` seconds ago
+        may belong to a run whose lockfile does not name it yet."""
+        try:
+            return now - self.blob_path(sha256).stat().st_mtime >= grace
+        except OSError:
+            return False
+
+    @contextlib.contextmanager
+    def live_run(self) -> Iterator[None]:
+        """Mark this process as building with this cache while the block runs; gc from
+        any project leaves a cache with a live run alone."""
+        marker = self.folder / "live" / f"run-{os.getpid()}"
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        except OSError:
+            yield  # a cache we cannot mark is one gc cannot collect either
+            return
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                marker.unlink()
+
+    def live_runs(self) -> list[int]:
+        """Process ids of other live runs using this cache (markers of dead ones are removed)."""
+        folder = self.folder / "live"
+        found = []
+        for marker in folder.iterdir() if folder.is_dir() else []:
+            match = _LIVE_RUN.fullmatch(marker.name)
+            if match is None:
+                continue
+            pid = int(match.group(1))
+            if pid == os.getpid():
+                continue
+            if _alive(pid):
+                found.append(pid)
+            else:
+                with contextlib.suppress(OSError):
+                    marker.unlink()
+        return sorted(found)
 
     @staticmethod
     def _drop_blob(path: Path) -> None:
@@ -321,6 +368,16 @@ class Store:
 
 
 _TMP_OWNER = re.compile(r"^\.?(?:work|fetch)-(\d+)-")
+_LIVE_RUN = re.compile(r"run-(\d{1,10})")
+
+
+def gc_busy_message(pids: list[int]) -> str:
+    """What gc says when live runs use its cache."""
+    who = ", ".join(str(p) for p in pids[:5])
+    return (
+        f"gc: nothing collected: another imaginebuild run is using this cache (pid {who}); "
+        "run gc again when it has finished"
+    )
 
 
 def _alive(pid: int) -> bool:
