@@ -11,7 +11,8 @@
     │   ├── LockfileWouldChange                --locked and the lockfile would change
     │   └── OfflineCallNeeded                  --offline and a provider call is needed
     ├── StoreError                    exit 1   the cache is unreadable, or a blob is corrupt
-    │   └── CorruptBlob                        a blob's bytes do not match its sha256
+    │   ├── CorruptBlob                        a blob's bytes do not match its sha256
+    │   └── EnvironmentFailure        exit 74  disk full, permission, read-only: names the path
     ├── InputError                    exit 1   an input file or URL cannot be read or fetched
     ├── ProviderError                 exit 1   a provider call failed; carries asset / request id
     │   ├── AuthError                          missing or rejected API key (never shows the key)
@@ -135,6 +136,13 @@ class StoreError(ImaginebuildError):
 
 class CorruptBlob(StoreError):
     """A cached blob does not hash to its name; it is dropped, never served."""
+
+
+class EnvironmentFailure(StoreError):
+    """The machine refused: disk full, permission denied, a read-only file system, a
+    path that is a file where a folder should be. Not the user's input, not a bug."""
+
+    exit_code = 74  # EX_IOERR (sysexits.h)
 
 
 class InputError(ImaginebuildError):

@@ -27,6 +27,7 @@ or take unbounded memory.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import posixpath
@@ -36,7 +37,7 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from imaginebuild.errors import CorruptBlob, UsageError
+from imaginebuild.errors import CorruptBlob, EnvironmentFailure, UsageError
 from imaginebuild.mediaprobe import media_type_for, sniff
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -227,6 +228,26 @@ def spoofing_problem(path: str) -> str | None:
         if len(scripts) > 1:
             return f"mixes look-alike scripts in {printable(word)!r} ({', '.join(sorted(scripts))})"
     return None
+
+
+_ERRNO_HINTS = {
+    errno.ENOSPC: "free some space on that disk, or point IMAGINEBUILD_CACHE_DIR elsewhere",
+    errno.EDQUOT: "free some space within your quota",
+    errno.EACCES: "check the permissions of that path (and its folders)",
+    errno.EPERM: "check the permissions of that path (and its folders)",
+    errno.EROFS: "that file system is read-only: run from a writable copy, or use `status`, "
+    "`plan` or `show`, which only read",
+    errno.ENOTDIR: "a file stands where a folder is needed: move it away",
+    errno.EISDIR: "a folder stands where a file is needed: move it away",
+}
+
+
+def environment_failure(exc: OSError) -> EnvironmentFailure:
+    """An OSError as the environment failure it is: the path, what went wrong, what to do."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    hint = _ERRNO_HINTS.get(exc.errno or 0, "check that the path exists and is writable")
+    text = what if exc.filename is None else f"{exc.filename}: {what}"
+    return EnvironmentFailure(printable(text), hint=hint)
 
 
 def printable(text: str) -> str:

@@ -659,3 +659,87 @@ with Store(Path(sys.argv[1])).live_run():
     print("live", flush=True)
     sys.stdin.read()
 """
+
+
+# ------------------------------------------------------------------ 16. the machine refuses
+
+
+@pytest.mark.parametrize("argv", [["run"], ["gc"], ["report", "-o", "BLOCKER/site"]])
+def test_16_a_file_where_the_cache_folder_should_be_is_an_environment_failure(
+    argv: list[str],
+    world: World,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    blocker = world.tmp / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("IMAGINEBUILD_CACHE_DIR", str(blocker / "cache"))
+    world.project.joinpath("out").mkdir()
+    world.project.joinpath("mediafile.lock").write_text(
+        json.dumps({"version": 1, "assets": {"a": LOCKED_A}})
+    )
+    code, text = run_cli(capsys, *(arg.replace("BLOCKER", str(blocker)) for arg in argv))
+    assert code == 74, text
+    assert str(blocker) in text
+    assert "hint: " in text and "a file stands where a folder is needed" in text
+
+
+LOCKED_A = {
+    "key": "a" * 64,
+    "fields": {},
+    "outputs": [{"path": "out/a.png", "sha256": "b" * 64, "bytes": 1, "media_type": "image/png"}],
+}
+
+
+def test_16_a_stray_file_in_the_cache_does_not_break_gc(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    built(world, capsys)
+    blobs = world.cache / "blobs"
+    some = next(p for p in blobs.iterdir() if p.is_dir())
+    for stray in (blobs / "README", some / "notes.txt", some / ("f" * 64), world.cache / "x"):
+        stray.write_text("stray")
+    (blobs / "zz").mkdir()
+    (world.cache / "projects" / "stray.json").write_text("{")
+    (world.cache / "live").mkdir(exist_ok=True)
+    (world.cache / "live" / "run-notanumber").write_text("")
+    code, text = run_cli(capsys, "gc", "--min-age", "0")
+    assert code == 0, text
+    assert (some / "notes.txt").exists()  # not a blob: not gc's to delete
+
+
+@pytest.fixture
+def immutable(world: World) -> Iterator[list[Path]]:
+    """Folders made immutable (chattr +i): nothing can be created, renamed or removed in
+    them, even as root. Undone at the end; skipped where the file system cannot."""
+    import subprocess
+
+    made: list[Path] = []
+    yield made
+    for folder in made:
+        subprocess.run(["chattr", "-i", str(folder)], check=False)
+
+
+def _freeze(folders: list[Path], made: list[Path]) -> None:
+    import subprocess
+
+    for folder in folders:
+        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"chattr +i is not available here: {done.stderr!r}")
+        made.append(folder)
+
+
+def test_16_status_plan_and_show_work_on_a_read_only_project(
+    world: World, capsys: pytest.CaptureFixture[str], immutable: list[Path]
+) -> None:
+    built(world, capsys)
+    state = world.project / ".imaginebuild"
+    _freeze([world.project, world.project / "out", state, world.cache], immutable)
+    for argv in (["status"], ["plan"], ["show", "a"], ["why", "a"], ["--json", "status"]):
+        code, text = run_cli(capsys, *argv)
+        assert code == 0, (argv, text)
+    (world.project / "mediafile.yaml").write_text(MEDIAFILE.replace("red square", "blue one"))
+    code, text = run_cli(capsys, "run")
+    assert code in (1, 74), text
+    assert "Operation not permitted" in text or "permission" in text.lower(), text

@@ -23,7 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imaginebuild.errors import ImaginebuildError, MediafileError, UsageError
-from imaginebuild.untrusted import check_state_dir, finite_decimal, printable
+from imaginebuild.untrusted import (
+    check_state_dir,
+    environment_failure,
+    finite_decimal,
+    printable,
+)
 from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
@@ -213,8 +218,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return 130
     except SystemExit as exc:  # argparse --version / --help
         return int(exc.code or 0)
-    except OSError as exc:
-        return _report_error(UsageError(str(exc)), bool(args and args.json))
+    except OSError as exc:  # disk full, permission, read-only: the machine's, not the input's
+        return _report_error(environment_failure(exc), bool(args and args.json))
     except Exception:
         sys.stderr.write(traceback.format_exc())
         sys.stderr.write(

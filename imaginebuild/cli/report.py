@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING
 
 from imaginebuild.atomic import atomic_write_bytes, atomic_writer
 from imaginebuild.engine.graph import generations
-from imaginebuild.errors import ImaginebuildError, StoreError
+from imaginebuild.errors import EnvironmentFailure, ImaginebuildError, StoreError
 from imaginebuild.model import Asset, InputRef, RefKind
 from imaginebuild.money import format_usd, ticks_of_text
 from imaginebuild.store.lockfile import LockedOutput, LockEntry
-from imaginebuild.untrusted import Untrusted, confine, is_sha256
+from imaginebuild.untrusted import Untrusted, confine, environment_failure, is_sha256
 from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
@@ -137,9 +137,10 @@ def write_report(project: Project, out_dir: Path) -> Path:
         atomic_write_bytes(target, render_page(page).encode("utf-8"))
         _prune_media(out_dir / MEDIA_DIR, page)
     except OSError as exc:
-        raise StoreError(
-            f"cannot write the report to {out_dir}: {exc.strerror or exc}",
-            hint="choose another folder with -o",
+        failure = environment_failure(exc)
+        raise EnvironmentFailure(
+            f"cannot write the report to {out_dir}: {failure.message}",
+            hint=f"choose another folder with -o; {failure.hint}",
         ) from exc
     return target
 

@@ -27,6 +27,7 @@ from imaginebuild.store.hashing import CHUNK, sha256_file
 from imaginebuild.untrusted import (
     ENTRY_CAP,
     Untrusted,
+    environment_failure,
     is_sha256,
     load_json,
     printable,
@@ -149,7 +150,7 @@ class Store:
                     with atomic_writer(dest, mode=0o444) as out, src.open("rb") as f:
                         shutil.copyfileobj(f, out, CHUNK)
             except OSError as exc:
-                raise StoreError(f"cannot write to the cache at {self.folder}: {exc}") from exc
+                raise environment_failure(exc) from exc
         return BlobRef(digest, size, media_type)
 
     def verify_blob(self, sha256: str) -> None:
@@ -255,6 +256,8 @@ class Store:
 
             try:
                 self._actions = diskcache.Cache(str(self.folder / "actions"))
+            except OSError as exc:
+                raise environment_failure(exc) from exc
             except Exception as exc:  # diskcache raises sqlite3 and OS errors alike
                 raise StoreError(f"cannot open the action cache in {self.folder}: {exc}") from exc
         return self._actions
@@ -309,6 +312,8 @@ class Store:
         """Every key in the action cache."""
         try:
             return [str(k) for k in self._cache().iterkeys()]
+        except StoreError:
+            raise
         except Exception as exc:
             raise StoreError(f"cannot read the action cache: {exc}") from exc
 
