@@ -20,6 +20,8 @@ or take unbounded memory.
 - `media_matches` / `check_media`: the first bytes of a file are the media type
   its output path announces.
 - `read_capped`: a file read whole is a regular file no larger than a cap.
+- `TransferPace`: a download from an untrusted server ends by a deadline and
+  keeps a minimum rate.
 - `finite_decimal`, `check_api_key`, `printable`: numbers, secrets and text for
   humans.
 """
@@ -34,6 +36,7 @@ import posixpath
 import re
 import stat
 import unicodedata
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -161,6 +164,26 @@ def load_json(data: str | bytes) -> object:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise Untrusted(f"not valid JSON ({type(exc).__name__}: {str(exc)[:120]})") from exc
+
+
+@dataclass(frozen=True)
+class TransferPace:
+    """How slow a download from an untrusted server may be: a total deadline, and after
+    a grace period a minimum average rate. A slow-loris server (a byte every few
+    seconds, never done) is cut off, however alive it looks."""
+
+    deadline_s: float
+    min_bytes_per_s: float = 8 * 1024
+    grace_s: float = 10.0
+
+    def problem(self, elapsed: float, received: int) -> str | None:
+        """Why a transfer that has `received` bytes after `elapsed` seconds must stop."""
+        if elapsed > self.deadline_s:
+            return f"took longer than {self.deadline_s:.0f} s"
+        if elapsed > self.grace_s and received < self.min_bytes_per_s * elapsed:
+            rate = self.min_bytes_per_s / 1024
+            return f"slower than {rate:.0f} KiB/s ({received:,} bytes in {elapsed:.0f} s)"
+        return None
 
 
 _MAX_DIGITS = 12  # below 10**12: adjusted() reads it without the context's limits

@@ -245,3 +245,128 @@ def test_13_a_remote_record_with_an_absurd_cost_is_not_a_crash(
         code, text = cli(capsys, *argv)
         assert code == 0, (argv, text)
         assert "\x1b[2J" not in text, argv
+
+
+# ------------------------------------------------------------------ 9. leases
+
+
+def _key_of(capsys: pytest.CaptureFixture[str], name: str) -> str:
+    code, text = cli(capsys, "--json", "plan")
+    assert code == 0, text
+    found = {a["name"]: a["key"] for a in json.loads(text[: text.rindex("}") + 1])["assets"]}
+    return str(found[name])
+
+
+def _lease_path(remote: Remote, key: str) -> str:
+    return f"{remote.prefix}/v1/leases/{key}.json"
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _spawn_run(folder: Path, *argv: str) -> tuple[Any, list[str]]:
+    """`imaginebuild run` as a child process of this machine, its stderr read by a thread."""
+    import subprocess
+    import sys
+    import threading
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "imaginebuild", *argv],
+        cwd=folder,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    lines: list[str] = []
+
+    def read() -> None:
+        assert child.stderr is not None
+        for line in child.stderr:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return child, lines
+
+
+def test_9_a_dead_holder_on_this_host_does_not_block_the_rerun(
+    remote: Remote, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+    import time
+
+    from conftest import wait_for_state
+
+    folder = remote.machine("b", monkeypatch)
+    key = _key_of(capsys, "a")
+    ghost = {
+        "v": 1, "owner": "ghost-run", "expires": time.time() + 3000,
+        "host": socket.gethostname(), "pid": _dead_pid(), "started": 1,
+    }  # fmt: skip
+    remote.raw.pipe_file(_lease_path(remote, key), json.dumps(ghost).encode())
+    child, lines = _spawn_run(folder, "run")
+    wait_for_state(
+        lambda: child.poll() is not None, "the rerun to finish", log=lambda: "".join(lines)
+    )
+    assert child.returncode == 0, "".join(lines)
+    assert not any("waiting for its push" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_9_a_wait_on_a_live_lease_is_interruptible_and_says_what_it_waits_for(
+    signame: str,
+    remote: Remote,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import signal
+    import time
+
+    from conftest import assert_still_running, wait_for_state
+
+    folder = remote.machine("b", monkeypatch)
+    key = _key_of(capsys, "a")
+    other = {"v": 1, "owner": "builder-on-another-host", "expires": time.time() + 3000,
+             "host": "another-host", "pid": 1}  # fmt: skip
+    remote.raw.pipe_file(_lease_path(remote, key), json.dumps(other).encode())
+    child, lines = _spawn_run(folder, "run", "a")
+    log = lambda: "".join(lines)  # noqa: E731
+    waiting = "builder-on-another-host is building"
+    wait_for_state(
+        lambda: any(waiting in line for line in lines), "the wait message", child=child, log=log
+    )
+    assert_still_running(child, f"sending {signame}", log, getattr(signal, signame))
+    child.send_signal(getattr(signal, signame))
+    wait_for_state(lambda: child.poll() is not None, f"exit after {signame}", log=log)
+    assert child.returncode == 130, log()
+
+
+def test_9_a_lease_claiming_to_last_forever_ends_within_the_cap(
+    remote: Remote, s3: S3Server
+) -> None:
+    import time
+
+    from imaginebuild.remote.cache import RemoteCache
+    from imaginebuild.remote.leases import MAX_LEASE_S
+
+    key = "9" * 64
+    forever = {"v": 1, "owner": "squatter", "expires": 1e18, "host": "elsewhere", "pid": 1}
+    remote.raw.pipe_file(_lease_path(remote, key), json.dumps(forever).encode())
+    env = {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_ENDPOINT_URL_S3": s3.endpoint, "AWS_REGION": REGION,
+    }  # fmt: skip
+    base = RemoteCache.from_config(remote.url, False, env)
+    assert base is not None
+    assert not base.acquire_lease(key, "me", 60)  # within its first hour it holds
+    later = RemoteCache(
+        base.transport.fs, base.root, url=remote.url, clock=lambda: time.time() + MAX_LEASE_S + 60
+    )
+    assert later.lease_holder(key) is None
+    assert later.acquire_lease(key, "me", 60)

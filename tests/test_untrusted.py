@@ -743,3 +743,69 @@ def test_16_status_plan_and_show_work_on_a_read_only_project(
     code, text = run_cli(capsys, "run")
     assert code in (1, 74), text
     assert "Operation not permitted" in text or "permission" in text.lower(), text
+
+
+# ------------------------------------------------------------------ 10. slow-loris servers
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """Announces a PNG, then sends one byte at a time, never finishing."""
+
+    stop = threading.Event()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(1 << 20))
+        self.end_headers()
+        try:
+            self.wfile.write(b"\x89PNG\r\n\x1a\n")
+            while not self.stop.wait(0.02):
+                self.wfile.write(b"\0")
+                self.wfile.flush()
+        except OSError:
+            return  # the client gave up: what the test wants
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+def test_10_an_input_server_that_trickles_is_cut_off(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _Trickle.stop.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.start()
+    try:
+        monkeypatch.setenv("IMAGINEBUILD_ALLOW_HTTP_LOOPBACK", "1")
+        url = f"http://127.0.0.1:{server.server_address[1]}/slow.png"
+        body = MEDIAFILE + f"  e: {{kind: edit, prompt: p, inputs: ['{url}']}}\n"
+        (world.project / "mediafile.yaml").write_text(body)
+        code, text = run_cli(capsys, "run", "e")
+        assert code == 1, text
+        assert "slower than" in text and "KiB/s" in text
+    finally:
+        _Trickle.stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_10_a_result_download_that_trickles_is_cut_off_and_retried(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imaginebuild.testing.fake_xai import Fault, Route
+
+    xai = (
+        "version: 1\nprovider: xai\nassets:\n  teaser: {kind: video, prompt: a pan, duration: 1}\n"
+    )
+    (world.project / "mediafile.yaml").write_text(xai)
+    with FakeXai() as fake:
+        monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("XAI_API_KEY", KEY)
+        fake.inject(Route.DOWNLOAD, Fault.trickle(0.02))
+        code, text = run_cli(capsys, "-v", "run")
+        assert code == 0, text
+        downloads = fake.requests(Route.DOWNLOAD)
+    assert len(downloads) == 2  # the trickle was cut off, the retry came whole
+    assert (world.project / "out" / "teaser.mp4").read_bytes()[4:8] == b"ftyp"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -18,11 +19,13 @@ from urllib.parse import urlsplit
 from imaginebuild.errors import InputError
 from imaginebuild.mediaprobe import sniff
 from imaginebuild.model import InputPolicy
+from imaginebuild.untrusted import TransferPace
 from imaginebuild.urls import is_loopback_host
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024
 TIMEOUT_S = 30.0
 MAX_REDIRECTS = 5
+FETCH_PACE = TransferPace(deadline_s=300.0)  # the full 64 MiB needs about 220 KiB/s
 
 
 def check_url_allowed(url: str, env: Mapping[str, str]) -> None:
@@ -86,8 +89,12 @@ async def fetch_to_file(url: str, folder: Path, env: Mapping[str, str]) -> tuple
 
 async def _copy_capped(response: Any, out: BinaryIO, url: str) -> None:
     size = 0
-    async for chunk in response.aiter_bytes():
+    began = time.monotonic()
+    async for chunk in response.aiter_bytes():  # per network read: a trickle is seen at once
         size += len(chunk)
         if size > MAX_INPUT_BYTES:
             raise InputError(f"{url!r} is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB")
+        problem = FETCH_PACE.problem(time.monotonic() - began, size)
+        if problem:
+            raise InputError(f"fetching {url!r} stopped: it {problem}")
         out.write(chunk)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from typing import Any
 
 from imaginebuild.engine.keys import KEY_FORMAT_VERSION
 from imaginebuild.errors import CorruptBlob, StoreError, UsageError
+from imaginebuild.remote import leases
 from imaginebuild.remote.sync import (
     DEFAULT_POLICY,
     Progress,
@@ -58,7 +60,6 @@ from imaginebuild.store.cache import ActionEntry, BlobRef, Store
 REMOTE_FORMAT = "imaginebuild-remote-action"
 REMOTE_FORMAT_VERSION = 1
 LAYOUT = "v1"
-LEASE_FORMAT_VERSION = 1
 DEFAULT_JOBS = 8
 DEFAULT_GC_MIN_AGE = 3600.0  # a blob younger than this may belong to a push in progress
 
@@ -475,16 +476,14 @@ class RemoteCache:
         if self.readonly or not self.supports_leases:
             return True
         path = self.lease_path(key)
-        body = json.dumps(
-            {"v": LEASE_FORMAT_VERSION, "owner": owner, "expires": self._clock() + ttl}
-        ).encode("utf-8")
+        body = leases.encode(owner, self._clock() + min(ttl, leases.MAX_LEASE_S))
         if self.transport.create_exclusive(path, body):
             return True
         info = self.transport.info(path)
         if info is None:  # released between our create and our look
             return self.transport.create_exclusive(path, body)
-        holder, expires = _parse_lease(self.transport.read_bytes(path))
-        if holder != owner and expires > self._clock():
+        lease = leases.parse(self.transport.read_bytes(path))
+        if lease is not None and lease.owner != owner and self._holds(lease, info):
             return False
         if self.transport.is_local:
             self.transport.delete(path)
@@ -499,18 +498,32 @@ class RemoteCache:
         if self.readonly or not self.supports_leases:
             return
         path = self.lease_path(key)
-        holder, _ = _parse_lease(self.transport.read_bytes(path))
-        if holder == owner:
+        lease = leases.parse(self.transport.read_bytes(path))
+        if lease is not None and lease.owner == owner:
             self.transport.delete(path)
 
+    def _holds(self, lease: leases.Lease, info: Mapping[str, Any]) -> bool:
+        """Whether a lease still binds others: unexpired (its lifetime capped from when
+        it was written) and not held by a process of this host that is gone."""
+        now = self._clock()
+        return lease.ends_at(_mtime(info, now)) > now and not lease.holder_is_dead_here()
+
     def claim_or_wait(
-        self, key: str, owner: str, *, ttl: float, timeout: float, poll: float = 2.0
+        self,
+        key: str,
+        owner: str,
+        *,
+        ttl: float,
+        timeout: float,
+        poll: float = 2.0,
+        stop: threading.Event | None = None,
     ) -> ActionEntry | None:
         """Before paying for a key missing everywhere: build it, or wait for whoever is.
 
         Returns None when the caller should build (it holds the lease, or gave
         up waiting after `timeout` seconds; either way it calls `release_lease`
-        after its push), or the entry another machine pushed meanwhile.
+        after its push), or the entry another machine pushed meanwhile. Setting
+        `stop` ends the wait at once (Ctrl-C, SIGTERM); it then returns None.
         """
         deadline = self._clock() + timeout
         while True:
@@ -523,25 +536,19 @@ class RemoteCache:
             entry = self.get_action(key)
             if entry is not None or self._clock() >= deadline:
                 return entry
-            self._sleep(poll)
+            if stop is None:
+                self._sleep(poll)
+            elif stop.wait(poll):
+                return None
 
     def lease_holder(self, key: str) -> str | None:
         """Who holds an unexpired lease on `key`, if anyone."""
         if not self.supports_leases:
             return None
-        holder, expires = _parse_lease(self.transport.read_bytes(self.lease_path(key)))
-        return holder if holder is not None and expires > self._clock() else None
-
-
-def _parse_lease(raw: bytes | None) -> tuple[str | None, float]:
-    """(owner, expiry) of a lease object; a missing or malformed one counts as expired."""
-    if raw is None:
-        return None, 0.0
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-        return str(doc["owner"]), float(doc["expires"])
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
-        return None, 0.0
+        path = self.lease_path(key)
+        info = self.transport.info(path)
+        lease = leases.parse(self.transport.read_bytes(path)) if info is not None else None
+        return lease.owner if lease is not None and self._holds(lease, info or {}) else None
 
 
 def _mtime(obj: Mapping[str, Any], default: float) -> float:

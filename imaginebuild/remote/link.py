@@ -13,14 +13,16 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from imaginebuild.errors import CorruptBlob, StoreError, UsageError
 from imaginebuild.model import Mediafile
 from imaginebuild.store.cache import ActionEntry, Store
+from imaginebuild.untrusted import printable
 
-LEASE_TTL_S = 3600.0  # a build lease outlives any single call's deadline
+LEASE_TTL_S = 3600.0  # a build lease outlives any single call's deadline (and is capped there)
 LEASE_POLL_S = 5.0
 
 
@@ -155,19 +157,26 @@ class RemoteLink:
 
         owner = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
         held = False
+        stop = threading.Event()  # set when the run is cancelled: the wait ends at once
         try:
             holder = await asyncio.to_thread(remote.lease_holder, key)
             if holder is not None:
-                self._info(f"{holder} is building {key[:12]}; waiting for it")
+                self._info(
+                    f"{printable(holder)} is building {key[:12]}; waiting for its push "
+                    "(Ctrl-C stops waiting)"
+                )
             built = await asyncio.to_thread(
                 remote.claim_or_wait, key, owner, ttl=LEASE_TTL_S, timeout=LEASE_TTL_S,
-                poll=LEASE_POLL_S,
+                poll=LEASE_POLL_S, stop=stop,
             )  # fmt: skip
             if built is not None:
                 raise BuiltElsewhere(key)
             held = True  # or the wait timed out: then releasing is a no-op
         except StoreError as exc:
             self.failed(exc)
+        except BaseException:
+            stop.set()  # cancelled (Ctrl-C, SIGTERM): the waiting thread returns now
+            raise
         try:
             yield
         finally:

@@ -27,6 +27,7 @@ class FaultKind(str, enum.Enum):
     RESET = "reset"
     HANG = "hang"
     SLOW = "slow"
+    TRICKLE = "trickle"
     TRUNCATED = "truncated"
     MALFORMED_JSON = "malformed_json"
     EXPIRED_URL = "expired_url"
@@ -74,6 +75,12 @@ class Fault:
     def slow(cls, seconds: float = 0.2) -> Fault:
         """Send the answer's body in chunks with `seconds` between them."""
         return cls(FaultKind.SLOW, seconds=seconds)
+
+    @classmethod
+    def trickle(cls, seconds: float = 0.05) -> Fault:
+        """Send the answer's body one byte at a time with `seconds` between bytes (a
+        slow-loris server: always alive, never done)."""
+        return cls(FaultKind.TRICKLE, seconds=seconds)
 
     @classmethod
     def truncated(cls) -> Fault:
@@ -173,6 +180,8 @@ def parse_fault(spec: str) -> tuple[Route, Fault]:
         return route, Fault.http(int(arg))
     if kind is FaultKind.SLOW:
         return route, Fault.slow(float(arg or "0.2"))
+    if kind is FaultKind.TRICKLE:
+        return route, Fault.trickle(float(arg or "0.05"))
     if kind is FaultKind.HANG:
         return route, Fault.hang(float(arg or "3600"))
     return route, Fault(kind)

@@ -39,6 +39,7 @@ From a shell::
     --fault ROUTE=SPEC  queue a fault (repeatable); ROUTE is images, edits, videos,
                         video_edits, extensions, poll or download; SPEC is one of
                         http:CODE, rate_limited[:SECONDS], reset, hang, slow[:SECONDS],
+                        trickle[:SECONDS],
                         truncated, malformed_json, expired_url, corrupt, wrong_type,
                         moderation, blocked, job_failed, job_expired, unknown_job,
                         unauthorized
@@ -131,7 +132,7 @@ _EARLY_FAULTS = frozenset(
     {FaultKind.HTTP, FaultKind.UNAUTHORIZED, FaultKind.MALFORMED_JSON, FaultKind.RESET}
     | {FaultKind.HANG}
 )
-_BODY_FAULTS = frozenset({FaultKind.SLOW, FaultKind.TRUNCATED})
+_BODY_FAULTS = frozenset({FaultKind.SLOW, FaultKind.TRICKLE, FaultKind.TRUNCATED})
 
 
 @dataclass(frozen=True)
@@ -700,14 +701,17 @@ class _Handler(BaseHTTPRequestHandler):
         fault = self._body_fault
         limit = size // 2 if fault is not None and fault.kind is FaultKind.TRUNCATED else size
         sent = 0
+        paced = fault is not None and fault.kind in (FaultKind.SLOW, FaultKind.TRICKLE)
+        step = 1 if fault is not None and fault.kind is FaultKind.TRICKLE else _CHUNK
         try:
             while sent < limit:
-                chunk = source.read(min(_CHUNK, limit - sent))
+                chunk = source.read(min(step, limit - sent))
                 if not chunk:
                     break
                 self.wfile.write(chunk)
                 sent += len(chunk)
-                if fault is not None and fault.kind is FaultKind.SLOW:
+                if paced:
+                    assert fault is not None
                     self.wfile.flush()
                     if self.fake._stopping.wait(fault.seconds):
                         break

@@ -16,6 +16,7 @@ import binascii
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -34,11 +35,15 @@ from imaginebuild.errors import (
 from imaginebuild.model import PNG, Media
 from imaginebuild.providers.xai.http import Retrier, Retryable, check_url, transport_reason
 from imaginebuild.retry import is_retryable_status
+from imaginebuild.untrusted import TransferPace
 
 IMAGE_CAP = 50 * 1024 * 1024
 VIDEO_CAP = 2 * 1024 * 1024 * 1024
 _NEUTRAL_TYPES = frozenset({"application/octet-stream", "binary/octet-stream"})
-_CHUNK = 1024 * 1024
+# A paid result must still arrive in bounded time: a result server that trickles is cut
+# off (and retried) rather than holding the run open. A 2 GiB video needs ~2.3 MiB/s.
+IMAGE_PACE = TransferPace(deadline_s=300.0)
+VIDEO_PACE = TransferPace(deadline_s=900.0)
 EXPIRED_STATUSES = frozenset({403, 404, 410})
 
 
@@ -103,11 +108,16 @@ async def _stream_to(
             _check_response(response, media, limit, info)
             expected = response.headers.get("content-length")
             received = 0
+            began = time.monotonic()
+            pace = VIDEO_PACE if media is Media.VIDEO else IMAGE_PACE
             with part.open("wb") as out:
-                async for chunk in response.aiter_bytes(_CHUNK):
+                async for chunk in response.aiter_bytes():  # per network read, not per MiB
                     received += len(chunk)
                     if received > limit:
                         raise InvalidMedia(f"the result exceeds the {limit}-byte cap", info=info)
+                    problem = pace.problem(time.monotonic() - began, received)
+                    if problem:
+                        raise Retryable(f"the download {problem}", exhausted=InvalidMedia)
                     out.write(chunk)
                 # No fsync here, on the event loop: the work file is temporary, and the
                 # store fsyncs the bytes before a blob of them becomes visible.
