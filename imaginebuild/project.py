@@ -480,6 +480,8 @@ class Project:
         key = action_key(fields)
         up_to_date = locked is not None and locked.key == key and self._outputs_ok(asset, locked)
         entry = None if (up_to_date and not forced) else self.store.get_action(key)
+        if entry is not None and len(entry.outputs) != len(asset.outputs):
+            entry = None  # a cache entry of another shape cannot be restored
         decision = decide(
             fields=fields,
             key=key,
@@ -512,7 +514,7 @@ class Project:
             if ref.kind is RefKind.ASSET:
                 assert ref.asset is not None
                 outs = known.get(ref.asset)
-                if outs is None:
+                if outs is None or (ref.index or 0) >= len(outs):  # an entry may name too few
                     if ref.asset not in pending:
                         pending.append(ref.asset)
                     continue

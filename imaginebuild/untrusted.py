@@ -146,15 +146,18 @@ def read_capped(path: Path, cap: int) -> bytes:
 
     OSError (missing, unreadable) passes through for the caller to name.
     """
-    with path.open("rb") as handle:
-        st = os.fstat(handle.fileno())
+    # O_NONBLOCK: opening a FIFO planted where a file should be must not wait for a writer.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise Untrusted(f"{path} is not a regular file")
         if st.st_size > cap:
             raise Untrusted(f"{path} is {st.st_size:,} bytes, more than the {cap:,} allowed")
-        data = handle.read(cap + 1)
-    if len(data) > cap:
-        raise Untrusted(f"{path} grew past the {cap:,} bytes allowed while being read")
+        # read(n) allocates n bytes up front: ask for what the file holds, not the cap.
+        data = handle.read(min(cap, st.st_size) + 1)
+    if len(data) > min(cap, st.st_size):
+        raise Untrusted(f"{path} grew while being read (past {st.st_size:,} bytes)")
     return data
 
 

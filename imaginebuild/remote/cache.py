@@ -56,6 +56,7 @@ from imaginebuild.remote.sync import (
 )
 from imaginebuild.retry import RetryPolicy
 from imaginebuild.store.cache import ActionEntry, BlobRef, Store
+from imaginebuild.untrusted import Untrusted, load_json
 
 REMOTE_FORMAT = "imaginebuild-remote-action"
 REMOTE_FORMAT_VERSION = 1
@@ -111,9 +112,9 @@ def encode_entry(entry: ActionEntry) -> bytes:
 def decode_entry(raw: bytes, key: str) -> ActionEntry:
     """Parse and validate a remote entry for `key`; StoreError says what is wrong."""
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise StoreError(f"not JSON ({exc})") from exc
+        doc = load_json(raw)
+    except Untrusted as exc:
+        raise StoreError(str(exc)) from exc
     if not isinstance(doc, dict) or doc.get("format") != REMOTE_FORMAT:
         raise StoreError("not an imaginebuild remote action entry")
     if doc.get("v") != REMOTE_FORMAT_VERSION:

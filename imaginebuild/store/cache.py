@@ -94,7 +94,7 @@ class ActionEntry:
                     tuple(BlobRef.from_json(o) for o in take) for take in data.get("takes", [])
                 ),
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise StoreError(f"malformed action entry: {printable(str(exc))[:200]}") from exc
 
 

@@ -139,7 +139,7 @@ def parse_lockfile(
                 ),
                 record=dict(raw.get("record") or {}),
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise LockfileError(
                 f"{name}: assets.{printable(str(asset))}: malformed entry ({printable(repr(exc))})",
                 hint="restore it from git, or delete the entry",
