@@ -809,3 +809,29 @@ def test_10_a_result_download_that_trickles_is_cut_off_and_retried(
         downloads = fake.requests(Route.DOWNLOAD)
     assert len(downloads) == 2  # the trickle was cut off, the retry came whole
     assert (world.project / "out" / "teaser.mp4").read_bytes()[4:8] == b"ftyp"
+
+
+# ------------------------------------------------------------------ the state folder's own files
+
+
+def test_hostile_state_files_cannot_hang_crash_or_read_outside(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    built(world, capsys)
+    state = world.project / ".imaginebuild"
+    (state / "failures.json").unlink(missing_ok=True)
+    (state / "failures.json").symlink_to("/dev/zero")
+    (state / "ledger.jsonl").write_bytes(
+        b"[" * 100_000 + b"\n" + b'{"cost_usd": Infinity}\n' + b"\xff\xfe\n"
+    )
+    journal = state / "journal"
+    journal.mkdir(exist_ok=True)
+    (journal / "deep.json").write_bytes(b"[" * 100_000)
+    os.mkfifo(journal / "fifo.json")
+    for name in ("settled-mediafile.yaml.json", "statcache.json"):
+        (state / name).unlink(missing_ok=True)
+        (state / name).symlink_to(world.precious)
+    for argv in (["status"], ["report"], ["cost"], ["plan"], ["run"], ["--json", "status"]):
+        code, text = run_cli(capsys, *argv)
+        assert code in (0, 1), (argv, text)
+    world.assert_untouched(text)

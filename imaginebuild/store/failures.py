@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from imaginebuild.atomic import atomic_write_bytes
+from imaginebuild.untrusted import ENTRY_CAP, load_json, read_capped
 
 
 class FailureLog:
@@ -17,9 +19,9 @@ class FailureLog:
     def read(self) -> dict[str, str]:
         """Every recorded failure; an unreadable file counts as none."""
         try:
-            data = json.loads(self.path.read_text())
+            data: Any = load_json(read_capped(self.path, ENTRY_CAP))
             return {str(k): str(v) for k, v in data.items()}
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError):  # Untrusted is a ValueError
             return {}
 
     def record(self, name: str, key: str) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from imaginebuild.atomic import fsync_dir
 from imaginebuild.errors import StoreError
+from imaginebuild.untrusted import ENTRY_CAP, Untrusted, load_json, read_capped
 
 JOURNAL_VERSION = 1
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -45,7 +46,7 @@ def encode_record(record: JobRecord) -> bytes:
 
 def decode_record(raw: bytes) -> JobRecord:
     """Parse `encode_record` output; raises ValueError when it is not one."""
-    data = json.loads(raw)
+    data = load_json(raw)  # Untrusted is a ValueError
     if not isinstance(data, dict) or data.get("version") != JOURNAL_VERSION:
         raise ValueError(f"not a version {JOURNAL_VERSION} journal record")
     try:
@@ -125,11 +126,16 @@ class Journal:
     @staticmethod
     def _read(path: Path) -> JobRecord | None:
         try:
-            raw = path.read_bytes()
+            raw = read_capped(path, ENTRY_CAP)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise StoreError(f"{path}: cannot read journal record: {exc.strerror}") from exc
+        except Untrusted as exc:
+            raise StoreError(
+                f"unreadable journal record ({exc})",
+                hint="delete the file; the job it named will be submitted again",
+            ) from None
         try:
             return decode_record(raw)
         except ValueError as exc:

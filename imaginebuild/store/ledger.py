@@ -41,6 +41,7 @@ from pathlib import Path
 from imaginebuild.atomic import fsync_dir
 from imaginebuild.errors import StoreError, UsageError
 from imaginebuild.money import Billing, format_usd, usd_json
+from imaginebuild.untrusted import Untrusted, load_json, read_capped
 
 LEDGER_VERSION = 1
 
@@ -60,6 +61,9 @@ def _parse_time(text: str) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+LEDGER_CAP = 1 << 30  # a ledger line is ~300 bytes: millions of calls
 
 
 @dataclass(frozen=True)
@@ -161,11 +165,11 @@ class Ledger:
     def entries(self) -> list[LedgerEntry]:
         """Every readable entry in file order; unreadable lines are skipped and counted."""
         try:
-            data = self.path.read_bytes()
+            data = read_capped(self.path, LEDGER_CAP)
         except FileNotFoundError:
             self.skipped = 0
             return []
-        except OSError as exc:
+        except (OSError, Untrusted) as exc:
             raise StoreError(f"{self.path}: cannot read the cost ledger: {exc}") from exc
         found: list[LedgerEntry] = []
         skipped = 0
@@ -173,8 +177,8 @@ class Ledger:
             if not raw.strip():
                 continue
             try:
-                found.append(LedgerEntry.from_json(json.loads(raw)))
-            except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                found.append(LedgerEntry.from_json(load_json(raw)))
+            except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
                 skipped += 1
         self.skipped = skipped
         return found
