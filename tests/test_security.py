@@ -1,5 +1,27 @@
 """Security: what a hostile mediafile, lockfile or server can and cannot make imaginebuild do.
 
+The trust model (the checks live in `imaginebuild/untrusted.py`):
+
+- Trusted: the mediafile (the user's own instruction, fully validated before
+  anything runs), the command line, the environment, and files imaginebuild
+  wrote itself in this process.
+- Untrusted: `mediafile.lock` (it arrives in pull requests), the local cache
+  (`IMAGINEBUILD_CACHE_DIR` may be shared) and its project registry, the remote
+  cache (entries, blobs, leases), the state folder's files (ledger, journal,
+  failure log, settled snapshot, stat cache), and every server (the xAI API,
+  result downloads, URL inputs).
+- An untrusted file can make a build slower, rebuild or re-download an asset,
+  or be ignored with a warning. It can never make imaginebuild read or write a
+  file outside the project and its cache (every hash is 64 lowercase hex before
+  it names a file; every path goes through one confinement function), serve
+  bytes of another media type than the output path announces, end in exit 70,
+  hang (leases are capped and interruptible, transfers have deadlines and a
+  minimum rate), take unbounded memory (reads are capped), or print control
+  sequences to the terminal. tests/test_untrusted.py, tests/test_remote_hostile.py
+  and tests/test_fuzz_untrusted.py attack each guard from the side it guards.
+
+This file covers:
+
 - read or upload files outside the project (`../`, absolute paths, escaping
   symlinks, `file://` URLs), or write outside it (outputs, lockfile paths);
 - fetch remote inputs other than over https, past a size cap or a timeout,
