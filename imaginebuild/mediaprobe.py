@@ -95,6 +95,9 @@ def _read_structure(path: Path, media_type: str, head: bytes) -> str | None:
 
 
 _TAIL = 4096
+# Far above any image the API makes or takes (its largest, 2k, is about 4 MP), far below
+# what would exhaust memory: an 8-byte-per-pixel decode of this is 512 MiB at most.
+MAX_PIXELS = 64 * 1024 * 1024
 
 
 def tail_problem(media_type: str, head: bytes, tail: bytes, size: int) -> str | None:
@@ -148,11 +151,19 @@ def _probe_image(path: Path, media_type: str) -> MediaInfo:
 
     try:
         with Image.open(path) as img:
+            width, height = img.size  # from the header: nothing is decoded yet
+            if width * height > MAX_PIXELS:
+                raise InvalidMedia(
+                    f"{path}: {width}×{height} pixels is more than the {MAX_PIXELS:,} an "
+                    "image may have (a decompression bomb?); not decoded"
+                )
             img.verify()
         with Image.open(path) as img:
             img.load()
             info = MediaInfo(_PIL_FORMATS.get(img.format or "", media_type), *img.size)
             codec = (img.format or "").lower() or None
+    except InvalidMedia:
+        raise
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, zlib.error…
         raise InvalidMedia(f"{path}: image does not decode: {error}") from error
     if info.media_type != media_type:

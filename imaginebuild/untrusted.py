@@ -36,11 +36,13 @@ import posixpath
 import re
 import stat
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
-from imaginebuild.errors import CorruptBlob, EnvironmentFailure, UsageError
+from imaginebuild.errors import CorruptBlob, EnvironmentFailure, InputError, UsageError
 from imaginebuild.mediaprobe import media_type_for, sniff
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -185,6 +187,44 @@ class TransferPace:
             rate = self.min_bytes_per_s / 1024
             return f"slower than {rate:.0f} KiB/s ({received:,} bytes in {elapsed:.0f} s)"
         return None
+
+
+# What the API accepts as an input (docs/xai-api.md, "Input limits"): images up to
+# 10 MiB; input videos up to 50 MB (third-party figure, the largest seen).
+INPUT_CAPS = {"image": 10 * 1024 * 1024, "video": 50 * 1000 * 1000}
+
+
+def input_file_problem(path: Path) -> str | None:
+    """Why a local input file cannot be sent to the API, or None: larger than the API
+    takes, or its first bytes are not the media type its name announces."""
+    wanted = media_type_for(path)
+    if wanted is None:
+        return None
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(32)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    cap = INPUT_CAPS["video" if wanted.startswith("video/") else "image"]
+    if size > cap:
+        return f"is {size:,} bytes; the API takes inputs of at most {cap:,}"
+    found = sniff(head)
+    if found != wanted:
+        return f"does not hold {wanted}" + (f" (it holds {found})" if found else "")
+    return None
+
+
+def check_inputs_for_api(asset: str, inputs: Iterable[Any]) -> None:
+    """Raise InputError for the first local input file (`.path` of each) the API would
+    refuse or that is not what its name says: nothing is uploaded or paid for it."""
+    for item in inputs:
+        problem = input_file_problem(item.path)
+        if problem:
+            raise InputError(
+                f"{asset}: input {printable(item.path.name)} {problem}",
+                hint="use a real PNG, JPEG or WebP image of at most 10 MiB, or an MP4",
+            )
 
 
 _MAX_DIGITS = 12  # below 10**12: adjusted() reads it without the context's limits

@@ -835,3 +835,61 @@ def test_hostile_state_files_cannot_hang_crash_or_read_outside(
         code, text = run_cli(capsys, *argv)
         assert code in (0, 1), (argv, text)
     world.assert_untouched(text)
+
+
+# ------------------------------------------------------------------ 12. bounded expansion
+
+
+def test_12_vars_cannot_blow_up_validation_memory(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tracemalloc
+
+    lines = ["version: 1", "provider: local", "vars:", "  v0: " + "x" * 1000]
+    lines += [f"  v{i}: " + f"${{v{i - 1}}}" * 8 for i in range(1, 8)]  # 8^7 KB, capped at 64K
+    lines += ["assets:"] + [f"  a{j}: {{kind: image, prompt: 'p${{v7}}'}}" for j in range(3000)]
+    (world.project / "mediafile.yaml").write_text("\n".join(lines) + "\n")
+    tracemalloc.start()
+    try:
+        code, text = run_cli(capsys, "validate")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert code == 2, text
+    assert "characters in all" in text
+    assert peak < 96 << 20, peak  # 3,000 prompts at the 64K cap each would be ~200 MB
+
+
+@pytest.mark.parametrize("body", ["big", "not-an-image"])
+def test_12_a_local_input_the_api_would_refuse_is_never_uploaded_or_paid(
+    body: str, world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    art = world.project / "art"
+    art.mkdir()
+    with (art / "in.png").open("wb") as f:
+        if body == "big":
+            f.write(canary_png())
+            f.truncate(11 * 1024 * 1024)  # sparse: 11 MiB past the API's 10 MiB
+        else:
+            f.write(b"GIF89a" + b"\0" * 100)
+    xai = "version: 1\nprovider: xai\nassets:\n  e: {kind: edit, prompt: p, inputs: [art/in.png]}\n"
+    (world.project / "mediafile.yaml").write_text(xai)
+    with FakeXai() as fake:
+        monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("XAI_API_KEY", KEY)
+        code, text = run_cli(capsys, "run")
+        assert fake.log == []  # nothing uploaded, nothing billed
+    assert code == 1, text
+    assert "the API takes inputs of at most" in text or "does not hold image/png" in text
+
+
+def test_12_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path: Path) -> None:
+    from imaginebuild.errors import InvalidMedia
+    from imaginebuild.mediaprobe import MAX_PIXELS, probe
+
+    bomb = tmp_path / "bomb.png"
+    side = int(MAX_PIXELS**0.5) + 16
+    Image.new("1", (side, side)).save(bomb, "PNG")  # a few KB on disk, 70 MP decoded
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(InvalidMedia, match="decompression bomb"):
+        probe(bomb)

@@ -61,6 +61,7 @@ from imaginebuild.remote.link import BuiltElsewhere
 from imaginebuild.store.cache import ActionEntry, BlobRef
 from imaginebuild.store.hashing import sha256_file
 from imaginebuild.store.lockfile import LockedOutput, LockEntry, PacedWriter
+from imaginebuild.untrusted import check_inputs_for_api
 from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
@@ -202,6 +203,8 @@ class Runner:
             raise OfflineCallNeeded(
                 f"{asset.name} needs a provider call ({f.decision.summary}) and --offline was given"
             )
+        if asset.provider != "local":  # the API's input limits, checked before it is paid
+            check_inputs_for_api(asset.name, f.inputs)
         if not self.budget.reserve(asset.name, billable):
             self.refused.append(asset.name)
             raise BudgetExceeded(self.budget.refusal(asset.name, estimate))

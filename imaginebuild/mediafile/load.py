@@ -56,6 +56,7 @@ from imaginebuild.untrusted import check_state_dir
 from imaginebuild.version import __version__
 
 MAX_EXPANDED = 64 * 1024  # characters a string may grow to by vars
+MAX_EXPANDED_TOTAL = 16 * 1024 * 1024  # characters all strings together may grow to
 _VAR = re.compile(r"\$\$\{|\$\{([^}]*)(\})?")
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BUDGET_KEYS = ("max_usd", "max_usd_per_day", "max_usd_total")  # the keys of `budget:`
@@ -245,10 +246,15 @@ def interpolate(data: dict[str, Any], where: Parsed) -> tuple[dict[str, Any], li
     """
     problems: list[Diagnostic] = []
     values = _resolve_vars(data.get("vars"), where, problems)
+    total = [0]  # characters produced so far: many strings each at the cap add up too
 
     def walk(node: object, path: JsonPath) -> object:
         if isinstance(node, str):
-            return _substitute(node, values, path, where, problems)
+            if total[0] > MAX_EXPANDED_TOTAL:
+                return node  # reported once below; expanding more would only cost memory
+            text = _substitute(node, values, path, where, problems)
+            total[0] += len(text)
+            return text
         if isinstance(node, list):
             return [walk(item, (*path, i)) for i, item in enumerate(node)]
         if isinstance(node, dict):
@@ -256,6 +262,12 @@ def interpolate(data: dict[str, Any], where: Parsed) -> tuple[dict[str, Any], li
         return node
 
     result = {k: v if k == "vars" else walk(v, (k,)) for k, v in data.items()}
+    if total[0] > MAX_EXPANDED_TOTAL:
+        _problem(
+            problems, where, ("vars",),
+            f"vars expand the mediafile past {MAX_EXPANDED_TOTAL:,} characters in all",
+            "check for vars that repeat other vars across many assets",
+        )  # fmt: skip
     return result, problems
 
 
