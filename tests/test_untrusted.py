@@ -893,3 +893,47 @@ def test_12_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path: Path)
     assert bomb.stat().st_size < 1 << 20
     with pytest.raises(InvalidMedia, match="decompression bomb"):
         probe(bomb)
+
+
+# ------------------------------------------------------------------ every command, every guard
+
+COMMANDS = (["report"], ["status"], ["show", "a"], ["checkout"], ["run"], ["gc", "--min-age", "0"])
+
+
+def _plant(how: str, world: World) -> None:
+    """One hostile entry that would make a command read or write outside if obeyed."""
+    import diskcache
+
+    lock = world.lock()
+    out = lock["assets"]["a"]["outputs"][0]
+    secret = world.private_png.read_bytes()
+    if how == "lock-path":  # the outside file's own hash: only the path guard stops it
+        out.update(path="../victim/private.png", sha256=hashlib.sha256(secret).hexdigest())
+        out["bytes"] = len(secret)
+    elif how == "lock-hash":
+        out["sha256"] = "../victim/private.png"
+    elif how == "cache-entry":
+        entry = {
+            "v": 1, "key": lock["assets"]["a"]["key"], "record": {}, "takes": [],
+            "outputs": [{"sha256": "../victim/private.png", "bytes": 9, "media_type": "image/png"}],
+        }  # fmt: skip
+        with diskcache.Cache(str(world.cache / "actions")) as actions:
+            actions.set(entry["key"], json.dumps(entry))
+        del lock["assets"]["a"]
+        (world.project / "out" / "a.png").unlink()
+    world.write_lock(lock)
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: a[0])
+@pytest.mark.parametrize("how", ["lock-path", "lock-hash", "cache-entry"])
+def test_no_hostile_entry_makes_any_command_read_or_write_outside(
+    how: str, argv: list[str], world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    built(world, capsys)
+    _plant(how, world)
+    code, text = run_cli(capsys, *argv)
+    assert code in (0, 1, 2), text
+    world.assert_untouched(text)
+    assert world.private_png.read_bytes() == canary_png()
+    site = world.project / ".imaginebuild" / "report"
+    assert not any(CANARY in p.read_bytes() for p in site.rglob("*") if p.is_file())
