@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from imaginebuild.engine.keys import KEY_FORMAT_VERSION
 from imaginebuild.errors import CorruptBlob, StoreError, UsageError
 from imaginebuild.remote import leases
 from imaginebuild.remote.sync import (
@@ -57,6 +56,7 @@ from imaginebuild.remote.sync import (
 from imaginebuild.retry import RetryPolicy
 from imaginebuild.store.cache import ActionEntry, BlobRef, Store
 from imaginebuild.untrusted import Untrusted, load_json
+from imaginebuild.version import KEY_FORMAT_VERSION
 
 REMOTE_FORMAT = "imaginebuild-remote-action"
 REMOTE_FORMAT_VERSION = 1
