@@ -54,6 +54,7 @@ VOCABULARY = frozenset(
         "mediaprobe",
         "urls",
         "gcpause",
+        "capabilities",
     }
 )
 # Layers above the shared vocabulary (layer 0), bottom to top; "imaginebuild" is the

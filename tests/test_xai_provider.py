@@ -195,7 +195,7 @@ def test_edit_with_one_local_image_sends_a_data_uri(fake: FakeXai, tmp_path: Pat
         "model": "grok-imagine-image",
         "n": 1,
         "response_format": "b64_json",
-        "image": {"url": data_uri(item), "type": "image_url"},
+        "image": {"url": data_uri(item)},
     }
     assert fake.billed_ticks() == 200_000_000 + 20_000_000
 
@@ -209,8 +209,8 @@ def test_edit_with_several_images_passes_https_urls_on(fake: FakeXai, tmp_path: 
     assert isinstance(sent.body, dict)
     assert "image" not in sent.body
     assert sent.body["images"] == [
-        {"url": data_uri(local), "type": "image_url"},
-        {"url": "https://example.com/b.png", "type": "image_url"},
+        {"url": data_uri(local)},
+        {"url": "https://example.com/b.png"},
     ]
 
 

@@ -189,8 +189,12 @@ class XaiProvider:
                 retries += await download(
                     http.client, url, dest, Media.IMAGE, http.retrier, info, self._caps[Media.IMAGE]
                 )
-            else:
-                raise InvalidMedia(f"image {index} came back with neither data nor URL", info=info)
+            else:  # GeneratedImage with neither bytes nor URL: withheld (the spec has no flag)
+                raise ModerationRefused(
+                    f"{info.endpoint}: image {index} came back with neither data nor URL "
+                    "(withheld on content-policy grounds)",
+                    info=info,
+                )
             outputs.append(OutputFile(dest, PNG))
         call = CallRecord(
             endpoint=api.endpoint,
