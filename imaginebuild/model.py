@@ -200,6 +200,8 @@ class ProviderSettings:
     timeout: float | None = None  # a whole video job's deadline
     request_timeout: float | None = None  # one HTTP request's
     max_retries: int | None = None
+    rate_limits: Mapping[str, float] | None = None  # submissions per second, per model
+    poll_rate: float | None = None  # polls per second across all jobs
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ Each test failed before the contract fixes and passes now (see CHANGELOG, "Unrel
 
 from __future__ import annotations
 
+import asyncio
 import json
 import textwrap
 from collections.abc import Iterator
@@ -13,9 +14,19 @@ from pathlib import Path
 import pytest
 from test_xai_e2e import env_for, imaginebuild, states
 
-from imaginebuild.errors import MediafileError
+from imaginebuild.errors import JobTimeout, MaybeBilled, MediafileError
 from imaginebuild.mediafile.load import load_mediafile
-from imaginebuild.testing.fake_xai import FakeXai, Route, render_image
+from imaginebuild.model import Kind, ProviderSettings
+from imaginebuild.money import Billing
+from imaginebuild.providers.base import (
+    CallRecord,
+    GenerationRequest,
+    GenerationResult,
+    ProviderContext,
+)
+from imaginebuild.providers.xai.provider import XaiProvider
+from imaginebuild.store.journal import Journal
+from imaginebuild.testing.fake_xai import FakeXai, Fault, Route, render_image
 
 SQUARE_EDIT_AND_ANIMATE = """
 version: 1
@@ -145,3 +156,126 @@ def test_a_real_2k_and_an_off_ratio_1k_image_are_kept(fake: FakeXai, tmp_path: P
     assert states(done) == {"tall": "built", "wide": "built"}
     report = json.loads(done.stdout)
     assert len(report["assets"]) == 2
+
+
+# -- the provider against the fake, directly ------------------------------------------------
+
+
+def _provider(
+    fake: FakeXai, tmp_path: Path, settings: ProviderSettings | None = None, **kwargs: object
+) -> XaiProvider:
+    context = ProviderContext(
+        settings=settings or ProviderSettings(base_url=fake.base_url, poll_interval=0.001),
+        state_dir=tmp_path / ".imaginebuild",
+        env={"XAI_API_KEY": "xai-findings-key"},
+    )
+    return XaiProvider(context, **kwargs)  # type: ignore[arg-type]
+
+
+def _request(
+    tmp_path: Path, kind: Kind, params: dict[str, object], billed: list[CallRecord], n: int = 0
+) -> GenerationRequest:
+    workdir = tmp_path / "work" / f"{kind.value}-{n}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    return GenerationRequest(
+        asset=f"a{n}", kind=kind, key=f"{kind.value}-{n:04d}" + "k" * 8, prompt=f"p{n}",
+        model=kind.spec.default_model, params=params, inputs=(), workdir=workdir,
+        on_billed=billed.append,
+    )  # fmt: skip
+
+
+def _run(provider: XaiProvider, *requests: GenerationRequest) -> list[GenerationResult]:
+    async def go() -> list[GenerationResult]:
+        try:
+            return list(await asyncio.gather(*(provider.generate(r) for r in requests)))
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(go())
+
+
+def test_a_slow_image_is_one_post_and_a_maybe_billed_failure(tmp_path: Path) -> None:
+    """Finding 2: one slow image (answer after the read timeout) made 5 POSTs and 5 bills."""
+    billed: list[CallRecord] = []
+    with FakeXai(image_latency=1.0) as fake:
+        provider = _provider(fake, tmp_path, request_timeout=0.2, deferred_images=False)
+        with pytest.raises(MaybeBilled):
+            _run(provider, _request(tmp_path, Kind.IMAGE, {}, billed))
+        assert len(fake.requests(Route.IMAGES)) == 1
+    [call] = billed
+    assert call.billing is Billing.MAYBE_BILLED
+
+
+def test_a_429_on_a_post_is_retried(tmp_path: Path) -> None:
+    billed: list[CallRecord] = []
+    with FakeXai() as fake:
+        fake.inject(Route.IMAGES, Fault.rate_limited("0"))
+        _run(
+            _provider(fake, tmp_path, deferred_images=False),
+            _request(tmp_path, Kind.IMAGE, {}, billed),
+        )
+        assert len(fake.requests(Route.IMAGES)) == 2
+    assert [c.billing for c in billed] == [Billing.BILLED]
+
+
+def test_the_image_request_id_is_the_x_request_id_header(tmp_path: Path) -> None:
+    """Finding 7: the image request id was read from a body field the spec does not have."""
+    billed: list[CallRecord] = []
+    with FakeXai() as fake:
+        provider = _provider(fake, tmp_path, deferred_images=False)
+        [result] = _run(provider, _request(tmp_path, Kind.IMAGE, {}, billed))
+    [call] = result.calls
+    assert call.request_id and call.http_request_id == call.request_id
+    assert billed[0].request_id == call.request_id  # reported before the image was decoded
+
+
+def test_deferred_images_are_journaled_and_resumed_not_paid_twice(tmp_path: Path) -> None:
+    billed: list[CallRecord] = []
+    with FakeXai(image_latency=0.3) as fake:
+        provider = _provider(
+            fake,
+            tmp_path,
+            ProviderSettings(base_url=fake.base_url, poll_interval=0.05, timeout=0.01),
+        )
+        request = _request(tmp_path, Kind.IMAGE, {"count": 2}, billed)
+        with pytest.raises(JobTimeout):
+            _run(provider, request)  # "killed" while the image renders: the job stays journaled
+        [sent] = fake.requests(Route.IMAGES)
+        assert isinstance(sent.body, dict) and sent.body["deferred"] is True
+        assert Journal(tmp_path / ".imaginebuild" / "journal").get(request.key) is not None
+        again = _provider(
+            fake, tmp_path, ProviderSettings(base_url=fake.base_url, poll_interval=0.05)
+        )
+        [result] = _run(again, request)
+        assert len(fake.requests(Route.IMAGES)) == 1 and len(fake.bills) == 1
+    assert len(result.outputs) == 2 and result.calls[0].cost_ticks == fake.billed_ticks()
+
+
+def test_a_model_without_deferred_falls_back_to_one_synchronous_call(tmp_path: Path) -> None:
+    billed: list[CallRecord] = []
+    with FakeXai(no_deferred_models=frozenset({"grok-imagine-image"})) as fake:
+        provider = _provider(fake, tmp_path)
+        requests = [_request(tmp_path, Kind.IMAGE, {}, billed, n) for n in range(2)]
+        _run(provider, requests[0])
+        provider = _provider(fake, tmp_path)
+        _run(provider, requests[1])
+        bodies = [r.body for r in fake.requests(Route.IMAGES) if isinstance(r.body, dict)]
+    assert [b.get("deferred") for b in bodies] == [True, None, True, None]  # one refusal a run
+    assert len(fake.bills) == 2
+    assert "synchronous" in provider.notices[0]
+
+
+def test_submissions_are_paced_within_the_rate_limits(tmp_path: Path) -> None:
+    """Finding 5: no pacing; up to 8 jobs started at once against 5/s and 1/s limits."""
+    billed: list[CallRecord] = []
+    limits = {"grok-imagine-image": 5, "grok-imagine-video": 1}
+    with FakeXai(rate_limits=limits, pending_polls=0) as fake:
+        settings = ProviderSettings(base_url=fake.base_url, poll_interval=0.01, max_retries=0)
+        provider = _provider(fake, tmp_path, settings, deferred_images=False)
+        images = [_request(tmp_path, Kind.IMAGE, {}, billed, n) for n in range(8)]
+        videos = [
+            _request(tmp_path, Kind.VIDEO, {"duration": 1}, billed, 100 + n) for n in range(3)
+        ]
+        _run(provider, *images, *videos)
+        assert fake.rate_limits.refused == 0
+        assert len(fake.bills) == 11
