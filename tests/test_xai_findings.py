@@ -279,3 +279,18 @@ def test_submissions_are_paced_within_the_rate_limits(tmp_path: Path) -> None:
         _run(provider, *images, *videos)
         assert fake.rate_limits.refused == 0
         assert len(fake.bills) == 11
+
+
+def test_rate_limits_are_configured_under_providers_xai(tmp_path: Path) -> None:
+    text = """
+    version: 1
+    providers:
+      xai: {rate_limits: {grok-imagine-video: 0.5}, poll_rate: 4}
+    assets:
+      a: {kind: image, prompt: p}
+    """
+    folder = _project(tmp_path, text)
+    settings = load_mediafile(folder / "mediafile.yaml").settings("xai")
+    provider = XaiProvider(ProviderContext(settings, tmp_path / ".imaginebuild", {}))
+    assert provider.pacer.rate_for("grok-imagine-video") == 0.5
+    assert provider.pacer.rate_for("grok-imagine-image") == 5.0  # xAI's documented default
