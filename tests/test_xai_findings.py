@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import wait_for_state
 from test_xai_e2e import env_for, imaginebuild, states
 
 from imaginebuild.errors import JobTimeout, MaybeBilled, MediafileError
@@ -201,7 +202,9 @@ def test_a_slow_image_is_one_post_and_a_maybe_billed_failure(tmp_path: Path) -> 
         provider = _provider(fake, tmp_path, request_timeout=0.2, deferred_images=False)
         with pytest.raises(MaybeBilled):
             _run(provider, _request(tmp_path, Kind.IMAGE, {}, billed))
-        assert len(fake.requests(Route.IMAGES)) == 1
+        answered = lambda: len(fake.requests(Route.IMAGES)) == 1  # noqa: E731
+        wait_for_state(answered, "the fake answers the slow image")
+        assert len(fake.log) == 1 and len(fake.bills) == 1  # billed once, never re-sent
     [call] = billed
     assert call.billing is Billing.MAYBE_BILLED
 
