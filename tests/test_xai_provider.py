@@ -669,7 +669,7 @@ def test_the_key_appears_in_no_file_and_no_message(tmp_path: Path) -> None:
     with FakeXai() as server:
         server.inject(Route.IMAGES, Fault.http(400, message=f"Incorrect API key provided: {KEY}"))
         server.inject(Route.EDITS, Fault.http(503, message=f"echo {KEY}"), *[Fault.reset()] * 4)
-        server.inject(Route.VIDEOS, Fault.job_failed("bad", f"key {KEY}"))
+        server.inject(Route.VIDEOS, Fault.job_failed("invalid_argument", f"key {KEY}"))
         server.inject(Route.DOWNLOAD, Fault.corrupt())
         requests = [
             make_request(tmp_path, Kind.IMAGE),

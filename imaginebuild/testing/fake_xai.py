@@ -276,6 +276,7 @@ class FakeXai:
         self._stopping = threading.Event()
         self._log: list[LoggedRequest] = []
         self._bills: list[Bill] = []
+        self._answers: list[tuple[Route, int, bytes]] = []
         self._faults: dict[Route, deque[Fault]] = defaultdict(deque)
         self._numbered: dict[int, Fault] = {}
         self._jobs: dict[str, _Job] = {}
@@ -424,6 +425,16 @@ class FakeXai:
     def _record(self, entry: LoggedRequest) -> None:
         with self._lock:
             self._log.append(entry)
+
+    def _answered(self, route: Route, status: int, payload: bytes) -> None:
+        with self._lock:
+            self._answers.append((route, status, payload))
+
+    @property
+    def answers(self) -> list[tuple[Route, int, bytes]]:
+        """Every JSON answer sent so far: its route, status and body (for contract checks)."""
+        with self._lock:
+            return list(self._answers)
 
     def _bill(self, route: Route, ticks: int, request_id: str | None = None) -> None:
         with self._lock:
@@ -646,6 +657,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     _body_fault: Fault | None = None
     _entry: LoggedRequest | None = None
+    _current_route: Route = Route.UNKNOWN
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the fake keeps its own log."""
@@ -693,6 +705,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         number = self.fake._next_number()
         route, arg = self._route(method)
+        self._current_route = route
         raw = self._read_body()
         body: object | None = None
         if raw:
@@ -808,6 +821,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(
         self, status: int, payload: bytes, extra: Mapping[str, str] | None = None
     ) -> int:
+        self.fake._answered(self._current_route, status, payload)
         return self._send(status, payload, "application/json", extra)
 
     def _send(

@@ -45,6 +45,7 @@ from imaginebuild.errors import (
 )
 from imaginebuild.retry import RetryPolicy, parse_retry_after
 from imaginebuild.urls import is_loopback_host
+from imaginebuild.version import __version__
 
 DEFAULT_BASE_URL = "https://api.x.ai/v1"
 KEY_HINT = (
@@ -55,6 +56,7 @@ T = TypeVar("T")
 # xai-sdk-ts src/constants.ts: RETRYABLE_STATUS (any method) and IDEMPOTENT_RETRY_STATUS (reads).
 POST_RETRY_STATUSES = frozenset({429})
 GET_RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+USER_AGENT = f"imaginebuild/{__version__}"
 REQUEST_ID_HEADER = "x-request-id"  # the API's id of a call, on every answer
 # httpx failures raised before any byte of the request left: safe to retry even for a POST.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -291,7 +293,7 @@ class XaiHttp:
         info: CallInfo,
         timeout: float | None = None,
     ) -> tuple[int, bytes, httpx.Headers]:
-        headers = {"Authorization": f"Bearer {self.key}"}
+        headers = {"Authorization": f"Bearer {self.key}", "User-Agent": USER_AGENT}
         limit = (
             httpx.Timeout(timeout, connect=min(10.0, timeout)) if timeout else self.client.timeout
         )

@@ -7,7 +7,7 @@ above it the API answers 429. Whether polls count is not documented, so they
 draw on a bucket of their own (`poll_rate`, default 10 per second across all
 jobs) and never take a submission's turn.
 
-A bucket holds one token and refills at the rate plus `HEADROOM` of the
+A bucket holds one token and refills at the rate less `HEADROOM` (5 %) of the
 interval, so requests leave evenly spaced and the arrival jitter of loopback
 or the network never shows the API more than its limit. With a team
 coordinator, its submission slots (`GenerationRequest.gate`) are the team-wide
@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 IMAGE_RATE_PER_S = 5.0  # docs.x.ai rate limits: grok-imagine-image(-quality), all tiers
 VIDEO_RATE_PER_S = 1.0  # docs.x.ai rate limits: grok-imagine-video(-1.5), all tiers
 DEFAULT_POLL_RATE_PER_S = 10.0  # our own budget for polls (xAI documents none)
-HEADROOM = 0.02  # intervals 2 % wider than the limit
+HEADROOM = 0.05  # intervals 5 % wider than the limit
 
 SleepFn = Callable[[float], Awaitable[None]]
 
