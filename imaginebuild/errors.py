@@ -9,6 +9,7 @@
     │   │   └── TeamCapReached                 a call could pass the team's cap (in the coordinator)
     │   ├── CoordinatorUnavailable             the team coordinator cannot be reached: no paid call
     │   ├── LockfileWouldChange                --locked and the lockfile would change
+    │   ├── UnsettledCall                      the key's last call may have been billed: --force
     │   └── OfflineCallNeeded                  --offline and a provider call is needed
     ├── StoreError                    exit 1   the cache is unreadable, or a blob is corrupt
     │   └── CorruptBlob                        a blob's bytes do not match its sha256
@@ -123,6 +124,11 @@ class CoordinatorUnavailable(PolicyError):
 
 class LockfileWouldChange(PolicyError):
     """`--locked` was given and the run would change mediafile.lock."""
+
+
+class UnsettledCall(PolicyError):
+    """The key's last call may have been billed and its answer was lost: it is not sent
+    again (and paid again) unless `--force` asks for it."""
 
 
 class OfflineCallNeeded(PolicyError):

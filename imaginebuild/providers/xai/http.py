@@ -5,6 +5,8 @@ never further up. Messages never contain the API key: requests are never
 stringified, and anything the server echoes back is redacted.
 
     transient (retried with backoff)     429 500 502 503 504, connect/read errors, timeouts
+    a POST whose answer was cut off or is not JSON → MaybeBilled, never re-sent (it may
+    have been billed, and could pay twice)
     401, 400 "bad key"                → AuthError
     400 403 404 405 415 422           → RequestRejected (the server's message)
     400 "content policy"              → ModerationRefused
@@ -26,6 +28,7 @@ import httpx
 from imaginebuild.errors import (
     AuthError,
     CallInfo,
+    MaybeBilled,
     ModerationRefused,
     ProviderError,
     RequestRejected,
@@ -226,7 +229,10 @@ class XaiHttp:
         async def attempt() -> ApiResponse:
             if before_send is not None:  # team coordinator hook (issue 19)
                 await before_send()
-            status, payload, headers = await self._send(method, path, body)
+            try:
+                status, payload, headers = await self._send(method, path, body)
+            except _LostAnswer as lost:
+                raise _maybe_billed(path, lost.reason, info) from None
             if is_retryable_status(status):
                 retry_after = parse_retry_after(headers.get("retry-after", ""), time.time())
                 message, _ = error_message(payload)
@@ -237,11 +243,8 @@ class XaiHttp:
             if data is _MALFORMED:
                 if method == "GET":
                     raise Retryable(f"HTTP {status}: the body is not a JSON object", status=status)
-                raise ProviderError(
-                    f"{path}: HTTP {status} with a body that is not a JSON object; not retried "
-                    "because the call may already have been billed",
-                    info=replace(info, status_code=status),
-                )
+                reason = f"HTTP {status} with a body that is not a JSON object"
+                raise _maybe_billed(path, reason, replace(info, status_code=status))
             return ApiResponse(status, data if isinstance(data, dict) else None, 0, 0.0)
 
         result, retries = await self.retrier.run(attempt, info, f"{method} {path}")
@@ -268,11 +271,8 @@ class XaiHttp:
             reason = redact(transport_reason(exc), self.key)
             if method != "GET" and response.status_code < 300:
                 # The server accepted (and may have billed) the request: resending could pay twice.
-                raise ProviderError(
-                    f"{path}: HTTP {response.status_code} but the answer was cut off ({reason}); "
-                    "not retried because the call may already have been billed",
-                    hint="run again; the lost answer cannot be recovered: the request is resent",
-                ) from None
+                raise _LostAnswer(f"HTTP {response.status_code} but the answer was cut off "
+                                  f"({reason})") from None  # fmt: skip
             raise Retryable(reason, status=response.status_code) from None
         finally:
             await response.aclose()
@@ -280,6 +280,23 @@ class XaiHttp:
 
 
 _MALFORMED = object()
+
+
+class _LostAnswer(Exception):
+    """A POST may have reached the API and its answer was lost (no retry may follow)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _maybe_billed(path: str, reason: str, info: CallInfo) -> MaybeBilled:
+    return MaybeBilled(
+        f"{path}: {reason}; not retried because the call may already have been billed",
+        info=info,
+        hint="the call is recorded in the ledger as maybe billed; "
+        "`imaginebuild run --force NAME` pays for a new one",
+    )
 
 
 def _parse_object(payload: bytes) -> object:

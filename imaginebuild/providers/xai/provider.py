@@ -175,6 +175,11 @@ class XaiProvider:
         response = await http.call("POST", api.endpoint, api.body, info, _gate(request))
         info = replace(info, retries=response.retries)
         data = response.data or {}
+        _report(request, CallRecord(
+            endpoint=api.endpoint, model=_model(request), request_id=_opt_str(data.get("id")),
+            cost_ticks=_ticks(data), retries=response.retries, started_at=started_at,
+            duration_s=self._clock() - began,
+        ))  # fmt: skip
         items = _image_items(data, info)
         progress(Phase.DOWNLOADING, f"{len(items)} image(s)")
         download_began, retries = self._clock(), response.retries
@@ -221,6 +226,11 @@ class XaiProvider:
                 progress(Phase.POLLING, f"resuming job {record.request_id}")
             try:
                 done, poll_retries = await self._poll(http, record, progress, timings)
+                _report(request, CallRecord(
+                    endpoint=record.endpoint, model=str(done.get("model") or record.model),
+                    request_id=record.request_id, cost_ticks=_ticks(done), started_at=started_at,
+                    retries=retries + poll_retries, duration_s=self._clock() - began,
+                ))  # fmt: skip
                 dest = request.workdir / f"{request.asset}.mp4"
                 info = CallInfo(request.asset, record.request_id, record.endpoint)
                 progress(Phase.DOWNLOADING, f"job {record.request_id}")
@@ -422,6 +432,13 @@ def _gate(request: GenerationRequest) -> Callable[[], Awaitable[None]] | None:
     """The team coordinator's slot wait before a POST of `request` (issue 19), if any."""
     gate, model = request.gate, _model(request)
     return None if gate is None else lambda: gate(model)
+
+
+def _report(request: GenerationRequest, call: CallRecord) -> None:
+    """Tell the engine, before anything else can fail, that `call` was (or may have
+    been) billed (record first)."""
+    if request.on_billed is not None:
+        request.on_billed(call)
 
 
 def _model(request: GenerationRequest) -> str:
