@@ -23,6 +23,7 @@
     │   ├── JobExpired                         an async job's result is gone (resubmit on request)
     │   ├── JobTimeout                         an async job passed its overall deadline
     │   └── InvalidMedia                       a result is empty, truncated or does not decode
+    │       └── DownloadCutOff                 a result's download broke off (fetch it again)
     └── Interrupted                   exit 130 Ctrl-C; finished steps are kept
 
 Foreign errors (yaml, jsonschema, httpx, diskcache, PyAV) are translated into
@@ -206,6 +207,11 @@ class JobTimeout(ProviderError):
 
 class InvalidMedia(ProviderError):
     """A result is empty, truncated, oversized or does not decode as its media type."""
+
+
+class DownloadCutOff(InvalidMedia):
+    """A result's download broke off or came back short: the result itself may be fine,
+    and fetching it again from its URL costs nothing."""
 
 
 class Interrupted(ImaginebuildError):

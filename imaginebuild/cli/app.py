@@ -627,7 +627,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
         raise UsageError(f"--since {args.since!r} is not a date (YYYY-MM-DD)") from None
     root = _mediafile_path(args).resolve().parent
     ledger = Ledger(root / ".imaginebuild" / "ledger.jsonl")
-    summary = summarize(ledger.entries(), args.by, since)
+    summary = summarize(ledger.all_entries(), args.by, since)
     if args.json:
         _emit_json({**summary.to_json(), "skipped_lines": ledger.skipped})
         return 0

@@ -41,7 +41,6 @@ from imaginebuild.providers.base import CallRecord, GenerationResult
 from imaginebuild.store.ledger import Ledger, LedgerEntry, format_time
 
 LEDGER_NAME = "ledger.jsonl"
-PENDING_NAME = "ledger-pending.jsonl"
 
 
 def _is_local(asset: Asset) -> bool:
@@ -53,7 +52,7 @@ class BillingBook:
 
     def __init__(self, state_dir: Path, run_id: str, budget: Budget) -> None:
         self.ledger = Ledger(state_dir / LEDGER_NAME)
-        self.pending = Ledger(state_dir / PENDING_NAME)
+        self.pending = self.ledger.pending
         self.run_id = run_id
         self.budget = budget
         self.billed: dict[str, int] = {}  # asset -> ticks its calls were billed this run
@@ -238,6 +237,8 @@ class CallAccount:
 
     def _record_failure(self, error: ProviderError) -> None:
         info = error.info
+        if info.request_id is None and self.reported:
+            return  # the provider reported this step's calls as they were billed
         if info.cost_ticks is not None or (
             info.request_id and isinstance(error, (JobFailed, ModerationRefused))
         ):
@@ -246,8 +247,6 @@ class CallAccount:
             billing = Billing.MAYBE_BILLED  # the call reached the API; its outcome is lost
         else:
             return  # its billed calls were reported, or it never reached the API
-        if billing is Billing.MAYBE_BILLED and self._reported_unknown(info.request_id):
-            return  # the provider already recorded this lost answer
         self.on_billed(
             CallRecord(
                 endpoint=info.endpoint or "",
@@ -259,11 +258,6 @@ class CallAccount:
                 billing=billing,
             )
         )
-
-    def _reported_unknown(self, request_id: str | None) -> bool:
-        if request_id is not None:
-            return request_id in self.calls
-        return any(k.startswith("#") for k in self.calls)
 
     def _line(self, call: CallRecord, ticks: int) -> LedgerEntry:
         return LedgerEntry(

@@ -152,9 +152,7 @@ def run_allowance(
     if per_day is not None or total is not None:
         from imaginebuild.store.ledger import Ledger
 
-        entries = Ledger(state_dir / "ledger.jsonl").entries()
-        # Calls billed while the ledger could not be written count all the same.
-        entries += Ledger(state_dir / "ledger-pending.jsonl").entries()
+        entries = Ledger(state_dir / "ledger.jsonl").all_entries()
     return allowance(
         effective_limit(mediafile.budget_usd, cli_usd),
         None if per_day is None else usd_to_ticks(per_day),

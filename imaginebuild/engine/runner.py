@@ -83,6 +83,7 @@ class Runner:
         self.remote = project.remote
         self.clock = project.clock
         from imaginebuild.engine.billing import BillingBook
+        from imaginebuild.engine.samekey import KeyTurns
         from imaginebuild.store.paid import PaidResults
 
         self.budget = Budget.for_run(
@@ -90,6 +91,7 @@ class Runner:
         )
         self.billing = BillingBook(project.state_dir, self.run_id, self.budget)
         self.paid = PaidResults(self.store.folder / "paid")
+        self.key_turns = KeyTurns()
         self.outputs: dict[str, tuple[BlobRef, ...]] = {}
         self.results: dict[str, AssetResult] = {}
         self.providers: dict[str, Provider] = {}
@@ -174,34 +176,46 @@ class Runner:
             f = self.project.assess(
                 asset, self.outputs, forced=is_forced(name, self.options), fetch=True, urls=urls
             )
-            if f.decision.action is Action.CALL and f.key and not is_forced(name, self.options):
-                f = f.with_remote(await self.remote.get_async(f.key))
-            if f.remote:
-                f = await self._fetch_remote(f)
-            if f.decision.action is Action.RESTORE:
-                try:
-                    restored = await asyncio.to_thread(self._restore, f)  # copies: off the loop
-                    return self._finish(f, restored, "restored", started)
-                except CorruptBlob as exc:
-                    self.reporter.emit(Message("warning", f"{name}: {exc}; building it again"))
-                    self.store.delete_action(f.key or "")
-                    f = dataclasses.replace(
-                        f, decision=Decision(Action.CALL, f.decision.reasons), entry=None
-                    )
-            if f.decision.action is Action.UP_TO_DATE:
-                assert f.outputs is not None
-                return self._finish(f, None, "up_to_date", started)
-            try:
-                return await self._call(f, started)
-            except BuiltElsewhere:
-                assert f.key is not None
-                f = await self._fetch_remote(f.with_remote(await self.remote.get_async(f.key)))
-                if f.decision.action is not Action.RESTORE:
-                    return await self._call(f, started)
-                restored = await asyncio.to_thread(self._restore, f)
-                return self._finish(f, restored, "restored", started)
+            if f.decision.action is Action.CALL and f.key:
+                async with self.key_turns.turn(f.key) as again:  # a key is paid once per run
+                    if again:
+                        forced = is_forced(name, self.options) and f.key not in self.key_turns.built
+                        f = self.project.assess(asset, self.outputs, forced=forced, fetch=True,
+                                                urls=urls)  # fmt: skip
+                    return await self._carry(f, started)
+            return await self._carry(f, started)
         except ImaginebuildError as exc:
             return self._fail(asset, exc, started)
+
+    async def _carry(self, f: Facts, started: float) -> StepStatus:
+        """Carry an assessed step through: restore, leave up to date, or call."""
+        name = f.asset.name
+        if f.decision.action is Action.CALL and f.key and not is_forced(name, self.options):
+            f = f.with_remote(await self.remote.get_async(f.key))
+        if f.remote:
+            f = await self._fetch_remote(f)
+        if f.decision.action is Action.RESTORE:
+            try:
+                restored = await asyncio.to_thread(self._restore, f)  # copies: off the loop
+                return self._finish(f, restored, "restored", started)
+            except CorruptBlob as exc:
+                self.reporter.emit(Message("warning", f"{name}: {exc}; building it again"))
+                self.store.delete_action(f.key or "")
+                f = dataclasses.replace(
+                    f, decision=Decision(Action.CALL, f.decision.reasons), entry=None
+                )
+        if f.decision.action is Action.UP_TO_DATE:
+            assert f.outputs is not None
+            return self._finish(f, None, "up_to_date", started)
+        try:
+            return await self._call(f, started)
+        except BuiltElsewhere:
+            assert f.key is not None
+            f = await self._fetch_remote(f.with_remote(await self.remote.get_async(f.key)))
+            if f.decision.action is not Action.RESTORE:
+                return await self._call(f, started)
+            restored = await asyncio.to_thread(self._restore, f)
+            return self._finish(f, restored, "restored", started)
 
     async def _call(self, f: Facts, started: float) -> StepStatus:
         asset = f.asset
@@ -289,6 +303,7 @@ class Runner:
             self._forget_job(f.key)
             await self.remote.push_async(entry, self.options.no_push)
             built = dataclasses.replace(f, outputs=entry.outputs, entry=entry)
+            self.key_turns.built.add(f.key)
             return self._finish(built, entry, "built", started)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -25,6 +25,7 @@ import httpx
 from imaginebuild.errors import (
     AuthError,
     CallInfo,
+    DownloadCutOff,
     InvalidMedia,
     JobExpired,
     JobFailed,
@@ -247,6 +248,8 @@ class XaiProvider:
                     )  # fmt: skip
                 except JobExpired as exc:
                     raise _Expired(_expired(exc.message, info)) from None
+                except DownloadCutOff:
+                    raise  # the journal keeps the job: the next run fetches it again, unpaid
                 except InvalidMedia:
                     # Spoiled in transit the first time (resume, no new charge); spoiled
                     # again on the resume means the result itself is bad: start afresh.
