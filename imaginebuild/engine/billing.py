@@ -66,7 +66,7 @@ class BillingBook:
         unsettled maybe-billed call (read once, at the start of the run)."""
         self._flush_pending()
         try:
-            entries = self.ledger.entries()
+            entries = self.ledger.all_entries()  # with lines still waiting to be appended
         except ImaginebuildError as exc:
             self.errors.append(exc.message)
             return
@@ -88,6 +88,14 @@ class BillingBook:
     def unsettled(self, key: str) -> LedgerEntry | None:
         """The key's last ledger line when it may have been billed and no answer settled it."""
         return self._held.get(key)
+
+    def settles(self, line: LedgerEntry) -> None:
+        """A line just written: a maybe-billed one holds its key for the rest of the run
+        too (a step sharing the key must not pay again); a billed one settles it."""
+        if line.billing is Billing.MAYBE_BILLED:
+            self._held[line.key] = line
+        else:
+            self._held.pop(line.key, None)
 
     def finish(self) -> tuple[str, ...]:
         """Append what the ledger refused during the run; messages for what is still out."""
@@ -204,7 +212,9 @@ class CallAccount:
             ticks = self.estimate
         else:
             ticks = 0  # a further call of a step that reported none: the first carries it
-        self.book.write(self._line(call, ticks))
+        line = self._line(call, ticks)
+        self.book.write(line)
+        self.book.settles(line)
         if held is None:
             self.book.budget.settle(self.asset.name, ticks)
         else:

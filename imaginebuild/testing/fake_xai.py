@@ -336,6 +336,12 @@ class FakeXai:
         with self._lock:
             self._numbered[number] = fault
 
+    def clear_faults(self) -> None:
+        """Drop every scripted fault not consumed yet (a test's next phase starts clean)."""
+        with self._lock:
+            self._faults.clear()
+            self._numbered.clear()
+
     def pending_faults(self) -> int:
         """How many scripted faults have not been consumed yet."""
         with self._lock:
