@@ -35,7 +35,6 @@ from imaginebuild.errors import (
     InvalidMedia,
     LockfileWouldChange,
     OfflineCallNeeded,
-    ProviderError,
     StoreError,
     TeamCapReached,
     UnsettledCall,
@@ -271,13 +270,13 @@ class Runner:
                     result = await provider.generate(request, progress)
             except BaseException as exc:
                 account.failed(exc)  # keeps what was (or may have been) billed
-                ticks = exc.info.cost_ticks if isinstance(exc, ProviderError) else None
+                ticks = account.billed if account.reported else None  # as the ledger says
                 self.team.finish(hold, ticks, exc, estimate)  # issue 19
                 raise
             account.succeeded(result)
             billed = result.reported_ticks
-            self.team.finish(hold, billed, None, estimate)  # issue 19
-            cost = account.billed
+            cost = account.billed  # what the ledger says this step's calls were billed
+            self.team.finish(hold, cost if account.reported else billed, None, estimate)
             record = {
                 "imaginebuild": __version__,
                 "built_at": _utc_now(),
