@@ -12,6 +12,7 @@ from imaginebuild.cli.context import (
     emit_json,
     open_project,
     reporter,
+    result_line,
     run_options,
     say,
     settled_answer,
@@ -91,7 +92,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
         return 0
     verb = "would drop" if result.dry_run else "dropped"
     where = " from the remote cache" if args.remote else ""
-    say(
+    result_line(
         f"{verb} {result.actions} action entries and {result.blobs} blobs "
         f"({result.bytes} bytes){where}"
     )
@@ -107,8 +108,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     written = scaffold(Path.cwd(), Path(args.mediafile or DEFAULT_MEDIAFILE), args.ignore_outputs)
     if args.json:
         emit_json({"written": written})
+        return 0
     for line in written:
-        say(line)
+        result_line(line)
     return 0
 
 
@@ -121,7 +123,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"report": str(index)})
     else:
-        say(f"report: {index.resolve().as_uri()}")
+        result_line(f"report: {index.resolve().as_uri()}")
     return 0
 
 
@@ -143,5 +145,5 @@ def cmd_team(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(status.to_json())
     else:
-        say(render_status(status))
+        result_line(render_status(status))
     return 0

@@ -12,6 +12,7 @@ from imaginebuild.cli.context import (
     emit_json,
     mediafile_path,
     open_project,
+    result_line,
     run_options,
     say,
     settled_answer,
@@ -99,14 +100,14 @@ def _plan_text(
             for a in result.assets
         ]
     )
-    say(table(rows, ("asset", "kind", "plan", "estimate")))
-    say(f"estimated total: {format_usd(result.estimate_ticks)}")
+    result_line(table(rows, ("asset", "kind", "plan", "estimate")))
+    result_line(f"estimated total: {format_usd(result.estimate_ticks)}")
     for state in limits:
-        say(state.describe())
+        result_line(state.describe())
     if path is not None:
         chain = " → ".join(f"{n} ({s:g} s)" for n, s in path) or "no calls"
         total = f", about {sum(s for _, s in path):g} s one after another" if path else ""
-        say(f"critical path: {chain}{total}")
+        result_line(f"critical path: {chain}{total}")
 
 
 def _critical_path(project: Project, result: CommandResult) -> tuple[tuple[str, float], ...]:
@@ -139,7 +140,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     rows = grouped(
         [(a.template, (a.name, a.kind, a.state.replace("_", " "), a.reason)) for a in result.assets]
     )
-    say(table(rows, ("asset", "kind", "state", "why")))
+    result_line(table(rows, ("asset", "kind", "state", "why")))
     return 0
 
 
@@ -150,9 +151,9 @@ def cmd_why(args: argparse.Namespace) -> int:
         emit_json(result.to_json())
         return 0
     if not result.reasons:
-        say(f"{result.name} is up to date")
+        result_line(f"{result.name} is up to date")
     for reason in result.reasons:
-        say(f"{result.name}: {reason.text}")
+        result_line(f"{result.name}: {reason.text}")
     return 0
 
 
@@ -165,26 +166,24 @@ def cmd_show(args: argparse.Namespace) -> int:
     from imaginebuild.money import format_usd, ticks_of_text
 
     for key in ("name", "kind", "key", "provider", "model", "prompt", "params", "variant"):
-        say(f"{key}: {record.get(key)}")
+        result_line(f"{key}: {record.get(key)}")
     for item in record.get("inputs", []):
-        say(f"input: {item['ref']}  sha256 {item['sha256']}")
+        result_line(f"input: {item['ref']}  sha256 {item['sha256']}")
     for out in record["outputs"]:
-        say(f"output: {out['path']}  sha256 {out['sha256']}  {out['bytes']} bytes")
+        result_line(f"output: {out['path']}  sha256 {out['sha256']}  {out['bytes']} bytes")
     rec = record["record"]
     estimated = " (estimated)" if rec.get("cost_estimated") else ""
-    say(f"built_at: {rec.get('built_at')}")
-    say(f"cost: {format_usd(ticks_of_text(rec.get('cost_usd')))}{estimated}")
-    say(f"estimate: {format_usd(ticks_of_text(rec.get('estimate_usd')))}")
+    result_line(f"built_at: {rec.get('built_at')}")
+    result_line(f"cost: {format_usd(ticks_of_text(rec.get('cost_usd')))}{estimated}")
+    result_line(f"estimate: {format_usd(ticks_of_text(rec.get('estimate_usd')))}")
     for key in ("request_ids", "imaginebuild"):
-        say(f"{key}: {rec.get(key)}")
-    say(f"earlier takes in the cache: {len(record['earlier_takes'])}")
+        result_line(f"{key}: {rec.get(key)}")
+    result_line(f"earlier takes in the cache: {len(record['earlier_takes'])}")
     return 0
 
 
 def cmd_dag(args: argparse.Namespace) -> int:
     """`dag`: the asset graph as text, mermaid, dot, json or graphml."""
-    import sys
-
     from imaginebuild.cli.dagformat import render_dag
 
     project = open_project(args)
@@ -207,7 +206,7 @@ def cmd_dag(args: argparse.Namespace) -> int:
         )
         return 0
     text = render_dag(project.dag, project.mediafile.assets, selected, args.format)
-    sys.stdout.write(text + "\n")
+    result_line(text)
     return 0
 
 
@@ -221,7 +220,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"valid": True, "assets": count})
     else:
-        say(f"{mediafile_path(args)}: valid ({count} assets)")
+        result_line(f"{mediafile_path(args)}: valid ({count} assets)")
     return 0
 
 
@@ -252,17 +251,17 @@ def _cost_text(by: str, summary: CostSummary) -> None:
     from imaginebuild.money import format_usd
 
     rows = [(r.group, str(r.calls), format_usd(r.ticks)) for r in summary.rows]
-    say(table(rows, (by, "calls", "cost")))
+    result_line(table(rows, (by, "calls", "cost")))
     maybe = summary.total.maybe_billed_ticks
-    say(f"total: {format_usd(summary.total.ticks)}")
+    result_line(f"total: {format_usd(summary.total.ticks)}")
     if summary.maybe_billed:
-        say(
+        result_line(
             f"  billed: {format_usd(summary.total.ticks - maybe)}; may have been billed: "
             f"{format_usd(maybe)} in {len(summary.maybe_billed)} call(s), counted at their "
             "estimate against every budget:"
         )
         for e in summary.maybe_billed:
-            say(
+            result_line(
                 f"  {e.time}  {e.asset}  {e.endpoint}  {e.request_id or '(no request id)'}"
                 f"  {format_usd(e.ticks)}"
             )
