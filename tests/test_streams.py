@@ -185,3 +185,16 @@ def test_a_usage_error_is_exit_2_for_every_command(
     done = piped(built[0], built[1], *ARGV[command], "--no-such-option")
     assert (done.code, done.stdout) == (2, "")
     assert "error: unrecognized arguments: --no-such-option" in done.stderr
+
+
+@pytest.mark.parametrize("command", sorted(TABLE))
+def test_with_json_after_the_command_a_usage_error_is_one_json_object(
+    command: str, built: tuple[Path, dict[str, str]]
+) -> None:
+    done = piped(built[0], built[1], *ARGV[command], "--no-such-option", "--json")
+    assert done.code == 2
+    assert json.loads(done.stdout) == {
+        "error": "unrecognized arguments: --no-such-option",
+        "hint": "imaginebuild --help",
+        "exit_code": 2,
+    }

@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from imaginebuild.cli.invocation import build_parser
-from imaginebuild.errors import ImaginebuildError, MediafileError, UsageError
+from imaginebuild.cli.invocation import build_parser, parse, wants_json
+from imaginebuild.errors import ImaginebuildError, Interrupted, MediafileError, UsageError
 
 BUG_EXIT = 70  # EX_SOFTWARE: an internal error, not the user's
 
@@ -52,10 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args: argparse.Namespace | None = None
+    as_json = wants_json(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = parse(argv)
+        as_json = args.json
         if args.command is None:
+            if as_json:
+                raise UsageError("no command given", hint="imaginebuild --help")
             build_parser().print_help(sys.stderr)
             return 2
         if args.directory:
@@ -68,21 +71,21 @@ def _main(argv: Sequence[str] | None) -> int:
         _install_sigterm()
         return _handler(args.command)(args)
     except ImaginebuildError as exc:
-        return _report_error(exc, bool(args and args.json))
+        return _report_error(exc, as_json)
     except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted\n")
-        return 130
+        return _report_error(Interrupted("interrupted"), as_json)
     except SystemExit as exc:  # argparse --version / --help
         return int(exc.code or 0)
     except OSError as exc:
-        return _report_error(UsageError(str(exc)), bool(args and args.json))
+        return _report_error(UsageError(str(exc)), as_json)
     except Exception:
         sys.stderr.write(traceback.format_exc())
-        sys.stderr.write(
-            "error: this is a bug in imaginebuild, not in your mediafile; "
-            "please report it with the traceback above\n"
+        bug = ImaginebuildError(
+            "this is a bug in imaginebuild, not in your mediafile; "
+            "please report it with the traceback above"
         )
-        return BUG_EXIT
+        bug.exit_code = BUG_EXIT
+        return _report_error(bug, as_json)
 
 
 def _install_sigterm() -> None:

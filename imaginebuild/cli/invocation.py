@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import Any
 
 from imaginebuild.errors import UsageError
 from imaginebuild.version import __version__
@@ -28,25 +30,110 @@ def build_parser() -> argparse.ArgumentParser:
     _add_survey_commands(sub)
     _add_cache_commands(sub)
     _add_team(sub)
+    _give_global_options(parser)
     return parser
 
 
-def _add_global_options(parser: argparse.ArgumentParser) -> None:
+# The global options, by dest. Each is accepted before the command (`imaginebuild --json
+# status`) and after it (`imaginebuild status --json`); after it, it lands in `late_<dest>`
+# (absent unless given) and `parse` merges the two.
+GLOBAL_DESTS = ("mediafile", "directory", "json", "allow_read", "verbose", "quiet")
+LATE = "late_"
+
+
+def _add_global_options(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, late: bool = False
+) -> None:
+    prefix = LATE if late else ""
+    # After the command a global option is absent unless given, so it never hides the
+    # value given before the command.
+    default: dict[str, Any] = {"default": argparse.SUPPRESS} if late else {}
     parser.add_argument(
-        "-f", "--file", dest="mediafile", help="the mediafile (default: mediafile.yaml)"
+        "-f",
+        "--file",
+        dest=prefix + "mediafile",
+        metavar="MEDIAFILE",
+        help="the mediafile (default: mediafile.yaml)",
+        **default,
     )
-    parser.add_argument("-C", "--directory", dest="directory", help="run as if started in DIR")
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument(
+        "-C",
+        "--directory",
+        dest=prefix + "directory",
+        metavar="DIR",
+        help="run as if started in DIR",
+        **default,
+    )
+    parser.add_argument(
+        "--json",
+        dest=prefix + "json",
+        action="store_true",
+        help="print one JSON object on stdout",
+        **default,
+    )
     parser.add_argument(
         "--allow-read",
+        dest=prefix + "allow_read",
         action="append",
-        default=[],
         metavar="DIR",
         help="let inputs come from this folder outside the project (repeatable)",
+        **({"default": []} if not late else default),
     )
     verbosity = parser.add_mutually_exclusive_group()
-    verbosity.add_argument("-v", "--verbose", action="store_true", help="more detail")
-    verbosity.add_argument("-q", "--quiet", action="store_true", help="only errors and the summary")
+    verbosity.add_argument(
+        "-v",
+        "--verbose",
+        dest=prefix + "verbose",
+        action="store_true",
+        help="more detail",
+        **default,
+    )
+    verbosity.add_argument(
+        "-q",
+        "--quiet",
+        dest=prefix + "quiet",
+        action="store_true",
+        help="only errors and the summary",
+        **default,
+    )
+
+
+def _give_global_options(parser: argparse.ArgumentParser) -> None:
+    """Let every command (every leaf of the subcommand tree) take the global options too."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _give_global_options(sub)
+            return
+    if parser.prog != "imaginebuild":
+        group = parser.add_argument_group("global options (also accepted before the command)")
+        _add_global_options(group, late=True)
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse a command line; global options may come before or after the command."""
+    args = build_parser().parse_args(argv)
+    late = {dest: vars(args).pop(LATE + dest) for dest in GLOBAL_DESTS if LATE + dest in vars(args)}
+    for dest in ("mediafile", "directory"):
+        if late.get(dest) is not None:
+            setattr(args, dest, late[dest])
+    for dest in ("json", "verbose", "quiet"):
+        setattr(args, dest, bool(getattr(args, dest) or late.get(dest)))
+    args.allow_read = [*args.allow_read, *late.get("allow_read", [])]
+    if args.verbose and args.quiet:
+        raise UsageError("-v/--verbose and -q/--quiet exclude each other", hint="give one of them")
+    return args
+
+
+def wants_json(argv: Sequence[str]) -> bool:
+    """Whether a command line asks for `--json`, read without parsing it (for the JSON
+    answer to a command line that does not parse)."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
 
 
 def _add_run(sub: argparse._SubParsersAction[Parser]) -> None:
