@@ -141,3 +141,12 @@ def say(text: str) -> None:
 def result_line(text: str) -> None:
     """A line of the command's result, on stdout (so it pipes)."""
     sys.stdout.write(text + "\n")
+
+
+def terminal_width() -> int | None:
+    """The width of the terminal stdout is on; None when stdout is piped (no truncation)."""
+    if not sys.stdout.isatty():
+        return None
+    import shutil
+
+    return shutil.get_terminal_size().columns

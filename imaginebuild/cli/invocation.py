@@ -10,6 +10,7 @@ from imaginebuild.errors import UsageError
 from imaginebuild.version import __version__
 
 DEFAULT_MEDIAFILE = "mediafile.yaml"
+TARGET_HELP = "an asset name or a quoted glob such as 'spot-*' (default: every asset)"
 
 
 class Parser(argparse.ArgumentParser):
@@ -138,7 +139,7 @@ def wants_json(argv: Sequence[str]) -> bool:
 
 def _add_run(sub: argparse._SubParsersAction[Parser]) -> None:
     run = sub.add_parser("run", help="build targets (default: all) and what they need")
-    run.add_argument("targets", nargs="*", metavar="TARGET")
+    run.add_argument("targets", nargs="*", metavar="TARGET", help=TARGET_HELP)
     run.add_argument("-j", "--jobs", type=int, default=8, help="steps at once (default 8)")
     run.add_argument(
         "--provider", choices=("xai", "local"), help="build every asset with this provider"
@@ -172,7 +173,7 @@ def _add_run(sub: argparse._SubParsersAction[Parser]) -> None:
 
 def _add_survey_commands(sub: argparse._SubParsersAction[Parser]) -> None:
     plan = sub.add_parser("plan", help="what would run, why, and its estimated cost")
-    plan.add_argument("targets", nargs="*", metavar="TARGET")
+    plan.add_argument("targets", nargs="*", metavar="TARGET", help=TARGET_HELP)
     plan.add_argument("--provider", choices=("xai", "local"))
     plan.add_argument("--force", nargs="*", metavar="NAME")
     plan.add_argument(
@@ -183,14 +184,24 @@ def _add_survey_commands(sub: argparse._SubParsersAction[Parser]) -> None:
     plan.add_argument(
         "--check", action="store_true", help="exit 3 if the estimate passes any budget"
     )
+    plan.add_argument("--all", action="store_true", help="also list the assets that are up to date")
     status = sub.add_parser(
         "status", help="each asset: up to date, stale (why), never built, failed"
     )
-    status.add_argument("targets", nargs="*", metavar="TARGET")
-    sub.add_parser("why", help="what changed since an asset was last built").add_argument("name")
-    sub.add_parser("show", help="an asset's provenance record").add_argument("name")
+    status.add_argument("targets", nargs="*", metavar="TARGET", help=TARGET_HELP)
+    status.add_argument(
+        "--exit-code",
+        action="store_true",
+        help="exit 1 when anything is stale, never built or failed",
+    )
+    sub.add_parser("why", help="what changed since an asset was last built").add_argument(
+        "name", metavar="NAME", help="the asset"
+    )
+    sub.add_parser("show", help="an asset's provenance record").add_argument(
+        "name", metavar="NAME", help="the asset"
+    )
     dag = sub.add_parser("dag", help="the asset graph")
-    dag.add_argument("targets", nargs="*", metavar="TARGET")
+    dag.add_argument("targets", nargs="*", metavar="TARGET", help=TARGET_HELP)
     dag.add_argument(
         "--format", choices=("text", "mermaid", "dot", "json", "graphml"), default="text"
     )
@@ -207,13 +218,13 @@ def _add_survey_commands(sub: argparse._SubParsersAction[Parser]) -> None:
 
 def _add_cache_commands(sub: argparse._SubParsersAction[Parser]) -> None:
     checkout = sub.add_parser("checkout", help="materialize the lockfile's outputs from the cache")
-    checkout.add_argument("targets", nargs="*", metavar="TARGET")
+    checkout.add_argument("targets", nargs="*", metavar="TARGET", help=TARGET_HELP)
     push = sub.add_parser("push", help="upload locked builds to the remote cache")
-    push.add_argument("targets", nargs="*", metavar="TARGET")
+    push.add_argument("targets", nargs="*", metavar="TARGET", help=TARGET_HELP)
     pull = sub.add_parser(
         "pull", help="fetch locked builds from the remote cache, materialize them"
     )
-    pull.add_argument("targets", nargs="*", metavar="TARGET")
+    pull.add_argument("targets", nargs="*", metavar="TARGET", help=TARGET_HELP)
     gc = sub.add_parser("gc", help="drop cache entries no lockfile references")
     gc.add_argument("--dry-run", action="store_true", help="only say what would be dropped")
     gc.add_argument(

@@ -16,15 +16,20 @@ from imaginebuild.cli.context import (
     run_options,
     say,
     settled_answer,
+    terminal_width,
 )
 from imaginebuild.errors import UsageError
 
 if TYPE_CHECKING:
     from imaginebuild.engine.budget import LimitState
     from imaginebuild.engine.facts import RunOptions
-    from imaginebuild.engine.results import CommandResult
+    from imaginebuild.engine.rebuild import Reason
+    from imaginebuild.engine.results import AssetResult, CommandResult
     from imaginebuild.project import Project
     from imaginebuild.store.ledger import CostSummary
+
+
+CALLING_PLANS = ("new", "call", "resume (paid)")  # the plans that wait for a provider
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -41,7 +46,7 @@ def print_plan(args: argparse.Namespace, project: Project, options: RunOptions) 
 
     result = project.plan(args.targets, options)
     path = _critical_path(project, result) if getattr(args, "critical_path", False) else None
-    allowance = run_allowance(project.mediafile, options.max_cost_usd, project.state_dir)
+    allowance = run_allowance(project.mediafile, options.max_cost, project.state_dir)
     billable = sum(
         a.estimate_ticks
         for a in result.assets
@@ -53,7 +58,7 @@ def print_plan(args: argparse.Namespace, project: Project, options: RunOptions) 
     if args.json:
         _plan_json(result, billable, allowance.limits, over, path)
     else:
-        _plan_text(result, allowance.limits, path)
+        _plan_text(result, allowance.limits, path, everything=getattr(args, "all", False))
     for state in over:
         say(f"warning: the estimated {format_usd(billable)} passes the {state.describe()}")
     return result.exit_code
@@ -82,10 +87,14 @@ def _plan_text(
     result: CommandResult,
     limits: tuple[LimitState, ...],
     path: tuple[tuple[str, float], ...] | None,
+    *,
+    everything: bool,
 ) -> None:
-    from imaginebuild.cli.console import grouped, table
+    """The plan as a table that fits the terminal; up-to-date rows only with `--all`."""
+    from imaginebuild.cli.console import fit_table, grouped
     from imaginebuild.money import format_usd
 
+    shown = [a for a in result.assets if everything or a.state != "up_to_date"]
     rows = grouped(
         [
             (
@@ -97,10 +106,14 @@ def _plan_text(
                     format_usd(a.estimate_ticks) if a.estimate_ticks else "",
                 ),
             )
-            for a in result.assets
+            for a in shown
         ]
     )
-    result_line(table(rows, ("asset", "kind", "plan", "estimate")))
+    if rows:
+        result_line(fit_table(rows, ("asset", "kind", "plan", "estimate"), 2, terminal_width()))
+    hidden = len(result.assets) - len(shown)
+    if hidden:
+        result_line(f"{hidden} up to date (plan --all lists them)")
     result_line(f"estimated total: {format_usd(result.estimate_ticks)}")
     for state in limits:
         result_line(state.describe())
@@ -114,14 +127,15 @@ def _critical_path(project: Project, result: CommandResult) -> tuple[tuple[str, 
     """The plan's longest chain of calls, each weighted by its expected seconds.
 
     Assets the plan restores or finds up to date take no time; a plan's reason
-    starts with what it does to the asset ("call", "restore from cache", "up to date").
+    starts with what it does to the asset ("new", "call", "resume (paid)", "restore
+    from cache", "up to date").
     """
     from imaginebuild.engine.estimates import expected_seconds
     from imaginebuild.engine.graph import critical_path
 
     seconds = {
         a.name: expected_seconds(project.mediafile.assets[a.name])
-        if a.reason.split(":")[0] == "call"
+        if a.reason.split(":")[0] in CALLING_PLANS
         else 0.0
         for a in result.assets
     }
@@ -130,31 +144,49 @@ def _critical_path(project: Project, result: CommandResult) -> tuple[tuple[str, 
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """`status`: each asset up to date, stale (why), never built or failed."""
+    """`status`: each asset up to date, stale (why), never built or failed; with
+    `--exit-code`, exit 1 unless every asset is up to date."""
     from imaginebuild.cli.console import grouped, table
 
     result = settled_answer(args) or open_project(args).status(args.targets)
+    if args.exit_code and any(a.state != "up_to_date" for a in result.assets):
+        result = dataclasses.replace(result, exit_code=1)
     if args.json:
         emit_json(result.to_json())
-        return 0
+        return result.exit_code
     rows = grouped(
         [(a.template, (a.name, a.kind, a.state.replace("_", " "), a.reason)) for a in result.assets]
     )
     result_line(table(rows, ("asset", "kind", "state", "why")))
-    return 0
+    return result.exit_code
 
 
 def cmd_why(args: argparse.Namespace) -> int:
-    """`why NAME`: what changed since the asset was last built."""
-    result = open_project(args).why(args.name)
+    """`why NAME`: what changed since the asset was last built, following "will be built
+    first" down the chain of inputs to the fields that changed."""
+    explained = open_project(args).explain(args.name)
+    result = explained.get(args.name)
+    causes = [c for c in explained.causes(args.name) if _own_reasons(c)]
     if args.json:
-        emit_json(result.to_json())
+        emit_json({**result.to_json(), "causes": [c.to_json() for c in causes]})
         return 0
+    if result.state == "failed":
+        result_line(f"{result.name}: {result.reason}")
+        if result.hint:
+            result_line(f"  hint: {result.hint}")
     if not result.reasons:
         result_line(f"{result.name} is up to date")
     for reason in result.reasons:
         result_line(f"{result.name}: {reason.text}")
+    for cause in causes:
+        for reason in _own_reasons(cause):
+            result_line(f"  because {cause.name}: {reason.text}")
     return 0
+
+
+def _own_reasons(asset: AssetResult) -> tuple[Reason, ...]:
+    """An asset's reasons other than waiting for an input to be built."""
+    return tuple(r for r in asset.reasons if r.code != "upstream")
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -165,8 +197,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     from imaginebuild.money import format_usd, ticks_of_text
 
-    for key in ("name", "kind", "key", "provider", "model", "prompt", "params", "variant"):
+    for key in ("name", "kind", "key", "provider", "model", "prompt", "variant"):
         result_line(f"{key}: {record.get(key)}")
+    params = record.get("params") or {}
+    result_line("params: " + (", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "none"))
     for item in record.get("inputs", []):
         result_line(f"input: {item['ref']}  sha256 {item['sha256']}")
     for out in record["outputs"]:
@@ -176,8 +210,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     result_line(f"built_at: {rec.get('built_at')}")
     result_line(f"cost: {format_usd(ticks_of_text(rec.get('cost_usd')))}{estimated}")
     result_line(f"estimate: {format_usd(ticks_of_text(rec.get('estimate_usd')))}")
-    for key in ("request_ids", "imaginebuild"):
-        result_line(f"{key}: {rec.get(key)}")
+    result_line("request_ids: " + (", ".join(rec.get("request_ids") or ()) or "none"))
+    result_line(f"imaginebuild: {rec.get('imaginebuild')}")
     result_line(f"earlier takes in the cache: {len(record['earlier_takes'])}")
     return 0
 

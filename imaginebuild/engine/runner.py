@@ -83,7 +83,7 @@ class Runner:
         self.remote = project.remote
         self.clock = project.clock
         self.budget = Budget.for_run(
-            run_allowance(self.mediafile, options.max_cost_usd, project.state_dir)
+            run_allowance(self.mediafile, options.max_cost, project.state_dir)
         )
         self.outputs: dict[str, tuple[BlobRef, ...]] = {}
         self.results: dict[str, AssetResult] = {}
@@ -104,11 +104,10 @@ class Runner:
         selected = self.project.dag.select(targets)
         if options.locked:
             self._refuse_if_lock_would_change(selected, options)
-        self.reporter.emit(RunStarted(len(selected)))
+        expected = {n: expected_seconds(self.mediafile.assets[n]) for n in selected}
+        self.reporter.emit(RunStarted(len(selected), tuple(expected.items())))
         started = self.clock()
-        priorities = self.project.dag.priorities(
-            selected, lambda n: expected_seconds(self.mediafile.assets[n])
-        )
+        priorities = self.project.dag.priorities(selected, expected.__getitem__)
         try:
             statuses = await run_steps(
                 selected,
@@ -128,23 +127,26 @@ class Runner:
         for name in selected:
             if name in self.results:
                 results.append(self.results[name])
-            else:
-                asset = self.mediafile.assets[name]
-                failed_parents = [
-                    p for p in self.project.dag.parents[name] if statuses.get(p) != StepStatus.OK
-                ]
-                why = (
-                    f"input {failed_parents[0]!r} was not built"
-                    if failed_parents
-                    else "not started: the run stopped after a failure"
+                continue
+            asset = self.mediafile.assets[name]
+            failed_parents = [
+                p for p in self.project.dag.parents[name] if statuses.get(p) != StepStatus.OK
+            ]
+            if not failed_parents and self._up_to_date_unstarted(name):
+                results.append(self.results[name])  # the run stopped before it: still current
+                continue
+            why = (
+                f"input {failed_parents[0]!r} was not built"
+                if failed_parents
+                else "not started: the run stopped after a failure"
+            )
+            results.append(
+                AssetResult(
+                    name, asset.kind.value, "skipped", why, asset.outputs,
+                    estimate_ticks=self.project.estimator.ticks(asset),
                 )
-                results.append(
-                    AssetResult(
-                        name, asset.kind.value, "skipped", why, asset.outputs,
-                        estimate_ticks=self.project.estimator.ticks(asset),
-                    )
-                )  # fmt: skip
-                self.reporter.emit(StepFinished(name, "skipped", why, 0.0))
+            )  # fmt: skip
+            self.reporter.emit(StepFinished(name, "skipped", why, 0.0))
         exit_code = _exit_code(statuses)
         messages = (*self._refusal_messages(results), *self.team.messages())  # issue 19
         result = CommandResult("run", tuple(results), exit_code=exit_code, messages=messages)
@@ -152,6 +154,24 @@ class Runner:
             RunFinished(result.counts, self.clock() - started, usd(result.cost_ticks))
         )
         return result
+
+    def _up_to_date_unstarted(self, name: str) -> bool:
+        """Whether a step the run never started (it stopped after a failure) needed no
+        work: then it is reported up to date, not skipped. Decided as `status` would."""
+        asset = self.project.asset_for(name, self.options)
+        try:
+            forced = is_forced(name, self.options)
+            f = self.project.assess(asset, self.outputs, forced=forced, fetch=False)
+        except ImaginebuildError:
+            return False
+        if f.decision.action is not Action.UP_TO_DATE or f.outputs is None:
+            return False
+        self.outputs[name] = f.outputs
+        self.results[name] = AssetResult(
+            name, asset.kind.value, "up_to_date", "up to date", asset.outputs, f.key
+        )
+        self.reporter.emit(StepFinished(name, "up_to_date", "up to date", 0.0))
+        return True
 
     async def _step(self, name: str) -> StepStatus:
         """Build one asset; every error becomes a FAILED or REFUSED status with a result."""
@@ -388,7 +408,7 @@ class Runner:
         refused = isinstance(exc, (BudgetExceeded, OfflineCallNeeded, CoordinatorUnavailable))
         state_name = "skipped" if refused else "failed"
         if not refused:
-            self.project.record_failure(asset, self.outputs)
+            self.project.record_failure(asset, self.outputs, exc)
         self.results[asset.name] = AssetResult(
             name=asset.name,
             kind=asset.kind.value,
