@@ -46,6 +46,7 @@ ARGV: dict[str, tuple[str, ...]] = {
     "init": ("init",),
     "schema": ("schema",),
     "team": ("team", "status"),
+    "completion": ("completion", "bash"),
 }
 
 

@@ -127,6 +127,10 @@ def _handler(command: str) -> Handler:
             "report": actions.cmd_report,
             "team": actions.cmd_team,
         }[command]
+    if command == "completion":
+        from imaginebuild.cli.completion import cmd_completion
+
+        return cmd_completion
     from imaginebuild.cli import survey
 
     return {

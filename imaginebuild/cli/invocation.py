@@ -10,6 +10,7 @@ from imaginebuild.errors import UsageError
 from imaginebuild.version import __version__
 
 DEFAULT_MEDIAFILE = "mediafile.yaml"
+SHELLS = ("bash", "zsh", "fish")
 TARGET_HELP = "an asset name or a quoted glob such as 'spot-*' (default: every asset)"
 
 
@@ -31,6 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_survey_commands(sub)
     _add_cache_commands(sub)
     _add_team(sub)
+    completion = sub.add_parser("completion", help="shell completion: commands, options, assets")
+    completion.add_argument(
+        "shell", nargs="?", choices=SHELLS, help="print the script for this shell"
+    )
+    completion.add_argument(
+        "--assets", action="store_true", help="print the mediafile's asset names, one a line"
+    )
     _give_global_options(parser)
     return parser
 
