@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imaginebuild.engine.estimates import Estimator
 from imaginebuild.engine.facts import Facts, RunOptions, is_forced, url_pins
@@ -55,6 +55,11 @@ from imaginebuild.store.failures import FailureLog
 from imaginebuild.store.hashing import StatCache
 from imaginebuild.store.lockfile import LockEntry, read_lockfile, write_lockfile
 from imaginebuild.store.projectlock import ProjectLock
+
+if TYPE_CHECKING:
+    from imaginebuild.store.collect import GcPlan
+    from imaginebuild.store.history import References
+    from imaginebuild.store.orphans import Finding
 
 
 def load(
@@ -185,6 +190,7 @@ class Project:
                 settled_result = self._settled(wanted, options)
             if settled_result is not None:
                 self._save_stat_cache()
+                settled_result = self._with_orphan_note(settled_result)
                 return dataclasses.replace(settled_result, seconds=self.clock() - started)
             settled.discard(self.mediafile.path)  # this run changes what the verdict rested on
             import asyncio
@@ -204,7 +210,7 @@ class Project:
                     hint="run again to finish: jobs in flight are resumed, not paid twice",
                 ) from None
             self._save_stat_cache()
-        result = result.with_templates(self.templates)
+        result = self._with_orphan_note(result.with_templates(self.templates))
         return dataclasses.replace(result, seconds=self.clock() - started)
 
     def _settled(self, targets: tuple[str, ...], options: RunOptions) -> CommandResult | None:
@@ -342,33 +348,92 @@ class Project:
             len(dropped.drop_keys), len(dropped.drop_blobs), dropped.freed_bytes, dry_run
         )
 
-    def gc(self, *, dry_run: bool = False) -> GcResult:
-        """Drop cache entries and blobs that the lockfile does not reference."""
+    def gc(
+        self, *, dry_run: bool = False, only_current: bool = False, agreed: GcPlan | None = None
+    ) -> GcPlan:
+        """Drop cache entries and blobs no lockfile references: this one, other projects'
+        on the same cache and, in a git work tree, every committed version of each (unless
+        `only_current`). `dry_run` only surveys; `agreed` drops no more than that plan."""
+        from imaginebuild.store.collect import collect, survey
+
         with ProjectLock(self.state_dir, self._wait_message):
             self._lock = None
             self._prune_lock(locked=False)
-            entries = list(self.lock_entries().values())
-            for lockfile in self.store.registered_lockfiles():
-                if lockfile != self.mediafile.lockfile_path:
-                    entries += read_lockfile(lockfile).values()  # a shared cache: keep theirs
-            keep_keys = {e.key for e in entries}
-            keep_blobs = {o.sha256 for e in entries for o in e.outputs}
-            keep_blobs |= {sha for e in entries for sha in url_pins(e).values()}
-            drop_keys = []
-            for key in self.store.action_keys():
-                entry = self.store.get_action(key)
-                if key in keep_keys and entry is not None:
-                    keep_blobs |= {o.sha256 for take in (entry.outputs, *entry.takes) for o in take}
-                else:
-                    drop_keys.append(key)
-            drop_blobs = [sha for sha in self.store.iter_blobs() if sha not in keep_blobs]
-            freed = sum(self.store.blob_path(sha).stat().st_size for sha in drop_blobs)
-            if not dry_run:
-                for key in drop_keys:
-                    self.store.delete_action(key)
-                for sha in drop_blobs:
-                    self.store.delete_blob(sha)
-        return GcResult(len(drop_keys), len(drop_blobs), freed, dry_run)
+            refs, versions = self._gc_references(only_current)
+            found = dataclasses.replace(survey(self.store, refs), history_versions=versions)
+            if dry_run:
+                return found
+            return collect(self.store, agreed or found, refs)
+
+    def _gc_references(self, only_current: bool) -> tuple[References, int]:
+        """What gc keeps, and how many committed lockfile versions that includes."""
+        from imaginebuild.store.history import References, lockfile_history
+
+        lockfiles = [self.mediafile.lockfile_path]
+        entries = list(self.lock_entries().values())
+        for lockfile in self.store.registered_lockfiles():
+            if lockfile != self.mediafile.lockfile_path:
+                lockfiles.append(lockfile)
+                entries += read_lockfile(lockfile).values()  # a shared cache: keep theirs
+        blobs = {o.sha256 for e in entries for o in e.outputs}
+        blobs |= {sha for e in entries for sha in url_pins(e).values()}
+        refs = References(frozenset(e.key for e in entries), frozenset(blobs))
+        versions = 0
+        warned: set[str] = set()
+
+        def warn(text: str) -> None:
+            if text not in warned:
+                warned.add(text)
+                self.reporter.emit(Message("warning", text))
+
+        for lockfile in () if only_current else lockfiles:
+            history = lockfile_history(lockfile, warn)
+            if history is not None:
+                refs |= history.references
+                versions += history.versions
+        return refs, versions
+
+    def clean(self, *, dry_run: bool = True) -> list[Finding]:
+        """Remove outputs of assets the mediafile no longer declares, when their bytes are
+        still what imaginebuild wrote; returns what was (or, `dry_run`, would be) done."""
+        from imaginebuild.store import orphans
+
+        with ProjectLock(self.state_dir, self._wait_message):
+            self._lock = None
+            self._prune_lock(locked=False)
+            record = orphans.OrphanRecord(self.state_dir)
+            known, in_use = record.read(), self._paths_in_use()
+            findings = orphans.judge(self.root, known.values(), in_use)
+            if dry_run:
+                return findings
+            removed = orphans.remove(self.root, findings)
+            done = {f.orphan.path for f in removed} | (known.keys() & in_use)  # owned again
+            done |= {f.orphan.path for f in findings if f.verdict is orphans.Verdict.GONE}
+            record.write({p: o for p, o in known.items() if p not in done})
+            return [f for f in findings if f.verdict is not orphans.Verdict.REMOVE or f in removed]
+
+    def _with_orphan_note(self, result: CommandResult) -> CommandResult:
+        """`result` with a message naming outputs of removed assets still on disk."""
+        from imaginebuild.store import orphans
+
+        left = orphans.present(
+            self.root, orphans.OrphanRecord(self.state_dir).read().values(), self._paths_in_use()
+        )
+        if not left:
+            return result
+        names = ", ".join(o.path for o in left[:3]) + (", …" if len(left) > 3 else "")
+        note = (
+            f"{len(left)} output(s) of assets no longer in the mediafile remain ({names}): "
+            "`imaginebuild clean` lists them, `imaginebuild clean --yes` removes them"
+        )
+        return dataclasses.replace(result, messages=(*result.messages, note))
+
+    def _paths_in_use(self) -> set[str]:
+        """Project-relative paths an asset declares as an output or reads as an input."""
+        used = {rel for a in self.mediafile.assets.values() for rel in a.outputs}
+        for asset in self.mediafile.assets.values():
+            used |= {r.path for r in asset.inputs if r.kind is RefKind.FILE and r.path}
+        return used
 
     # ------------------------------------------------------------------ surveys
 
@@ -622,6 +687,11 @@ class Project:
                 f"--locked: the lockfile still lists removed assets: {', '.join(removed)}",
                 hint="run without --locked and commit mediafile.lock",
             )
+        from imaginebuild.store.orphans import Orphan, OrphanRecord
+
+        OrphanRecord(self.state_dir).add(  # so `clean` can remove their files later
+            Orphan(o.path, o.sha256, name) for name in removed for o in entries[name].outputs
+        )
         for name in removed:
             del entries[name]
         write_lockfile(self.mediafile.lockfile_path, entries)

@@ -302,7 +302,7 @@ def test_gc_dry_run_then_gc_drops_an_orphaned_take(
     assert dry.code == 0
     assert dry.json["actions"] == 1 and dry.json["blobs"] == 1 and dry.json["dry_run"] is True
     assert blob.exists()
-    assert "dropped 1 action entries and 1 blobs" in cli("gc", cwd=chain_dir).stderr
+    assert "dropped 1 action entries and 1 blobs" in cli("gc", "--yes", cwd=chain_dir).stderr
     assert not blob.exists()
 
 
