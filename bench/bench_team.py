@@ -70,6 +70,7 @@ class Round:
     submissions: int
     keys_paid_twice: int
     paid_twice: tuple[str, ...]  # the prompts submitted more than once
+    warnings: tuple[str, ...]  # distinct warning lines of the runners (the remote lost…)
     billed_usd: str
     billed_ticks: int
     cap_ticks: int
@@ -155,6 +156,7 @@ def one_round(
         submissions=sum(prompts.values()),
         keys_paid_twice=sum(1 for n in prompts.values() if n > 1),
         paid_twice=tuple(sorted(p for p, n in prompts.items() if n > 1)),
+        warnings=tuple(sorted({w for e in errors for w in e.splitlines() if "warning" in w})),
         billed_usd=format_usd(billed),
         billed_ticks=billed,
         cap_ticks=cap_ticks,
@@ -226,6 +228,8 @@ def report(rounds: dict[str, Round], args: argparse.Namespace) -> int:
     for name, r in rounds.items():
         if r.paid_twice:
             print(f"\n{name}: submitted more than once: {', '.join(r.paid_twice)}")
+        for line in r.warnings[:10]:
+            print(f"{name}: a runner said: {line[:300]}")
     print(f"\nmakespan ÷ bound (cap above the cost): {over.ratio:.2f} (target ≤ {TARGET_RATIO})")
     print("invariants and target: " + ("ok" if ok else "MISSED"))
     if args.json:
