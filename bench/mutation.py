@@ -122,6 +122,9 @@ def run_mutmut(name: str, module: Module) -> Counter[str]:
     folder = scratch_copy(name)
     configure(folder, module)
     mutmut = shutil.which("mutmut") or "mutmut"
+    # mutmut writes the mutated package here; the folder must exist before Python starts,
+    # or the import system caches the PYTHONPATH entry as missing.
+    (folder / "mutants").mkdir()
     env = clean_env(folder / "mutants")
     done = subprocess.run(
         [mutmut, "run", "--max-children", "1"], cwd=folder, env=env, check=False,
