@@ -43,9 +43,11 @@ class Module:
 MODULES = {
     "keys": Module("imaginebuild/engine/keys.py", ("tests/test_keys.py",)),
     "rebuild": Module("imaginebuild/engine/rebuild.py", ("tests/test_rebuild.py",)),
-    "budget": Module("imaginebuild/engine/budget.py", ("tests/test_budget.py",)),
+    "budget": Module(
+        "imaginebuild/engine/budget.py", ("tests/test_budget.py", "tests/test_money.py")
+    ),
     "pricing": Module("imaginebuild/engine/pricing.py", ("tests/test_pricing.py",)),
-    "money": Module("imaginebuild/money.py", ("tests/test_money.py",)),
+    "money": Module("imaginebuild/money.py", ("tests/test_money.py", "tests/test_money_units.py")),
     "lockfile": Module(
         "imaginebuild/store/lockfile.py",
         ("tests/test_lockfile.py", "tests/test_atomicity.py"),
