@@ -42,7 +42,9 @@ class Module:
 
 MODULES = {
     "keys": Module("imaginebuild/engine/keys.py", ("tests/test_keys.py",)),
-    "rebuild": Module("imaginebuild/engine/rebuild.py", ("tests/test_rebuild.py",)),
+    "rebuild": Module(
+        "imaginebuild/engine/rebuild.py", ("tests/test_rebuild.py", "tests/test_rebuild_reasons.py")
+    ),
     "budget": Module(
         "imaginebuild/engine/budget.py", ("tests/test_budget.py", "tests/test_money.py")
     ),
