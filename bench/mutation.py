@@ -55,7 +55,7 @@ MODULES = {
         ("tests/test_lockfile.py", "tests/test_atomicity.py"),
     ),
     "outputcheck": Module("imaginebuild/engine/outputcheck.py", ("tests/test_outputcheck.py",)),
-    "retry": Module("imaginebuild/retry.py", ("tests/test_retry.py",)),
+    "retry": Module("imaginebuild/retry.py", ("tests/test_retry.py", "tests/test_retry_edges.py")),
 }
 
 
