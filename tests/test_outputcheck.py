@@ -166,3 +166,28 @@ def test_an_edit_of_a_long_clip_is_capped(tmp_path: Path) -> None:
     check_outputs(asset, [mp4(tmp_path, (96, 96), 9)], [source])
     with pytest.raises(InvalidMedia, match=f"{VIDEO_EDIT_MAX_S:g} s expected"):
         check_outputs(asset, [mp4(tmp_path, (96, 96), 10, "whole.mp4")], [source])
+
+
+def test_the_ratio_tolerance_is_relative_to_the_asked_ratio(tmp_path: Path) -> None:
+    # 1600×890 is 1.1 % off 16:9: inside the tolerance only when measured relative to it
+    check_outputs(image(aspect_ratio="16:9", resolution=None), [png(tmp_path, (1600, 890))])
+    with pytest.raises(InvalidMedia, match="the image is 1600×800, not the asked 16:9"):
+        check_outputs(image(aspect_ratio="16:9", resolution=None), [png(tmp_path, (1600, 800))])
+
+
+def test_an_animation_is_held_to_the_asked_shape_not_its_input_image(tmp_path: Path) -> None:
+    still = png(tmp_path, (64, 64), "still.png")
+    asset = video(Kind.ANIMATE, aspect_ratio="16:9")
+    check_outputs(
+        asset, [mp4(tmp_path, (160, 90), 3)], [InputFile(still.path, "0" * 64, "image/png")]
+    )
+
+
+def test_no_duration_asked_means_no_duration_checked(tmp_path: Path) -> None:
+    check_outputs(video(duration=None), [mp4(tmp_path, (160, 90), 5)])
+    check_outputs(video(Kind.EXTEND, duration=2), [mp4(tmp_path, (160, 90), 5, "x.mp4")])
+
+
+def test_an_extension_without_added_seconds_keeps_its_input_length(tmp_path: Path) -> None:
+    source = clip_input(tmp_path, (160, 90), 2)
+    check_outputs(video(Kind.EXTEND, duration=None), [mp4(tmp_path, (160, 90), 1)], [source])
