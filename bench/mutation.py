@@ -52,7 +52,7 @@ MODULES = {
     "money": Module("imaginebuild/money.py", ("tests/test_money.py", "tests/test_money_units.py")),
     "lockfile": Module(
         "imaginebuild/store/lockfile.py",
-        ("tests/test_lockfile.py", "tests/test_atomicity.py"),
+        ("tests/test_lockfile.py", "tests/test_lockfile_parse.py", "tests/test_atomicity.py"),
     ),
     "outputcheck": Module("imaginebuild/engine/outputcheck.py", ("tests/test_outputcheck.py",)),
     "retry": Module("imaginebuild/retry.py", ("tests/test_retry.py", "tests/test_retry_edges.py")),
