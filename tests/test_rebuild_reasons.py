@@ -140,3 +140,27 @@ def test_the_same_fields_under_a_new_key_are_a_key_format_change() -> None:
     )  # fmt: skip
     assert decision.reasons == (Reason("key_format", "key format changed"),)
     assert decision.reasons[0].to_json() == {"code": "key_format", "text": "key format changed"}
+
+
+def test_a_prompt_diff_keeps_short_equal_runs_and_elides_long_ones() -> None:
+    from imaginebuild.engine.rebuild import prompt_diff
+
+    six = "a b c d e f"
+    assert prompt_diff(f"{six} old", f"{six} new") == "a b c d e f [-old-] {+new+}"
+    seven = "a b c d e f g"
+    assert prompt_diff(f"{seven} old", f"{seven} new") == "a … g [-old-] {+new+}"
+
+
+def test_a_prompt_diff_is_cut_only_past_its_limit() -> None:
+    from imaginebuild.engine.rebuild import prompt_diff
+
+    assert prompt_diff("x", "y", limit=13) == "[-x-] {+y+}"  # 11 characters
+    assert prompt_diff("x", "yyy", limit=13) == "[-x-] {+yyy+}"  # exactly 13: whole
+    assert prompt_diff("x", "yyyy", limit=13) == "[-x-] {+yyyy…"
+
+
+def test_a_long_prompt_of_one_repeated_word_still_diffs_word_by_word() -> None:
+    from imaginebuild.engine.rebuild import prompt_diff
+
+    old = " ".join(["very"] * 250)  # difflib's autojunk would call "very" junk and match nothing
+    assert prompt_diff(old, old + " long") == "very … very {+long+}"
