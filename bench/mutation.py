@@ -46,7 +46,8 @@ MODULES = {
         "imaginebuild/engine/rebuild.py", ("tests/test_rebuild.py", "tests/test_rebuild_reasons.py")
     ),
     "budget": Module(
-        "imaginebuild/engine/budget.py", ("tests/test_budget.py", "tests/test_money.py")
+        "imaginebuild/engine/budget.py",
+        ("tests/test_budget.py", "tests/test_budget_edges.py", "tests/test_money.py"),
     ),
     "pricing": Module("imaginebuild/engine/pricing.py", ("tests/test_pricing.py",)),
     "money": Module("imaginebuild/money.py", ("tests/test_money.py", "tests/test_money_units.py")),
