@@ -15,6 +15,7 @@ from imaginebuild.retry import RetryPolicy, parse_retry_after, policy_with_backo
 def test_retry_after_zero_means_now_and_fractions_are_kept() -> None:
     assert parse_retry_after("0", now=0.0) == 0.0
     assert parse_retry_after("0.5", now=0.0) == 0.5
+    assert parse_retry_after("0.0", now=0.0) == 0.0  # the float form of "now"
     assert parse_retry_after("-1", now=0.0) is None
 
 
