@@ -83,3 +83,32 @@ def test_reading_passes_warnings_on_and_refuses_what_is_not_utf8(tmp_path: Path)
         read_lockfile(path)
     assert caught.value.message.startswith("cannot read mediafile.lock: ")
     assert caught.value.hint == GIT_HINT
+
+
+class SteppedClock:
+    """A clock that reads the given times in turn (the last one from then on)."""
+
+    def __init__(self, *times: float) -> None:
+        self.times = list(times)
+
+    def __call__(self) -> float:
+        return self.times.pop(0) if len(self.times) > 1 else self.times[0]
+
+
+def test_the_paced_writer_waits_ten_times_a_write_or_fifty_ms(tmp_path: Path) -> None:
+    from imaginebuild.store.lockfile import LockEntry, PacedWriter
+
+    path = tmp_path / "mediafile.lock"
+    entries: dict[str, LockEntry] = {}
+    writer = PacedWriter(path, entries, SteppedClock(0.0))
+    writer.flush()
+    assert not path.exists()  # nothing pending yet: nothing written
+    # a write that takes 1 s: the next may come 10 s later (10 % of the time writing)
+    slow = PacedWriter(path, entries, SteppedClock(0.0, 0.0, 1.0, 1.0))
+    slow.changed()
+    assert path.exists() and not slow.pending
+    assert slow.due_in() == 10.0
+    # an instant write: the floor of 50 ms
+    fast = PacedWriter(tmp_path / "other.lock", entries, SteppedClock(0.0))
+    fast.changed()
+    assert fast.due_in() == 0.05
