@@ -191,3 +191,25 @@ def test_no_duration_asked_means_no_duration_checked(tmp_path: Path) -> None:
 def test_an_extension_without_added_seconds_keeps_its_input_length(tmp_path: Path) -> None:
     source = clip_input(tmp_path, (160, 90), 2)
     check_outputs(video(Kind.EXTEND, duration=None), [mp4(tmp_path, (160, 90), 1)], [source])
+
+
+@pytest.mark.parametrize(
+    ("resolution", "ratio", "size"),
+    [
+        ("1k", "2:1", (1000, 500)),  # exactly 0.5 MP: the lower bound is inclusive
+        ("1k", "3:2", (1500, 1000)),  # exactly 1.5 MP: the upper bound too
+        ("2k", "2:1", (2000, 1000)),  # exactly 2.0 MP
+        ("2k", "2:1", (3000, 1500)),  # exactly 4.5 MP
+    ],
+)
+def test_the_area_bounds_are_inclusive(
+    tmp_path: Path, resolution: str, ratio: str, size: tuple[int, int]
+) -> None:
+    check_outputs(image(resolution=resolution, aspect_ratio=ratio), [png(tmp_path, size)])
+
+
+def test_an_edit_of_a_clip_names_the_shape_it_had_to_keep(tmp_path: Path) -> None:
+    source = clip_input(tmp_path, (96, 96), 2)
+    asset = video(Kind.VIDEO_EDIT, duration=None, aspect_ratio=None)
+    with pytest.raises(InvalidMedia, match=r"the video is 160×90, not the asked shape$"):
+        check_outputs(asset, [mp4(tmp_path, (160, 90), 2)], [source])
