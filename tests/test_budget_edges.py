@@ -53,3 +53,10 @@ def test_an_overspent_limit_shows_zero_left_never_less() -> None:
 def test_negative_figures_are_refused_by_name(act: object, message: str) -> None:
     with pytest.raises(ValueError, match=f"^{message}$"):
         act()  # type: ignore[operator]
+
+
+def test_the_refusal_says_what_is_left_when_some_is() -> None:
+    budget = Budget(5 * CENT)
+    assert budget.reserve("a", 2 * CENT)
+    assert not budget.reserve("b", 4 * CENT)
+    assert "($0.03 left for this run;" in budget.refusal("b", 4 * CENT)
