@@ -157,3 +157,10 @@ def test_a_prompt_diff_is_cut_only_past_its_limit() -> None:
     assert prompt_diff("x", "y", limit=13) == "[-x-] {+y+}"  # 11 characters
     assert prompt_diff("x", "yyy", limit=13) == "[-x-] {+yyy+}"  # exactly 13: whole
     assert prompt_diff("x", "yyyy", limit=13) == "[-x-] {+yyyy…"
+
+
+def test_a_prompt_diff_is_at_most_160_characters_by_default() -> None:
+    from imaginebuild.engine.rebuild import prompt_diff
+
+    diff = prompt_diff("x", "y" * 152)  # 162 characters in full
+    assert len(diff) == 160 and diff.endswith("y…")
