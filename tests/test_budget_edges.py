@@ -60,3 +60,17 @@ def test_the_refusal_says_what_is_left_when_some_is() -> None:
     assert budget.reserve("a", 2 * CENT)
     assert not budget.reserve("b", 4 * CENT)
     assert "($0.03 left for this run;" in budget.refusal("b", 4 * CENT)
+
+
+def test_a_refusal_bound_by_two_budgets_names_both() -> None:
+    from datetime import date
+
+    from imaginebuild.engine.budget import allowance
+
+    budget = Budget.for_run(allowance(5 * CENT, 5 * CENT, None, [], date(2026, 1, 2)))
+    assert not budget.reserve("a", 6 * CENT)
+    assert budget.refusal("a", 6 * CENT) == (
+        "a not started: its estimated $0.06 would pass the per-run and per-day budget "
+        "($0.05 left for this run; per-run budget $0.05: $0.05 left; "
+        "per-day budget $0.05: $0.00 used, $0.05 left)"
+    )
