@@ -13,6 +13,7 @@
     ├── StoreError                    exit 1   the cache is unreadable, or a blob is corrupt
     │   └── CorruptBlob                        a blob's bytes do not match its sha256
     ├── InputError                    exit 1   an input file or URL cannot be read or fetched
+    ├── AssetOnHold                   exit 1   a rejected take or a hand retouch waits for a word
     ├── ProviderError                 exit 1   a provider call failed; carries asset / request id
     │   ├── AuthError                          missing or rejected API key (never shows the key)
     │   ├── RequestRejected                    400/403/404/422: the API refused the request
@@ -139,6 +140,12 @@ class CorruptBlob(StoreError):
 
 class InputError(ImaginebuildError):
     """An input file or URL of an asset cannot be read, fetched or is not allowed."""
+
+
+class AssetOnHold(ImaginebuildError):
+    """An asset waits for the user's word before anything is paid for or overwritten: a
+    rejected take (`accept NAME` or `run --force NAME`), or an output retouched by hand
+    (`adopt NAME` or `run --force NAME`)."""
 
 
 @dataclass

@@ -21,12 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imaginebuild.engine import takes
 from imaginebuild.engine.estimates import Estimator
 from imaginebuild.engine.facts import Facts, RunOptions, is_forced, url_pins
 from imaginebuild.engine.graph import Dag
 from imaginebuild.engine.keys import ActionFields, InputDigest, action_key
 from imaginebuild.engine.rebuild import Action, Decision, decide
 from imaginebuild.engine.results import AssetResult, CommandResult
+from imaginebuild.engine.takedesk import TakeDesk
+from imaginebuild.engine.takes import TakeRow
 from imaginebuild.errors import (
     CorruptBlob,
     ImaginebuildError,
@@ -55,6 +58,7 @@ from imaginebuild.store.failures import FailureLog
 from imaginebuild.store.hashing import StatCache
 from imaginebuild.store.lockfile import LockEntry, read_lockfile, write_lockfile
 from imaginebuild.store.projectlock import ProjectLock
+from imaginebuild.store.takes import TakeBook
 
 
 def load(
@@ -352,7 +356,10 @@ class Project:
                 if lockfile != self.mediafile.lockfile_path:
                     entries += read_lockfile(lockfile).values()  # a shared cache: keep theirs
             keep_keys = {e.key for e in entries}
+            picked_keys, _ = takes.gc_keep(self.store, keep_keys)  # a picked take stays
+            keep_keys |= picked_keys
             keep_blobs = {o.sha256 for e in entries for o in e.outputs}
+            keep_blobs |= takes.gc_keep(self.store, keep_keys)[1]
             keep_blobs |= {sha for e in entries for sha in url_pins(e).values()}
             drop_keys = []
             for key in self.store.action_keys():
@@ -368,6 +375,7 @@ class Project:
                     self.store.delete_action(key)
                 for sha in drop_blobs:
                     self.store.delete_blob(sha)
+                takes.gc_forget(self.store, set(drop_blobs))
         return GcResult(len(drop_keys), len(drop_blobs), freed, dry_run)
 
     # ------------------------------------------------------------------ surveys
@@ -452,10 +460,15 @@ class Project:
                 cached=False,
                 pending=pending,
             )
+            touched = self._retouched(asset, locked)
+            decision = self._review(decision, asset, None, locked, touched, forced)
             return Facts(asset, None, None, decision, None)
         key = action_key(fields)
         up_to_date = locked is not None and locked.key == key and self._outputs_ok(asset, locked)
         entry = None if (up_to_date and not forced) else self.store.get_action(key)
+        touched = () if up_to_date else self._retouched(asset, locked)  # issue 17: takes
+        if not up_to_date:
+            entry = takes.prefer_locked(self.store, locked, key, entry)
         decision = decide(
             fields=fields,
             key=key,
@@ -463,8 +476,9 @@ class Project:
             locked_fields=locked.fields if locked else None,
             outputs_ok=up_to_date,
             cached=entry is not None,
-            forced=forced,
+            forced=forced and not touched,
         )
+        decision = self._review(decision, asset, key, locked, touched, forced)
         outputs: tuple[BlobRef, ...] | None = None
         if decision.action is Action.UP_TO_DATE and locked is not None:
             outputs = tuple(BlobRef(o.sha256, o.size, o.media_type) for o in locked.outputs)
@@ -528,6 +542,61 @@ class Project:
                 digests.append(InputDigest(ref.raw, blob_or_none.sha256))
         return tuple(files), tuple(digests), tuple(pending)
 
+    def _retouched(self, asset: Asset, locked: LockEntry | None) -> tuple[str, ...]:
+        """Outputs edited by hand: their bytes match neither the lockfile nor any blob."""
+        return takes.retouched(
+            asset.outputs, locked, self.root, self.stat_cache().sha256, self.store.has_blob
+        )
+
+    def _review(
+        self,
+        decision: Decision,
+        asset: Asset,
+        key: str | None,
+        locked: LockEntry | None,
+        touched: tuple[str, ...],
+        forced: bool,
+    ) -> Decision:
+        """The decision after the asset's takes have their say (a hold, a stale pick)."""
+        rejected = None
+        if key is not None and decision.action is Action.CALL and not forced and not touched:
+            rejected = self.takes_book.read(asset.name).rejected(key)
+        return takes.review(decision, name=asset.name, key=key, locked=locked, touched=touched,
+                            forced=forced, rejected=rejected)  # fmt: skip
+
+    @functools.cached_property
+    def takes_book(self) -> TakeBook:
+        """Every take of every asset of the project, indexed in the cache folder."""
+        return TakeBook.for_project(
+            self.store,
+            self.mediafile.lockfile_path,
+            lambda text: self.reporter.emit(Message("warning", text)),
+        )
+
+    def takes(self, name: str) -> tuple[TakeRow, ...]:
+        """Every take of `name`, oldest first, with the current and the picked one marked."""
+        return TakeDesk(self).listing(name)
+
+    def pick(self, name: str, wanted: str) -> CommandResult:
+        """Make one of `name`'s takes current without a call; the lockfile records the pick."""
+        return self._at_the_desk(lambda desk: desk.pick(name, wanted))
+
+    def accept(self, name: str) -> CommandResult:
+        """Promote `name`'s rejected take, without a call, despite the output check."""
+        return self._at_the_desk(lambda desk: desk.accept(name))
+
+    def adopt(self, name: str) -> CommandResult:
+        """Make `name`'s outputs, as retouched by hand, its current take."""
+        return self._at_the_desk(lambda desk: desk.adopt(name))
+
+    def _at_the_desk(self, work: Callable[[TakeDesk], CommandResult]) -> CommandResult:
+        with ProjectLock(self.state_dir, self._wait_message):
+            self._lock = None
+            self._prune_lock(locked=False)
+            result = work(TakeDesk(self))
+            self._save_stat_cache()
+        return result
+
     def _outputs_ok(self, asset: Asset, locked: LockEntry) -> bool:
         """Whether the materialized outputs are exactly what the lockfile says."""
         if tuple(o.path for o in locked.outputs) != asset.outputs:
@@ -574,15 +643,23 @@ class Project:
         """Put an asset's outputs in place; False if they all were there already."""
         changed = False
         for rel, blob in zip(asset.outputs, blobs, strict=True):
-            changed |= self._place(rel, blob, provenance)
+            changed |= self._place(asset.name, rel, blob, provenance)
         return changed
 
-    def _place(self, rel: str, blob: BlobRef, provenance: Mapping[str, Any]) -> bool:
-        """Copy (or sign) one blob to its output path unless it is already there."""
+    def _place(self, name: str, rel: str, blob: BlobRef, provenance: Mapping[str, Any]) -> bool:
+        """Copy (or sign) one blob to its output path unless it is already there; never over
+        a file retouched by hand (AssetOnHold)."""
         dest = self.root / rel
         with contextlib.suppress(OSError):
             if self.stat_cache().sha256(dest) == blob.sha256:
                 return False
+        locked = self.lock_entries().get(name)
+        if takes.retouched(
+            (rel,), locked, self.root, self.stat_cache().sha256, self.store.has_blob
+        ):
+            raise takes.hold_error(name, takes.review(
+                Decision(Action.CALL), name=name, key=None, locked=locked, touched=(rel,),
+                forced=False, rejected=None))  # fmt: skip
         if not self.store.has_blob(blob.sha256):
             raise CorruptBlob(f"{rel}: blob {blob.sha256[:12]} is not in the cache")
         if self.signing is None:
@@ -652,11 +729,12 @@ class Project:
             changed = False
             for out in entry.outputs:
                 blob = BlobRef(out.sha256, out.size, out.media_type)
-                changed |= self._place(out.path, blob, provenance)
+                changed |= self._place(name, out.path, blob, provenance)
         except ImaginebuildError as exc:
             return AssetResult(
                 name, kind, "failed", exc.message, paths, entry.key, error=exc.message,
-                hint="run `imaginebuild run` to rebuild it (or pull it from the remote cache)",
+                hint=exc.hint or "run `imaginebuild run` to rebuild it (or pull it from the "
+                "remote cache)",
             )  # fmt: skip
         state = "restored" if changed else "up_to_date"
         return AssetResult(

@@ -151,7 +151,7 @@ def test_targets_build_only_themselves_and_their_ancestors(
     assert not (project_dir / "out" / "clip_long.mp4").exists()
 
 
-def test_a_modified_output_is_restored_not_rebuilt(
+def test_a_modified_output_is_kept_then_restored_not_rebuilt_when_forced(
     chain_dir: Path, open_project: OpenProject
 ) -> None:
     _run(open_project, chain_dir)
@@ -160,7 +160,9 @@ def test_a_modified_output_is_restored_not_rebuilt(
     out.write_bytes(b"scribbled over")
     status = open_project(chain_dir).status()
     assert states(status)["framed"] == "stale"
-    assert _run(open_project, chain_dir)["framed"] == "restored"
+    assert _run(open_project, chain_dir)["framed"] == "failed"  # a hand edit is never overwritten
+    assert out.read_bytes() == b"scribbled over"
+    assert _run(open_project, chain_dir, force=("framed",))["framed"] == "restored"
     assert sha256_of(out) == before
 
 
@@ -203,14 +205,31 @@ def test_a_garbage_action_entry_is_ignored_and_rebuilt(
     chain_dir: Path, cache_dir: Path, open_project: OpenProject
 ) -> None:
     _run(open_project, chain_dir)
-    key = read_lock(chain_dir)["assets"]["other"]["key"]
+    locked = read_lock(chain_dir)["assets"]["other"]
+    key, blob = locked["key"], locked["outputs"][0]["sha256"]
     project = open_project(chain_dir)
     project.store._cache().set(key, "{not json")
     project.store.close()
     (chain_dir / "out" / "other.png").unlink()
+    (cache_dir / "blobs" / blob[:2] / blob).chmod(0o644)
+    (cache_dir / "blobs" / blob[:2] / blob).unlink()  # the lockfile's blob is gone too
     result = _run(open_project, chain_dir)
     assert result["other"] == "built"
     assert (chain_dir / "out" / "other.png").is_file()
+
+
+def test_a_garbage_action_entry_is_ignored_and_the_lockfiles_blob_restored(
+    chain_dir: Path, cache_dir: Path, open_project: OpenProject
+) -> None:
+    _run(open_project, chain_dir)
+    locked = read_lock(chain_dir)["assets"]["other"]
+    project = open_project(chain_dir)
+    project.store._cache().set(locked["key"], "{not json")
+    project.store.close()
+    (chain_dir / "out" / "other.png").unlink()
+    result = _run(open_project, chain_dir)
+    assert result["other"] == "restored"  # the lockfile names a blob the cache still has
+    assert sha256_of(chain_dir / "out" / "other.png") == locked["outputs"][0]["sha256"]
 
 
 def test_a_failed_step_fails_the_run_and_skips_its_dependants(
