@@ -31,6 +31,7 @@ from imaginebuild.engine.takes import (
     REASON_SET_ASIDE,
     hold_error,
     keep_rejected,
+    kept_pick,
     note,
     set_aside,
 )
@@ -232,6 +233,7 @@ class Runner:
                 params=asset.params(),
                 inputs=inputs,
                 workdir=workdir,
+                roll=sum(t.key == f.key for t in self.takes.read(asset.name).takes),
             )
 
             def progress(phase: Phase, detail: str) -> None:
@@ -501,6 +503,7 @@ class Runner:
                 for path, b in zip(asset.outputs, blobs, strict=True)
             ),
             record=record,
+            pick=kept_pick(entries.get(asset.name), key, blobs),  # a restore keeps the pick
         )
         self.lock_writer.changed()
         if self.lock_writer.pending and self._lock_timer is None:

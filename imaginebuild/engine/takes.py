@@ -31,7 +31,7 @@ from imaginebuild.store.takes import Take, TakeBook, TakeOrigin, take_id
 __all__ = [
     "REASON_PICK_STALE", "REASON_REJECTED", "REASON_RETOUCHED", "REASON_SET_ASIDE", "Current",
     "TakeRow", "blobs_of", "choose", "current_blobs", "export", "gc_forget", "gc_keep",
-    "hold_error", "keep_rejected", "listing", "make_current", "note", "now_iso",
+    "hold_error", "keep_rejected", "kept_pick", "listing", "make_current", "note", "now_iso",
     "prefer_locked", "retouched", "review", "set_aside", "take_id",
 ]  # fmt: skip
 
@@ -144,6 +144,15 @@ def prefer_locked(
     if not blobs or not all(store.has_blob(b.sha256) for b in blobs):
         return entry
     return ActionEntry(key, blobs, dict(locked.record), entry.takes if entry is not None else ())
+
+
+def kept_pick(previous: LockEntry | None, key: str, blobs: Sequence[BlobRef]) -> LockPick | None:
+    """The pick a new lock entry keeps: the previous one's, when it locks the same key and
+    the same outputs (a restore of the picked take), else none."""
+    if previous is None or previous.pick is None or previous.key != key:
+        return None
+    same = [o.sha256 for o in previous.outputs] == [b.sha256 for b in blobs]
+    return previous.pick if same else None
 
 
 # ---------------------------------------------------------------------- takes of a run
