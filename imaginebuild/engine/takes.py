@@ -185,7 +185,7 @@ def keep_rejected(
     blobs = []
     try:
         for path, media_type in files:
-            if path.is_file():
+            if path.is_file() and path.stat().st_size > 0:  # an empty file: nothing came
                 blobs.append(store.put_file(path, media_type, move=True))
         if not blobs:
             return None
