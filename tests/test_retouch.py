@@ -118,9 +118,7 @@ def test_force_restores_the_generated_one_and_keeps_the_retouch_as_a_take(
     assert (retouched / "out" / "base.png").read_bytes() == edited
 
 
-def test_adopt_refuses_what_is_not_a_retouch_and_writes_nothing(
-    cli: Cli, chain_dir: Path
-) -> None:
+def test_adopt_refuses_what_is_not_a_retouch_and_writes_nothing(cli: Cli, chain_dir: Path) -> None:
     assert cli("run", cwd=chain_dir).code == 0
     lock = (chain_dir / "mediafile.lock").read_bytes()
     same = cli("adopt", "base", cwd=chain_dir)

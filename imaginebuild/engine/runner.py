@@ -233,7 +233,7 @@ class Runner:
                 params=asset.params(),
                 inputs=inputs,
                 workdir=workdir,
-                roll=sum(t.key == f.key for t in self.takes.read(asset.name).takes),
+                roll=self._roll(asset.name, f.key),
             )
 
             def progress(phase: Phase, detail: str) -> None:
@@ -328,6 +328,13 @@ class Runner:
         self.store.put_action(entry)
         self.project.materialize(f.asset, blobs, {"key": f.key, **f.fields.to_json(), **record})
         return entry
+
+    def _roll(self, name: str, key: str) -> int:
+        """Which take of `key` a call makes: a `--force` asks for the next one; any other
+        call for the first (a deterministic provider then remakes the same bytes)."""
+        if not is_forced(name, self.options):
+            return 0
+        return sum(t.key == key for t in self.takes.read(name).takes)
 
     async def _takes_first(self, f: Facts) -> None:
         """Stop an asset on hold (a rejected take, an output retouched by hand); keep the

@@ -107,7 +107,7 @@ class TakeDesk:
             "accepted_at": takes.now_iso(),
         }
         current = takes.Current(name, f.asset.outputs, f.key, f.fields.to_json(), take.outputs,
-                                record)  # fmt: skip
+                                record, LockPick(take.id, take.key))  # fmt: skip
         self._make_current(f.asset, current)
         self.book.change(name, take.id, TakeOrigin.ACCEPTED, take.reason)
         return self._result("accept", f.asset, "accepted", f"take {take.id} accepted despite "
@@ -130,7 +130,9 @@ class TakeDesk:
             **locked.record,
             "retouched": {"from_take": origin, "files": list(changed), "at": takes.now_iso()},
         }
-        current = takes.Current(name, asset.outputs, locked.key, locked.fields, blobs, record)
+        chosen = LockPick(takes.take_id(blobs), locked.key)
+        current = takes.Current(name, asset.outputs, locked.key, locked.fields, blobs, record,
+                                chosen)  # fmt: skip
         self._make_current(asset, current)
         reason = f"retouched by hand from take {origin}"
         self.book.add(name, Take(locked.key, blobs, TakeOrigin.RETOUCHED, takes.now_iso(),

@@ -133,12 +133,15 @@ def hold_error(name: str, decision: Decision) -> AssetOnHold:
 def prefer_locked(
     store: Store, locked: LockEntry | None, key: str, entry: ActionEntry | None
 ) -> ActionEntry | None:
-    """The entry to restore `key` from: the lockfile's outputs when it locks this key and
-    their blobs are here (a pick or an adopted retouch, maybe made on another machine),
-    else the action cache's."""
-    if locked is None or locked.key != key:
+    """The entry to restore `key` from: the lockfile's outputs when it locks this key with
+    a take chosen by hand (picked, accepted, adopted: maybe on another machine) whose blobs
+    are here, else the action cache's. Without a pick naming exactly those outputs, the
+    lockfile's hashes are not trusted over the key's entry."""
+    if locked is None or locked.key != key or locked.pick is None:
         return entry
     blobs = blobs_of(locked)
+    if locked.pick.take != take_id(blobs):
+        return entry
     if entry is not None and [b.sha256 for b in entry.outputs] == [b.sha256 for b in blobs]:
         return entry
     if not blobs or not all(store.has_blob(b.sha256) for b in blobs):
