@@ -9,13 +9,29 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from imaginebuild.store.lockfile import LockedOutput
 
 if TYPE_CHECKING:
-    from imaginebuild.cli.report import MediaItem
     from imaginebuild.engine.takes import TakeRow
+
+
+class MediaItem(Protocol):
+    """A copied medium as the report knows it (the report's own MediaItem fits)."""
+
+    @property
+    def path(self) -> str:
+        """A label: the output path, or the take's name."""
+
+    @property
+    def media_type(self) -> str:
+        """The media type."""
+
+    @property
+    def href(self) -> str | None:
+        """Its copy's link inside the report folder, or None when none exists."""
+
 
 CSS = """
 .takes{margin:.5rem 0}
