@@ -526,6 +526,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
     sys.stderr.write(f"estimate: {format_usd(ticks_of_text(rec.get('estimate_usd')))}\n")
     for key in ("request_ids", "imaginebuild"):
         sys.stderr.write(f"{key}: {rec.get(key)}\n")
+    for key in ("picked", "retouched", "accepted_despite_check"):  # a take chosen by hand
+        if rec.get(key):
+            sys.stderr.write(f"{key}: {rec[key]}\n")
     sys.stderr.write(f"earlier takes in the cache: {len(record['earlier_takes'])}\n")
     return 0
 

@@ -8,6 +8,8 @@
     facts       what a run is asked to do, and one asset's known state
     fetch       URL inputs fetched into the cache
     outputcheck what a provider's outputs must be before they are kept
+    takes       holds (rejected takes, hand retouches) and making a take current
+    takedesk    the take commands: list, pick, accept, adopt
     runner      one step of a run: call, check, store, record
     results     what a command reports back, as data and as JSON
 
