@@ -58,7 +58,7 @@ from imaginebuild.store.failures import FailureLog
 from imaginebuild.store.hashing import StatCache
 from imaginebuild.store.lockfile import LockEntry, read_lockfile, write_lockfile
 from imaginebuild.store.projectlock import ProjectLock
-from imaginebuild.store.takes import TakeBook
+from imaginebuild.store.takes import TakeBook, refuse_overwrite
 
 
 def load(
@@ -653,13 +653,8 @@ class Project:
         with contextlib.suppress(OSError):
             if self.stat_cache().sha256(dest) == blob.sha256:
                 return False
-        locked = self.lock_entries().get(name)
-        if takes.retouched(
-            (rel,), locked, self.root, self.stat_cache().sha256, self.store.has_blob
-        ):
-            raise takes.hold_error(name, takes.review(
-                Decision(Action.CALL), name=name, key=None, locked=locked, touched=(rel,),
-                forced=False, rejected=None))  # fmt: skip
+        refuse_overwrite(name, rel, self.lock_entries().get(name), self.root,
+                         self.stat_cache().sha256, self.store.has_blob)  # fmt: skip
         if not self.store.has_blob(blob.sha256):
             raise CorruptBlob(f"{rel}: blob {blob.sha256[:12]} is not in the cache")
         if self.signing is None:

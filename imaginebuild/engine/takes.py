@@ -26,7 +26,15 @@ from imaginebuild.engine.rebuild import Action, Decision, Reason
 from imaginebuild.errors import AssetOnHold, StoreError, UsageError
 from imaginebuild.store.cache import ActionEntry, BlobRef, Store
 from imaginebuild.store.lockfile import LockedOutput, LockEntry, LockPick, write_lockfile
-from imaginebuild.store.takes import Take, TakeBook, TakeOrigin, take_id
+from imaginebuild.store.takes import (
+    RETOUCH_HINT,
+    Take,
+    TakeBook,
+    TakeOrigin,
+    retouch_text,
+    retouched,
+    take_id,
+)
 
 __all__ = [
     "REASON_PICK_STALE", "REASON_REJECTED", "REASON_RETOUCHED", "REASON_SET_ASIDE", "Current",
@@ -56,27 +64,6 @@ def blobs_of(entry: LockEntry) -> tuple[BlobRef, ...]:
 # ---------------------------------------------------------------------- decisions
 
 
-def retouched(
-    outputs: Sequence[str],
-    locked: LockEntry | None,
-    root: Path,
-    hash_of: Callable[[Path], str],
-    has_blob: Callable[[str], bool],
-) -> tuple[str, ...]:
-    """The outputs (project-relative) whose bytes match neither the lockfile nor any blob of
-    the cache: edited by hand, and lost if overwritten. A missing output is not one."""
-    locked_hash = {o.path: o.sha256 for o in locked.outputs} if locked is not None else {}
-    found = []
-    for rel in outputs:
-        try:
-            digest = hash_of(root / rel)
-        except OSError:
-            continue
-        if digest != locked_hash.get(rel) and not has_blob(digest):
-            found.append(rel)
-    return tuple(found)
-
-
 def review(
     decision: Decision,
     *,
@@ -95,10 +82,7 @@ def review(
     """
     files = ", ".join(touched)
     if touched and not forced:
-        text = (
-            f"{files} retouched by hand: `imaginebuild adopt {name}` keeps it, "
-            f"`imaginebuild run --force {name}` restores the generated one"
-        )
+        text = retouch_text(name, touched)
         return Decision(Action.HOLD, (Reason(REASON_RETOUCHED, text, field="outputs"),))
     if touched:
         text = f"{files} retouched by hand: kept as a take, the generated one restored"
@@ -126,8 +110,7 @@ def hold_error(name: str, decision: Decision) -> AssetOnHold:
             f"`imaginebuild run --force {name}` pays for a new take"
         )
         return AssetOnHold(f"{name}: {reason.text}; not paid again", hint=hint)
-    hint = f"`imaginebuild adopt {name}` or `imaginebuild run --force {name}`"
-    return AssetOnHold(f"{name}: {reason.text}; nothing overwritten", hint=hint)
+    return AssetOnHold(f"{name}: {reason.text}; nothing overwritten", hint=RETOUCH_HINT(name))
 
 
 def prefer_locked(

@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from imaginebuild.atomic import atomic_write_bytes
+from imaginebuild.errors import AssetOnHold
 from imaginebuild.store.cache import BlobRef, Store, project_id
+from imaginebuild.store.lockfile import LockEntry
 
 TAKES_FORMAT_VERSION = 1
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -238,6 +240,56 @@ class TakeBook:
         else:
             with contextlib.suppress(OSError):
                 self.path(asset).unlink()
+
+
+def retouched(
+    outputs: Sequence[str],
+    locked: LockEntry | None,
+    root: Path,
+    hash_of: Callable[[Path], str],
+    has_blob: Callable[[str], bool],
+) -> tuple[str, ...]:
+    """The outputs (project-relative) whose bytes match neither the lockfile nor any blob of
+    the cache: edited by hand, and lost if overwritten. A missing output is not one."""
+    locked_hash = {o.path: o.sha256 for o in locked.outputs} if locked is not None else {}
+    found = []
+    for rel in outputs:
+        try:
+            digest = hash_of(root / rel)
+        except OSError:
+            continue
+        if digest != locked_hash.get(rel) and not has_blob(digest):
+            found.append(rel)
+    return tuple(found)
+
+
+def retouch_text(name: str, files: Sequence[str]) -> str:
+    """What a hold for outputs retouched by hand says: the files and the two ways on."""
+    return (
+        f"{', '.join(files)} retouched by hand: `imaginebuild adopt {name}` keeps it, "
+        f"`imaginebuild run --force {name}` restores the generated one"
+    )
+
+
+def RETOUCH_HINT(name: str) -> str:
+    """The hint line of a hold for a retouch."""
+    return f"`imaginebuild adopt {name}` or `imaginebuild run --force {name}`"
+
+
+def refuse_overwrite(
+    name: str,
+    rel: str,
+    locked: LockEntry | None,
+    root: Path,
+    hash_of: Callable[[Path], str],
+    has_blob: Callable[[str], bool],
+) -> None:
+    """Raise AssetOnHold if writing `rel` would destroy a retouch (the last guard of every
+    write into the output folder)."""
+    if retouched((rel,), locked, root, hash_of, has_blob):
+        raise AssetOnHold(
+            f"{name}: {retouch_text(name, (rel,))}; nothing overwritten", hint=RETOUCH_HINT(name)
+        )
 
 
 def every_book(store: Store) -> Iterator[TakeBook]:
