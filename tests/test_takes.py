@@ -353,3 +353,14 @@ def test_run_force_pays_for_a_new_take_on_purpose(thumbnails: FakeXai, tmp_path:
     assert [t["current"] for t in takes] == [False, True]
     assert xai_cli(proj, "run").returncode == 0
     assert len(thumbnails.submissions(Route.IMAGES)) == 2
+
+
+def test_a_malformed_pick_in_the_lockfile_is_a_located_error(cli: Cli, rolled: Path) -> None:
+    assert cli("pick", "base", "1", cwd=rolled).code == 0
+    lock = read_lock(rolled)
+    lock["assets"]["base"]["pick"]["take"] = "../../x"
+    (rolled / "mediafile.lock").write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
+    done = cli("status", cwd=rolled)
+    assert done.code == 2
+    assert "mediafile.lock: assets.base: malformed entry" in done.stderr
+    assert "is not a take id" in done.stderr
