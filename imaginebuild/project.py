@@ -276,18 +276,23 @@ class Project:
         Never calls a provider."""
         results: list[AssetResult] = []
         self._check_signing()
-        wanted = set(self.dag.select(targets)) if tuple(targets) else None
-        self.reporter.emit(
-            RunStarted(len(wanted) if wanted is not None else len(self.lock_entries()))
-        )
+        wanted = tuple(targets)
+        selected = self.dag.select(wanted) if wanted else ()  # unknown target: UsageError
         with ProjectLock(self.state_dir, self._wait_message):
             self._lock = None
             self._prune_lock(locked=False)
             self._tidy()
-            for name, entry in sorted(self.lock_entries().items()):
-                if wanted is None or name in wanted:
-                    started = self.clock()
-                done = self._checkout_one(name, entry, pull)
+            entries = self.lock_entries()
+            names = sorted(selected) if wanted else sorted(entries)
+            self.reporter.emit(RunStarted(len(names)))
+            for name in names:
+                started = self.clock()
+                entry = entries.get(name)
+                done = (
+                    self._checkout_one(name, entry, pull)
+                    if entry is not None
+                    else self._never_built(name)
+                )
                 results.append(done)
                 self.reporter.emit(
                     StepFinished(
@@ -662,6 +667,14 @@ class Project:
         return AssetResult(
             name, kind, state, "from the cache" if changed else "up to date", paths, entry.key
         )
+
+    def _never_built(self, name: str) -> AssetResult:
+        """A selected asset with no lockfile entry: nothing to restore."""
+        asset = self.mediafile.assets[name]
+        return AssetResult(
+            name, asset.kind.value, "skipped", "never built", asset.outputs,
+            hint=f"imaginebuild run {name}",
+        )  # fmt: skip
 
     def _estimate(self, asset: Asset) -> int:
         return self.estimator.ticks(asset)
