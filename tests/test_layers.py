@@ -17,7 +17,7 @@ inside a function (the lazy imports that keep start-up light) or under
     mediafile   store   testing
       ▲
     the shared vocabulary: errors, model, events, money, retry, version,
-                           atomic, mediaprobe, urls, gcpause
+                           atomic, mediaprobe, urls, gcpause, layout
 
 A module may import its own package and anything in a lower layer. Packages side
 by side in one layer know nothing of each other. Nothing in the package imports
@@ -54,6 +54,7 @@ VOCABULARY = frozenset(
         "mediaprobe",
         "urls",
         "gcpause",
+        "layout",
     }
 )
 # Layers above the shared vocabulary (layer 0), bottom to top; "imaginebuild" is the
@@ -79,13 +80,9 @@ KNOWN_UPWARD: Mapping[tuple[str, str], str] = {
     ("mediafile.load", "engine.pricing"): "the price-override check loads the price table",
     # remote (2) → engine (3): the remote's layout records which key format wrote it.
     ("remote.cache", "engine.keys"): "KEY_FORMAT_VERSION lives with the key encoding",
-    # engine (3) → project (4): a Runner is built from a Project and calls back into it.
-    ("engine.runner", "project"): "the Runner takes the whole Project (the cycle below)",
 }
 # Groups of modules that import each other, as sets of module names → why.
-KNOWN_CYCLES: Mapping[frozenset[str], str] = {
-    frozenset({"project", "engine.runner"}): "Project builds a Runner that calls back into it",
-}
+KNOWN_CYCLES: Mapping[frozenset[str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any
 from imaginebuild.atomic import atomic_write_bytes
 from imaginebuild.errors import Diagnostic, MediafileError
 from imaginebuild.gcpause import paused_gc
+from imaginebuild.layout import StateLayout
 from imaginebuild.mediafile.matrix import Combination, expand_matrices, relabel
 from imaginebuild.mediafile.schema import schema_text
 from imaginebuild.mediafile.validate import (
@@ -91,7 +92,7 @@ def load_mediafile(path: Path, policy: InputPolicy = PROJECT_ONLY) -> Mediafile:
     display = _display(path)
     text = read_source(path, display)
     absolute = absolute_path(path)
-    stamp = absolute.parent / ".imaginebuild" / "validated"
+    stamp = StateLayout.of_mediafile(absolute).validated
     digest = _schema_digest(text, _identity(absolute))
     trusted = _read_stamp(stamp) == digest
     with paused_gc():

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from imaginebuild.atomic import atomic_write_bytes
+from imaginebuild.layout import StateLayout
 from imaginebuild.store.hashing import StatCache
 from imaginebuild.version import __version__
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from imaginebuild.model import InputPolicy
 
 SNAPSHOT_VERSION = 2  # 2: an asset row may carry its matrix template
-STATE_DIR = ".imaginebuild"
 
 
 class SettledAsset(NamedTuple):
@@ -57,12 +57,12 @@ class SettledAsset(NamedTuple):
 
 def snapshot_path(mediafile: Path) -> Path:
     """Where the snapshot of `mediafile` lives (one per mediafile of a project folder)."""
-    return mediafile.parent / STATE_DIR / f"settled-{mediafile.name}.json"
+    return StateLayout.of_mediafile(mediafile).settled(mediafile.name)
 
 
 def stat_cache_path(mediafile: Path) -> Path:
     """The project's stat cache file (shared with the full decision)."""
-    return mediafile.parent / STATE_DIR / "statcache.json"
+    return StateLayout.of_mediafile(mediafile).stat_cache
 
 
 def text_digest(text: str) -> str:
