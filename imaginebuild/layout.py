@@ -11,11 +11,17 @@
         report/                 the default folder of `imaginebuild report`
         cache/                  the local cache, unless IMAGINEBUILD_CACHE_DIR says otherwise
 
-Part of the shared vocabulary: paths only, no I/O.
+A mediafile is known in that state by its absolute path and the digest of its
+text (`absolute`, `text_digest`): the loader and the settled snapshot must agree
+on both.
+
+Part of the shared vocabulary: paths and names only, no I/O.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,3 +87,13 @@ class StateLayout:
     def settled(self, mediafile_name: str) -> Path:
         """The settled snapshot of one mediafile of the project folder."""
         return self.folder / f"settled-{mediafile_name}.json"
+
+
+def absolute(path: Path) -> Path:
+    """The absolute form the project uses for its mediafile (symlinks not followed)."""
+    return Path(os.path.abspath(path))  # noqa: PTH100 -- resolve() would follow symlinks
+
+
+def text_digest(text: str) -> str:
+    """The sha256 of a mediafile's text (what its parse depends on, BOM or not)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

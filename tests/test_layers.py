@@ -74,12 +74,8 @@ IMPORTED_BY_NOTHING = frozenset({"testing"})
 KNOWN_UPWARD: Mapping[tuple[str, str], str] = {
     # store (1) → engine (3): the settled fast path turns its snapshot into a command result.
     ("store.settled", "engine.results"): "the settled fast path builds CommandResults",
-    # mediafile (1) → store (1), a sibling: a path helper and a text hash live in the snapshot.
-    ("mediafile.load", "store.settled"): "absolute() and text_digest() live in the snapshot",
     # mediafile (1) → engine (3): a `pricing:` override is checked against the price table.
     ("mediafile.load", "engine.pricing"): "the price-override check loads the price table",
-    # remote (2) → engine (3): the remote's layout records which key format wrote it.
-    ("remote.cache", "engine.keys"): "KEY_FORMAT_VERSION lives with the key encoding",
 }
 # Groups of modules that import each other, as sets of module names → why.
 KNOWN_CYCLES: Mapping[frozenset[str], str] = {}

@@ -22,7 +22,8 @@ from typing import Any
 from imaginebuild.atomic import atomic_write_bytes
 from imaginebuild.errors import Diagnostic, MediafileError
 from imaginebuild.gcpause import paused_gc
-from imaginebuild.layout import StateLayout
+from imaginebuild.layout import StateLayout, text_digest
+from imaginebuild.layout import absolute as absolute_path
 from imaginebuild.mediafile.matrix import Combination, expand_matrices, relabel
 from imaginebuild.mediafile.schema import schema_text
 from imaginebuild.mediafile.validate import (
@@ -51,8 +52,6 @@ from imaginebuild.model import (
     Mediafile,
     ProviderSettings,
 )
-from imaginebuild.store.settled import absolute as absolute_path
-from imaginebuild.store.settled import text_digest
 from imaginebuild.version import __version__
 
 MAX_EXPANDED = 64 * 1024  # characters a string may grow to by vars

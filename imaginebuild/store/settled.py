@@ -27,13 +27,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from imaginebuild.atomic import atomic_write_bytes
-from imaginebuild.layout import StateLayout
+from imaginebuild.layout import StateLayout, absolute, text_digest
 from imaginebuild.store.hashing import StatCache
 from imaginebuild.version import __version__
 
@@ -63,11 +62,6 @@ def snapshot_path(mediafile: Path) -> Path:
 def stat_cache_path(mediafile: Path) -> Path:
     """The project's stat cache file (shared with the full decision)."""
     return StateLayout.of_mediafile(mediafile).stat_cache
-
-
-def text_digest(text: str) -> str:
-    """The sha256 of a mediafile's text (what its parse depends on, BOM or not)."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def read_text(mediafile: Path) -> str | None:
@@ -159,11 +153,6 @@ def check(mediafile: Path, stamp: str, stat_cache: StatCache) -> tuple[SettledAs
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def absolute(path: Path) -> Path:
-    """The absolute form the project uses for its mediafile (symlinks not followed)."""
-    return Path(os.path.abspath(path))  # noqa: PTH100 -- resolve() would follow symlinks
 
 
 def lookup(
