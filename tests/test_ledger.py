@@ -74,7 +74,7 @@ def test_torn_last_line_is_skipped_and_next_append_is_readable(tmp_path: Path) -
     with ledger.path.open("ab") as f:
         f.write(whole[: len(whole) // 2])  # a crash in the middle of a write
     assert [e.asset for e in ledger.entries()] == ["a"]
-    assert ledger.skipped == 1
+    assert ledger.skipped == 0  # not yet told apart from an append still being written
     ledger.append(entry("c"))
     assert [e.asset for e in ledger.entries()] == ["a", "c"]
     assert ledger.skipped == 1

@@ -169,7 +169,10 @@ class Ledger:
             raise StoreError(f"{self.path}: cannot read the cost ledger: {exc}") from exc
         found: list[LedgerEntry] = []
         skipped = 0
-        for raw in data.split(b"\n"):
+        # Bytes after the last newline are an append still being written (a reader may
+        # see part of one `write`), or one a crash cut short, which the next append
+        # closes with a newline and which is then counted as unreadable.
+        for raw in data.split(b"\n")[:-1]:
             if not raw.strip():
                 continue
             try:
