@@ -17,7 +17,7 @@ inside a function (the lazy imports that keep start-up light) or under
     mediafile   store   testing
       ▲
     the shared vocabulary: errors, model, events, money, retry, version,
-                           atomic, mediaprobe, urls, gcpause
+                           atomic, mediaprobe, urls, gcpause, layout
 
 A module may import its own package and anything in a lower layer. Packages side
 by side in one layer know nothing of each other. Nothing in the package imports
@@ -54,6 +54,7 @@ VOCABULARY = frozenset(
         "mediaprobe",
         "urls",
         "gcpause",
+        "layout",
     }
 )
 # Layers above the shared vocabulary (layer 0), bottom to top; "imaginebuild" is the
@@ -73,19 +74,11 @@ IMPORTED_BY_NOTHING = frozenset({"testing"})
 KNOWN_UPWARD: Mapping[tuple[str, str], str] = {
     # store (1) → engine (3): the settled fast path turns its snapshot into a command result.
     ("store.settled", "engine.results"): "the settled fast path builds CommandResults",
-    # mediafile (1) → store (1), a sibling: a path helper and a text hash live in the snapshot.
-    ("mediafile.load", "store.settled"): "absolute() and text_digest() live in the snapshot",
     # mediafile (1) → engine (3): a `pricing:` override is checked against the price table.
     ("mediafile.load", "engine.pricing"): "the price-override check loads the price table",
-    # remote (2) → engine (3): the remote's layout records which key format wrote it.
-    ("remote.cache", "engine.keys"): "KEY_FORMAT_VERSION lives with the key encoding",
-    # engine (3) → project (4): a Runner is built from a Project and calls back into it.
-    ("engine.runner", "project"): "the Runner takes the whole Project (the cycle below)",
 }
 # Groups of modules that import each other, as sets of module names → why.
-KNOWN_CYCLES: Mapping[frozenset[str], str] = {
-    frozenset({"project", "engine.runner"}): "Project builds a Runner that calls back into it",
-}
+KNOWN_CYCLES: Mapping[frozenset[str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,7 @@ def _spent(project: Project) -> tuple[int | None, int, tuple[str, ...]]:
     """What the project's ledger shows billed, the maybe-billed part, and notes."""
     from imaginebuild.store.ledger import Ledger, summarize
 
-    ledger = Ledger(project.state_dir / "ledger.jsonl")
+    ledger = Ledger(project.state.layout.ledger)
     try:
         total = summarize(ledger.entries(), "asset").total
     except StoreError as exc:

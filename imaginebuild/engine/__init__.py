@@ -6,11 +6,12 @@
     pricing     the price table and estimates; `estimates` and `budget` build on it
     scheduler   the async ready-queue that runs opaque steps
     facts       what a run is asked to do, and one asset's known state
+    assess      one asset's facts gathered and decided (plan, status, every step)
     fetch       URL inputs fetched into the cache
     outputcheck what a provider's outputs must be before they are kept
     takes       holds (rejected takes, hand retouches) and making a take current
     takedesk    the take commands: list, pick, accept, adopt
-    runner      one step of a run: call, check, store, record
+    runner      one run from its collaborators (assessor, state, materializer)
     results     what a command reports back, as data and as JSON
 
 Layer 3: it drives `providers`, `store` and `remote` but never prints, exits or

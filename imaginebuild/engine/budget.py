@@ -31,6 +31,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from imaginebuild.layout import StateLayout
 from imaginebuild.money import format_usd, usd_json, usd_to_ticks
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ def run_allowance(
     if per_day is not None or total is not None:
         from imaginebuild.store.ledger import Ledger
 
-        entries = Ledger(state_dir / "ledger.jsonl").entries()
+        entries = Ledger(StateLayout(state_dir.parent).ledger).entries()
     return allowance(
         effective_limit(mediafile.budget_usd, cli_usd),
         None if per_day is None else usd_to_ticks(per_day),

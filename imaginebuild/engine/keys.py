@@ -15,7 +15,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-KEY_FORMAT_VERSION = 1
+from imaginebuild.version import KEY_FORMAT_VERSION
+
+__all__ = ["KEY_FORMAT_VERSION", "ActionFields", "InputDigest", "action_key", "canonical_json"]
 
 
 def canonical_json(value: object) -> bytes:

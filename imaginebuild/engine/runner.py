@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,25 +74,42 @@ from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
     from imaginebuild.coordinator.session import SubmitGate, TeamHold, TeamSession
-    from imaginebuild.project import Project
+    from imaginebuild.engine.assess import Assessor
+    from imaginebuild.events import Reporter
+    from imaginebuild.store.materialize import Materializer
+    from imaginebuild.store.state import ProjectState
 
 
 class Runner:
     """The state of one run (touched only from the event loop's thread)."""
 
-    def __init__(self, project: Project, options: RunOptions) -> None:
+    def __init__(
+        self,
+        options: RunOptions,
+        *,
+        assessor: Assessor,
+        state: ProjectState,
+        materializer: Materializer,
+        reporter: Reporter,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         from imaginebuild.engine.budget import Budget, run_allowance
 
-        self.project = project
+        self.assessor = assessor
+        self.state = state
+        self.materializer = materializer
         self.options = options
         self.run_id = uuid.uuid4().hex[:12]
-        self.mediafile = project.mediafile
-        self.store = project.store
-        self.reporter = project.reporter
-        self.remote = project.remote
-        self.clock = project.clock
+        self.mediafile = assessor.mediafile
+        self.dag = assessor.dag
+        self.store = assessor.store
+        self.remote = assessor.remote
+        self.estimator = assessor.estimator
+        self.env = assessor.env
+        self.reporter = reporter
+        self.clock = clock
         self.budget = Budget.for_run(
-            run_allowance(self.mediafile, options.max_cost_usd, project.state_dir)
+            run_allowance(self.mediafile, options.max_cost_usd, state.folder)
         )
         self.outputs: dict[str, tuple[BlobRef, ...]] = {}
         self.results: dict[str, AssetResult] = {}
@@ -100,10 +117,10 @@ class Runner:
         self.pools: dict[str, asyncio.Semaphore] = {}
         self.refused: list[str] = []
         self.lock_writer = PacedWriter(
-            self.mediafile.lockfile_path, project.lock_entries(), time.monotonic
+            self.mediafile.lockfile_path, state.lock_entries(), time.monotonic
         )
         self._lock_timer: asyncio.TimerHandle | None = None
-        self.team = _TeamLink(options.no_coordinator, project.env)  # issue 19
+        self.team = _TeamLink(options.no_coordinator, self.env)  # issue 19
         self.takes = TakeBook.for_project(  # issue 17: every result an asset had
             self.store, self.mediafile.lockfile_path,
             lambda text: self.reporter.emit(Message("warning", text)),
@@ -114,18 +131,18 @@ class Runner:
         from imaginebuild.engine.scheduler import StepStatus
 
         options = self.options
-        selected = self.project.dag.select(targets)
+        selected = self.dag.select(targets)
         if options.locked:
             self._refuse_if_lock_would_change(selected, options)
         self.reporter.emit(RunStarted(len(selected)))
         started = self.clock()
-        priorities = self.project.dag.priorities(
+        priorities = self.dag.priorities(
             selected, lambda n: expected_seconds(self.mediafile.assets[n])
         )
         try:
             statuses = await run_steps(
                 selected,
-                self.project.dag.parents,
+                self.dag.parents,
                 priorities,
                 self._step,
                 jobs=options.jobs,
@@ -144,7 +161,7 @@ class Runner:
             else:
                 asset = self.mediafile.assets[name]
                 failed_parents = [
-                    p for p in self.project.dag.parents[name] if statuses.get(p) != StepStatus.OK
+                    p for p in self.dag.parents[name] if statuses.get(p) != StepStatus.OK
                 ]
                 why = (
                     f"input {failed_parents[0]!r} was not built"
@@ -154,7 +171,7 @@ class Runner:
                 results.append(
                     AssetResult(
                         name, asset.kind.value, "skipped", why, asset.outputs,
-                        estimate_ticks=self.project.estimator.ticks(asset),
+                        estimate_ticks=self.estimator.ticks(asset),
                     )
                 )  # fmt: skip
                 self.reporter.emit(StepFinished(name, "skipped", why, 0.0))
@@ -168,12 +185,12 @@ class Runner:
 
     async def _step(self, name: str) -> StepStatus:
         """Build one asset; every error becomes a FAILED or REFUSED status with a result."""
-        asset = self.project.asset_for(name, self.options)
+        asset = self.assessor.asset_for(name, self.options)
         started = self.clock()
         self.reporter.emit(StepStarted(name, "check"))
         try:
             urls = await self._fetch_urls(asset)
-            f = self.project.assess(
+            f = self.assessor.assess(
                 asset, self.outputs, forced=is_forced(name, self.options), fetch=True, urls=urls
             )
             await self._takes_first(f)  # a hold stops here; a retouch is set aside first
@@ -209,7 +226,7 @@ class Runner:
     async def _call(self, f: Facts, started: float) -> StepStatus:
         asset = f.asset
         assert f.key is not None and f.fields is not None
-        estimate = self.project.estimator.ticks(asset)
+        estimate = self.estimator.ticks(asset)
         billable = 0 if asset.provider == "local" else estimate  # rehearsals cost nothing
         if self.options.offline:
             raise OfflineCallNeeded(
@@ -222,7 +239,7 @@ class Runner:
         self._drop_stored_job(f.key, f.entry or self.store.get_action(f.key))
         inputs = tuple(self._verified_input(asset, i) for i in f.inputs)
         self.reporter.emit(StepStarted(asset.name, "call"))
-        workdir = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=self.project.tmp_dir()))
+        workdir = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=self.store.tmp_dir()))
         try:
             request = GenerationRequest(
                 asset=asset.name,
@@ -326,7 +343,9 @@ class Runner:
         takes = (*previous.takes, previous.outputs) if previous is not None else ()
         entry = ActionEntry(f.key, blobs, record, takes)
         self.store.put_action(entry)
-        self.project.materialize(f.asset, blobs, {"key": f.key, **f.fields.to_json(), **record})
+        self.materializer.materialize(
+            f.asset, blobs, {"key": f.key, **f.fields.to_json(), **record}
+        )
         return entry
 
     def _roll(self, name: str, key: str) -> int:
@@ -342,7 +361,7 @@ class Runner:
         if f.decision.action is Action.HOLD:
             raise hold_error(f.asset.name, f.decision)
         if f.key is not None and any(r.code == REASON_SET_ASIDE for r in f.decision.reasons):
-            locked = self.project.lock_entries().get(f.asset.name)
+            locked = self.state.lock_entries().get(f.asset.name)
             kept = await asyncio.to_thread(
                 set_aside,
                 self.store,
@@ -350,7 +369,7 @@ class Runner:
                 f.asset.name,
                 f.asset.outputs,
                 locked,
-                self.project.root,
+                self.mediafile.root,
                 f.key,
             )
             self.reporter.emit(Message("warning", f"{f.asset.name}: the outputs retouched by "
@@ -384,7 +403,7 @@ class Runner:
                 if ref.kind is not RefKind.ASSET or ref.asset is None:
                     continue
                 upstream = self.mediafile.assets[ref.asset]
-                candidate = self.project.root / upstream.outputs[ref.index or 0]
+                candidate = self.assessor.root / upstream.outputs[ref.index or 0]
                 with contextlib.suppress(OSError):
                     if sha256_file(candidate) == item.sha256:
                         self.reporter.emit(Message("warning", f"{exc}; using {candidate.name}"))
@@ -395,7 +414,7 @@ class Runner:
         assert f.entry is not None and f.fields is not None and f.key is not None
         self._drop_stored_job(f.key, f.entry)
         provenance = {"key": f.key, **f.fields.to_json(), **f.entry.record}
-        self.project.materialize(f.asset, f.entry.outputs, provenance)
+        self.materializer.materialize(f.asset, f.entry.outputs, provenance)
         return f.entry
 
     def _finish(
@@ -415,7 +434,7 @@ class Runner:
             self._lock_asset(f.asset, f.key, f.fields, outputs, entry.record)
             note(self.takes, f.asset.name, entry, f.fields.to_json(), outcome == "built")
         self.outputs[f.asset.name] = outputs
-        self.project.failures.clear(f.asset.name)
+        self.state.failures.clear(f.asset.name)
         record: Mapping[str, Any] = entry.record if entry is not None else {}
         cost = _ticks_of(record.get("cost_usd")) if outcome == "built" else 0
         reason = f.decision.summary if outcome != "up_to_date" else "up to date"
@@ -442,14 +461,14 @@ class Runner:
         refused = isinstance(exc, (BudgetExceeded, OfflineCallNeeded, CoordinatorUnavailable))
         state_name = "skipped" if refused else "failed"
         if not refused:
-            self.project.record_failure(asset, self.outputs)
+            self.assessor.record_failure(asset, self.outputs)
         self.results[asset.name] = AssetResult(
             name=asset.name,
             kind=asset.kind.value,
             state=state_name,
             reason=exc.message,
             outputs=asset.outputs,
-            estimate_ticks=self.project.estimator.ticks(asset) if refused else 0,
+            estimate_ticks=self.estimator.ticks(asset) if refused else 0,
             error=exc.message,
             hint=exc.hint,
         )
@@ -467,8 +486,8 @@ class Runner:
 
             context = ProviderContext(
                 settings=self.mediafile.settings(name),
-                state_dir=self.project.state_dir,
-                env=self.project.env,
+                state_dir=self.state.folder,
+                env=self.env,
                 retry_expired=self.options.retry_expired,
             )
             provider = create_provider(name, context)
@@ -482,14 +501,14 @@ class Runner:
         """Fetch URL inputs that are not pinned in the lockfile (or whose blob is gone)."""
         from imaginebuild.engine.fetch import fetch_to_file
 
-        pins = url_pins(self.project.lock_entries().get(asset.name))
+        pins = url_pins(self.state.lock_entries().get(asset.name))
         fetched: dict[str, BlobRef] = {}
         for ref in asset.inputs:
             if ref.kind is not RefKind.URL or ref.url is None:
                 continue
             if ref.url in pins and self.store.has_blob(pins[ref.url]):
                 continue
-            path, media = await fetch_to_file(ref.url, self.project.tmp_dir(), self.project.env)
+            path, media = await fetch_to_file(ref.url, self.store.tmp_dir(), self.env)
             fetched[ref.url] = self.store.put_file(path, media, move=True)
         return fetched
 
@@ -501,7 +520,7 @@ class Runner:
         blobs: tuple[BlobRef, ...],
         record: Mapping[str, Any],
     ) -> None:
-        entries = self.project.lock_entries()
+        entries = self.state.lock_entries()
         entries[asset.name] = LockEntry(
             key=key,
             fields=fields.to_json(),
@@ -527,7 +546,7 @@ class Runner:
             return  # rehearsals bill nothing; their would-be cost is in the record
         from imaginebuild.store.ledger import Ledger, LedgerEntry, format_time
 
-        ledger = Ledger(self.project.state_dir / "ledger.jsonl")
+        ledger = Ledger(self.state.layout.ledger)
         calls = list(result.calls)
         for i, call in enumerate(calls):
             estimated = call.cost_ticks is None
@@ -576,27 +595,27 @@ class Runner:
     def _drop_stored_job(self, key: str, entry: ActionEntry | None) -> None:
         """Forget a journaled job whose result is already stored (a kill can fall between
         storing it and forgetting it): resuming it would pass an old take off as new."""
-        if entry is None or not (self.project.state_dir / "journal").is_dir():
+        if entry is None or not self.state.layout.journal.is_dir():
             return
         from imaginebuild.store.journal import Journal
 
-        journal = Journal(self.project.state_dir / "journal")
+        journal = Journal(self.state.layout.journal)
         record = journal.get(key)
         stored = {str(r) for r in entry.record.get("request_ids", [])}
         if record is not None and record.request_id in stored:
             journal.remove(key)
 
     def _forget_job(self, key: str) -> None:
-        if (self.project.state_dir / "journal").is_dir():
+        if self.state.layout.journal.is_dir():
             from imaginebuild.store.journal import Journal
 
-            Journal(self.project.state_dir / "journal").remove(key)
+            Journal(self.state.layout.journal).remove(key)
 
     def _refusal_messages(self, results: list[AssetResult]) -> tuple[str, ...]:
         if not self.refused:
             return ()
         left = [r for r in results if r.state == "skipped"]
-        would = sum(self.project.estimator.ticks(self.mediafile.assets[r.name]) for r in left)
+        would = sum(self.estimator.ticks(self.mediafile.assets[r.name]) for r in left)
         names = ", ".join(r.name for r in left)
         return (
             f"{self.budget.limit_name()} budget reached: left unbuilt {names} "
@@ -604,15 +623,15 @@ class Runner:
         )
 
     def _refuse_if_lock_would_change(self, selected: tuple[str, ...], options: RunOptions) -> None:
-        facts = self.project.survey(selected, options)
+        facts = self.assessor.survey(selected, options)
         changing = [
             n
             for n, f in facts.items()
             if f.decision.action is Action.CALL
-            or (f.decision.action is Action.RESTORE and self.project.lock_entries().get(n) is None)
+            or (f.decision.action is Action.RESTORE and self.state.lock_entries().get(n) is None)
             or (
                 f.decision.action is Action.RESTORE
-                and (entry := self.project.lock_entries().get(n)) is not None
+                and (entry := self.state.lock_entries().get(n)) is not None
                 and entry.key != f.key
             )
         ]

@@ -36,10 +36,13 @@ class ProjectView(Protocol):
     mediafile: Mediafile
     root: Path
     store: Store
-    failures: FailureLog
     reporter: Reporter
     remote: Any
     dag: Dag
+
+    @property
+    def failures(self) -> FailureLog:
+        """The last failure of each asset."""
 
     @property
     def takes_book(self) -> TakeBook:

@@ -22,6 +22,8 @@ from typing import Any
 from imaginebuild.atomic import atomic_write_bytes
 from imaginebuild.errors import Diagnostic, MediafileError
 from imaginebuild.gcpause import paused_gc
+from imaginebuild.layout import StateLayout, text_digest
+from imaginebuild.layout import absolute as absolute_path
 from imaginebuild.mediafile.matrix import Combination, expand_matrices, relabel
 from imaginebuild.mediafile.schema import schema_text
 from imaginebuild.mediafile.validate import (
@@ -50,8 +52,6 @@ from imaginebuild.model import (
     Mediafile,
     ProviderSettings,
 )
-from imaginebuild.store.settled import absolute as absolute_path
-from imaginebuild.store.settled import text_digest
 from imaginebuild.version import __version__
 
 MAX_EXPANDED = 64 * 1024  # characters a string may grow to by vars
@@ -91,7 +91,7 @@ def load_mediafile(path: Path, policy: InputPolicy = PROJECT_ONLY) -> Mediafile:
     display = _display(path)
     text = read_source(path, display)
     absolute = absolute_path(path)
-    stamp = absolute.parent / ".imaginebuild" / "validated"
+    stamp = StateLayout.of_mediafile(absolute).validated
     digest = _schema_digest(text, _identity(absolute))
     trusted = _read_stamp(stamp) == digest
     with paused_gc():

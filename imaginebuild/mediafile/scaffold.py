@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from imaginebuild.errors import UsageError
+from imaginebuild.layout import STATE_DIR
 
 SCHEMA_URL = (
     "https://raw.githubusercontent.com/imaginebuild/imaginebuild/main/schemas/mediafile.schema.json"
@@ -34,7 +35,7 @@ assets:
     inputs: [hero]
 """
 
-IGNORES = (".imaginebuild/",)
+IGNORES = (f"{STATE_DIR}/",)
 
 
 def scaffold(folder: Path, mediafile: Path, ignore_outputs: bool) -> list[str]:

@@ -121,7 +121,7 @@ class ProviderContext:
     """What a provider may know of the run it serves."""
 
     settings: ProviderSettings
-    state_dir: Path  # the project's `.imaginebuild/` (journal lives in state_dir / "journal")
+    state_dir: Path  # the project's `.imaginebuild/` (its journal: StateLayout.journal)
     env: Mapping[str, str]
     retry_expired: bool = False  # resubmit jobs whose results expired (costs money again)
 

@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from imaginebuild.engine.keys import KEY_FORMAT_VERSION
 from imaginebuild.errors import StoreError, UsageError
 from imaginebuild.remote.sync import (
     DEFAULT_POLICY,
@@ -54,6 +53,7 @@ from imaginebuild.remote.sync import (
 )
 from imaginebuild.retry import RetryPolicy
 from imaginebuild.store.cache import ActionEntry, BlobRef, Store
+from imaginebuild.version import KEY_FORMAT_VERSION
 
 REMOTE_FORMAT = "imaginebuild-remote-action"
 REMOTE_FORMAT_VERSION = 1

@@ -9,6 +9,8 @@
     settled     the last up-to-date verdict and what it rested on
     failures    the last failure per asset
     projectlock one run per project at a time
+    state       the project's `.imaginebuild/` state as one object (paths: `layout`)
+    materialize blobs put in place as outputs (signed if configured)
     credentials content credentials (C2PA) on materialized outputs
 
 Layer 1, beside `mediafile`: files in, files out; it never decides what to build.

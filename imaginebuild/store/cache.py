@@ -23,6 +23,7 @@ from typing import Any
 
 from imaginebuild.atomic import atomic_writer, fsync_dir
 from imaginebuild.errors import CorruptBlob, StoreError
+from imaginebuild.layout import StateLayout
 from imaginebuild.store.hashing import CHUNK, sha256_file
 
 STORE_FORMAT_VERSION = 1
@@ -91,7 +92,7 @@ def project_id(lockfile: Path) -> str:
 def default_cache_dir(root: Path, env: dict[str, str] | os._Environ[str]) -> Path:
     """`IMAGINEBUILD_CACHE_DIR` if set, else `<project>/.imaginebuild/cache`."""
     override = env.get("IMAGINEBUILD_CACHE_DIR")
-    return Path(override).expanduser().resolve() if override else root / ".imaginebuild" / "cache"
+    return Path(override).expanduser().resolve() if override else StateLayout(root).default_cache
 
 
 class Store:
@@ -274,9 +275,18 @@ class Store:
                     entry.unlink()  # the project is gone: forget it
         return found
 
+    @property
+    def _tmp(self) -> Path:
+        return self.folder / "tmp"
+
+    def tmp_dir(self) -> Path:
+        """A folder for work files on the cache's filesystem (so results move in by rename)."""
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        return self._tmp
+
     def clean_tmp(self) -> None:
         """Remove work folders and downloads left by processes that died (a kill mid-step)."""
-        folder = self.folder / "tmp"
+        folder = self._tmp
         if not folder.is_dir():
             return
         for item in folder.iterdir():

@@ -9,10 +9,10 @@ from imaginebuild.atomic import atomic_write_bytes
 
 
 class FailureLog:
-    """`<state_dir>/failures.json`: asset name → the action key its last failure had."""
+    """The failures file (`StateLayout.failures`): asset name → the key its last failure had."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / "failures.json"
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
     def read(self) -> dict[str, str]:
         """Every recorded failure; an unreadable file counts as none."""

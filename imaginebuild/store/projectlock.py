@@ -16,10 +16,11 @@ from types import TracebackType
 
 
 class ProjectLock:
-    """Context manager holding `<state_dir>/lock`; `on_wait(holder)` is called if it must wait."""
+    """Context manager holding the lock file at `path` (`StateLayout.lock`); `on_wait(holder)`
+    is called if it must wait."""
 
-    def __init__(self, state_dir: Path, on_wait: Callable[[str], None]) -> None:
-        self._path = state_dir / "lock"
+    def __init__(self, path: Path, on_wait: Callable[[str], None]) -> None:
+        self._path = path
         self._on_wait = on_wait
         self._fd: int | None = None
 

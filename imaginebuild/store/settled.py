@@ -27,12 +27,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from imaginebuild.atomic import atomic_write_bytes
+from imaginebuild.layout import StateLayout, absolute, text_digest
 from imaginebuild.store.hashing import StatCache
 from imaginebuild.version import __version__
 
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from imaginebuild.model import InputPolicy
 
 SNAPSHOT_VERSION = 2  # 2: an asset row may carry its matrix template
-STATE_DIR = ".imaginebuild"
 
 
 class SettledAsset(NamedTuple):
@@ -57,17 +56,12 @@ class SettledAsset(NamedTuple):
 
 def snapshot_path(mediafile: Path) -> Path:
     """Where the snapshot of `mediafile` lives (one per mediafile of a project folder)."""
-    return mediafile.parent / STATE_DIR / f"settled-{mediafile.name}.json"
+    return StateLayout.of_mediafile(mediafile).settled(mediafile.name)
 
 
 def stat_cache_path(mediafile: Path) -> Path:
     """The project's stat cache file (shared with the full decision)."""
-    return mediafile.parent / STATE_DIR / "statcache.json"
-
-
-def text_digest(text: str) -> str:
-    """The sha256 of a mediafile's text (what its parse depends on, BOM or not)."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return StateLayout.of_mediafile(mediafile).stat_cache
 
 
 def read_text(mediafile: Path) -> str | None:
@@ -159,11 +153,6 @@ def check(mediafile: Path, stamp: str, stat_cache: StatCache) -> tuple[SettledAs
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def absolute(path: Path) -> Path:
-    """The absolute form the project uses for its mediafile (symlinks not followed)."""
-    return Path(os.path.abspath(path))  # noqa: PTH100 -- resolve() would follow symlinks
 
 
 def lookup(

@@ -1,0 +1,112 @@
+"""The read-only commands: status, plan, why and show.
+
+Each decides the selection through the assessor and reports it; nothing is
+called and nothing but the stat cache and the settled snapshot is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from imaginebuild.engine.facts import RunOptions
+from imaginebuild.engine.rebuild import Action, Decision
+from imaginebuild.engine.results import AssetResult, CommandResult
+from imaginebuild.errors import UsageError
+from imaginebuild.gcpause import paused_gc
+from imaginebuild.project.wiring import ProjectCore
+
+
+class SurveyCommands(ProjectCore):
+    """status, plan, why and show."""
+
+    def status(self, targets: Iterable[str] = ()) -> CommandResult:
+        """Each selected asset: up_to_date / stale / never_built / failed, with reasons."""
+        return self._survey_result("status", targets, RunOptions())
+
+    def plan(self, targets: Iterable[str] = (), options: RunOptions | None = None) -> CommandResult:
+        """What `run` would do, why, and what it would cost; calls nothing, writes nothing."""
+        return self._survey_result("plan", targets, options or RunOptions())
+
+    def why(self, name: str) -> AssetResult:
+        """Why one asset is (or is not) up to date: the fields changed since its last build."""
+        if name not in self.mediafile.assets:
+            self.dag.select([name])  # raises UsageError with did-you-mean
+        return self.status([name]).get(name)
+
+    def show(self, name: str) -> dict[str, Any]:
+        """The provenance record of an asset's last build, and its earlier takes in the cache."""
+        if name not in self.mediafile.assets:
+            self.dag.select([name])
+        entry = self.lock_entries().get(name)
+        if entry is None:
+            raise UsageError(f"{name!r} has never been built", hint=f"imaginebuild run {name}")
+        takes: list[list[dict[str, object]]] = []
+        cached = self.store.get_action(entry.key)
+        if cached is not None:
+            takes = [[o.to_json() for o in take] for take in cached.takes]
+        return {
+            "name": name,
+            "kind": self.mediafile.assets[name].kind.value,
+            "key": entry.key,
+            **dict(entry.fields),
+            "outputs": [o.to_json() for o in entry.outputs],
+            "record": dict(entry.record),
+            "earlier_takes": takes,
+        }
+
+    def _survey_result(
+        self, command: str, targets: Iterable[str], options: RunOptions
+    ) -> CommandResult:
+        targets = tuple(targets)
+        selected = self.dag.select(targets)
+        with paused_gc():
+            facts = self.survey(selected, options)
+        if command == "status" and all(
+            f.decision.action is Action.UP_TO_DATE for f in facts.values()
+        ):
+            self._remember_settled(targets, options, facts)
+        self.state.save_stat_cache()
+        failures = self.failures.read()
+        results = []
+        for name in selected:
+            f = facts[name]
+            state = _survey_state(f.decision, command)
+            if state != "up_to_date" and failures.get(name) == f.key and f.key is not None:
+                state = "failed"
+            results.append(
+                AssetResult(
+                    name=name,
+                    kind=f.asset.kind.value,
+                    state=state,
+                    reason=_plan_reason(f.decision) if command == "plan" else f.decision.summary,
+                    outputs=f.asset.outputs,
+                    key=f.key,
+                    estimate_ticks=f.estimate_ticks,
+                    reasons=f.decision.reasons,
+                    template=f.asset.template,
+                )
+            )
+        return CommandResult(command, tuple(results))
+
+
+# ---------------------------------------------------------------------- pure helpers
+
+
+def _survey_state(decision: Decision, command: str) -> str:
+    if decision.action is Action.UP_TO_DATE:
+        return "up_to_date"
+    if any(r.code == "never_built" for r in decision.reasons):
+        return "never_built"
+    return "stale"
+
+
+def _plan_reason(decision: Decision) -> str:
+    verb = {
+        Action.UP_TO_DATE: "up to date",
+        Action.RESTORE: "restore from cache",
+        Action.CALL: "call",
+        Action.HOLD: "hold",  # waits for accept / adopt / --force: nothing is paid
+    }
+    head = verb[decision.action]
+    return head if not decision.reasons else f"{head}: {decision.summary}"

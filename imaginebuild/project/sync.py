@@ -1,0 +1,190 @@
+"""The lockfile against the caches: checkout, pull, push and gc.
+
+`checkout` puts the lockfile's outputs in place from the local cache (fetching
+missing blobs from the remote cache); `pull` also brings the action entries in;
+`push` uploads locked builds; `gc` drops what no known lockfile references.
+None of them ever calls a provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from imaginebuild.engine import takes
+from imaginebuild.engine.facts import url_pins
+from imaginebuild.engine.results import AssetResult, CommandResult
+from imaginebuild.errors import ImaginebuildError, LockfileError, StoreError
+from imaginebuild.events import Message, RunStarted, StepFinished
+from imaginebuild.project.wiring import ProjectCore
+from imaginebuild.store.cache import BlobRef
+from imaginebuild.store.lockfile import LockEntry, read_lockfile
+
+
+@dataclass(frozen=True)
+class GcResult:
+    """What gc dropped (or would drop, with dry_run)."""
+
+    actions: int
+    blobs: int
+    bytes: int
+    dry_run: bool
+
+
+class SyncCommands(ProjectCore):
+    """checkout, pull, push and gc."""
+
+    def checkout(self, targets: Iterable[str] = (), *, pull: bool = False) -> CommandResult:
+        """Materialize the lockfile's outputs from the cache, fetching missing blobs from
+        the remote cache; `pull` also brings the action entries into the local cache.
+        Never calls a provider."""
+        results: list[AssetResult] = []
+        self._check_signing()
+        wanted = tuple(targets)
+        selected = self.dag.select(wanted) if wanted else ()  # unknown target: UsageError
+        with self.state.exclusive(self._wait_message):
+            self.state.forget_lock_entries()
+            self._prune_lock(locked=False)
+            self._tidy()
+            entries = self.lock_entries()
+            names = sorted(selected) if wanted else sorted(entries)
+            self.reporter.emit(RunStarted(len(names)))
+            for name in names:
+                started = self.clock()
+                entry = entries.get(name)
+                done = (
+                    self._checkout_one(name, entry, pull)
+                    if entry is not None
+                    else self._never_built(name)
+                )
+                results.append(done)
+                self.reporter.emit(
+                    StepFinished(
+                        name, done.state, done.reason, self.clock() - started, error=done.error
+                    )
+                )
+            self.state.save_stat_cache()
+        failed = any(r.state == "failed" for r in results)
+        command = "pull" if pull else "checkout"
+        result = CommandResult(command, tuple(results), exit_code=1 if failed else 0)
+        return result.with_templates(self.templates)
+
+    def push(self, targets: Iterable[str] = ()) -> CommandResult:
+        """Upload the locked builds of the targets (default: all) to the remote cache."""
+        remote = self.remote.require("push")
+        selected = self.dag.select(targets)
+        results = []
+        self.reporter.emit(RunStarted(len(selected)))
+        for name in selected:
+            started = self.clock()
+            kind = self.mediafile.assets[name].kind.value
+            locked = self.lock_entries().get(name)
+            entry = self.store.get_action(locked.key) if locked else None
+            if locked is None or entry is None:
+                why = "never built" if locked is None else "not in the local cache"
+                results.append(AssetResult(name, kind, "skipped", why))
+                continue
+            try:
+                pushed = remote.push(entry, self.store)
+            except StoreError as exc:
+                results.append(AssetResult(name, kind, "failed", exc.message, error=exc.message))
+                continue
+            state = "pushed" if pushed else "up_to_date"
+            size = sum(o.size for o in entry.outputs)
+            reason = f"{size / 1e6:.1f} MB" if pushed else "already in the remote cache"
+            results.append(AssetResult(name, kind, state, reason, key=entry.key))
+            self.reporter.emit(StepFinished(name, state, reason, self.clock() - started))
+        failed = any(r.state == "failed" for r in results)
+        return CommandResult("push", tuple(results), exit_code=1 if failed else 0)
+
+    def gc_remote(self, *, dry_run: bool = True) -> GcResult:
+        """Drop remote entries and blobs this project's lockfile does not reference.
+
+        A remote shared by several projects must be collected from a checkout
+        that knows all their lockfiles; hence a dry run by default.
+        """
+        remote = self.remote.require("gc --remote")
+        entries = self.lock_entries()
+        keep_blobs = {o.sha256 for e in entries.values() for o in e.outputs}
+        dropped = remote.gc({e.key for e in entries.values()}, keep_blobs, dry_run=dry_run)
+        return GcResult(
+            len(dropped.drop_keys), len(dropped.drop_blobs), dropped.freed_bytes, dry_run
+        )
+
+    def gc(self, *, dry_run: bool = False) -> GcResult:
+        """Drop cache entries and blobs that the lockfile does not reference."""
+        with self.state.exclusive(self._wait_message):
+            self.state.forget_lock_entries()
+            self._prune_lock(locked=False)
+            entries = list(self.lock_entries().values())
+            for lockfile in self.store.registered_lockfiles():
+                if lockfile != self.mediafile.lockfile_path:
+                    entries += read_lockfile(lockfile).values()  # a shared cache: keep theirs
+            keep_keys = {e.key for e in entries}
+            picked_keys, _ = takes.gc_keep(self.store, keep_keys)  # a picked take stays
+            keep_keys |= picked_keys
+            keep_blobs = {o.sha256 for e in entries for o in e.outputs}
+            keep_blobs |= takes.gc_keep(self.store, keep_keys)[1]
+            keep_blobs |= {sha for e in entries for sha in url_pins(e).values()}
+            drop_keys = []
+            for key in self.store.action_keys():
+                entry = self.store.get_action(key)
+                if key in keep_keys and entry is not None:
+                    keep_blobs |= {o.sha256 for take in (entry.outputs, *entry.takes) for o in take}
+                else:
+                    drop_keys.append(key)
+            drop_blobs = [sha for sha in self.store.iter_blobs() if sha not in keep_blobs]
+            freed = sum(self.store.blob_path(sha).stat().st_size for sha in drop_blobs)
+            if not dry_run:
+                for key in drop_keys:
+                    self.store.delete_action(key)
+                for sha in drop_blobs:
+                    self.store.delete_blob(sha)
+                takes.gc_forget(self.store, set(drop_blobs))
+        return GcResult(len(drop_keys), len(drop_blobs), freed, dry_run)
+
+    def _checkout_one(self, name: str, entry: LockEntry, pull: bool) -> AssetResult:
+        asset = self.mediafile.assets.get(name)
+        kind = asset.kind.value if asset else str(entry.fields.get("kind", "?"))
+        paths = tuple(o.path for o in entry.outputs)
+        blobs = [BlobRef(o.sha256, o.size, o.media_type) for o in entry.outputs]
+        if self.remote.active and (pull or not all(self.store.has_blob(b.sha256) for b in blobs)):
+            try:
+                remote = self.remote.cache()
+                if pull and self.store.get_action(entry.key) is None:
+                    found = remote.get_action(entry.key)
+                    if found is not None:
+                        remote.fetch(found, self.store)
+                remote.fetch_blobs(blobs, self.store)
+            except StoreError as exc:
+                self.reporter.emit(Message("warning", f"{name}: {exc}"))
+        provenance = {"key": entry.key, **dict(entry.fields), **dict(entry.record)}
+        try:
+            if asset is None or asset.outputs != paths:
+                raise LockfileError(
+                    f"{name}: the lockfile's outputs {list(paths)} are not what the mediafile "
+                    "declares; nothing written",
+                    hint="run `imaginebuild run` to bring the lockfile up to date",
+                )
+            changed = False
+            for out in entry.outputs:
+                blob = BlobRef(out.sha256, out.size, out.media_type)
+                changed |= self.materializer.place(name, out.path, blob, provenance)
+        except ImaginebuildError as exc:
+            return AssetResult(
+                name, kind, "failed", exc.message, paths, entry.key, error=exc.message,
+                hint=exc.hint or "run `imaginebuild run` to rebuild it (or pull it from the "
+                "remote cache)",
+            )  # fmt: skip
+        state = "restored" if changed else "up_to_date"
+        return AssetResult(
+            name, kind, state, "from the cache" if changed else "up to date", paths, entry.key
+        )
+
+    def _never_built(self, name: str) -> AssetResult:
+        """A selected asset with no lockfile entry: nothing to restore."""
+        asset = self.mediafile.assets[name]
+        return AssetResult(
+            name, asset.kind.value, "skipped", "never built", asset.outputs,
+            hint=f"imaginebuild run {name}",
+        )  # fmt: skip
