@@ -13,11 +13,11 @@ MEDIAFILE_VERSION = 1
 
 IMAGE_ASPECT_RATIOS = (
     "1:1", "3:4", "4:3", "9:16", "16:9", "2:3", "3:2",
-    "9:19.5", "19.5:9", "9:20", "20:9", "1:2", "2:1", "auto",
+    "9:19.5", "19.5:9", "9:20", "20:9", "1:2", "2:1", "21:9", "5:2", "auto",
 )  # fmt: skip
 VIDEO_ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
-IMAGE_RESOLUTIONS = ("1k", "2k")
-VIDEO_RESOLUTIONS = ("480p", "720p")
+IMAGE_RESOLUTIONS = ("1k", "1.5k", "2k")
+VIDEO_RESOLUTIONS = ("480p", "720p", "1080p")
 PROVIDERS = ("xai", "local")
 
 PNG = "image/png"
@@ -75,8 +75,8 @@ KIND_SPECS: Mapping[Kind, KindSpec] = {
     Kind.ANIMATE: KindSpec(
         Media.VIDEO, Media.IMAGE, 1, 1, _VIDEO_PARAMS, "grok-imagine-video", 8, (1, 15), "video"
     ),
-    Kind.REFERENCE_VIDEO: KindSpec(
-        Media.VIDEO, Media.IMAGE, 1, 7, _VIDEO_PARAMS, "grok-imagine-video", 8, (1, 15), "video"
+    Kind.REFERENCE_VIDEO: KindSpec(  # at most 10 s with reference images (docs.x.ai)
+        Media.VIDEO, Media.IMAGE, 1, 7, _VIDEO_PARAMS, "grok-imagine-video", 8, (1, 10), "video"
     ),
     Kind.VIDEO_EDIT: KindSpec(
         Media.VIDEO, Media.VIDEO, 1, 1, frozenset({"model"}), "grok-imagine-video",
@@ -200,6 +200,8 @@ class ProviderSettings:
     timeout: float | None = None  # a whole video job's deadline
     request_timeout: float | None = None  # one HTTP request's
     max_retries: int | None = None
+    rate_limits: Mapping[str, float] | None = None  # submissions per second, per model
+    poll_rate: float | None = None  # polls per second across all jobs
 
 
 @dataclass(frozen=True)

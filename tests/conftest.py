@@ -239,3 +239,71 @@ def open_project(clean_env: dict[str, str]) -> Callable[[Path], Project]:
         return load(folder / mediafile, env=clean_env, reporter=RecordingReporter())
 
     return open_
+
+
+# -- the xAI contract: every body the provider sends and every answer the fake gives --------
+
+CONTRACT = Path(__file__).parent / "contract" / "xai_media.schema.json"
+REQUEST_SCHEMAS = {
+    "images": "GenerateImageRequest",
+    "edits": "EditImageRequest",
+    "videos": "GenerateVideoRequest",
+    "video_edits": "EditVideoRequest",
+    "extensions": "ExtendVideoRequest",
+}
+SUBMISSIONS = frozenset(REQUEST_SCHEMAS)
+
+
+def contract_violations(fake: Any) -> list[str]:
+    """What a stopped fake saw the provider send, or answered, that the spec does not allow
+    (tests/contract/xai_media.schema.json, derived from xAI's OpenAPI document)."""
+    import jsonschema
+
+    schema = json.loads(CONTRACT.read_text())
+
+    def check(name: str, value: object) -> list[str]:
+        validator = jsonschema.Draft202012Validator({**schema, "$ref": f"#/$defs/{name}"})
+        return [f"{name}: {e.message}" for e in validator.iter_errors(value)]
+
+    found: list[str] = []
+    for entry in fake.log:
+        sent_by_us = entry.headers.get("user-agent", "").startswith("imaginebuild/")
+        if sent_by_us and entry.route.value in REQUEST_SCHEMAS:
+            found += check(REQUEST_SCHEMAS[entry.route.value], entry.body)
+    for route, status, payload in fake.answers:
+        if status >= 300 or not payload.strip():
+            continue
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            continue  # a scripted malformed answer
+        name = {
+            "images": "GeneratedImageResponse",
+            "edits": "GeneratedImageResponse",
+            "poll": "VideoResponse",
+            "image_poll": "GetDeferredImageResponse",
+            "models": "ListModelsResponse",
+        }.get(route.value, "StartDeferredResponse" if route.value in SUBMISSIONS else "")
+        if route.value in ("images", "edits") and set(body) == {"request_id"}:
+            name = "StartDeferredResponse"  # a deferred image request
+        if name:
+            found += check(name, body)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _xai_contract(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every fake xAI server a test stops is held to the spec's request and response schemas:
+    a provider change that sends a field the spec lacks fails the test that sent it."""
+    from imaginebuild.testing.fake_xai import FakeXai
+
+    violations: list[str] = []
+    original = FakeXai.stop
+
+    def stop(self: FakeXai) -> None:
+        original(self)
+        violations.extend(contract_violations(self))
+
+    monkeypatch.setattr(FakeXai, "stop", stop)
+    yield violations
+    assert not violations, "the xAI contract was broken:\n" + "\n".join(violations[:20])

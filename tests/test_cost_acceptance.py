@@ -217,7 +217,11 @@ def test_ledger_time_is_when_the_call_finished(cold: ColdRun) -> None:
     assert videos
     for entry in videos:
         job = str(entry.request_id)
-        polls = [r.at for r in cold.log if r.route is Route.POLL and r.path.endswith(job)]
+        polls = [
+            r.at
+            for r in cold.log
+            if r.route in (Route.POLL, Route.IMAGE_POLL) and r.path.endswith(job)
+        ]
         finished = datetime.fromisoformat(entry.time.replace("Z", "+00:00")).timestamp()
         assert finished >= max(polls) - 0.001, entry  # the time has millisecond precision
 
@@ -267,13 +271,14 @@ assets:
 def test_retried_faults_are_billed_once_and_recorded_once(tmp_path: Path) -> None:
     folder = write_project(tmp_path / "p", FAULTY)
     with FakeXai(pending_polls=1, prices=FAKE_PRICES) as fake:
+        # A POST is retried only when the API refused it before any work (429).
         fake.inject(
-            Route.IMAGES, Fault.rate_limited(retry_after="0"), Fault.http(503, retry_after="0")
+            Route.IMAGES, Fault.rate_limited(retry_after="0"), Fault.rate_limited(retry_after="0")
         )
-        fake.inject(Route.EDITS, Fault.http(503, retry_after="0"))
+        fake.inject(Route.EDITS, Fault.rate_limited(retry_after="0"))
         fake.inject(Route.VIDEOS, Fault.rate_limited(retry_after="0"))
         fake.inject(Route.POLL, Fault.http(503, retry_after="0"))
-        fake.inject(Route.EXTENSIONS, Fault.http(502, retry_after="0"))
+        fake.inject(Route.EXTENSIONS, Fault.rate_limited(retry_after="0"))
         env = env_for(fake.base_url, folder)
         code, report, err = cli(folder, env, "run")
         assert code == 0, err
@@ -441,7 +446,7 @@ def test_a_budget_for_three_of_five_calls_runs_exactly_three(tmp_path: Path, whe
     with FakeXai(prices=FAKE_PRICES) as fake:
         code, report, err = cli(folder, env_for(fake.base_url, folder), *args)
         assert code == 3, err
-        assert len(fake.requests()) == 3  # nothing else was called
+        assert len(fake.requests(Route.IMAGES)) == 3  # nothing else was submitted
         assert fake.billed_ticks() == 3 * price
     assert report["exit_code"] == 3
     states = {a["name"]: a["state"] for a in report["assets"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import subprocess
@@ -22,6 +23,8 @@ from imaginebuild.testing.fake_xai import (
     image_size,
     latency_for,
     parse_fault,
+    render_image,
+    render_mp4,
     video_size,
 )
 
@@ -94,6 +97,19 @@ def test_non_json_body_is_415(api: httpx.Client) -> None:
         ("/videos/generations", {"prompt": "x", "resolution": "1080p"}, 400, "resolution"),
         (
             "/videos/generations",
+            {"prompt": "x", "duration": 11, "reference_images": [{"url": "https://e/a.png"}]},
+            400,
+            "maximum allowed for reference-to-video, which is 10s",
+        ),
+        (
+            "/images/edits",
+            {"prompt": "x", "image": {"url": "https://e/a.png", "type": "image_url"}},
+            422,
+            "image.type",
+        ),
+        ("/images/generations", {"prompt": "x", "quality": "high"}, 422, "quality"),
+        (
+            "/videos/generations",
             {"prompt": "x", "image": {"url": "https://e/a.png"}, "reference_images": []},
             400,
             "exclusive",
@@ -123,8 +139,9 @@ def test_image_generation_serves_real_images_at_expiring_urls(api: httpx.Client)
     body = response.json()
     assert body["usage"] == {"cost_in_usd_ticks": 400_000_000}
     assert len(body["data"]) == 2
+    assert response.headers["x-request-id"]
     for item in body["data"]:
-        assert item["respect_moderation"] is True
+        assert set(item) <= {"url", "b64_json", "mime_type", "file_output", "storage_error"}
         assert item["mime_type"] == "image/jpeg"
         download = httpx.get(item["url"])
         assert download.headers["content-type"] == "image/jpeg"
@@ -136,6 +153,9 @@ def test_image_generation_serves_real_images_at_expiring_urls(api: httpx.Client)
 def test_full_size_images_match_the_resolution() -> None:
     assert image_size("1k", "1:1") == (1024, 1024)
     assert image_size("2k", "16:9")[0] > 2048
+    assert image_size("2k", "9:20") == (1440, 3200)  # a live 2k answer, 4.6 MP
+    assert image_size("1k", "16:9") == (1408, 768)  # reported, 3.1 % off the ratio
+    assert 2_200_000 < image_size("1.5k", "1:1")[0] ** 2 < 2_500_000
     assert video_size("480p", "16:9") == (848, 480)
     assert video_size("720p", "9:16") == (720, 1280)
 
@@ -330,3 +350,73 @@ def test_image_latency_from_the_command_line(tmp_path: Path) -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def _png(size: tuple[int, int]) -> str:
+    data = base64.b64encode(render_image(size, (9, 9, 9), "png")).decode()
+    return f"data:image/png;base64,{data}"
+
+
+def test_single_edit_and_animate_keep_the_input_ratio(api: httpx.Client, fake: FakeXai) -> None:
+    square = {"url": _png((64, 64))}
+    edit = api.post(
+        "/images/edits",
+        json={"prompt": "x", "image": square, "aspect_ratio": "16:9", "response_format": "url"},
+    ).json()
+    with Image.open(io.BytesIO(httpx.get(edit["data"][0]["url"]).content)) as image:
+        assert image.size[0] == image.size[1]  # the spec: auto-detected from the input
+    job = api.post(
+        "/videos/generations",
+        json={"prompt": "x", "image": square, "aspect_ratio": "16:9", "duration": 1},
+    ).json()["request_id"]
+    while (answer := api.get(f"/videos/{job}")).status_code == 202:
+        pass
+    video = httpx.get(answer.json()["video"]["url"]).content
+    info = mp4_shape(video)
+    assert info[0] == info[1]  # image-to-video ignores aspect_ratio
+
+
+def mp4_shape(data: bytes) -> tuple[int, int]:
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        return stream.codec_context.width, stream.codec_context.height
+
+
+def test_an_extension_is_the_input_plus_the_added_seconds(api: httpx.Client) -> None:
+    clip = render_mp4((64, 48), 3, (1, 2, 3))
+    url = "data:video/mp4;base64," + base64.b64encode(clip).decode()
+    job = api.post(
+        "/videos/extensions", json={"prompt": "x", "video": {"url": url}, "duration": 2}
+    ).json()["request_id"]
+    while (answer := api.get(f"/videos/{job}")).status_code == 202:
+        pass
+    done = answer.json()
+    assert done["video"]["duration"] == 5
+    video = httpx.get(done["video"]["url"]).content
+    assert mp4_shape(video) == (64, 48)
+
+
+def test_deferred_images_are_polled_by_request_id(api: httpx.Client, fake: FakeXai) -> None:
+    started = api.post(
+        "/images/generations", json={"prompt": "x", "deferred": True, "response_format": "url"}
+    )
+    request_id = started.json()["request_id"]
+    done = api.get(f"/images/{request_id}").json()
+    assert done["status"] == "done" and done["data"][0]["url"]
+    assert done["usage"] == {"cost_in_usd_ticks": 200_000_000}
+    assert api.get("/images/no-such-id").status_code == 404
+    refused = api.post(
+        "/images/generations", json={"prompt": "x", "deferred": True, "response_format": "b64_json"}
+    )
+    assert refused.status_code == 400
+
+
+def test_deferred_can_be_refused_per_model() -> None:
+    with FakeXai(no_deferred_models=frozenset({"grok-imagine-image-pro"})) as server:
+        answer = httpx.post(
+            f"{server.base_url}/images/generations",
+            headers={"Authorization": "Bearer k"},
+            json={"prompt": "x", "model": "grok-imagine-image-pro", "deferred": True},
+        )
+        assert answer.status_code == 400
+        assert "deferred" in answer.json()["error"]

@@ -98,24 +98,34 @@ class Cell:
 
 ALL = frozenset(KINDS)
 EXHAUST = tuple(Fault.http(503) for _ in range(MAX_RETRIES + 1))
+EXHAUST_429 = tuple(Fault.rate_limited("0") for _ in range(MAX_RETRIES + 1))
+BILLED_HINT = "may have been billed"
 CELLS = [
-    # transient: success after retries
-    *(
-        Cell(f"submit-{s}", "submit", (Fault.http(s),), ALL, retries=1)
-        for s in (500, 502, 503, 504)
-    ),
+    # transient: success after retries (a POST only when the API refused it before any work)
     Cell("submit-429", "submit", (Fault.rate_limited("0"),), ALL, retries=1),
     Cell("submit-429-no-retry-after", "submit", (Fault.rate_limited(None),), ALL, retries=1),
-    Cell("submit-two-in-a-row", "submit", (Fault.http(502), Fault.rate_limited("0")), ALL, 2),
-    Cell("submit-reset", "submit", (Fault.reset(),), ALL, retries=1),
-    Cell("submit-hang", "submit", (Fault.hang(),), ALL, retries=1),
-    Cell("submit-slow", "submit", (Fault.slow(0.02),), ALL, retries=0),
     Cell(
-        "submit-truncated",
-        "submit",
-        (Fault.truncated(),),
-        ALL,
-        error="not retried",
+        "submit-two-in-a-row", "submit", (Fault.rate_limited("0"), Fault.rate_limited("0")), ALL, 2
+    ),
+    Cell("submit-slow", "submit", (Fault.slow(0.02),), ALL, retries=0),
+    # a POST whose answer was lost may have been billed: never re-sent, recorded as such
+    *(
+        Cell(
+            f"submit-{s}",
+            "submit",
+            (Fault.http(s),),
+            ALL,
+            error="after the request was sent",
+            hint=BILLED_HINT,
+        )
+        for s in (500, 502, 503, 504)
+    ),
+    Cell(
+        "submit-reset", "submit", (Fault.reset(),), ALL, error="answer was lost", hint=BILLED_HINT
+    ),
+    Cell("submit-hang", "submit", (Fault.hang(),), ALL, error="answer was lost", hint=BILLED_HINT),
+    Cell(
+        "submit-truncated", "submit", (Fault.truncated(),), ALL, error="cut off", hint=BILLED_HINT
     ),
     Cell("poll-503", "poll", (Fault.http(503),), VIDEO_KINDS, retries=1),
     Cell("poll-429", "poll", (Fault.rate_limited("0"),), VIDEO_KINDS, retries=1),
@@ -135,10 +145,17 @@ CELLS = [
     Cell("submit-404", "submit", (Fault.http(404, "no such model"),), ALL, error="no such model"),
     Cell("submit-422", "submit", (Fault.http(422, "missing field"),), ALL, error="HTTP 422"),
     Cell("submit-401", "submit", (Fault.unauthorized(),), ALL, error="API key", hint="XAI_API_KEY"),
-    Cell("submit-503-exhausted", "submit", EXHAUST, ALL, error="after 2 retries", hint="later"),
-    Cell("submit-malformed-json", "submit", (Fault.malformed_json(),), ALL, error="not retried"),
+    Cell("submit-429-exhausted", "submit", EXHAUST_429, ALL, error="after 2 retries", hint="later"),
+    Cell(
+        "submit-malformed-json",
+        "submit",
+        (Fault.malformed_json(),),
+        ALL,
+        error="not a JSON object",
+        hint=BILLED_HINT,
+    ),
     Cell("moderation", "submit", (Fault.moderation(),), ALL, error="content-policy"),
-    Cell("blocked", "submit", (Fault.blocked(),), IMAGE_KINDS, error="blocked"),
+    Cell("blocked", "submit", (Fault.blocked(),), IMAGE_KINDS, error="content-policy"),
     Cell("job-failed", "submit", (Fault.job_failed(),), VIDEO_KINDS, error="failed"),
     Cell(
         "job-expired",
@@ -365,8 +382,10 @@ def test_a_server_that_never_answers_is_bounded_by_the_timeouts(
     session_for: Callable[..., Session],
 ) -> None:
     session = session_for("video", HANG_TIMEOUT_S)
-    # Each hang outlasts any test: only the client's request timeout can end an attempt.
-    session.fake.inject(Route.VIDEOS, *(Fault.hang() for _ in range(MAX_RETRIES + 1)))
+    # Each hang outlasts any test: only the client's request timeout can end an attempt
+    # (on polls, which are retried; a POST that hangs is never re-sent).
+    session.fake.pending_polls = 0
+    session.fake.inject(Route.POLL, *(Fault.hang() for _ in range(MAX_RETRIES + 1)))
     code, report = session.json("run", "--keep-going")
     assert code == 1
     assert _states(report)["target"] == "failed"

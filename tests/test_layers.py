@@ -57,6 +57,7 @@ VOCABULARY = frozenset(
         "gcpause",
         "layout",
         "untrusted",
+        "capabilities",
     }
 )
 # Layers above the shared vocabulary (layer 0), bottom to top; "imaginebuild" is the

@@ -176,8 +176,9 @@ assets:
     assert (a["still"].count, a["still"].resolution, a["still"].provider) == (3, "2k", "xai")
     assert (a["touched"].count, a["touched"].provider, a["touched"].model) == (2, "local", "img-2")
     assert a["touched"].outputs == ("out/touched-0.png", "out/touched-1.png")
+    # animate keeps its input image's ratio: a default aspect_ratio does not reach it
     assert (a["moving"].aspect_ratio, a["moving"].duration, a["moving"].provider) == (
-        "9:16", 12, "local",
+        None, 12, "local",
     )  # fmt: skip
     assert (a["restyled"].model, a["restyled"].duration, a["restyled"].aspect_ratio) == (
         "vid-2", None, None,

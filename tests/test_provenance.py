@@ -47,7 +47,9 @@ RECORD_KEYS = {
     "imaginebuild", "built_at", "provider", "model", "request_ids", "cost_usd",
     "cost_estimated", "estimate_usd", "calls",
 }  # fmt: skip
-CALL_KEYS = {"endpoint", "request_id", "cost_usd", "retries", "started_at", "duration_s"}
+CALL_KEYS = {
+    "endpoint", "request_id", "x_request_id", "cost_usd", "retries", "started_at", "duration_s",
+}  # fmt: skip
 OUTPUT_KEYS = {"path", "sha256", "bytes", "media_type"}
 
 
@@ -113,7 +115,8 @@ def test_show_json_has_the_documented_shape_and_true_hashes(chain: Path) -> None
     assert set(shown) == SHOW_KEYS
     assert shown["name"] == "inked" and shown["kind"] == "edit" and shown["provider"] == "local"
     assert shown["prompt"] == "Ink it, stenciled street-art style"  # after interpolation
-    assert shown["params"] == {"aspect_ratio": "1:1", "count": 1, "resolution": "1k"}
+    # a single-image edit keeps its input's ratio: the default 1:1 does not reach it
+    assert shown["params"] == {"aspect_ratio": "auto", "count": 1, "resolution": "1k"}
     assert shown["variant"] == 0 and shown["model"] == "grok-imagine-image"
     assert shown["inputs"] == [
         {"asset": "base", "ref": "base[1]", "sha256": sha256_of(chain / "out" / "base-1.png")}
@@ -220,8 +223,8 @@ WHY_CASES = [
     ),
     pytest.param(
         "inked",
-        ('inputs: ["base[1]"]}', 'inputs: ["base[1]"], aspect_ratio: "16:9"}'),
-        {"code": "param", "field": "aspect_ratio", "old": "1:1", "new": "16:9"},
+        ('inputs: ["base[1]"]}', 'inputs: ["base[1]"], resolution: 2k}'),
+        {"code": "param", "field": "resolution", "old": "1k", "new": "2k"},
         id="param",
     ),
     pytest.param(

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,7 @@ from imaginebuild.errors import (
     JobExpired,
     JobFailed,
     JobTimeout,
+    MaybeBilled,
     ModerationRefused,
     ProviderError,
     RequestRejected,
@@ -33,7 +35,9 @@ from imaginebuild.errors import (
 )
 from imaginebuild.mediaprobe import probe
 from imaginebuild.model import Kind, ProviderSettings
+from imaginebuild.money import Billing
 from imaginebuild.providers.base import (
+    CallRecord,
     GenerationRequest,
     GenerationResult,
     InputFile,
@@ -84,6 +88,7 @@ def make_provider(
         env={"XAI_API_KEY": KEY} if env is None else env,
         retry_expired=retry_expired,
     )
+    kwargs.setdefault("deferred_images", False)  # synchronous images unless a test asks
     return XaiProvider(context, sleep=sleep or Sleeps(), rng=random.Random(7), **kwargs)  # type: ignore[arg-type]
 
 
@@ -195,7 +200,7 @@ def test_edit_with_one_local_image_sends_a_data_uri(fake: FakeXai, tmp_path: Pat
         "model": "grok-imagine-image",
         "n": 1,
         "response_format": "b64_json",
-        "image": {"url": data_uri(item), "type": "image_url"},
+        "image": {"url": data_uri(item)},
     }
     assert fake.billed_ticks() == 200_000_000 + 20_000_000
 
@@ -209,8 +214,8 @@ def test_edit_with_several_images_passes_https_urls_on(fake: FakeXai, tmp_path: 
     assert isinstance(sent.body, dict)
     assert "image" not in sent.body
     assert sent.body["images"] == [
-        {"url": data_uri(local), "type": "image_url"},
-        {"url": "https://example.com/b.png", "type": "image_url"},
+        {"url": data_uri(local)},
+        {"url": "https://example.com/b.png"},
     ]
 
 
@@ -335,13 +340,33 @@ def test_settings_reach_the_provider(fake: FakeXai, tmp_path: Path) -> None:
 # -- transient faults end in success, with the retries in the record --------------------------
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 504])
-def test_server_errors_are_retried(fake: FakeXai, tmp_path: Path, status: int) -> None:
-    fake.inject(Route.IMAGES, Fault.http(status), Fault.http(status))
-    result = run(make_provider(fake, tmp_path), make_request(tmp_path, Kind.IMAGE))
+@pytest.mark.parametrize("status", [408, 409, 500, 502, 503, 504, 529])
+def test_server_errors_on_polls_are_retried(fake: FakeXai, tmp_path: Path, status: int) -> None:
+    """Finding 7: 529 on a poll was not retried (GET retries xAI's SDK's statuses)."""
+    fake.inject(Route.POLL, Fault.http(status), Fault.http(status))
+    result = run(make_provider(fake, tmp_path), make_request(tmp_path, Kind.VIDEO, {"duration": 1}))
     assert result.calls[0].retries == 2
-    assert len(fake.requests(Route.IMAGES)) == 3
-    assert fake.billed_ticks() == result.calls[0].cost_ticks == 200_000_000
+    assert len(fake.submissions()) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 529])
+def test_a_5xx_after_a_post_is_maybe_billed_and_not_resent(
+    fake: FakeXai, tmp_path: Path, status: int
+) -> None:
+    """Finding 2: a POST was re-sent after a 5xx (each one may have been billed)."""
+    reported: list[CallRecord] = []
+    fake.inject(Route.VIDEOS, Fault.http(status))
+    request = replace(
+        make_request(tmp_path, Kind.VIDEO, {"duration": 1}), on_billed=reported.append
+    )
+    with pytest.raises(MaybeBilled) as caught:
+        run(make_provider(fake, tmp_path), request)
+    assert len(fake.requests(Route.VIDEOS)) == 1
+    assert caught.value.info.status_code == status
+    assert caught.value.info.request_id  # the answer's x-request-id
+    [call] = reported
+    assert call.billing is Billing.MAYBE_BILLED and call.endpoint == "/videos/generations"
+    assert call.request_id == caught.value.info.request_id
 
 
 def test_rate_limit_honours_retry_after(fake: FakeXai, tmp_path: Path) -> None:
@@ -349,13 +374,32 @@ def test_rate_limit_honours_retry_after(fake: FakeXai, tmp_path: Path) -> None:
     fake.inject(Route.IMAGES, Fault.rate_limited(retry_after="7"))
     result = run(make_provider(fake, tmp_path, sleep=sleeps), make_request(tmp_path, Kind.IMAGE))
     assert result.calls[0].retries == 1
-    assert sleeps.delays == [7.0]
+    assert sleeps.delays[0] == 7.0
+    assert len(fake.requests(Route.IMAGES)) == 2
 
 
-def test_connection_reset_is_retried(fake: FakeXai, tmp_path: Path) -> None:
+def test_a_connection_reset_after_a_post_is_maybe_billed(fake: FakeXai, tmp_path: Path) -> None:
     fake.inject(Route.IMAGES, Fault.reset())
-    result = run(make_provider(fake, tmp_path), make_request(tmp_path, Kind.IMAGE))
+    with pytest.raises(MaybeBilled, match="answer was lost"):
+        run(make_provider(fake, tmp_path), make_request(tmp_path, Kind.IMAGE))
+    assert len(fake.requests(Route.IMAGES)) == 1
+
+
+def test_a_connection_reset_on_a_poll_is_retried(fake: FakeXai, tmp_path: Path) -> None:
+    fake.inject(Route.POLL, Fault.reset())
+    result = run(make_provider(fake, tmp_path), make_request(tmp_path, Kind.VIDEO, {"duration": 1}))
     assert result.calls[0].retries == 1
+
+
+def test_a_refused_connection_is_retried_even_for_a_post(tmp_path: Path) -> None:
+    """Nothing left this machine: a retry cannot pay twice."""
+    with FakeXai() as server:
+        port = server.port
+    settings = ProviderSettings(base_url=f"http://127.0.0.1:{port}/v1", max_retries=2)
+    provider = make_provider(server, tmp_path, settings=settings)  # nothing listens there now
+    with pytest.raises(TransientError) as caught:
+        run(provider, make_request(tmp_path, Kind.IMAGE))
+    assert caught.value.info.retries == 2
 
 
 def test_read_timeout_is_retried(fake: FakeXai, tmp_path: Path) -> None:
@@ -388,8 +432,8 @@ def test_slow_download_succeeds(fake: FakeXai, tmp_path: Path) -> None:
 
 
 def test_retries_run_out_as_transient_error(fake: FakeXai, tmp_path: Path) -> None:
-    fake.inject(Route.IMAGES, *[Fault.http(503)] * 4)
-    with pytest.raises(TransientError, match="503") as caught:
+    fake.inject(Route.IMAGES, *[Fault.rate_limited("0")] * 4)
+    with pytest.raises(TransientError, match="429") as caught:
         run(make_provider(fake, tmp_path), make_request(tmp_path, Kind.IMAGE))
     assert caught.value.info.retries == 3
     assert len(fake.requests(Route.IMAGES)) == 4
@@ -625,7 +669,7 @@ def test_the_key_appears_in_no_file_and_no_message(tmp_path: Path) -> None:
     with FakeXai() as server:
         server.inject(Route.IMAGES, Fault.http(400, message=f"Incorrect API key provided: {KEY}"))
         server.inject(Route.EDITS, Fault.http(503, message=f"echo {KEY}"), *[Fault.reset()] * 4)
-        server.inject(Route.VIDEOS, Fault.job_failed("bad", f"key {KEY}"))
+        server.inject(Route.VIDEOS, Fault.job_failed("invalid_argument", f"key {KEY}"))
         server.inject(Route.DOWNLOAD, Fault.corrupt())
         requests = [
             make_request(tmp_path, Kind.IMAGE),
@@ -667,8 +711,9 @@ def _httpx_errors() -> list[type[httpx.HTTPError]]:
 # which no server can do (a real socket yields only the few a network produces: connect,
 # read, protocol errors). The test holds the translation table complete, including for
 # exception classes a future httpx adds; every other test here goes through the fake.
+@pytest.mark.parametrize("method", ["GET", "POST"])
 @pytest.mark.parametrize("error", _httpx_errors(), ids=lambda c: c.__name__)
-def test_every_httpx_error_is_translated(error: type[httpx.HTTPError]) -> None:
+def test_every_httpx_error_is_translated(error: type[httpx.HTTPError], method: str) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise error(f"boom for {request.headers['authorization']}")
 
@@ -676,17 +721,23 @@ def test_every_httpx_error_is_translated(error: type[httpx.HTTPError]) -> None:
         client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
         retrier = Retrier(RetryPolicy(max_retries=1, base_delay=0), Sleeps(), random.Random(1))
         http = XaiHttp(client, "https://api.x.ai/v1", KEY, retrier)
+        body = {"prompt": "x"} if method == "POST" else None
         try:
-            await http.call("POST", "/images/generations", {"prompt": "x"}, CallInfo())
+            await http.call(method, "/images/generations", body, CallInfo())
         finally:
             await client.aclose()
 
     with pytest.raises(ProviderError) as caught:
         asyncio.run(go())
     assert KEY not in str(caught.value)
-    if issubclass(error, httpx.TransportError):
+    if not issubclass(error, httpx.TransportError):
+        return
+    not_sent = issubclass(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    if method == "GET" or not_sent:
         assert isinstance(caught.value, TransientError)
         assert caught.value.info.retries == 1
+    else:  # the request may have reached the API: never re-sent
+        assert isinstance(caught.value, MaybeBilled)
 
 
 @pytest.mark.parametrize(

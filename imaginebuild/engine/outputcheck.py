@@ -2,13 +2,23 @@
 
 A result that is empty, truncated, of the wrong media, the wrong shape or the
 wrong length is never stored, locally or remotely (cache poisoning would pin
-it forever). The rules follow what the API promises:
+it forever). The rules assert only what the API promises, with tolerances
+wide enough that a real answer is never thrown away (that would be paid for
+again on the rerun):
 
-- images: the asked aspect ratio (within 2 %; `auto` follows the input) and,
-  for grok-imagine models, about 1 MP for `1k` and 4 MP for `2k`;
-- videos: the asked aspect ratio; `video`, `animate` and `reference_video`
-  last the asked duration, `video_edit` as long as its input, `extend` its
-  input plus the added seconds (each within one second).
+- shape: a generation's ratio must be nearer the asked ratio than to any other
+  ratio the API offers (real 1k sizes are rounded to multiples of 16 and may
+  sit a few percent off the nominal ratio: 16:9 has been reported as 1408×768,
+  3.1 % off). A single-image edit and an animate keep their input image's
+  ratio ("auto-detect from the input image" / "always derived from the input
+  image", xAI's OpenAPI document), as do `video_edit` and `extend` their input
+  clip's: the output must snap to the same offered ratio as the input;
+- area, grok-imagine images only: 1k is about 1 MP (0.5–1.5), 1.5k about
+  2.4 MP (1.2–3.4), 2k about 4 MP but up to ~5 MP (2.0–5.2; a live 2k 9:20
+  image is 1440×3200, 4.6 MP);
+- length: `video`, `animate` and `reference_video` last the asked duration,
+  `video_edit` as long as its input (at most 8.7 s), `extend` its input plus
+  the added seconds (each within one second).
 """
 
 from __future__ import annotations
@@ -16,8 +26,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from imaginebuild.capabilities import ratio_follows_input
 from imaginebuild.errors import InvalidMedia
-from imaginebuild.model import Asset, Kind, Media
+from imaginebuild.model import IMAGE_ASPECT_RATIOS, VIDEO_ASPECT_RATIOS, Asset, Kind, Media
 from imaginebuild.providers.base import InputFile, OutputFile
 
 if TYPE_CHECKING:
@@ -25,10 +36,9 @@ if TYPE_CHECKING:
 
 # The API's clips may run a little short or long of the asked duration.
 DURATION_TOLERANCE_S = 1.0
-RATIO_TOLERANCE = 0.02
-VIDEO_EDIT_MAX_S = 8.7  # the API edits at most this much of its input
-# Pixel area per image resolution (the API: 1k ≈ 1 MP, 2k ≈ 4 MP, sides rounded to 16).
-IMAGE_AREA_MP = {"1k": (0.5, 1.5), "2k": (2.0, 4.5)}
+VIDEO_EDIT_MAX_S = 8.7  # the API edits at most this much of its input (docs.x.ai video overview)
+# Pixel area per image resolution in megapixels (sides are rounded to multiples of 16).
+IMAGE_AREA_MP = {"1k": (0.5, 1.5), "1.5k": (1.2, 3.4), "2k": (2.0, 5.2)}
 
 
 def check_outputs(
@@ -48,14 +58,16 @@ def check_outputs(
         if not info.media_type.startswith(family + "/"):
             raise InvalidMedia(f"{asset.name}: output decodes as {info.media_type}, not {family}")
         if asset.output_media is Media.IMAGE:
-            _check_image(asset, info)
+            _check_image(asset, info, source)
         else:
             _check_video(asset, info, source)
 
 
 def _source_clip(asset: Asset, inputs: Sequence[InputFile]) -> MediaInfo | None:
-    """The input clip of a video_edit or extend, probed (its shape and length bind the output)."""
-    if asset.kind not in (Kind.VIDEO_EDIT, Kind.EXTEND) or not inputs:
+    """The input whose shape binds the output: the clip of a video_edit or extend, the one
+    image of a single-image edit or an animate (probed); None when the asked ratio binds."""
+    follows = ratio_follows_input(asset.kind, len(inputs))
+    if not inputs or not (follows or asset.kind in (Kind.VIDEO_EDIT, Kind.EXTEND)):
         return None
     from imaginebuild.mediaprobe import probe
 
@@ -69,19 +81,36 @@ def _ratio(text: str | None) -> float | None:
     return float(width) / float(height)
 
 
-def _check_ratio(asset: Asset, info: MediaInfo, wanted: float | None, what: str) -> None:
+def nearest_ratio(ratio: float, offered: Sequence[str]) -> str:
+    """The offered ratio (`W:H`) closest to `ratio`, measured on a log scale."""
+    import math
+
+    choices = [name for name in offered if name != "auto"]
+    return min(choices, key=lambda name: abs(math.log(ratio / (_ratio(name) or 1.0))))
+
+
+def _check_shape(
+    asset: Asset, info: MediaInfo, wanted: float | None, offered: Sequence[str], what: str
+) -> None:
     if wanted is None or not info.width or not info.height:
         return
     actual = info.width / info.height
-    if abs(actual - wanted) / wanted > RATIO_TOLERANCE:
+    if nearest_ratio(actual, offered) != nearest_ratio(wanted, offered):
+        asked = asset.aspect_ratio if asset.aspect_ratio and asset.aspect_ratio != "auto" else None
         raise InvalidMedia(
             f"{asset.name}: the {what} is {info.width}×{info.height}, "
-            f"not the asked {asset.aspect_ratio or 'shape'}"
+            f"not the {f'asked {asked}' if asked else 'shape of its input'}"
         )
 
 
-def _check_image(asset: Asset, info: MediaInfo) -> None:
-    _check_ratio(asset, info, _ratio(asset.aspect_ratio), "image")
+def _wanted_ratio(asset: Asset, source: MediaInfo | None) -> float | None:
+    if source is not None:
+        return source.width / source.height if source.width and source.height else None
+    return _ratio(asset.aspect_ratio)
+
+
+def _check_image(asset: Asset, info: MediaInfo, source: MediaInfo | None) -> None:
+    _check_shape(asset, info, _wanted_ratio(asset, source), IMAGE_ASPECT_RATIOS, "image")
     bounds = IMAGE_AREA_MP.get(asset.resolution or "")
     if bounds is None or not asset.model.startswith("grok-imagine") or not info.width:
         return
@@ -97,11 +126,9 @@ def _check_video(asset: Asset, info: MediaInfo, source: MediaInfo | None) -> Non
     seconds = info.duration_s
     if seconds is None or seconds <= 0:
         raise InvalidMedia(f"{asset.name}: the video has no duration")
-    if source is not None and source.width and source.height:
-        _check_ratio(asset, info, source.width / source.height, "video")
-    else:
-        _check_ratio(asset, info, _ratio(asset.aspect_ratio), "video")
-    expected = _expected_seconds(asset, source)
+    _check_shape(asset, info, _wanted_ratio(asset, source), VIDEO_ASPECT_RATIOS, "video")
+    clip = source if asset.kind in (Kind.VIDEO_EDIT, Kind.EXTEND) else None
+    expected = _expected_seconds(asset, clip)
     if expected is not None and abs(seconds - expected) > DURATION_TOLERANCE_S:
         raise InvalidMedia(
             f"{asset.name}: the video lasts {seconds:.2f} s, {expected:g} s expected"

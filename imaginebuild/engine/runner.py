@@ -283,6 +283,7 @@ class Runner:
                     {
                         "endpoint": c.endpoint,
                         "request_id": c.request_id,
+                        "x_request_id": c.http_request_id,  # the API's id of the submission
                         "cost_usd": None if c.cost_ticks is None else usd(c.cost_ticks),
                         "retries": c.retries,
                         "started_at": _iso(c.started_at) if c.started_at else None,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from imaginebuild.atomic import atomic_write_bytes
+from imaginebuild.capabilities import ratio_follows_input
 from imaginebuild.errors import Diagnostic, MediafileError
 from imaginebuild.gcpause import paused_gc
 from imaginebuild.layout import StateLayout, text_digest
@@ -415,7 +416,9 @@ def _draft(name: str, raw: Mapping[str, Any], defaults: Mapping[str, Any], top: 
         reachable = kind is not None and key not in _NOT_FROM_DEFAULTS.get(kind, frozenset())
         if _valid(key, raw.get(key), kind):
             values[key], sources[key] = _plain(raw[key]), (*own, key)
-        elif reachable and _valid(key, shared.get(key), kind):
+        elif (
+            reachable and _valid(key, shared.get(key), kind) and not _follows_input(kind, key, raw)
+        ):
             values[key], sources[key] = _plain(shared[key]), ("defaults", str(section), key)
         elif kind is not None:
             values[key] = _builtin(kind, key)
@@ -432,6 +435,14 @@ def _draft(name: str, raw: Mapping[str, Any], defaults: Mapping[str, Any], top: 
     inputs = tuple((i, s) for i, s in enumerate(listed) if isinstance(s, str) and s)
     count = len(listed) if isinstance(entries, list) else None
     return Draft(name, kind, values, sources, inputs, count)
+
+
+def _follows_input(kind: Kind | None, key: str, raw: Mapping[str, Any]) -> bool:
+    """Whether `key` is `aspect_ratio` on a kind whose output keeps its single input image's
+    ratio (the API takes none there), so a `defaults:` value must not reach it."""
+    entries = raw.get("inputs")
+    count = len(entries) if isinstance(entries, list) else 0
+    return key == "aspect_ratio" and kind is not None and ratio_follows_input(kind, count)
 
 
 def _builtin(kind: Kind, key: str) -> object:

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from imaginebuild.capabilities import capability, ratio_follows_input
 from imaginebuild.errors import Diagnostic
 from imaginebuild.mediafile.yamlload import JsonPath, Parsed, format_path
 from imaginebuild.model import (
@@ -333,6 +334,7 @@ def semantic_diagnostics(
         )  # fmt: skip
     for draft in drafts:
         _check_inputs(draft, by_name, root, report, policy)
+        _check_capabilities(draft, report)
         _check_output(draft, root, report)
         _check_fs_limits(draft, output_dir, root, report)
     _check_cycles(drafts, report)
@@ -471,6 +473,44 @@ def _check_inputs(
             report.add(path, problem.message, problem.hint)
     if spec is not None and draft.input_count is not None:
         _check_input_count(draft, spec.min_inputs, spec.max_inputs, spec.input_media, report)
+
+
+def _check_capabilities(draft: Draft, report: _Report) -> None:
+    """What the model accepts for the kind (the capability table): a ratio the API takes
+    from the input image, resolutions and durations a model or kind does not serve."""
+    if draft.kind is None:
+        return
+    values, sources = draft.values, draft.sources
+    ratio, inputs = values.get("aspect_ratio"), draft.input_count or 0
+    own = (*draft.path, "aspect_ratio")
+    explicit = sources.get("aspect_ratio") == own and not (
+        draft.kind is Kind.EDIT and ratio == "auto"
+    )
+    if ratio_follows_input(draft.kind, inputs) and explicit:
+        what = "an animate" if draft.kind is Kind.ANIMATE else "a single-image edit"
+        report.add(
+            own, f"aspect_ratio is not used by {what}: the API keeps the input image's ratio",
+            "drop `aspect_ratio` here (crop or pad the input to the shape you want)",
+        )  # fmt: skip
+        return
+    model = values.get("model")
+    if not isinstance(model, str):
+        return
+    found = capability(model, draft.kind)
+    for key, allowed in (("resolution", found.resolutions), ("aspect_ratio", found.aspect_ratios)):
+        value = values.get(key)
+        if value is not None and allowed and value not in allowed and key in sources:
+            report.add(
+                sources[key], f"{key} '{value}' is not available for kind "
+                f"'{draft.kind.value}' on {model}; use one of {', '.join(allowed)}",
+            )  # fmt: skip
+    duration = values.get("duration")
+    span = found.durations
+    if isinstance(duration, int) and span and not span[0] <= duration <= span[1]:
+        report.add(
+            sources.get("duration", draft.path), f"duration {duration} is out of range for kind "
+            f"'{draft.kind.value}' on {model} ({span[0]}–{span[1]} seconds)",
+        )  # fmt: skip
 
 
 def spec_name(draft: Draft) -> str:

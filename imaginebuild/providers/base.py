@@ -84,6 +84,7 @@ class CallRecord:
     duration_s: float = 0.0
     http: Mapping[str, float] = field(default_factory=dict)  # timing breakdown in seconds
     billing: Billing = Billing.BILLED  # MAYBE_BILLED: the answer was lost after the POST
+    http_request_id: str | None = None  # the API's `x-request-id` of the submitting call
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ class Route(str, enum.Enum):
     VIDEO_EDITS = "video_edits"  # POST /v1/videos/edits
     EXTENSIONS = "extensions"  # POST /v1/videos/extensions
     POLL = "poll"  # GET /v1/videos/{request_id}
+    IMAGE_POLL = "image_poll"  # GET /v1/images/{request_id} (deferred images)
+    MODELS = "models"  # GET /v1/image-generation-models, /v1/video-generation-models
     DOWNLOAD = "download"  # GET /files/{name}  (result URLs; no auth, expiring)
     UNKNOWN = "unknown"
 

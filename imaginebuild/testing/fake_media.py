@@ -4,18 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import math
-
-
-def image_size(resolution: str, aspect: str) -> tuple[int, int]:
-    """Pixel size of a generated image: ~1 MP for 1k, ~4 MP for 2k, multiples of 16."""
-    area = 1024 * 1024 if resolution == "1k" else 2048 * 2048
-    if aspect == "auto":
-        aspect = "1:1"
-    w_ratio, h_ratio = (float(x) for x in aspect.split(":"))
-    width = math.sqrt(area * w_ratio / h_ratio)
-    height = width * h_ratio / w_ratio
-    return max(16, round(width / 16) * 16), max(16, round(height / 16) * 16)
 
 
 def video_size(resolution: str, aspect: str) -> tuple[int, int]:

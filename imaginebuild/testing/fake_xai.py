@@ -83,20 +83,26 @@ from typing import Any
 from imaginebuild.testing.fake_faults import Fault, FaultKind, PriceTable, Route, parse_fault
 from imaginebuild.testing.fake_media import (
     color_for,
-    image_size,
     mp4_seconds,
     render_image,
     render_mp4,
     scaled,
     video_size,
 )
+from imaginebuild.testing.fake_spec import (
+    ALLOWED_FIELDS,
+    IMAGE_ASPECTS,
+    IMAGE_RESOLUTIONS,
+    MAX_REFERENCE_IMAGES,
+    MEDIA_URL_FIELDS,
+    MODELS_WITH_1080P,
+    REFERENCE_VIDEO_MAX_S,
+    VIDEO_ASPECTS,
+    image_size,
+    nearest_aspect,
+)
 
 TICKS_PER_USD = 10_000_000_000
-IMAGE_ASPECTS = (
-    "1:1", "3:4", "4:3", "9:16", "16:9", "2:3", "3:2",
-    "9:19.5", "19.5:9", "9:20", "20:9", "1:2", "2:1", "auto",
-)  # fmt: skip
-VIDEO_ASPECTS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
 _CHUNK = 64 * 1024
 
 
@@ -108,24 +114,6 @@ _POST_ROUTES = {
     "/v1/videos/extensions": Route.EXTENSIONS,
 }
 VIDEO_SUBMISSIONS = frozenset({Route.VIDEOS, Route.VIDEO_EDITS, Route.EXTENSIONS})
-
-_ALLOWED_FIELDS: Mapping[Route, frozenset[str]] = {
-    Route.IMAGES: frozenset(
-        {"prompt", "model", "n", "response_format", "aspect_ratio", "resolution", "quality"}
-        | {"user"}
-    ),
-    Route.EDITS: frozenset(
-        {"prompt", "model", "n", "response_format", "aspect_ratio", "resolution", "quality"}
-        | {"user", "image", "images", "mask"}
-    ),
-    Route.VIDEOS: frozenset(
-        {"prompt", "model", "duration", "aspect_ratio", "resolution", "image", "user"}
-        | {"reference_images", "reference_audios", "generate_audio", "output"}
-    ),
-    Route.VIDEO_EDITS: frozenset({"prompt", "model", "video", "user", "output"}),
-    Route.EXTENSIONS: frozenset({"prompt", "model", "video", "duration"}),
-}
-
 
 _JOB_FATES = frozenset({FaultKind.MODERATION, FaultKind.JOB_FAILED, FaultKind.JOB_EXPIRED})
 _EARLY_FAULTS = frozenset(
@@ -174,6 +162,21 @@ class _Job:
     polls: int = 0
     file_name: str | None = None
     prompt: str = ""
+    size: tuple[int, int] | None = None  # the input clip's size an edit or extension keeps
+
+
+@dataclass
+class _ImageOrder:
+    """What an image request asked for (kept to serve a deferred request later)."""
+
+    prompt: str
+    model: str
+    count: int
+    resolution: str
+    aspect: str
+    response_format: str
+    moderated: bool
+    data: list[dict[str, object]] | None = None
 
 
 @dataclass
@@ -251,8 +254,12 @@ class FakeXai:
         video_file: Path | None = None,
         prices: PriceTable | None = None,
         rate_limits: Mapping[str, int] | None = None,
+        no_deferred_models: frozenset[str] = frozenset(),
+        model_prices: Mapping[str, Mapping[str, object]] | None = None,
     ) -> None:
         self.api_key = api_key
+        self.no_deferred_models = no_deferred_models  # answer 400 to `deferred` for these
+        self.model_prices = dict(model_prices or {})  # extra fields of the model endpoints
         self.rate_limits = _RateLimits(rate_limits or {})
         self.pending_polls = pending_polls
         self.job_latency = job_latency
@@ -270,9 +277,11 @@ class FakeXai:
         self._stopping = threading.Event()
         self._log: list[LoggedRequest] = []
         self._bills: list[Bill] = []
+        self._answers: list[tuple[Route, int, bytes]] = []
         self._faults: dict[Route, deque[Fault]] = defaultdict(deque)
         self._numbered: dict[int, Fault] = {}
         self._jobs: dict[str, _Job] = {}
+        self._image_jobs: dict[str, tuple[_ImageOrder, float, int]] = {}
         self._files: dict[str, _File] = {}
         self._counter = 0
         self._media_cache: dict[tuple[object, ...], bytes] = {}
@@ -367,6 +376,25 @@ class FakeXai:
         """The total billed so far, in ticks."""
         return sum(b.ticks for b in self.bills)
 
+    def models_answer(self, which: str) -> bytes:
+        """ListImageGenerationModelsResponse / ListVideoGenerationModelsResponse."""
+        image = which.startswith("image")
+        models = []
+        for model, extra in sorted(self.model_prices.items()):
+            if model.startswith("grok-imagine-image") != image:
+                continue
+            entry: dict[str, object] = {
+                "id": model, "fingerprint": "fp_fake", "created": 1767225600,
+                "object": "model", "owned_by": "xai", "version": "1.0.0",
+                "input_modalities": ["text", "image"],
+                "output_modalities": ["image" if image else "video"], "aliases": [],
+            }  # fmt: skip
+            if image:
+                entry["max_prompt_length"] = 1024
+            entry.update(extra)
+            models.append(entry)
+        return json.dumps({"models": models}).encode()
+
     def expire_urls(self) -> None:
         """Make every result URL issued so far expire now."""
         with self._lock:
@@ -398,6 +426,16 @@ class FakeXai:
     def _record(self, entry: LoggedRequest) -> None:
         with self._lock:
             self._log.append(entry)
+
+    def _answered(self, route: Route, status: int, payload: bytes) -> None:
+        with self._lock:
+            self._answers.append((route, status, payload))
+
+    @property
+    def answers(self) -> list[tuple[Route, int, bytes]]:
+        """Every JSON answer sent so far: its route, status and body (for contract checks)."""
+        with self._lock:
+            return list(self._answers)
 
     def _bill(self, route: Route, ticks: int, request_id: str | None = None) -> None:
         with self._lock:
@@ -469,7 +507,7 @@ def _require_prompt(body: Mapping[str, object]) -> None:
 
 
 def _check_fields(route: Route, body: Mapping[str, object]) -> None:
-    unknown = sorted(set(body) - _ALLOWED_FIELDS[route])
+    unknown = sorted(set(body) - ALLOWED_FIELDS[route])
     if unknown:
         raise _Reply(422, f"Argument not supported: {', '.join(unknown)}")
     model = body.get("model")
@@ -510,15 +548,106 @@ def decode_media_url(url: object, family: str, field_name: str) -> bytes | None:
         raise _Reply(400, f"`{field_name}.url` is not valid base64") from None
 
 
-def _media_object(value: object, family: str, field_name: str, typed: bool = False) -> bytes | None:
+def _media_object(value: object, family: str, field_name: str) -> bytes | None:
+    """Check an ImageUrl / VideoUrl object (`url` only; `file_id` is not served here)."""
     if not isinstance(value, dict) or "url" not in value:
         raise _Reply(400, f"`{field_name}` must be an object with a `url`")
-    extra = set(value) - ({"url", "type", "detail"} if typed else {"url"})
+    extra = set(value) - MEDIA_URL_FIELDS
     if extra:
         raise _Reply(422, f"Argument not supported: {field_name}.{sorted(extra)[0]}")
-    if typed and value.get("type", "image_url") != "image_url":
-        raise _Reply(400, f"`{field_name}.type` must be 'image_url'")
     return decode_media_url(value["url"], family, field_name)
+
+
+def _image_shape(data: bytes | None) -> tuple[int, int] | None:
+    """Width and height of an input image's bytes (None for an https URL or bad bytes)."""
+    if data is None:
+        return None
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            return int(width), int(height)
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise _Reply(400, "the input image does not decode") from None
+
+
+def _clip_shape(data: bytes | None) -> tuple[int, int] | None:
+    """Width and height of an input MP4's bytes (None for an https URL)."""
+    if data is None:
+        return None
+    import av
+
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            stream = container.streams.video[0]
+            return int(stream.codec_context.width), int(stream.codec_context.height)
+    except (av.FFmpegError, ValueError, OSError, IndexError):
+        return None
+
+
+@dataclass(frozen=True)
+class _ClipSpec:
+    """What a video job will make: its length, shape and what is billed for it."""
+
+    duration: int
+    resolution: str
+    aspect: str
+    billed_s: int  # seconds of output billed (an extension: the added seconds only)
+    input_s: int = 0  # seconds of input video (edits and extensions pay for them)
+    size: tuple[int, int] | None = None  # the input clip's pixel size, kept by the output
+
+
+def _generation_spec(body: Mapping[str, Any], model: str) -> _ClipSpec:
+    """GenerateVideoRequest: text-, image- or reference-to-video."""
+    duration = _int_field(body, "duration", 1, 15, 8)
+    resolutions = ("480p", "720p", "1080p") if model in MODELS_WITH_1080P else ("480p", "720p")
+    resolution = _enum_field(body, "resolution", resolutions, "480p")
+    aspect = _enum_field(body, "aspect_ratio", VIDEO_ASPECTS, "16:9")
+    if "image" in body and "reference_images" in body:
+        raise _Reply(400, "`image` and `reference_images` are mutually exclusive")
+    if "image" in body:
+        # Image-to-video: aspect_ratio is ignored, the input image's ratio is kept.
+        shape = _image_shape(_media_object(body["image"], "image", "image"))
+        aspect = nearest_aspect(*shape, VIDEO_ASPECTS) if shape else aspect
+    if "reference_images" in body:
+        refs = body["reference_images"]
+        if not isinstance(refs, list) or not len(refs) >= 1:
+            raise _Reply(400, "`reference_images` must be a list of images")
+        if len(refs) > MAX_REFERENCE_IMAGES:
+            raise _Reply(
+                400, f"Too many reference images: {len(refs)}. "
+                f"Maximum allowed is {MAX_REFERENCE_IMAGES}.",
+            )  # fmt: skip
+        for index, item in enumerate(refs):
+            _media_object(item, "image", f"reference_images[{index}]")
+        if duration > REFERENCE_VIDEO_MAX_S:
+            raise _Reply(
+                400, f"Duration {duration}s exceeds the maximum allowed for reference-to-video, "
+                f"which is {REFERENCE_VIDEO_MAX_S}s.",
+            )  # fmt: skip
+        if resolution == "1080p":
+            raise _Reply(400, "reference-to-video supports at most 720p")
+    return _ClipSpec(duration, resolution, aspect, duration)
+
+
+def _clip_spec(route: Route, body: Mapping[str, Any]) -> _ClipSpec:
+    """EditVideoRequest / ExtendVideoRequest: the output keeps the input clip's shape."""
+    if "video" not in body:
+        raise _Reply(422, "missing field `video`")
+    data = _media_object(body["video"], "video", "video")
+    found = mp4_seconds(data) if data is not None else 6
+    if found is None:
+        raise _Reply(400, "`video` does not decode as an MP4 video")
+    size = _clip_shape(data)
+    aspect = nearest_aspect(*size, VIDEO_ASPECTS) if size else "16:9"
+    if route is Route.VIDEO_EDITS:
+        duration = min(found, 9)  # at most 8.7 s of the input is edited (docs.x.ai)
+        return _ClipSpec(duration, "480p", aspect, duration, found, size)
+    if not 2 <= found <= 15:  # ExtendVideoRequest: "between 2 and 15 seconds long"
+        raise _Reply(400, f"input video must be 2 to 15 seconds, got {found}")
+    added = _int_field(body, "duration", 2, 10, 6)
+    return _ClipSpec(found + added, "480p", aspect, added, found, size)
 
 
 # -- the request handler -------------------------------------------------------------
@@ -529,6 +658,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     _body_fault: Fault | None = None
     _entry: LoggedRequest | None = None
+    _current_route: Route = Route.UNKNOWN
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the fake keeps its own log."""
@@ -561,6 +691,12 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path.startswith("/files/"):
             return Route.DOWNLOAD, path.removeprefix("/files/")
+        if path in ("/v1/image-generation-models", "/v1/video-generation-models"):
+            return Route.MODELS, path.removeprefix("/v1/")
+        if path.startswith("/v1/images/") and path.count("/") == 3:
+            tail = path.removeprefix("/v1/images/")
+            if tail not in {"generations", "edits"}:
+                return Route.IMAGE_POLL, tail
         if path.startswith("/v1/videos/") and path.count("/") == 3:
             tail = path.removeprefix("/v1/videos/")
             if tail not in {"generations", "edits", "extensions"}:
@@ -570,6 +706,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         number = self.fake._next_number()
         route, arg = self._route(method)
+        self._current_route = route
         raw = self._read_body()
         body: object | None = None
         if raw:
@@ -595,9 +732,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._entry = None
 
     def send_response(self, code: int, message: str | None = None) -> None:
-        """Log the request with its status, then start the answer."""
+        """Log the request with its status, then start the answer (every answer carries an
+        `x-request-id` header, as xAI's do)."""
         self._log_status(code)
         super().send_response(code, message)
+        self.send_header("x-request-id", str(uuid.uuid4()))
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -623,9 +762,13 @@ class _Handler(BaseHTTPRequestHandler):
                     raise _Reply(405, "method not allowed")
                 return self._download(arg, fault)
             self._check_auth(auth)
-            if route is Route.POLL:
+            if route in (Route.POLL, Route.IMAGE_POLL, Route.MODELS):
                 if method != "GET":
                     raise _Reply(405, "method not allowed")
+                if route is Route.MODELS:
+                    return self._send_json(200, self.fake.models_answer(arg))
+                if route is Route.IMAGE_POLL:
+                    return self._poll_images(arg, fault)
                 return self._poll(arg, fault)
             if route is Route.UNKNOWN:
                 raise _Reply(404, f"no route for {method} {self.path}")
@@ -679,6 +822,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(
         self, status: int, payload: bytes, extra: Mapping[str, str] | None = None
     ) -> int:
+        self.fake._answered(self._current_route, status, payload)
         return self._send(status, payload, "application/json", extra)
 
     def _send(
@@ -731,68 +875,86 @@ class _Handler(BaseHTTPRequestHandler):
         _require_prompt(body)
         count = _int_field(body, "n", 1, 10, 1)
         response_format = _enum_field(body, "response_format", ("url", "b64_json"), "url")
-        aspect = _enum_field(body, "aspect_ratio", IMAGE_ASPECTS, "1:1")
-        resolution = _enum_field(body, "resolution", ("1k", "2k"), "1k")
+        aspect = _enum_field(body, "aspect_ratio", IMAGE_ASPECTS, "auto")
+        resolution = _enum_field(body, "resolution", IMAGE_RESOLUTIONS, "1k")
         inputs = 0
         if route is Route.EDITS:
             if ("image" in body) == ("images" in body):
                 raise _Reply(400, "exactly one of `image` or `images` is required")
             if "image" in body:
-                _media_object(body["image"], "image", "image", typed=True)
+                # EditImageRequest: a single edit auto-detects the ratio from its input.
+                shape = _image_shape(_media_object(body["image"], "image", "image"))
+                aspect = nearest_aspect(*shape, IMAGE_ASPECTS) if shape else "1:1"
                 inputs = 1
             else:
                 images = body["images"]
                 if not isinstance(images, list) or not 1 <= len(images) <= 3:
                     raise _Reply(400, "`images` must be a list of 1 to 3 images")
                 for index, item in enumerate(images):
-                    _media_object(item, "image", f"images[{index}]", typed=True)
+                    _media_object(item, "image", f"images[{index}]")
                 inputs = len(images)
-            if "mask" in body:
-                raise _Reply(400, "Argument not supported: mask")
         if fault is not None and fault.kind is FaultKind.BLOCKED:
-            payload: dict[str, object] = {
-                "block_reason": fault.message,
-                "data": [],
-                "usage": {"cost_in_usd_ticks": 0},
-            }
-            return self._send_json(200, json.dumps(payload).encode())
-        delay = self.fake.image_latency_for(str(body["prompt"]))
+            raise _Reply(400, f"Generated image rejected by content moderation: {fault.message}")
+        order = _ImageOrder(
+            str(body["prompt"]), str(body.get("model") or "grok-imagine-image"), count,
+            resolution, aspect, response_format,
+            fault is not None and fault.kind is FaultKind.MODERATION,
+        )  # fmt: skip
+        ticks = self.fake.prices.images(count, inputs)
+        if body.get("deferred") is True:
+            return self._defer_images(route, order, ticks)
+        delay = self.fake.image_latency_for(order.prompt)
         if delay > 0 and self.fake._stopping.wait(delay):
             return self._send_json(503, error_body(503, "the server is stopping"))
-        ticks = self.fake.prices.images(count, inputs)
         self.fake._bill(route, ticks)
-        moderated = fault is not None and fault.kind is FaultKind.MODERATION
-        data = [
-            self._image_entry(body, index, resolution, aspect, response_format, moderated)
-            for index in range(count)
-        ]
-        payload = {"block_reason": None, "data": data, "usage": {"cost_in_usd_ticks": ticks}}
+        payload = {"data": self._image_data(order), "usage": {"cost_in_usd_ticks": ticks}}
         return self._send_json(200, json.dumps(payload).encode())
 
-    def _image_entry(
-        self,
-        body: Mapping[str, Any],
-        index: int,
-        resolution: str,
-        aspect: str,
-        response_format: str,
-        moderated: bool,
-    ) -> dict[str, object]:
+    def _defer_images(self, route: Route, order: _ImageOrder, ticks: int) -> int:
+        """`deferred: true`: answer a request id at once; GET /v1/images/{id} polls it."""
+        if order.model in self.fake.no_deferred_models:
+            raise _Reply(400, f"Argument not supported for model {order.model}: deferred")
+        if order.response_format != "url":
+            raise _Reply(400, 'deferred requests support only response_format "url"')
+        request_id = str(uuid.uuid4())
+        with self.fake._lock:
+            self.fake._image_jobs[request_id] = (order, time.time(), ticks)
+        self.fake._bill(route, ticks, request_id)
+        return self._send_json(200, json.dumps({"request_id": request_id}).encode())
+
+    def _poll_images(self, request_id: str, fault: Fault | None) -> int:
+        """GetDeferredImageResponse: 202 while pending, 200 with `data` once done."""
+        with self.fake._lock:
+            job = self.fake._image_jobs.get(request_id)
+        if job is None or (fault is not None and fault.kind is FaultKind.UNKNOWN_JOB):
+            raise _Reply(404, f"no such request: {request_id}")
+        order, submitted_at, ticks = job
+        if time.time() - submitted_at < self.fake.image_latency_for(order.prompt):
+            return self._send(202, b"", "application/json")
+        if order.data is None:
+            order.data = self._image_data(order)
+        done = {
+            "request_id": request_id,
+            "status": "done",
+            "data": order.data,
+            "usage": {"cost_in_usd_ticks": ticks},
+        }
+        return self._send_json(200, json.dumps(done).encode())
+
+    def _image_data(self, order: _ImageOrder) -> list[dict[str, object]]:
+        return [self._image_entry(order, index) for index in range(order.count)]
+
+    def _image_entry(self, order: _ImageOrder, index: int) -> dict[str, object]:
+        """One GeneratedImage: bytes or a URL; neither when moderation withheld it."""
         fmt = self.fake.image_format
         mime = {"jpeg": "image/jpeg", "webp": "image/webp"}.get(fmt, "image/png")
-        entry: dict[str, object] = {
-            "url": None,
-            "b64_json": None,
-            "mime_type": mime,
-            "revised_prompt": "",
-            "respect_moderation": not moderated,
-        }
-        if moderated:
+        entry: dict[str, object] = {"url": None, "b64_json": None, "mime_type": mime}
+        if order.moderated:
             return entry
-        size = scaled(image_size(resolution, aspect), self.fake.full_size, 128)
-        color = color_for(f"{body['prompt']}|{index}")
+        size = scaled(image_size(order.resolution, order.aspect), self.fake.full_size, 128)
+        color = color_for(f"{order.prompt}|{index}")
         data = self.fake._cached(("img", size, color, fmt), lambda: render_image(size, color, fmt))
-        if response_format == "b64_json":
+        if order.response_format == "b64_json":
             encoded = base64.b64encode(data).decode()
             entry["b64_json"] = (
                 f"data:{mime};base64,{encoded}" if self.fake.b64_data_uri else encoded
@@ -805,42 +967,13 @@ class _Handler(BaseHTTPRequestHandler):
         _check_fields(route, body)
         _require_prompt(body)
         model = str(body.get("model") or "grok-imagine-video")
-        resolution, aspect, seconds = "480p", "16:9", 0
-        if route is Route.VIDEOS:
-            duration = _int_field(body, "duration", 1, 15, 8)
-            resolutions = ("480p", "720p", "1080p") if model.endswith("-1.5") else ("480p", "720p")
-            resolution = _enum_field(body, "resolution", resolutions, "480p")
-            aspect = _enum_field(body, "aspect_ratio", VIDEO_ASPECTS, "16:9")
-            if "image" in body and "reference_images" in body:
-                raise _Reply(400, "`image` and `reference_images` are mutually exclusive")
-            if "image" in body:
-                _media_object(body["image"], "image", "image")
-            if "reference_images" in body:
-                refs = body["reference_images"]
-                if not isinstance(refs, list) or not 1 <= len(refs) <= 7:
-                    raise _Reply(400, "`reference_images` must be a list of 1 to 7 images")
-                for index, item in enumerate(refs):
-                    _media_object(item, "image", f"reference_images[{index}]")
-        else:
-            if "video" not in body:
-                raise _Reply(422, "missing field `video`")
-            data = _media_object(body["video"], "video", "video")
-            found = mp4_seconds(data) if data is not None else 6
-            if found is None:
-                raise _Reply(400, "`video` does not decode as an MP4 video")
-            seconds = found
-            if route is Route.VIDEO_EDITS:
-                duration = min(seconds, 9)
-            else:
-                if not 2 <= seconds <= 30:
-                    raise _Reply(400, f"input video must be 2 to 30 seconds, got {seconds}")
-                duration = seconds + _int_field(body, "duration", 2, 10, 6)
+        video = route is Route.VIDEOS
+        spec = _generation_spec(body, model) if video else _clip_spec(route, body)
         request_id = str(uuid.uuid4())
-        billed = duration if route is not Route.EXTENSIONS else duration - seconds
         images = len(body.get("reference_images") or []) + (1 if "image" in body else 0)
-        edited = seconds if route in (Route.VIDEO_EDITS, Route.EXTENSIONS) else 0  # input fee
-        ticks = self.fake.prices.video(billed, resolution, images, edited)
-        job = _Job(request_id, route, model, duration, resolution, aspect, time.time(), ticks)
+        ticks = self.fake.prices.video(spec.billed_s, spec.resolution, images, spec.input_s)
+        job = _Job(request_id, route, model, spec.duration, spec.resolution, spec.aspect,
+                   time.time(), ticks, size=spec.size)  # fmt: skip
         job.prompt = str(body["prompt"])
         if fault is not None and fault.kind in _JOB_FATES:
             job.fate, job.fate_message = fault.kind, fault.message
@@ -871,13 +1004,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(200, json.dumps({"status": "expired", **base}).encode())
         if fate is FaultKind.JOB_FAILED:
             code, _, message = job.fate_message.partition("\n")
-            failed = {
-                "status": "failed",
-                "video": {"duration": 0, "respect_moderation": True},
-                "model": "",
-                "progress": 0,
-                "error": {"code": code, "message": message},
-            }
+            # VideoResponse when failed: `model`, `progress` and `video` are omitted.
+            failed = {"status": "failed", "error": {"code": code, "message": message}}
             return self._send_json(200, json.dumps(failed).encode())
         if fate is FaultKind.MODERATION:
             video: dict[str, object] = {"url": "", "duration": 0, "respect_moderation": False}
@@ -895,9 +1023,11 @@ class _Handler(BaseHTTPRequestHandler):
             if self.fake.video_file is not None:
                 url = self.fake._add_file(".mp4", "video/mp4", None, self.fake.video_file)
             else:
-                size = scaled(video_size(job.resolution, job.aspect), self.fake.full_size, 160)
+                size = job.size or scaled(
+                    video_size(job.resolution, job.aspect), self.fake.full_size, 160
+                )
                 data = self.fake._cached(
-                    ("mp4", size, job.duration),
+                    ("mp4", size, job.duration),  # an extension: input + added seconds
                     lambda: render_mp4(size, job.duration, (40, 90, 160)),
                 )
                 url = self.fake._add_file(".mp4", "video/mp4", data, None)

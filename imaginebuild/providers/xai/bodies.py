@@ -1,9 +1,15 @@
 """Request bodies of the xAI media endpoints, one per kind (pure: data in, JSON out).
 
+Only fields of xAI's OpenAPI document (xai-org/xai-sdk-ts spec/openapi.json
+@ 41e766acb9160402c47301beca97764ace073ffc) are sent; tests/contract/ holds
+the JSON Schema derived from it that every body in the test suite must pass.
+
 image            POST /images/generations  prompt model n response_format aspect_ratio resolution
-edit             POST /images/edits        … + image {url,type} | images [{url,type}] (2–3)
+edit             POST /images/edits        … image {url} (one input: no aspect_ratio, the API
+                                            keeps the input's) | images [{url}] (2–3)
 video            POST /videos/generations  prompt model duration aspect_ratio resolution
-animate          POST /videos/generations  … + image {url}
+animate          POST /videos/generations  prompt model duration resolution image {url}
+                                            (aspect_ratio is ignored for image-to-video)
 reference_video  POST /videos/generations  … + reference_images [{url}]
 video_edit       POST /videos/edits        prompt model video {url}
 extend           POST /videos/extensions   prompt model video {url} duration
@@ -15,6 +21,7 @@ import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from imaginebuild.capabilities import ratio_follows_input
 from imaginebuild.errors import InputError
 from imaginebuild.model import Kind
 from imaginebuild.providers.base import InputFile
@@ -69,23 +76,30 @@ def build_request(
     input_urls: Sequence[str],
     *,
     response_format: str = "b64_json",
+    deferred: bool = False,
 ) -> ApiRequest:
-    """The endpoint and body for one asset; `input_urls` are https URLs or data URIs."""
+    """The endpoint and body for one asset; `input_urls` are https URLs or data URIs.
+
+    `deferred` asks an image call to answer at once with a request id to poll (the
+    spec allows it with `response_format: "url"` only)."""
     body: dict[str, object] = {"prompt": prompt, "model": model}
+    ratio = None if ratio_follows_input(kind, len(input_urls)) else params.get("aspect_ratio")
     if kind in (Kind.IMAGE, Kind.EDIT):
         body["n"] = int(str(params.get("count") or 1))
         body["response_format"] = response_format
-        _set(body, "aspect_ratio", params.get("aspect_ratio"))
+        _set(body, "aspect_ratio", ratio)
         _set(body, "resolution", params.get("resolution"))
+        if deferred:
+            body["deferred"] = True
         if kind is Kind.EDIT:
-            images = [{"url": url, "type": "image_url"} for url in input_urls]
+            images = [{"url": url} for url in input_urls]
             if len(images) == 1:
                 body["image"] = images[0]
             else:
                 body["images"] = images
     elif kind in (Kind.VIDEO, Kind.ANIMATE, Kind.REFERENCE_VIDEO):
         _set(body, "duration", params.get("duration"))
-        _set(body, "aspect_ratio", params.get("aspect_ratio"))
+        _set(body, "aspect_ratio", ratio)
         _set(body, "resolution", params.get("resolution"))
         if kind is Kind.ANIMATE:
             body["image"] = {"url": input_urls[0]}

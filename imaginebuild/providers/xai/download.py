@@ -33,8 +33,13 @@ from imaginebuild.errors import (
     UsageError,
 )
 from imaginebuild.model import PNG, Media
-from imaginebuild.providers.xai.http import Retrier, Retryable, check_url, transport_reason
-from imaginebuild.retry import is_retryable_status
+from imaginebuild.providers.xai.http import (
+    Retrier,
+    Retryable,
+    check_url,
+    is_retryable_read,
+    transport_reason,
+)
 from imaginebuild.untrusted import TransferPace
 
 IMAGE_CAP = 50 * 1024 * 1024
@@ -137,7 +142,7 @@ async def _stream_to(
 
 def _check_response(response: httpx.Response, media: Media, limit: int, info: CallInfo) -> None:
     status = response.status_code
-    if is_retryable_status(status):
+    if is_retryable_read(status):
         raise Retryable(f"HTTP {status}", status=status)
     if status in EXPIRED_STATUSES:
         raise JobExpired(

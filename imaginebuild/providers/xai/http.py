@@ -1,10 +1,20 @@
-"""The xAI JSON API over httpx: retries, error bodies → imaginebuild errors, key hygiene.
+"""The xAI JSON API over httpx: retries by method, error bodies → imaginebuild errors, key hygiene.
 
-Every httpx exception and HTTP status is translated here (or in xai_download),
+Every httpx exception and HTTP status is translated here (or in download),
 never further up. Messages never contain the API key: requests are never
 stringified, and anything the server echoes back is redacted.
 
-    transient (retried with backoff)     429 500 502 503 504, connect/read errors, timeouts
+Retries follow xAI's own SDK (xai-org/xai-sdk-ts src/constants.ts and
+src/http.ts @ 0092a5f7f313ed092ea1326ae147c22981165e82): a create call (POST)
+is retried only when the API refused it before any work (429, honouring
+`Retry-After`) or when it never left this machine (connect errors, connect and
+pool timeouts). A read timeout, a cut-off answer or a 5xx after a POST may
+have been billed: it is a `MaybeBilled` failure, never re-sent. Reads (GET:
+polls, downloads) retry 408 409 429 500 502 503 504 529 and timeouts.
+
+    POST  429, not sent               retried with backoff
+    POST  5xx, timeout, cut off       → MaybeBilled (recorded as possibly billed)
+    GET   408 409 429 5xx 529, faults retried with backoff
     401, 400 "bad key"                → AuthError
     400 403 404 405 415 422           → RequestRejected (the server's message)
     400 "content policy"              → ModerationRefused
@@ -26,14 +36,16 @@ import httpx
 from imaginebuild.errors import (
     AuthError,
     CallInfo,
+    MaybeBilled,
     ModerationRefused,
     ProviderError,
     RequestRejected,
     TransientError,
     UsageError,
 )
-from imaginebuild.retry import RetryPolicy, is_retryable_status, parse_retry_after
+from imaginebuild.retry import RetryPolicy, parse_retry_after
 from imaginebuild.urls import is_loopback_host
+from imaginebuild.version import __version__
 
 DEFAULT_BASE_URL = "https://api.x.ai/v1"
 KEY_HINT = (
@@ -41,6 +53,24 @@ KEY_HINT = (
 )
 
 T = TypeVar("T")
+# xai-sdk-ts src/constants.ts: RETRYABLE_STATUS (any method) and IDEMPOTENT_RETRY_STATUS (reads).
+POST_RETRY_STATUSES = frozenset({429})
+GET_RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+USER_AGENT = f"imaginebuild/{__version__}"
+REQUEST_ID_HEADER = "x-request-id"  # the API's id of a call, on every answer
+# httpx failures raised before any byte of the request left: safe to retry even for a POST.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+MAYBE_BILLED_HINT = (
+    "the call may have been billed, so it was not sent again; it is recorded as possibly "
+    "billed. Run again to make the asset (a new call, billed again)"
+)
+
+
+def is_retryable_read(status: int) -> bool:
+    """Whether a GET answered with `status` is worth another try."""
+    return status in GET_RETRY_STATUSES
+
+
 SleepFn = Callable[[float], Awaitable[None]]
 
 
@@ -121,7 +151,7 @@ def error_for_status(status: int, payload: bytes, info: CallInfo) -> ProviderErr
     if status == 403:
         hint = "check that the key's team may use this model and has credits"
         return RequestRejected(f"{where}: not permitted: {message}", info=info, hint=hint)
-    if is_retryable_status(status) or status >= 500:
+    if status in GET_RETRY_STATUSES or status >= 500:
         return TransientError(f"{where}: {message}", info=info)
     return RequestRejected(f"{where}: {message}", info=info)
 
@@ -190,6 +220,7 @@ class ApiResponse:
     data: Mapping[str, object] | None
     retries: int
     seconds: float
+    request_id: str | None = None  # the `x-request-id` header
 
 
 class XaiHttp:
@@ -214,64 +245,86 @@ class XaiHttp:
         body: Mapping[str, object] | None,
         info: CallInfo,
         before_send: Callable[[], Awaitable[None]] | None = None,
+        timeout: float | None = None,
     ) -> ApiResponse:
-        """Send one API request with retries; a 2xx JSON object (or empty body) comes back.
-
-        A 200 whose body is not JSON is retried only for GET: a POST may have been
-        billed, and resending it could pay twice. `before_send` is awaited before each
-        attempt (the team's submission slot, issue 19).
-        """
+        """Send one API request with the retries its method allows; a 2xx JSON object (or an
+        empty body) comes back. `before_send` is awaited before each attempt (pacing and the
+        team's submission slot). A POST whose answer was lost raises MaybeBilled."""
         started = time.monotonic()
+        retry_statuses = GET_RETRY_STATUSES if method == "GET" else POST_RETRY_STATUSES
 
         async def attempt() -> ApiResponse:
-            if before_send is not None:  # team coordinator hook (issue 19)
+            if before_send is not None:
                 await before_send()
-            status, payload, headers = await self._send(method, path, body)
-            if is_retryable_status(status):
+            status, payload, headers = await self._send(method, path, body, info, timeout)
+            request_id = headers.get(REQUEST_ID_HEADER) or None
+            if status in retry_statuses:
                 retry_after = parse_retry_after(headers.get("retry-after", ""), time.time())
                 message, _ = error_message(payload)
                 raise Retryable(f"HTTP {status}: {message}", status=status, retry_after=retry_after)
+            if status >= 500 and method != "GET":
+                message, _ = error_message(payload)
+                where = replace(info, status_code=status, request_id=request_id)
+                text = f"{path}: HTTP {status} after the request was sent: {message}"
+                raise MaybeBilled(redact(text, self.key), info=where, hint=MAYBE_BILLED_HINT)
             if status >= 300:
-                raise scrub(error_for_status(status, payload, info), self.key)
+                raise scrub(error_for_status(status, payload, replace(info, request_id=request_id)),
+                            self.key)  # fmt: skip
             data = _parse_object(payload)
             if data is _MALFORMED:
                 if method == "GET":
                     raise Retryable(f"HTTP {status}: the body is not a JSON object", status=status)
-                raise ProviderError(
-                    f"{path}: HTTP {status} with a body that is not a JSON object; not retried "
-                    "because the call may already have been billed",
-                    info=replace(info, status_code=status),
+                raise MaybeBilled(
+                    f"{path}: HTTP {status} with a body that is not a JSON object",
+                    info=replace(info, status_code=status, request_id=request_id),
+                    hint=MAYBE_BILLED_HINT,
                 )
-            return ApiResponse(status, data if isinstance(data, dict) else None, 0, 0.0)
+            parsed = data if isinstance(data, dict) else None
+            return ApiResponse(status, parsed, 0, 0.0, request_id)
 
         result, retries = await self.retrier.run(attempt, info, f"{method} {path}")
         return replace(result, retries=retries, seconds=time.monotonic() - started)
 
     async def _send(
-        self, method: str, path: str, body: Mapping[str, object] | None
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, object] | None,
+        info: CallInfo,
+        timeout: float | None = None,
     ) -> tuple[int, bytes, httpx.Headers]:
-        headers = {"Authorization": f"Bearer {self.key}"}
+        headers = {"Authorization": f"Bearer {self.key}", "User-Agent": USER_AGENT}
+        limit = (
+            httpx.Timeout(timeout, connect=min(10.0, timeout)) if timeout else self.client.timeout
+        )
         request = self.client.build_request(
-            method, self.base_url + path, json=body, headers=headers
+            method, self.base_url + path, json=body, headers=headers, timeout=limit
         )
         try:
             response = await self.client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise Retryable(redact(f"timed out ({transport_reason(exc)})", self.key)) from None
-        except httpx.TransportError as exc:
+        except NOT_SENT as exc:  # nothing reached the API: a retry cannot pay twice
             raise Retryable(redact(transport_reason(exc), self.key)) from None
+        except httpx.TransportError as exc:
+            reason = redact(transport_reason(exc), self.key)
+            if method == "GET":
+                timed_out = isinstance(exc, httpx.TimeoutException)
+                raise Retryable(f"timed out ({reason})" if timed_out else reason) from None
+            raise MaybeBilled(
+                f"{path}: the answer was lost after the request was sent ({reason})",
+                info=info, hint=MAYBE_BILLED_HINT,
+            ) from None  # fmt: skip
         except httpx.HTTPError as exc:
             raise ProviderError(redact(f"{path}: {transport_reason(exc)}", self.key)) from None
         try:
             content = await response.aread()
         except httpx.HTTPError as exc:
             reason = redact(transport_reason(exc), self.key)
-            if method != "GET" and response.status_code < 300:
-                # The server accepted (and may have billed) the request: resending could pay twice.
-                raise ProviderError(
-                    f"{path}: HTTP {response.status_code} but the answer was cut off ({reason}); "
-                    "not retried because the call may already have been billed",
-                    hint="run again; the lost answer cannot be recovered: the request is resent",
+            if method != "GET":
+                request_id = response.headers.get(REQUEST_ID_HEADER) or None
+                raise MaybeBilled(
+                    f"{path}: HTTP {response.status_code} but the answer was cut off ({reason})",
+                    info=replace(info, status_code=response.status_code, request_id=request_id),
+                    hint=MAYBE_BILLED_HINT,
                 ) from None
             raise Retryable(reason, status=response.status_code) from None
         finally:

@@ -1,15 +1,23 @@
 """The `xai` provider: the Grok Imagine REST API over one pooled httpx client per run.
 
-    image/edit          POST → JSON with images (b64 or URL) → PNG files
-    video kinds         journal? ─yes→ resume polling that request id
-                          │no
-                        POST → request_id → journal.put (fsynced) → poll GET /videos/{id}
-                          → done: download MP4 · failed: JobFailed · expired/404: JobExpired
-                            (resubmitted only with retry_expired) · deadline: JobTimeout
+    every kind        journal? ─yes→ resume polling that request id
+                        │no
+                      pace (team slot, else the model's token bucket) → POST
+                        → request_id → journal.put (fsynced) → poll GET /{videos|images}/{id}
+                          (5 s, backing off to 30 s; polls have a budget of their own)
+                        → done: report the bill → download · failed: JobFailed
+                        · expired/404: JobExpired (resubmitted only with retry_expired)
+                        · deadline: JobTimeout
+    image, edit       deferred (`deferred: true`, xAI's OpenAPI document) like the videos;
+                      a model that refuses `deferred` gets one synchronous call instead
+                      (read timeout ≥ 360 s), said once per run
 
-The API key is read from the context's environment only when a call is needed,
-so a fully cached run needs none. The journal record of a finished job is left
-for the engine to remove once the outputs are stored.
+A call is reported to `request.on_billed` the moment an answer shows it was (or
+may have been) billed, before anything is decoded or downloaded; a POST whose
+answer was lost raises MaybeBilled and is reported as possibly billed. The API
+key is read from the context's environment only when a call is needed, so a
+fully cached run needs none. The journal record of a finished job is left for
+the engine to remove once the outputs are stored.
 """
 
 from __future__ import annotations
@@ -27,13 +35,14 @@ from imaginebuild.errors import (
     CallInfo,
     InvalidMedia,
     JobExpired,
-    JobFailed,
     JobTimeout,
+    MaybeBilled,
     ModerationRefused,
     ProviderError,
     RequestRejected,
 )
 from imaginebuild.model import MP4, PNG, Media
+from imaginebuild.money import Billing
 from imaginebuild.providers.base import (
     CallRecord,
     GenerationRequest,
@@ -44,7 +53,8 @@ from imaginebuild.providers.base import (
     ProviderContext,
     ignore_progress,
 )
-from imaginebuild.providers.xai.bodies import build_request, read_inputs
+from imaginebuild.providers.xai import answers
+from imaginebuild.providers.xai.bodies import ApiRequest, build_request, read_inputs
 from imaginebuild.providers.xai.download import download, store_b64
 from imaginebuild.providers.xai.http import (
     DEFAULT_BASE_URL,
@@ -55,17 +65,22 @@ from imaginebuild.providers.xai.http import (
     check_url,
     scrub,
 )
+from imaginebuild.providers.xai.pacing import Pacer
 from imaginebuild.retry import RetryPolicy, policy_with_backoff
 from imaginebuild.store.journal import JobRecord, Journal
 from imaginebuild.untrusted import Untrusted, check_api_key
 
 DEFAULT_CONCURRENCY = 8
-DEFAULT_POLL_INTERVAL = 2.0
+DEFAULT_POLL_INTERVAL = 5.0  # the first wait between polls
+MAX_POLL_INTERVAL = 30.0  # polls back off by POLL_BACKOFF up to this
+POLL_BACKOFF = 1.5
 DEFAULT_JOB_TIMEOUT = 900.0
 DEFAULT_MAX_RETRIES = 4
+# A synchronous image call may take minutes (2k and quality models: 60-80 s seen); xAI's
+# SDK waits an hour (src/constants.ts DEFAULT_TIMEOUT_MS). We wait at least this long.
+SYNC_IMAGE_TIMEOUT = 360.0
 # Backoff between retries as `BASE,MAX` seconds (first delay, cap); unset: the default.
 BACKOFF_ENV = "IMAGINEBUILD_XAI_BACKOFF"
-EXPIRED_HINT = "rerun with --retry-expired to submit the job again (it is billed again)"
 
 
 class _Expired(Exception):
@@ -74,6 +89,10 @@ class _Expired(Exception):
     def __init__(self, error: JobExpired) -> None:
         super().__init__(error.message)
         self.error = error
+
+
+class _NoDeferred(Exception):
+    """The API refused `deferred` for this model: make the image synchronously."""
 
 
 class XaiProvider:
@@ -93,6 +112,7 @@ class XaiProvider:
         image_cap: int | None = None,
         video_cap: int | None = None,
         image_response_format: str = "b64_json",
+        deferred_images: bool = True,
     ) -> None:
         settings = context.settings
         self.context = context
@@ -100,6 +120,7 @@ class XaiProvider:
         self.poll_interval = (
             DEFAULT_POLL_INTERVAL if settings.poll_interval is None else settings.poll_interval
         )
+        self.max_poll_interval = max(MAX_POLL_INTERVAL, self.poll_interval)
         self.job_timeout = settings.timeout or DEFAULT_JOB_TIMEOUT
         retries = DEFAULT_MAX_RETRIES if settings.max_retries is None else settings.max_retries
         self.policy = retry_policy or policy_with_backoff(
@@ -113,6 +134,10 @@ class XaiProvider:
         self._timeout = settings.request_timeout or request_timeout
         self._caps = {Media.IMAGE: image_cap, Media.VIDEO: video_cap}
         self._response_format = image_response_format
+        self.pacer = Pacer(settings.rate_limits, settings.poll_rate, sleep=self._sleep, clock=clock)
+        self.deferred_images = deferred_images
+        self.no_deferred: set[str] = set()  # models that refused `deferred` in this run
+        self.notices: list[str] = []  # said once per run (the engine may print them)
         self._http: XaiHttp | None = None
 
     # -- the Provider interface ----------------------------------------------------
@@ -123,9 +148,19 @@ class XaiProvider:
         """Make the request's outputs in its workdir, or raise a ProviderError."""
         http = self._client()
         try:
-            if request.kind.spec.output is Media.IMAGE:
-                return await self._images(http, request, progress)
-            return await self._video(http, request, progress)
+            image = request.kind.spec.output is Media.IMAGE
+            journaled = self.journal.get(request.key) is not None
+            if image and not journaled and not self._defers(request):
+                return await self._sync_images(http, request, progress, self._timeout)
+            try:
+                return await self._job(http, request, progress)
+            except _NoDeferred:
+                return await self._sync_images(
+                    http, request, progress, max(self._timeout, SYNC_IMAGE_TIMEOUT)
+                )
+        except MaybeBilled as error:
+            _report(request, _maybe_billed(request, error))
+            raise scrub(error, http.key) from None
         except ProviderError as error:
             raise scrub(error, http.key) from None
 
@@ -161,29 +196,77 @@ class XaiProvider:
             self._http = XaiHttp(client, base_url, key, retrier)
         return self._http
 
-    # -- images ----------------------------------------------------------------------
+    def _defers(self, request: GenerationRequest) -> bool:
+        return self.deferred_images and _model(request) not in self.no_deferred
 
-    async def _images(
-        self, http: XaiHttp, request: GenerationRequest, progress: ProgressFn
-    ) -> GenerationResult:
-        api = build_request(
+    def _pace(self, request: GenerationRequest) -> Callable[[], Awaitable[None]]:
+        """The wait before each POST of `request`: the team coordinator's slot when a team is
+        configured (its rate is the team-wide limit), else this process's token bucket."""
+        gate, model = request.gate, _model(request)
+
+        async def wait() -> None:
+            if gate is not None:
+                await gate(model)
+            else:
+                await self.pacer.submit(model)
+
+        return wait
+
+    def _api(self, request: GenerationRequest, *, deferred: bool = False) -> ApiRequest:
+        return build_request(
             request.kind,
             request.prompt,
             _model(request),
             request.params,
             read_inputs(request.inputs),
-            response_format=self._response_format,
+            response_format="url" if deferred else self._response_format,
+            deferred=deferred,
         )
+
+    # -- synchronous images --------------------------------------------------------------
+
+    async def _sync_images(
+        self, http: XaiHttp, request: GenerationRequest, progress: ProgressFn, timeout: float
+    ) -> GenerationResult:
+        api = self._api(request)
         info = CallInfo(asset=request.asset, endpoint=api.endpoint)
         started_at, began = time.time(), self._clock()
         progress(Phase.CALLING, f"POST {api.endpoint}")
-        response = await http.call("POST", api.endpoint, api.body, info, _gate(request))
-        info = replace(info, retries=response.retries)
+        response = await http.call(
+            "POST", api.endpoint, api.body, info, self._pace(request), timeout=timeout
+        )
         data = response.data or {}
-        items = _image_items(data, info)
-        progress(Phase.DOWNLOADING, f"{len(items)} image(s)")
-        download_began, retries = self._clock(), response.retries
-        outputs = []
+        info = replace(info, retries=response.retries, request_id=response.request_id)
+        call = CallRecord(
+            endpoint=api.endpoint,
+            model=_model(request),
+            request_id=response.request_id,
+            cost_ticks=answers.ticks_of(data),
+            retries=response.retries,
+            started_at=started_at,
+            duration_s=self._clock() - began,
+            http={"request_s": response.seconds},
+            http_request_id=response.request_id,
+        )
+        _report(request, call)  # billed: recorded before anything is decoded
+        download_began = self._clock()
+        outputs, fetched = await self._store_images(http, request, data, info)
+        timings = {**call.http, "download_s": self._clock() - download_began}
+        done = replace(
+            call, retries=call.retries + fetched, duration_s=self._clock() - began, http=timings
+        )
+        return GenerationResult(outputs, (done,))
+
+    async def _store_images(
+        self,
+        http: XaiHttp,
+        request: GenerationRequest,
+        data: Mapping[str, object],
+        info: CallInfo,
+    ) -> tuple[tuple[OutputFile, ...], int]:
+        """Decode or download every image of an answer into the workdir; retries made."""
+        items = answers.image_items(data, info)
+        outputs, retries = [], 0
         for index, item in enumerate(items):
             dest = request.workdir / f"{request.asset}-{index}.png"
             b64, url = item.get("b64_json"), item.get("url")
@@ -194,24 +277,18 @@ class XaiProvider:
                 retries += await download(
                     http.client, url, dest, Media.IMAGE, http.retrier, info, self._caps[Media.IMAGE]
                 )
-            else:
-                raise InvalidMedia(f"image {index} came back with neither data nor URL", info=info)
+            else:  # GeneratedImage with neither bytes nor URL: withheld (the spec has no flag)
+                raise ModerationRefused(
+                    f"{info.endpoint}: image {index} came back with neither data nor URL "
+                    "(withheld on content-policy grounds)",
+                    info=info,
+                )
             outputs.append(OutputFile(dest, PNG))
-        call = CallRecord(
-            endpoint=api.endpoint,
-            model=_model(request),
-            request_id=_opt_str(data.get("id")),
-            cost_ticks=_ticks(data),
-            retries=retries,
-            started_at=started_at,
-            duration_s=self._clock() - began,
-            http={"request_s": response.seconds, "download_s": self._clock() - download_began},
-        )
-        return GenerationResult(tuple(outputs), (call,))
+        return tuple(outputs), retries
 
-    # -- videos ------------------------------------------------------------------------
+    # -- journaled jobs: videos and deferred images ---------------------------------------
 
-    async def _video(
+    async def _job(
         self, http: XaiHttp, request: GenerationRequest, progress: ProgressFn
     ) -> GenerationResult:
         started_at, began = time.time(), self._clock()
@@ -219,35 +296,26 @@ class XaiProvider:
         resumed, resubmitted = record is not None, False
         while True:
             timings: dict[str, float] = {}
-            retries = 0
+            retries, header_id = 0, None
             if record is None:
-                record, retries = await self._submit(http, request, progress, timings)
+                record, retries, header_id = await self._submit(http, request, progress, timings)
             else:
                 progress(Phase.POLLING, f"resuming job {record.request_id}")
+            info = CallInfo(request.asset, record.request_id, record.endpoint)
             try:
-                done, poll_retries = await self._poll(http, record, progress, timings)
-                dest = request.workdir / f"{request.asset}.mp4"
-                info = CallInfo(request.asset, record.request_id, record.endpoint)
-                progress(Phase.DOWNLOADING, f"job {record.request_id}")
+                done, poll_retries = await self._poll(http, request, record, progress, timings)
+                call = CallRecord(
+                    endpoint=record.endpoint,
+                    model=str(done.get("model") or record.model),
+                    request_id=record.request_id,
+                    cost_ticks=answers.ticks_of(done),
+                    retries=retries + poll_retries,
+                    started_at=started_at,
+                    http_request_id=header_id,
+                )
+                _report(request, call)  # billed: recorded before anything is fetched
                 download_began = self._clock()
-                try:
-                    url = _video_url(done, info)
-                except ModerationRefused:
-                    self.journal.remove(request.key)  # terminal: a rerun should try afresh
-                    raise
-                try:
-                    fetched = await download(
-                        http.client, url, dest, Media.VIDEO, http.retrier, info,
-                        self._caps[Media.VIDEO],
-                    )  # fmt: skip
-                except JobExpired as exc:
-                    raise _Expired(_expired(exc.message, info)) from None
-                except InvalidMedia:
-                    # Spoiled in transit the first time (resume, no new charge); spoiled
-                    # again on the resume means the result itself is bad: start afresh.
-                    if resumed:
-                        self.journal.remove(request.key)
-                    raise
+                outputs, fetched = await self._collect(http, request, record, done, info, resumed)
                 timings["download_s"] = self._clock() - download_began
             except _Expired as gone:
                 if not self.context.retry_expired or resubmitted:
@@ -256,17 +324,44 @@ class XaiProvider:
                 progress(Phase.CALLING, f"job {record.request_id} expired; submitting again")
                 record, resubmitted = None, True
                 continue
-            call = CallRecord(
-                endpoint=record.endpoint,
-                model=str(done.get("model") or record.model),
-                request_id=record.request_id,
-                cost_ticks=_ticks(done),
-                retries=retries + poll_retries + fetched,
-                started_at=started_at,
+            finished = replace(
+                call,
+                retries=call.retries + fetched,
                 duration_s=self._clock() - began,
                 http=timings,
             )
-            return GenerationResult((OutputFile(dest, MP4),), (call,))
+            return GenerationResult(outputs, (finished,))
+
+    async def _collect(
+        self,
+        http: XaiHttp,
+        request: GenerationRequest,
+        record: JobRecord,
+        done: Mapping[str, object],
+        info: CallInfo,
+        resumed: bool,
+    ) -> tuple[tuple[OutputFile, ...], int]:
+        """Fetch a finished job's outputs into the workdir; retries made."""
+        try:
+            if record.endpoint.startswith("/images"):
+                return await self._store_images(http, request, done, info)
+            url = answers.video_url(done, info)
+            dest = request.workdir / f"{request.asset}.mp4"
+            fetched = await download(
+                http.client, url, dest, Media.VIDEO, http.retrier, info, self._caps[Media.VIDEO]
+            )
+            return (OutputFile(dest, MP4),), fetched
+        except JobExpired as exc:
+            raise _Expired(answers.expired(exc.message, info)) from None
+        except ModerationRefused:
+            self.journal.remove(request.key)  # terminal: a rerun should try afresh
+            raise
+        except InvalidMedia:
+            # Spoiled in transit the first time (resume, no new charge); spoiled again on
+            # the resume means the result itself is bad: start afresh.
+            if resumed:
+                self.journal.remove(request.key)
+            raise
 
     async def _submit(
         self,
@@ -274,17 +369,18 @@ class XaiProvider:
         request: GenerationRequest,
         progress: ProgressFn,
         timings: dict[str, float],
-    ) -> tuple[JobRecord, int]:
-        api = build_request(
-            request.kind,
-            request.prompt,
-            _model(request),
-            request.params,
-            read_inputs(request.inputs),
-        )
+    ) -> tuple[JobRecord, int, str | None]:
+        image = request.kind.spec.output is Media.IMAGE
+        api = self._api(request, deferred=image)
         info = CallInfo(asset=request.asset, endpoint=api.endpoint)
         progress(Phase.CALLING, f"POST {api.endpoint}")
-        response = await http.call("POST", api.endpoint, api.body, info, _gate(request))
+        try:
+            response = await http.call("POST", api.endpoint, api.body, info, self._pace(request))
+        except RequestRejected as exc:
+            if image and exc.info.status_code in (400, 422) and "deferred" in exc.message:
+                self._refuse_deferred(_model(request))
+                raise _NoDeferred() from None
+            raise
         timings["submit_s"] = response.seconds
         request_id = (response.data or {}).get("request_id")
         if not isinstance(request_id, str) or not request_id:
@@ -298,11 +394,21 @@ class XaiProvider:
             submitted_at=time.time(),
         )
         self.journal.put(record)  # before the first poll: a crash from here on resumes
-        return record, response.retries
+        return record, response.retries, response.request_id
+
+    def _refuse_deferred(self, model: str) -> None:
+        if model not in self.no_deferred:
+            self.no_deferred.add(model)
+            self.notices.append(
+                f"{model} does not take deferred image requests: its images are made with one "
+                f"synchronous call each (waiting up to {SYNC_IMAGE_TIMEOUT:.0f} s); a run killed "
+                "meanwhile cannot resume them"
+            )
 
     async def _poll(
         self,
         http: XaiHttp,
+        request: GenerationRequest,
         record: JobRecord,
         progress: ProgressFn,
         timings: dict[str, float],
@@ -310,27 +416,32 @@ class XaiProvider:
         """Poll until the job is done; its final body and the retries made."""
         info = CallInfo(record.asset, record.request_id, record.endpoint)
         deadline = self._clock() + self.job_timeout
-        began, retries, polls = self._clock(), 0, 0
-        path = f"/videos/{record.request_id}"
+        began, retries, polls, interval = self._clock(), 0, 0, self.poll_interval
+        folder = "images" if record.endpoint.startswith("/images") else "videos"
+        path = f"/{folder}/{record.request_id}"
         while True:
             try:
-                response = await http.call("GET", path, None, info)
+                response = await http.call("GET", path, None, info, self.pacer.poll)
             except RequestRejected as exc:
                 if exc.info.status_code == 404:
-                    raise _Expired(_expired("the API no longer knows this job", info)) from None
+                    gone = answers.expired("the API no longer knows this job", info)
+                    raise _Expired(gone) from None
                 raise
             polls += 1
             retries += response.retries
             data = response.data or {}
-            status = _job_status(response.status, data)
+            status = answers.job_status(response.status, data)
             if status == "done":
                 timings["poll_s"], timings["polls"] = self._clock() - began, float(polls)
                 return data, retries
             if status == "failed":
                 self.journal.remove(record.key)  # terminal: a rerun should try afresh
-                raise _failed(data, info)
+                error = answers.failed(data, info)
+                if error.info.cost_ticks is not None:
+                    _report(request, _billed_failure(record, error))
+                raise error
             if status == "expired":
-                raise _Expired(_expired("the job has expired", info))
+                raise _Expired(answers.expired("the job has expired", info))
             if self._clock() >= deadline:
                 raise JobTimeout(
                     f"job {record.request_id} still pending after {self.job_timeout:.0f} s",
@@ -338,95 +449,42 @@ class XaiProvider:
                     hint="run again to keep waiting for the same job (it is not submitted twice), "
                     "or raise providers.xai.timeout",
                 )
-            progress(Phase.POLLING, f"job {record.request_id} pending{_progress(data)}")
-            await self._sleep(self.poll_interval)
+            note = answers.progress_note(data)
+            progress(Phase.POLLING, f"job {record.request_id} pending{note}")
+            await self._sleep(interval)
+            interval = min(self.max_poll_interval, interval * POLL_BACKOFF)
 
 
-# -- pure helpers ------------------------------------------------------------------------
+# -- small helpers ------------------------------------------------------------------------
 
 
-def _job_status(http_status: int, data: Mapping[str, object]) -> str:
-    """pending | done | failed | expired, from a poll answer (unknown statuses are pending)."""
-    status = data.get("status")
-    if http_status == 202:
-        return "pending"
-    if isinstance(status, str) and status.lower() in ("done", "failed", "expired"):
-        return status.lower()
-    video = data.get("video")
-    if status is None and isinstance(video, dict) and video.get("url"):
-        return "done"
-    return "pending"
+def _report(request: GenerationRequest, call: CallRecord) -> None:
+    """Tell the engine at once that `call` was (or may have been) billed."""
+    if request.on_billed is not None:
+        request.on_billed(call)
 
 
-def _video_url(done: Mapping[str, object], info: CallInfo) -> str:
-    video = done.get("video")
-    video = video if isinstance(video, dict) else {}
-    if video.get("respect_moderation") is False or done.get("block_reason"):
-        info.cost_ticks = _ticks(done)  # a withheld result is billed all the same
-        raise ModerationRefused(
-            f"job {info.request_id}: the video was withheld on content-policy grounds",
-            info=info,
-            hint="change the prompt or inputs; a rerun of the same request is billed again",
-        )
-    url = video.get("url")
-    if not isinstance(url, str) or not url:
-        raise InvalidMedia(f"job {info.request_id} is done but has no video URL", info=info)
-    return url
-
-
-def _image_items(data: Mapping[str, object], info: CallInfo) -> list[Mapping[str, object]]:
-    reason = data.get("block_reason")
-    info.cost_ticks = _ticks(data)  # billed even when moderation withholds the images
-    if reason:
-        raise ModerationRefused(f"{info.endpoint}: the request was blocked: {reason}", info=info)
-    items = data.get("data")
-    if not isinstance(items, list) or not items:
-        raise InvalidMedia(f"{info.endpoint}: the answer holds no images", info=info)
-    entries: list[Mapping[str, object]] = [item for item in items if isinstance(item, dict)]
-    if any(item.get("respect_moderation") is False for item in entries):
-        raise ModerationRefused(
-            f"{info.endpoint}: the API withheld the image(s) on content-policy grounds", info=info
-        )
-    return entries
-
-
-def _failed(data: Mapping[str, object], info: CallInfo) -> JobFailed:
-    error = data.get("error")
-    error = error if isinstance(error, dict) else {}
-    code = str(error.get("code") or "unknown")
-    message = str(error.get("message") or "no detail given")
-    return JobFailed(
-        f"job {info.request_id} failed: {code}: {message}",
-        info=replace(info, extra={"code": code}),
+def _maybe_billed(request: GenerationRequest, error: ProviderError) -> CallRecord:
+    return CallRecord(
+        endpoint=error.info.endpoint or "",
+        model=_model(request),
+        request_id=error.info.request_id,
+        cost_ticks=None,
+        retries=error.info.retries,
+        started_at=time.time(),
+        billing=Billing.MAYBE_BILLED,
+        http_request_id=error.info.request_id,
     )
 
 
-def _expired(reason: str, info: CallInfo) -> JobExpired:
-    return JobExpired(f"job {info.request_id}: {reason}", info=info, hint=EXPIRED_HINT)
-
-
-def _ticks(data: Mapping[str, object]) -> int | None:
-    usage = data.get("usage")
-    if isinstance(usage, dict):
-        ticks = usage.get("cost_in_usd_ticks")
-        if isinstance(ticks, int) and not isinstance(ticks, bool):
-            return ticks
-    return None
-
-
-def _progress(data: Mapping[str, object]) -> str:
-    value = data.get("progress")
-    return f" ({value}%)" if isinstance(value, int) else ""
-
-
-def _opt_str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _gate(request: GenerationRequest) -> Callable[[], Awaitable[None]] | None:
-    """The team coordinator's slot wait before a POST of `request` (issue 19), if any."""
-    gate, model = request.gate, _model(request)
-    return None if gate is None else lambda: gate(model)
+def _billed_failure(record: JobRecord, error: ProviderError) -> CallRecord:
+    return CallRecord(
+        endpoint=record.endpoint,
+        model=record.model,
+        request_id=record.request_id,
+        cost_ticks=error.info.cost_ticks,
+        started_at=time.time(),
+    )
 
 
 def _model(request: GenerationRequest) -> str:
