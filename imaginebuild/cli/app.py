@@ -653,7 +653,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     root = _mediafile_path(args).resolve().parent
     check_state_dir(root / ".imaginebuild")
     ledger = Ledger(root / ".imaginebuild" / "ledger.jsonl")
-    summary = summarize(ledger.entries(), args.by, since)
+    summary = summarize(ledger.all_entries(), args.by, since)
     if args.json:
         _emit_json({**summary.to_json(), "skipped_lines": ledger.skipped})
         return 0
