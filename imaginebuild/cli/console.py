@@ -51,7 +51,7 @@ class PlainReporter:
         if isinstance(event, StepFinished):
             self.done += 1
             if event.state == "failed":
-                what = event.error or event.reason
+                what = without_name(event.asset, event.error or event.reason)
                 return f"[{self.done}/{self.total}] failed {event.asset}: {what}"
             if self.verbosity < VERBOSITY_NORMAL:
                 return None
@@ -78,6 +78,13 @@ class PlainReporter:
             prefix = "warning: " if event.level == "warning" else ""
             return f"{prefix}{event.text}"
         return None  # RunFinished: the CLI prints the summary from the result
+
+
+def without_name(asset: str, text: str) -> str:
+    """An error's text without the asset's name in front, for a line that names it already
+    (`failed banner: banner: …` reads `failed banner: …`)."""
+    prefix = f"{asset}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def summary_line(result: CommandResult) -> str:
@@ -117,3 +124,20 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)
+
+
+def fit_table(
+    rows: Sequence[Sequence[str]], header: Sequence[str], squeeze: int, width: int | None
+) -> str:
+    """`table`, with column `squeeze` cut short (ending in "…") so no line passes `width`
+    characters; None means no limit (stdout is piped)."""
+    text = table(rows, header)
+    longest = max(len(line) for line in text.splitlines())
+    if width is None or longest <= width:
+        return text
+    room = max(len(header[squeeze]), max(len(r[squeeze]) for r in rows) - (longest - width))
+
+    def cut(cell: str) -> str:
+        return cell if len(cell) <= room else cell[: max(room - 1, 0)] + "…"
+
+    return table([[*r[:squeeze], cut(r[squeeze]), *r[squeeze + 1 :]] for r in rows], header)

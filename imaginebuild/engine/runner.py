@@ -100,9 +100,7 @@ class Runner:
         self.env = assessor.env
         self.reporter = reporter
         self.clock = clock
-        self.budget = Budget.for_run(
-            run_allowance(self.mediafile, options.max_cost_usd, state.folder)
-        )
+        self.budget = Budget.for_run(run_allowance(self.mediafile, options.max_cost, state.folder))
         self.outputs: dict[str, tuple[BlobRef, ...]] = {}
         self.results: dict[str, AssetResult] = {}
         self.providers: dict[str, Provider] = {}
@@ -122,11 +120,10 @@ class Runner:
         selected = self.dag.select(targets)
         if options.locked:
             self._refuse_if_lock_would_change(selected, options)
-        self.reporter.emit(RunStarted(len(selected)))
+        expected = {n: expected_seconds(self.mediafile.assets[n]) for n in selected}
+        self.reporter.emit(RunStarted(len(selected), tuple(expected.items())))
         started = self.clock()
-        priorities = self.dag.priorities(
-            selected, lambda n: expected_seconds(self.mediafile.assets[n])
-        )
+        priorities = self.dag.priorities(selected, expected.__getitem__)
         try:
             statuses = await run_steps(
                 selected,
@@ -146,23 +143,24 @@ class Runner:
         for name in selected:
             if name in self.results:
                 results.append(self.results[name])
-            else:
-                asset = self.mediafile.assets[name]
-                failed_parents = [
-                    p for p in self.dag.parents[name] if statuses.get(p) != StepStatus.OK
-                ]
-                why = (
-                    f"input {failed_parents[0]!r} was not built"
-                    if failed_parents
-                    else "not started: the run stopped after a failure"
+                continue
+            asset = self.mediafile.assets[name]
+            failed_parents = [p for p in self.dag.parents[name] if statuses.get(p) != StepStatus.OK]
+            if not failed_parents and self._up_to_date_unstarted(name):
+                results.append(self.results[name])  # the run stopped before it: still current
+                continue
+            why = (
+                f"input {failed_parents[0]!r} was not built"
+                if failed_parents
+                else "not started: the run stopped after a failure"
+            )
+            results.append(
+                AssetResult(
+                    name, asset.kind.value, "skipped", why, asset.outputs,
+                    estimate_ticks=self.estimator.ticks(asset),
                 )
-                results.append(
-                    AssetResult(
-                        name, asset.kind.value, "skipped", why, asset.outputs,
-                        estimate_ticks=self.estimator.ticks(asset),
-                    )
-                )  # fmt: skip
-                self.reporter.emit(StepFinished(name, "skipped", why, 0.0))
+            )  # fmt: skip
+            self.reporter.emit(StepFinished(name, "skipped", why, 0.0))
         exit_code = _exit_code(statuses)
         messages = (*self._refusal_messages(results), *self.team.messages())  # issue 19
         result = CommandResult("run", tuple(results), exit_code=exit_code, messages=messages)
@@ -170,6 +168,24 @@ class Runner:
             RunFinished(result.counts, self.clock() - started, usd(result.cost_ticks))
         )
         return result
+
+    def _up_to_date_unstarted(self, name: str) -> bool:
+        """Whether a step the run never started (it stopped after a failure) needed no
+        work: then it is reported up to date, not skipped. Decided as `status` would."""
+        asset = self.assessor.asset_for(name, self.options)
+        try:
+            forced = is_forced(name, self.options)
+            f = self.assessor.assess(asset, self.outputs, forced=forced, fetch=False)
+        except ImaginebuildError:
+            return False
+        if f.decision.action is not Action.UP_TO_DATE or f.outputs is None:
+            return False
+        self.outputs[name] = f.outputs
+        self.results[name] = AssetResult(
+            name, asset.kind.value, "up_to_date", "up to date", asset.outputs, f.key
+        )
+        self.reporter.emit(StepFinished(name, "up_to_date", "up to date", 0.0))
+        return True
 
     async def _step(self, name: str) -> StepStatus:
         """Build one asset; every error becomes a FAILED or REFUSED status with a result."""
@@ -412,7 +428,7 @@ class Runner:
         refused = isinstance(exc, (BudgetExceeded, OfflineCallNeeded, CoordinatorUnavailable))
         state_name = "skipped" if refused else "failed"
         if not refused:
-            self.assessor.record_failure(asset, self.outputs)
+            self.assessor.record_failure(asset, self.outputs, exc)
         self.results[asset.name] = AssetResult(
             name=asset.name,
             kind=asset.kind.value,
