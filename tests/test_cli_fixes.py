@@ -351,6 +351,19 @@ def test_an_error_that_names_its_asset_is_not_named_twice() -> None:
     assert finished_line(failed, 1, 1).text == "✗ [1/1] failed banner: the image is 1×1"
 
 
+def test_status_and_why_name_a_failed_asset_once(
+    ib: Callable[..., Printed], chain_dir: Path
+) -> None:
+    at = ("-C", str(chain_dir))
+    (chain_dir / "art" / "logo.png").write_bytes(b"not an image")  # inked cannot decode it
+    assert ib(*at, "-q", "run", "--keep-going").code == 1
+    row = next(x for x in ib(*at, "status").out.splitlines() if x.startswith("inked"))
+    assert "failed: cannot decode input" in row and "inked: cannot" not in row, row
+    why = ib(*at, "why", "inked").out
+    assert why.startswith("inked: failed: cannot decode input"), why
+    assert "inked: cannot" in ib(*at, "--json", "why", "inked").json["error"]  # kept whole
+
+
 def test_show_prints_values_not_python_reprs(ib: Callable[..., Printed], chain_dir: Path) -> None:
     assert ib("-C", str(chain_dir), "-q", "run").code == 0
     shown = ib("-C", str(chain_dir), "show", "base").out

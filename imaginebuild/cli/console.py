@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TextIO
 
-from imaginebuild.engine.results import CommandResult
+from imaginebuild.engine.results import CommandResult, without_name
 from imaginebuild.events import (
     Event,
     Message,
@@ -78,13 +78,6 @@ class PlainReporter:
             prefix = "warning: " if event.level == "warning" else ""
             return f"{prefix}{event.text}"
         return None  # RunFinished: the CLI prints the summary from the result
-
-
-def without_name(asset: str, text: str) -> str:
-    """An error's text without the asset's name in front, for a line that names it already
-    (`failed banner: banner: …` reads `failed banner: …`)."""
-    prefix = f"{asset}: "
-    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def summary_line(result: CommandResult) -> str:

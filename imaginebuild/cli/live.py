@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
-from imaginebuild.cli.console import without_name
+from imaginebuild.engine.results import without_name
 from imaginebuild.events import (
     Event,
     Message,

@@ -133,3 +133,10 @@ class CommandResult:
             "exit_code": self.exit_code,
             "messages": list(self.messages),
         }
+
+
+def without_name(asset: str, text: str) -> str:
+    """An error's text without the asset's name in front, for a line that names it already
+    (`failed banner: banner: …` reads `failed banner: …`)."""
+    prefix = f"{asset}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text

@@ -11,7 +11,7 @@ from typing import Any
 
 from imaginebuild.engine.facts import RunOptions
 from imaginebuild.engine.rebuild import Action, Decision
-from imaginebuild.engine.results import AssetResult, CommandResult
+from imaginebuild.engine.results import AssetResult, CommandResult, without_name
 from imaginebuild.errors import UsageError
 from imaginebuild.gcpause import paused_gc
 from imaginebuild.project.wiring import ProjectCore
@@ -86,7 +86,8 @@ class SurveyCommands(ProjectCore):
             if command == "plan":
                 reason = _plan_reason(f.decision, resumes)
             elif failure is not None:
-                reason = f"failed: {failure.error}" if failure.error else "failed"
+                error = without_name(name, failure.error)  # the row names the asset
+                reason = f"failed: {error}" if error else "failed"
             results.append(
                 AssetResult(
                     name=name,
