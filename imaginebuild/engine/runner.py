@@ -103,9 +103,7 @@ class Runner:
         from imaginebuild.engine.samekey import KeyTurns
         from imaginebuild.store.paid import PaidResults
 
-        self.budget = Budget.for_run(
-            run_allowance(self.mediafile, options.max_cost_usd, state.folder)
-        )
+        self.budget = Budget.for_run(run_allowance(self.mediafile, options.max_cost, state.folder))
         self.billing = BillingBook(state.layout.ledger, self.run_id, self.budget)
         self.paid = PaidResults(self.store.folder / "paid")
         self.key_turns = KeyTurns()
@@ -129,11 +127,10 @@ class Runner:
         if options.locked:
             self._refuse_if_lock_would_change(selected, options)
         self.billing.start()
-        self.reporter.emit(RunStarted(len(selected)))
+        expected = {n: expected_seconds(self.mediafile.assets[n]) for n in selected}
+        self.reporter.emit(RunStarted(len(selected), tuple(expected.items())))
         started = self.clock()
-        priorities = self.dag.priorities(
-            selected, lambda n: expected_seconds(self.mediafile.assets[n])
-        )
+        priorities = self.dag.priorities(selected, expected.__getitem__)
         try:
             statuses = await run_steps(
                 selected,
@@ -153,23 +150,24 @@ class Runner:
         for name in selected:
             if name in self.results:
                 results.append(self.results[name])
-            else:
-                asset = self.mediafile.assets[name]
-                failed_parents = [
-                    p for p in self.dag.parents[name] if statuses.get(p) != StepStatus.OK
-                ]
-                why = (
-                    f"input {failed_parents[0]!r} was not built"
-                    if failed_parents
-                    else "not started: the run stopped after a failure"
+                continue
+            asset = self.mediafile.assets[name]
+            failed_parents = [p for p in self.dag.parents[name] if statuses.get(p) != StepStatus.OK]
+            if not failed_parents and self._up_to_date_unstarted(name):
+                results.append(self.results[name])  # the run stopped before it: still current
+                continue
+            why = (
+                f"input {failed_parents[0]!r} was not built"
+                if failed_parents
+                else "not started: the run stopped after a failure"
+            )
+            results.append(
+                AssetResult(
+                    name, asset.kind.value, "skipped", why, asset.outputs,
+                    estimate_ticks=self.estimator.ticks(asset),
                 )
-                results.append(
-                    AssetResult(
-                        name, asset.kind.value, "skipped", why, asset.outputs,
-                        estimate_ticks=self.estimator.ticks(asset),
-                    )
-                )  # fmt: skip
-                self.reporter.emit(StepFinished(name, "skipped", why, 0.0))
+            )  # fmt: skip
+            self.reporter.emit(StepFinished(name, "skipped", why, 0.0))
         ledger_messages = self.billing.finish()
         exit_code = _exit_code(statuses) or (1 if ledger_messages else 0)
         messages = (
@@ -182,6 +180,24 @@ class Runner:
             RunFinished(result.counts, self.clock() - started, usd(result.cost_ticks))
         )
         return result
+
+    def _up_to_date_unstarted(self, name: str) -> bool:
+        """Whether a step the run never started (it stopped after a failure) needed no
+        work: then it is reported up to date, not skipped. Decided as `status` would."""
+        asset = self.assessor.asset_for(name, self.options)
+        try:
+            forced = is_forced(name, self.options)
+            f = self.assessor.assess(asset, self.outputs, forced=forced, fetch=False)
+        except ImaginebuildError:
+            return False
+        if f.decision.action is not Action.UP_TO_DATE or f.outputs is None:
+            return False
+        self.outputs[name] = f.outputs
+        self.results[name] = AssetResult(
+            name, asset.kind.value, "up_to_date", "up to date", asset.outputs, f.key
+        )
+        self.reporter.emit(StepFinished(name, "up_to_date", "up to date", 0.0))
+        return True
 
     async def _step(self, name: str) -> StepStatus:
         """Build one asset; every error becomes a FAILED or REFUSED status with a result."""
@@ -513,7 +529,7 @@ class Runner:
         billed = self.billing.billed.get(asset.name, 0)  # a billed failure keeps its cost
         state_name = "skipped" if refused else "failed"
         if not refused:
-            self.assessor.record_failure(asset, self.outputs)
+            self.assessor.record_failure(asset, self.outputs, exc)
         self.results[asset.name] = AssetResult(
             name=asset.name,
             kind=asset.kind.value,
