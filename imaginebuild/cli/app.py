@@ -32,7 +32,7 @@ from imaginebuild.untrusted import (
 from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
-    from imaginebuild.engine.results import CommandResult
+    from imaginebuild.engine.results import AssetResult, CommandResult
     from imaginebuild.project import Project
 
 DEFAULT_MEDIAFILE = "mediafile.yaml"
@@ -149,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--by", default="asset", choices=("asset", "model", "day", "run", "provider"))
     cost.add_argument(
         "--since", metavar="DATE", help="only calls on or after this UTC day (YYYY-MM-DD)"
+    )
+    prices = sub.add_parser(
+        "prices", help="the price table estimates use, with each figure's source"
+    )
+    prices.add_argument(
+        "--refresh",
+        action="store_true",
+        help="read xAI's published prices into your price file (needs XAI_API_KEY; free)",
     )
     init = sub.add_parser("init", help="scaffold a mediafile and .gitignore entries")
     init.add_argument(
@@ -338,6 +346,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "push": _cmd_push,
         "gc": _cmd_gc,
         "cost": _cmd_cost,
+        "prices": _cmd_prices,
         "init": _cmd_init,
         "schema": _cmd_schema,
         "report": _cmd_report,
@@ -445,7 +454,7 @@ def _print_plan(args: argparse.Namespace, project: Project, options: Any) -> int
                         a.name,
                         a.kind,
                         a.reason,
-                        format_usd(a.estimate_ticks) if a.estimate_ticks else "",
+                        _estimate_cell(a),
                     ),
                 )
                 for a in result.assets
@@ -453,6 +462,7 @@ def _print_plan(args: argparse.Namespace, project: Project, options: Any) -> int
         )
         sys.stderr.write(table(rows, ("asset", "kind", "plan", "estimate")) + "\n")
         sys.stderr.write(f"estimated total: {format_usd(result.estimate_ticks)}\n")
+        sys.stderr.write(_price_notes(result))
         for state in allowance.limits:
             sys.stderr.write(f"{state.describe()}\n")
         if path is not None:
@@ -636,6 +646,49 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     )
     if args.remote and result.dry_run and not args.dry_run:
         sys.stderr.write("hint: run `imaginebuild gc --remote --yes` to delete them\n")
+    return 0
+
+
+def _estimate_cell(asset: AssetResult) -> str:
+    """An asset's estimate, marked `*` when it rests on a price xAI has not confirmed."""
+    from imaginebuild.money import format_usd
+
+    if not asset.estimate_ticks:
+        return ""
+    return format_usd(asset.estimate_ticks) + ("*" if asset.unconfirmed_prices else "")
+
+
+def _price_notes(result: CommandResult) -> str:
+    """The plan's footnotes: which figures are unconfirmed, and the rate limits' time."""
+    unconfirmed = sorted({f for a in result.assets for f in a.unconfirmed_prices})
+    lines = []
+    if unconfirmed:
+        lines.append(
+            "* rests on a price xAI has not confirmed: "
+            + "; ".join(unconfirmed)
+            + " (`imaginebuild prices` shows the sources; `prices --refresh` reads xAI's)"
+        )
+    if result.rate_limit_s:
+        lines.append(f"xAI's rate limits alone: at least {result.rate_limit_s:.1f} s of submitting")
+    return "".join(line + "\n" for line in lines)
+
+
+def _cmd_prices(args: argparse.Namespace) -> int:
+    from imaginebuild.cli.pricesview import prices_json, prices_text, refresh_text
+
+    project = _project(args)
+    if args.refresh:
+        refreshed = project.refresh_prices()
+        if args.json:
+            _emit_json(refreshed.to_json())
+        else:
+            sys.stdout.write(refresh_text(refreshed) + "\n")
+        return 0
+    prices = project.prices()
+    if args.json:
+        _emit_json(prices_json(prices))
+    else:
+        sys.stdout.write(prices_text(prices) + "\n")
     return 0
 
 

@@ -40,6 +40,7 @@ class AssetResult:
     error: str | None = None
     hint: str | None = None
     template: str | None = None  # the matrix template the asset was expanded from
+    unconfirmed_prices: tuple[str, ...] = ()  # price figures the estimate rests on, unconfirmed
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON object of an asset."""
@@ -55,6 +56,7 @@ class AssetResult:
             "estimate_usd": usd(self.estimate_ticks),
             "request_ids": list(self.request_ids),
             "template": self.template,
+            "unconfirmed_prices": list(self.unconfirmed_prices),
         }
         if self.error is not None:
             data["error"] = self.error
@@ -72,6 +74,7 @@ class CommandResult:
     seconds: float = 0.0
     exit_code: int = 0
     messages: tuple[str, ...] = field(default=())
+    rate_limit_s: float | None = None  # plan: the least time xAI's rate limits imply
 
     @property
     def counts(self) -> dict[str, int]:
@@ -116,4 +119,5 @@ class CommandResult:
             "seconds": round(self.seconds, 3),
             "exit_code": self.exit_code,
             "messages": list(self.messages),
+            "rate_limit_s": None if self.rate_limit_s is None else round(self.rate_limit_s, 3),
         }
