@@ -128,6 +128,10 @@ def _handler(command: str) -> Handler:
             "report": actions.cmd_report,
             "team": actions.cmd_team,
         }[command]
+    if command == "prices":
+        from imaginebuild.cli.pricesview import cmd_prices
+
+        return cmd_prices
     if command == "completion":
         from imaginebuild.cli.completion import cmd_completion
 
