@@ -33,6 +33,7 @@ these at the module that calls the foreign library; none escapes it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -85,6 +86,20 @@ class Diagnostic:
             "message": self.message,
             "hint": self.hint,
         }
+
+
+def closest_match(word: str, choices: Iterable[str]) -> str | None:
+    """The choice a mistyped `word` most likely meant (difflib's 0.6 likeness), or None."""
+    import difflib  # only when a name is unknown: keeps the no-op path's imports small
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` to append to a message about `word`, or "" when nothing is close."""
+    close = closest_match(word, choices)
+    return f" (did you mean '{close}'?)" if close is not None else ""
 
 
 class MediafileError(ImaginebuildError):

@@ -82,6 +82,17 @@ def test_key_carries_a_format_version() -> None:
     assert len(action_key(fields)) == 64
 
 
+def test_every_field_enters_the_key_and_the_lockfile() -> None:
+    """The key's fields are listed once (the dataclass): a field added there reaches both
+    the hashed encoding and the lockfile's copy, and the pinned key does not move."""
+    fields = ActionFields("image", "local", "m", {"n": 1}, "p", 2, (InputDigest("a", "0" * 64),))
+    names = [f.name for f in dataclasses.fields(ActionFields)]
+    assert list(fields.to_json()) == names
+    assert sorted(fields.encoded()) == sorted(["v", *names])
+    assert fields.encoded()["inputs"] == ["0" * 64]
+    assert fields.to_json()["inputs"] == [{"ref": "a", "sha256": "0" * 64}]
+
+
 # -- through the mediafile: formatting never changes a key --------------------------------
 
 _ASSET_KEYS = ("kind", "prompt", "resolution", "aspect_ratio", "count", "variant")

@@ -18,7 +18,6 @@ the functions after it, which import it when called.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import graphlib
 import re
@@ -26,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from imaginebuild.errors import UsageError
+from imaginebuild.errors import UsageError, closest_match
 from imaginebuild.model import Asset
 
 _GLOB = re.compile(r"[*?[]")  # asset names never contain these
@@ -167,5 +166,5 @@ def _toposort(parents: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
 
 
 def _did_you_mean(name: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f"did you mean {close[0]!r}?" if close else "`imaginebuild dag` lists the assets"
+    close = closest_match(name, choices)
+    return f"did you mean {close!r}?" if close else "`imaginebuild dag` lists the assets"

@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import fields as declared_fields
 
 from imaginebuild.version import KEY_FORMAT_VERSION
 
@@ -54,31 +55,24 @@ class ActionFields:
 
     def encoded(self) -> dict[str, object]:
         """The JSON-ready dict that is hashed into the key."""
-        return {
-            "v": KEY_FORMAT_VERSION,
-            "kind": self.kind,
-            "provider": self.provider,
-            "model": self.model,
-            "params": dict(self.params),
-            "prompt": self.prompt,
-            "variant": self.variant,
-            "inputs": [i.sha256 for i in self.inputs],
-        }
+        return {"v": KEY_FORMAT_VERSION, **self._values([i.sha256 for i in self.inputs])}
 
     def to_json(self) -> dict[str, object]:
         """Every field, including input references, for the lockfile."""
-        return {
-            "kind": self.kind,
-            "provider": self.provider,
-            "model": self.model,
-            "params": dict(self.params),
-            "prompt": self.prompt,
-            "variant": self.variant,
-            "inputs": [
+        return self._values(
+            [
                 {"ref": i.ref, "sha256": i.sha256, **({"asset": i.asset} if i.asset else {})}
                 for i in self.inputs
-            ],
-        }
+            ]
+        )
+
+    def _values(self, inputs: list[object]) -> dict[str, object]:
+        """Every field in declaration order (the one list of the key's fields), JSON-ready;
+        `inputs` as the caller renders them."""
+        values: dict[str, object] = {f.name: getattr(self, f.name) for f in declared_fields(self)}
+        values["params"] = dict(self.params)
+        values["inputs"] = inputs
+        return values
 
 
 def action_key(fields: ActionFields) -> str:

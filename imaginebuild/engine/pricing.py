@@ -21,7 +21,6 @@ table, figure by figure; a model not in the table becomes known by them.
 
 from __future__ import annotations
 
-import difflib
 import enum
 import functools
 import json
@@ -32,7 +31,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
 from types import MappingProxyType
 
-from imaginebuild.errors import Diagnostic, MediafileError
+from imaginebuild.errors import Diagnostic, MediafileError, closest_match
 from imaginebuild.model import Kind, Media
 from imaginebuild.money import format_usd, ticks_to_usd, usd_to_ticks
 
@@ -281,8 +280,8 @@ class _Problems:
         self.items.append(Diagnostic(self.file, 0, 0, path, message, hint))
 
     def unknown_key(self, path: str, key: object, allowed: tuple[str, ...]) -> None:
-        close = difflib.get_close_matches(str(key), allowed, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(allowed)}"
+        close = closest_match(str(key), allowed)
+        hint = f"did you mean '{close}'?" if close else f"expected one of: {', '.join(allowed)}"
         self.add(f"{path}.{key}", f"unknown key '{key}'", hint)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import hashlib
 import math
 import posixpath
@@ -21,7 +20,7 @@ from typing import Any
 
 from imaginebuild.atomic import atomic_write_bytes
 from imaginebuild.capabilities import ratio_follows_input
-from imaginebuild.errors import Diagnostic, MediafileError
+from imaginebuild.errors import Diagnostic, MediafileError, did_you_mean
 from imaginebuild.gcpause import paused_gc
 from imaginebuild.layout import StateLayout, text_digest
 from imaginebuild.layout import absolute as absolute_path
@@ -352,8 +351,7 @@ def _substitute(
             _problem(problems, where, path, f"invalid var reference '${{{name}}}'")
             return match.group(0)
         if name not in values:
-            close = difflib.get_close_matches(name, list(values), n=1)
-            guess = f" (did you mean '{close[0]}'?)" if close else ""
+            guess = did_you_mean(name, values)
             _problem(
                 problems, where, path, f"undefined var '{name}'{guess}",
                 f"define it under `vars:`, or write '$${{{name}}}' for the literal text",

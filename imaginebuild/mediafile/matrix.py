@@ -20,14 +20,13 @@ The expansion is bounded (assets made, characters written) before it allocates.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from imaginebuild.errors import Diagnostic
+from imaginebuild.errors import Diagnostic, did_you_mean
 from imaginebuild.mediafile.yamlload import JsonPath, Parsed, format_path
 
 MAX_ASSETS = 10_000  # assets all the matrices of one file may expand to
@@ -302,7 +301,7 @@ class _Filler:
                 self.report(
                     path,
                     f"axis '{axis}' names undefined var '{name}'"
-                    + _did_you_mean(name, self.variables),
+                    + did_you_mean(name, self.variables),
                     "define the list under `vars:`",
                 )
                 return None
@@ -414,7 +413,7 @@ class _Filler:
         what = "unknown axis" if self.combination is not None else "undefined var"
         self.report(
             path,
-            f"{what} '{head}'{_did_you_mean(head, axes)}",
+            f"{what} '{head}'{did_you_mean(head, axes)}",
             "axes are the keys of `matrix:`" if self.combination else None,
             key=key,
         )
@@ -436,7 +435,7 @@ class _Filler:
             if name not in item:
                 self.report(
                     path,
-                    f"{what} '{head}' has no field '{name}'{_did_you_mean(name, item)}",
+                    f"{what} '{head}' has no field '{name}'{did_you_mean(name, item)}",
                     f"its fields: {', '.join(item)}",
                     key=key,
                 )
@@ -490,11 +489,6 @@ def _what(value: object) -> str:
     if value is None:
         return "nothing (null)"
     return f"'{value}'" if isinstance(value, str) else f"the number {value}"
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 # ------------------------------------------------------------- later diagnostics

@@ -9,13 +9,12 @@ what an earlier problem makes meaningless, so a file's problems come out togethe
 
 from __future__ import annotations
 
-import difflib
 import graphlib
 import itertools
 import os
 import posixpath
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from imaginebuild.capabilities import capability, ratio_follows_input
-from imaginebuild.errors import Diagnostic
+from imaginebuild.errors import Diagnostic, did_you_mean
 from imaginebuild.mediafile.yamlload import JsonPath, Parsed, format_path
 from imaginebuild.model import (
     IMAGE_ASPECT_RATIOS,
@@ -235,16 +234,11 @@ def kind_of(raw: object) -> Kind | None:
 
 
 def _unknown_key(extra: str, known: Sequence[str]) -> str:
-    return f"unknown key '{extra}'{_did_you_mean(extra, known)}"
+    return f"unknown key '{extra}'{did_you_mean(extra, known)}"
 
 
 def _known_keys(known: Sequence[str]) -> str:
     return "known keys: " + ", ".join(known)
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 _TYPE_NAMES = {
@@ -294,7 +288,7 @@ def _enum_message(key: str, value: object, allowed: list[Any]) -> tuple[str, str
         media = "a video" if list(allowed) == list(VIDEO_RESOLUTIONS) else "an image"
         return f"{shown} is not {media} resolution; use {' or '.join(allowed)}", None
     if key == "kind":
-        return f"{shown} is not a kind{_did_you_mean(str(value), allowed)}", f"kinds: {listing}"
+        return f"{shown} is not a kind{did_you_mean(str(value), allowed)}", f"kinds: {listing}"
     if key == "provider":
         return f"{shown} is not a provider; use {' or '.join(PROVIDERS)}", None
     return f"{shown} is not one of {listing}", None
@@ -368,7 +362,7 @@ def resolve_input(
                 raw, RefKind.ASSET, asset=name, index=None if index is None else int(index)
             )
         return Problem(
-            f"unknown asset '{name}'{_did_you_mean(name, names)}",
+            f"unknown asset '{name}'{did_you_mean(name, names)}",
             None if index is not None else "a local file needs its extension, e.g. art/logo.png",
         )
     relative = project_path(raw, root)
