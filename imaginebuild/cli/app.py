@@ -136,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument(
         "--remote", action="store_true", help="collect the remote cache (dry run unless --yes)"
     )
-    gc.add_argument("--yes", action="store_true", help="with --remote: really delete")
+    gc.add_argument(
+        "--yes", action="store_true", help="drop without asking (scripts); --remote: really delete"
+    )
     gc.add_argument(
         "--min-age",
         metavar="SECONDS",
@@ -145,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep blobs younger than this: a run elsewhere may not have locked them yet "
         "(default 3600)",
     )
+    gc.add_argument(
+        "--only-current",
+        action="store_true",
+        help="keep only what the current lockfiles name, not what git history names",
+    )
+    clean = sub.add_parser("clean", help="remove outputs of assets the mediafile no longer has")
+    clean.add_argument("--yes", action="store_true", help="really remove (else: only list)")
     cost = sub.add_parser("cost", help="spend from the ledger, with totals")
     cost.add_argument("--by", default="asset", choices=("asset", "model", "day", "run", "provider"))
     cost.add_argument(
@@ -337,6 +346,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "pull": _cmd_checkout,
         "push": _cmd_push,
         "gc": _cmd_gc,
+        "clean": _cmd_clean,
         "cost": _cmd_cost,
         "init": _cmd_init,
         "schema": _cmd_schema,
@@ -621,22 +631,35 @@ def _cmd_push(args: argparse.Namespace) -> int:
 
 def _cmd_gc(args: argparse.Namespace) -> int:
     project = _project(args)
-    if args.remote:
-        result = project.gc_remote(dry_run=args.dry_run or not args.yes, min_age=args.min_age)
-    else:
-        result = project.gc(dry_run=args.dry_run, min_age=args.min_age)
+    if not args.remote:
+        from imaginebuild.cli.housekeeping import run_gc
+
+        return run_gc(
+            project,
+            dry_run=args.dry_run,
+            yes=args.yes,
+            only_current=args.only_current,
+            min_age=args.min_age,
+            as_json=args.json,
+        )
+    result = project.gc_remote(dry_run=args.dry_run or not args.yes, min_age=args.min_age)
     if args.json:
         _emit_json(result.__dict__)
         return 0
     verb = "would drop" if result.dry_run else "dropped"
-    where = " from the remote cache" if args.remote else ""
     sys.stderr.write(
         f"{verb} {result.actions} action entries and {result.blobs} blobs "
-        f"({result.bytes} bytes){where}\n"
+        f"({result.bytes} bytes) from the remote cache\n"
     )
-    if args.remote and result.dry_run and not args.dry_run:
+    if result.dry_run and not args.dry_run:
         sys.stderr.write("hint: run `imaginebuild gc --remote --yes` to delete them\n")
     return 0
+
+
+def _cmd_clean(args: argparse.Namespace) -> int:
+    from imaginebuild.cli.housekeeping import run_clean
+
+    return run_clean(_project(args), yes=args.yes, as_json=args.json)
 
 
 def _cmd_cost(args: argparse.Namespace) -> int:

@@ -3,7 +3,7 @@
     load(path) ─▶ Project ─┬─ plan()/status()/why()/show()  survey: the assessor decides
                            ├─ run()                   run: the no-op path, else engine.runner
                            ├─ checkout()/pull()/push() sync: lockfile ↔ local and remote cache
-                           └─ gc()/gc_remote()        sync: garbage collection
+                           └─ gc()/gc_remote()/clean() sync: garbage collection, orphans
     wiring: what they share (DAG, project state, store, remote, assessor, materializer)
 
 Layer 4: it wires the engine to one mediafile on disk; the CLI and the public API
