@@ -82,8 +82,8 @@ HAND_MUTANTS = (
     HandMutant(
         "the lockfile's `..` guard deleted",
         "imaginebuild/store/lockfile.py",
-        'and ".." not in pure.parts ',
-        "",
+        """and "path" in out and relative_path(out["path"]) is None:""",
+        """and "path" in out and False:""",
         ("tests/test_lockfile_guard.py", "tests/test_lockfile.py", "tests/test_security.py"),
     ),
 )

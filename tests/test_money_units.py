@@ -68,3 +68,12 @@ def test_people_read_cents_and_more_digits_only_when_needed() -> None:
     assert format_usd(TICKS_PER_USD // 10) == "$0.10"
     assert format_usd(22 * TICKS_PER_USD // 1000) == "$0.022"
     assert format_usd(-TICKS_PER_USD) == "-$1.00"
+
+
+def test_the_bound_is_below_a_trillion_dollars_and_the_value_shown_cut_at_40() -> None:
+    assert usd_to_ticks("999999999999.99") == 99999999999999 * TICKS_PER_USD // 100
+    bound = "not a finite USD amount below 1,000,000,000,000: "
+    with pytest.raises(ValueError, match=re.escape(f"{bound}'1E+12'")):
+        usd_to_ticks(Decimal("1E+12"))
+    with pytest.raises(ValueError, match=re.escape(f"{bound}{'9' * 40!r}") + "$"):
+        usd_to_ticks("9" * 50)
