@@ -36,7 +36,7 @@ def test_a_renamed_asset_leaves_an_orphan_run_mentions_and_clean_removes(
 
     dry = cli("clean", cwd=chain_dir)
     assert dry.code == 0, dry.stderr
-    assert "would remove out/other.png" in dry.stderr and "(was other)" in dry.stderr
+    assert "would remove out/other.png" in dry.stdout and "(was other)" in dry.stdout
     assert "clean --yes" in dry.stderr
     assert output_hashes(chain_dir) == before  # a dry run by default
 
@@ -71,7 +71,7 @@ def test_clean_never_touches_a_file_imaginebuild_did_not_write_as_it_is(
     assert retouched.read_bytes().endswith(b"painted by hand")
     assert (chain_dir / "out" / "notes.txt").read_text() == "the user's own file"
     human = cli("clean", cwd=chain_dir)
-    assert "kept out/other.png: edited since imaginebuild wrote it for other" in human.stderr
+    assert "kept out/other.png: edited since imaginebuild wrote it for other" in human.stdout
 
 
 def test_an_orphan_read_as_an_input_again_is_not_removed(cli: Cli, chain_dir: Path) -> None:

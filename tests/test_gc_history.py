@@ -140,8 +140,8 @@ def test_gc_without_a_terminal_or_yes_refuses_and_drops_nothing(
     assert (cache_dir / "blobs" / first[:2] / first).is_file()
     nothing = cli("gc", "--min-age", "0", cwd=repo)  # history keeps everything: no question to ask
     assert nothing.code == 0, nothing.stderr
-    assert "would" not in nothing.stderr and "dropped 0 action entries and 0 blobs" in (
-        nothing.stderr
+    assert "would" not in nothing.stdout and "dropped 0 action entries and 0 blobs" in (
+        nothing.stdout
     )
 
 
@@ -179,12 +179,12 @@ def test_gc_asks_on_a_terminal_and_only_yes_drops(
     first, _ = build_two_commits(cli, repo, fake)
     blob = cache_dir / "blobs" / first[:2] / first
     no = answer_on_a_terminal(clean_env, repo, "n\n")
-    assert no.code == 0 and "drop them? [y/N]" in no.stderr and "nothing dropped" in no.stderr
+    assert no.code == 0 and "drop them? [y/N]" in no.stderr and "nothing dropped" in no.stdout
     assert f"blob {first[:12]}" in no.stderr  # the listing names what would go, with its size
     assert blob.is_file()
     yes = answer_on_a_terminal(clean_env, repo, "y\n")
     assert yes.code == 0, yes.stderr
-    assert "dropped 1 action entries and 1 blobs" in yes.stderr
+    assert "dropped 1 action entries and 1 blobs" in yes.stdout
     assert not blob.exists()
 
 

@@ -183,9 +183,13 @@ def test_a_bad_job_result_is_never_recorded(fake: FakeXai, tmp_path: Path, poiso
     fail_once(fake, tmp_path, poison)
 
 
-def test_after_a_bad_job_result_a_rerun_submits_a_new_job(fake: FakeXai, tmp_path: Path) -> None:
+def test_after_a_bad_job_result_only_force_submits_a_new_job(fake: FakeXai, tmp_path: Path) -> None:
     proj, remote = fail_once(fake, tmp_path, BAD_RESULTS[1])
-    again = cli(proj, "--json", "run")
+    kept = cli(proj, "--json", "run")  # the paid result is checked again, not paid again
+    assert kept.returncode == 1 and states(kept) == {"clip": "failed"}
+    assert video_submissions(fake.log)["a clip"] == 1
+    assert_nothing_recorded(proj, remote, "clip")
+    again = cli(proj, "--json", "run", "--force", "clip")
     assert again.returncode == 0, again.stderr
     assert_good_clip_recorded(proj, remote)
     assert video_submissions(fake.log)["a clip"] == 2

@@ -117,8 +117,8 @@ def test_waiting_on_upstream_names_each_pending_input() -> None:
     )  # fmt: skip
     assert decision.action is Action.CALL
     assert decision.reasons == (
-        Reason("upstream", "input 'base' will be rebuilt first", asset="base"),
-        Reason("upstream", "input 'sketch' will be rebuilt first", asset="sketch"),
+        Reason("upstream", "input 'base' will be built first", asset="base"),
+        Reason("upstream", "input 'sketch' will be built first", asset="sketch"),
     )
 
 

@@ -92,7 +92,7 @@ def test_push_then_checkout_and_pull_on_another_machine_then_gc_remote(
     assert dry.code == 0, dry.stderr
     # the old take's entry goes; its blob is younger than the remote's minimum age (it
     # may belong to a push in progress), so it stays
-    assert "would drop 1 action entries and 0 blobs" in dry.stderr
+    assert "would drop 1 action entries and 0 blobs" in dry.stdout
     assert "gc --remote --yes" in dry.stderr
     done = cli("--json", "gc", "--remote", "--yes", cwd=chain_dir, env=env_a)
     assert done.code == 0, done.stderr

@@ -2,16 +2,18 @@
 
 Both commands first list what they would remove with sizes. `gc` then asks on a
 terminal (y/N), drops with `--yes`, and refuses (exit 2) when nobody can answer;
-`clean` removes only with `--yes` and is otherwise a dry run.
+`clean` removes only with `--yes` and is otherwise a dry run. What was (or would
+be) removed is the command's result, on stdout; the listing shown before the
+question, the question itself and hints go to stderr.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from imaginebuild.cli.context import emit_json, result_line, say
 from imaginebuild.errors import UsageError
 
 if TYPE_CHECKING:
@@ -50,9 +52,9 @@ def run_gc(
                 f"gc would drop {_amount(plan)} and needs a yes: this is not a terminal",
                 hint="pass --yes to drop them (scripts), or --dry-run to list them",
             )
-        _list_plan(plan, only_current)
+        _list_plan(plan, only_current, say)
         if not (ask or confirm)("drop them?"):
-            sys.stderr.write("nothing dropped\n")
+            result_line("nothing dropped")
             return 0
     done = (
         plan
@@ -60,12 +62,12 @@ def run_gc(
         else project.gc(only_current=only_current, min_age=min_age, agreed=plan)
     )
     if as_json:
-        _print_json(_gc_json(done, dry_run))
+        emit_json(_gc_json(done, dry_run))
         return 0
     if dry_run:
-        _list_plan(done, only_current)
+        _list_plan(done, only_current, result_line)
     verb = "would drop" if dry_run else "dropped"
-    sys.stderr.write(f"{verb} {_amount(done)}\n")
+    result_line(f"{verb} {_amount(done)}")
     return 0
 
 
@@ -77,7 +79,7 @@ def run_clean(project: Project, *, yes: bool, as_json: bool) -> int:
     removable = [f for f in findings if f.verdict is Verdict.REMOVE]
     changed = [f for f in findings if f.verdict is Verdict.CHANGED]
     if as_json:
-        _print_json(
+        emit_json(
             {
                 "dry_run": not yes,
                 "removed" if yes else "would_remove": [_finding_json(f) for f in removable],
@@ -87,15 +89,15 @@ def run_clean(project: Project, *, yes: bool, as_json: bool) -> int:
         return 0
     verb = "removed" if yes else "would remove"
     for f in removable:
-        sys.stderr.write(f"{verb} {f.orphan.path}  {size_text(f.size)}  (was {f.orphan.asset})\n")
+        result_line(f"{verb} {f.orphan.path}  {size_text(f.size)}  (was {f.orphan.asset})")
     for f in changed:
-        sys.stderr.write(
-            f"kept {f.orphan.path}: edited since imaginebuild wrote it for {f.orphan.asset}\n"
+        result_line(
+            f"kept {f.orphan.path}: edited since imaginebuild wrote it for {f.orphan.asset}"
         )
     total = size_text(sum(f.size for f in removable))
-    sys.stderr.write(f"{verb} {len(removable)} orphaned output(s), {total}\n")
+    result_line(f"{verb} {len(removable)} orphaned output(s), {total}")
     if removable and not yes:
-        sys.stderr.write("hint: run `imaginebuild clean --yes` to remove them\n")
+        say("hint: run `imaginebuild clean --yes` to remove them")
     return 0
 
 
@@ -114,19 +116,20 @@ def _amount(plan: GcPlan) -> str:
     )
 
 
-def _list_plan(plan: GcPlan, only_current: bool) -> None:
+def _list_plan(plan: GcPlan, only_current: bool, line: Callable[[str], None]) -> None:
+    """What gc drops, largest first, then what history kept, each through `line`."""
     for blob in sorted(plan.blobs, key=lambda b: -b.size)[:_LISTED]:
         kind = f"  {blob.media_type}" if blob.media_type else ""
-        sys.stderr.write(f"  blob {blob.sha256[:12]}  {size_text(blob.size)}{kind}\n")
+        line(f"  blob {blob.sha256[:12]}  {size_text(blob.size)}{kind}")
     if len(plan.blobs) > _LISTED:
-        sys.stderr.write(f"  … and {len(plan.blobs) - _LISTED} more blobs\n")
+        line(f"  … and {len(plan.blobs) - _LISTED} more blobs")
     if plan.history_versions:
-        sys.stderr.write(
+        line(
             f"kept: everything named by {plan.history_versions} committed version(s) of the "
-            "lockfile (--only-current to ignore git history)\n"
+            "lockfile (--only-current to ignore git history)"
         )
     elif only_current:
-        sys.stderr.write("git history ignored (--only-current)\n")
+        line("git history ignored (--only-current)")
 
 
 def _gc_json(plan: GcPlan, dry_run: bool) -> dict[str, object]:
@@ -145,7 +148,3 @@ def _gc_json(plan: GcPlan, dry_run: bool) -> dict[str, object]:
 
 def _finding_json(f: Finding) -> dict[str, object]:
     return {"path": f.orphan.path, "bytes": f.size, "asset": f.orphan.asset}
-
-
-def _print_json(data: object) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

@@ -40,6 +40,7 @@ class AssetResult:
     error: str | None = None
     hint: str | None = None
     template: str | None = None  # the matrix template the asset was expanded from
+    unconfirmed_prices: tuple[str, ...] = ()  # price figures the estimate rests on, unconfirmed
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON object of an asset."""
@@ -55,6 +56,7 @@ class AssetResult:
             "estimate_usd": usd(self.estimate_ticks),
             "request_ids": list(self.request_ids),
             "template": self.template,
+            "unconfirmed_prices": list(self.unconfirmed_prices),
         }
         if self.error is not None:
             data["error"] = self.error
@@ -72,6 +74,7 @@ class CommandResult:
     seconds: float = 0.0
     exit_code: int = 0
     messages: tuple[str, ...] = field(default=())
+    rate_limit_s: float | None = None  # plan: the least time xAI's rate limits imply
 
     @property
     def counts(self) -> dict[str, int]:
@@ -95,6 +98,22 @@ class CommandResult:
                 return asset
         raise KeyError(name)
 
+    def causes(self, name: str) -> tuple[AssetResult, ...]:
+        """The upstream assets behind `name`'s "will be built first" reasons, followed down
+        the chain, nearest first: the last ones are where a field changed (or that were
+        never built). Only assets in this result are followed."""
+        by_name = {a.name: a for a in self.assets}
+        chain: list[AssetResult] = []
+        queue = [name]
+        while queue:
+            current = by_name.get(queue.pop(0))
+            for reason in current.reasons if current is not None else ():
+                upstream = reason.asset if reason.code == "upstream" else None
+                if upstream in by_name and all(c.name != upstream for c in chain):
+                    chain.append(by_name[upstream])
+                    queue.append(upstream)
+        return tuple(chain)
+
     def with_templates(self, templates: Mapping[str, str]) -> CommandResult:
         """This result with each matrix-expanded asset marked with its template."""
         if not templates:
@@ -107,7 +126,7 @@ class CommandResult:
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON object of the command."""
-        return {
+        data: dict[str, Any] = {
             "command": self.command,
             "assets": [a.to_json() for a in self.assets],
             "counts": self.counts,
@@ -117,3 +136,15 @@ class CommandResult:
             "exit_code": self.exit_code,
             "messages": list(self.messages),
         }
+        if self.command == "plan":  # the least time xAI's rate limits imply (None: no xai call)
+            data["rate_limit_s"] = (
+                None if self.rate_limit_s is None else round(self.rate_limit_s, 3)
+            )
+        return data
+
+
+def without_name(asset: str, text: str) -> str:
+    """An error's text without the asset's name in front, for a line that names it already
+    (`failed banner: banner: …` reads `failed banner: …`)."""
+    prefix = f"{asset}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text

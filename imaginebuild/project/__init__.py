@@ -3,7 +3,8 @@
     load(path) ─▶ Project ─┬─ plan()/status()/why()/show()  survey: the assessor decides
                            ├─ run()                   run: the no-op path, else engine.runner
                            ├─ checkout()/pull()/push() sync: lockfile ↔ local and remote cache
-                           └─ gc()/gc_remote()/clean() sync: garbage collection, orphans
+                           ├─ gc()/gc_remote()/clean() sync: garbage collection, orphans
+                           └─ prices()/refresh_prices() the price table; xAI's live prices
     wiring: what they share (DAG, project state, store, remote, assessor, materializer)
 
 Layer 4: it wires the engine to one mediafile on disk; the CLI and the public API
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from imaginebuild.model import InputPolicy
+from imaginebuild.project.price_commands import PriceCommands
 from imaginebuild.project.run import RunCommands
 from imaginebuild.project.survey import SurveyCommands
 from imaginebuild.project.sync import GcResult, SyncCommands
@@ -25,7 +27,7 @@ from imaginebuild.project.sync import GcResult, SyncCommands
 __all__ = ["GcResult", "Project", "load"]
 
 
-class Project(SurveyCommands, RunCommands, SyncCommands):
+class Project(SurveyCommands, RunCommands, SyncCommands, PriceCommands):
     """One mediafile with its lockfile, cache and providers."""
 
 

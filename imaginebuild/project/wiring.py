@@ -23,9 +23,10 @@ from imaginebuild.engine.estimates import Estimator
 from imaginebuild.engine.facts import Facts, RunOptions
 from imaginebuild.engine.graph import Dag
 from imaginebuild.engine.results import CommandResult
-from imaginebuild.errors import LockfileWouldChange
+from imaginebuild.errors import ImaginebuildError, LockfileWouldChange
 from imaginebuild.events import Message, NullReporter, Reporter
 from imaginebuild.model import Asset, Mediafile, RefKind
+from imaginebuild.project.prices import project_price_table
 from imaginebuild.remote.link import RemoteLink
 from imaginebuild.store import orphans, settled
 from imaginebuild.store.cache import BlobRef, Store, default_cache_dir
@@ -71,7 +72,7 @@ class ProjectCore:
             warn=lambda text: self.reporter.emit(Message("warning", text)),
             info=lambda text: self.reporter.emit(Message("info", text)),
         )
-        self.estimator = Estimator(mediafile)
+        self.estimator = Estimator(mediafile, lambda: project_price_table(mediafile, self.env))
         self.assessor = Assessor(
             mediafile,
             dag=self.dag,
@@ -132,9 +133,14 @@ class ProjectCore:
         """Gather an asset's facts (input hashes, lockfile, cache) and decide it."""
         return self.assessor.assess(asset, known, forced=forced, fetch=fetch, urls=urls)
 
-    def record_failure(self, asset: Asset, known: Mapping[str, tuple[BlobRef, ...]]) -> None:
-        """Remember that `asset` failed under its current key (status says `failed`)."""
-        self.assessor.record_failure(asset, known)
+    def record_failure(
+        self,
+        asset: Asset,
+        known: Mapping[str, tuple[BlobRef, ...]],
+        error: ImaginebuildError | None = None,
+    ) -> None:
+        """Remember that `asset` failed under its current key, and why (status says `failed`)."""
+        self.assessor.record_failure(asset, known, error)
 
     def materialize(
         self, asset: Asset, blobs: tuple[BlobRef, ...], provenance: Mapping[str, Any]

@@ -5,7 +5,8 @@
                       pace (team slot, else the model's token bucket) → POST
                         → request_id → journal.put (fsynced) → poll GET /{videos|images}/{id}
                           (5 s, backing off to 30 s; polls have a budget of their own)
-                        → done: report the bill → download · failed: JobFailed
+                        → done: report the bill → download (cut off: the journal
+                          keeps the job, the next run fetches again unpaid) · failed: JobFailed
                         · expired/404: JobExpired (resubmitted only with retry_expired)
                         · deadline: JobTimeout
     image, edit       deferred (`deferred: true`, xAI's OpenAPI document) like the videos;
@@ -33,6 +34,7 @@ import httpx
 from imaginebuild.errors import (
     AuthError,
     CallInfo,
+    DownloadCutOff,
     InvalidMedia,
     JobExpired,
     JobTimeout,
@@ -64,6 +66,12 @@ from imaginebuild.providers.xai.http import (
     XaiHttp,
     check_url,
     scrub,
+)
+from imaginebuild.providers.xai.models import (
+    IMAGE_MODELS_PATH,
+    VIDEO_MODELS_PATH,
+    LivePrices,
+    parse_live_prices,
 )
 from imaginebuild.providers.xai.pacing import Pacer
 from imaginebuild.retry import RetryPolicy, policy_with_backoff
@@ -161,6 +169,22 @@ class XaiProvider:
         except MaybeBilled as error:
             _report(request, _maybe_billed(request, error))
             raise scrub(error, http.key) from None
+        except ProviderError as error:
+            raise scrub(error, http.key) from None
+
+    async def live_prices(self) -> LivePrices:
+        """The prices xAI's model endpoints publish (two GETs; nothing is billed)."""
+        http = self._client()
+        answers_by_path: dict[str, object] = {}
+        try:
+            for path in (IMAGE_MODELS_PATH, VIDEO_MODELS_PATH):
+                response = await http.call("GET", path, None, CallInfo(endpoint=path))
+                answers_by_path[path] = response.data
+            return parse_live_prices(
+                answers_by_path[IMAGE_MODELS_PATH], answers_by_path[VIDEO_MODELS_PATH]
+            )
+        except ValueError as exc:
+            raise ProviderError(f"xAI's model list is not readable: {exc}") from None
         except ProviderError as error:
             raise scrub(error, http.key) from None
 
@@ -311,6 +335,7 @@ class XaiProvider:
                     cost_ticks=answers.ticks_of(done),
                     retries=retries + poll_retries,
                     started_at=started_at,
+                    duration_s=self._clock() - began,  # the ledger's time: when it finished
                     http_request_id=header_id,
                 )
                 _report(request, call)  # billed: recorded before anything is fetched
@@ -356,6 +381,8 @@ class XaiProvider:
         except ModerationRefused:
             self.journal.remove(request.key)  # terminal: a rerun should try afresh
             raise
+        except DownloadCutOff:
+            raise  # the journal keeps the job: the next run fetches it again, unpaid
         except InvalidMedia:
             # Spoiled in transit the first time (resume, no new charge); spoiled again on
             # the resume means the result itself is bad: start afresh.
