@@ -7,6 +7,7 @@
     actions    the commands that change things: run, checkout, pull, push, gc, clean, init,
                report, team
     housekeeping gc's and clean's listing, the question on a terminal, the answer
+    pricesview `prices [--refresh]` and the plan's price footnotes
     github     GitHub Actions: the step summary, the packaged action's markdown
     completion shell completion scripts and the asset names they complete
     console    the plain-line and JSON reporters
