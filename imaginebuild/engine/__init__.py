@@ -10,6 +10,14 @@
     fetch       URL inputs fetched into the cache
     outputcheck what a provider's outputs must be before they are kept
     runner      one run from its collaborators (assessor, state, materializer)
+    stepinputs  a step's URL inputs fetched and cached inputs verified before a call
+    jobs        journaled jobs, and calls that may have been billed (not resent)
+    teamlink    the run's holds in the team coordinator's caps
+    callrecord  the provenance record of a built step
+    paidresults a result checked and stored, kept under its key until it is
+    locking     the run's lockfile entries, written paced; `--locked`
+    billing     the ledger's record-first accounts of each step's calls
+    samekey     one call per key per run
     results     what a command reports back, as data and as JSON
 
 Layer 3: it drives `providers`, `store` and `remote` but never prints, exits or

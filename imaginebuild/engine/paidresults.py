@@ -9,14 +9,22 @@ it from there without a call (`--force` discards it and pays for a new take).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imaginebuild.providers.base import GenerationResult, OutputFile
+from imaginebuild.engine.facts import Facts
+from imaginebuild.engine.jobs import JobBook
+from imaginebuild.errors import ImaginebuildError, InvalidMedia, StoreError
+from imaginebuild.providers.base import GenerationResult, InputFile, OutputFile
+from imaginebuild.store.cache import ActionEntry, Store
 from imaginebuild.store.paid import PaidResults
+
+if TYPE_CHECKING:
+    from imaginebuild.store.materialize import Materializer
 
 
 def keep_received(
@@ -52,3 +60,72 @@ def take_kept(
                 output.path.unlink()
         return None
     return GenerationResult(tuple(outputs)), kept.record, kept.reason
+
+
+class ResultKeeper:
+    """Checks and stores a step's result, keeping a paid one under its key until it is."""
+
+    def __init__(
+        self, store: Store, paid: PaidResults, materializer: Materializer, jobs: JobBook
+    ) -> None:
+        self.store = store
+        self.paid = paid
+        self.materializer = materializer
+        self.jobs = jobs
+
+    async def store_paid(
+        self,
+        f: Facts,
+        result: GenerationResult,
+        inputs: tuple[InputFile, ...],
+        record: dict[str, Any],
+    ) -> ActionEntry:
+        """Check and store a result that was paid for; whatever fails, it stays kept under
+        its key so no later run pays for it again."""
+        assert f.key is not None
+        paid = f.asset.provider != "local" and keep_received(self.paid, f.key, result, record)
+        try:
+            # Decoding, hashing, copying and fsyncs take milliseconds per output: done on a
+            # worker thread, so the event loop keeps polling and starting other steps.
+            entry = await asyncio.to_thread(self.keep, f, result, inputs, record)
+        except (ImaginebuildError, OSError) as exc:
+            if paid and self.store.get_action(f.key) is None:
+                self.paid.note(f.key, str(exc))
+                if isinstance(exc, OSError):
+                    raise StoreError(
+                        f"{f.asset.name}: the result was paid for but could not be stored "
+                        f"({exc}); it is kept in {self.paid.folder} and stored by the next run "
+                        "without a call"
+                    ) from exc
+            else:
+                self.paid.discard(f.key)
+            raise
+        if paid:
+            self.paid.discard(f.key)
+        return entry
+
+    def keep(
+        self,
+        f: Facts,
+        result: GenerationResult,
+        inputs: tuple[InputFile, ...],
+        record: dict[str, Any],
+    ) -> ActionEntry:
+        """Check a call's outputs, store them, record the action and put them in place."""
+        from imaginebuild.engine.outputcheck import check_outputs
+
+        assert f.key is not None and f.fields is not None
+        try:
+            check_outputs(f.asset, result.outputs, inputs)
+        except InvalidMedia:
+            self.jobs.forget(f.key)  # bad at the source: resuming the job cannot help
+            raise
+        blobs = tuple(self.store.put_file(o.path, o.media_type, move=True) for o in result.outputs)
+        previous = f.entry or self.store.get_action(f.key)
+        takes = (*previous.takes, previous.outputs) if previous is not None else ()
+        entry = ActionEntry(f.key, blobs, record, takes)
+        self.store.put_action(entry)
+        self.materializer.materialize(
+            f.asset, blobs, {"key": f.key, **f.fields.to_json(), **record}
+        )
+        return entry

@@ -20,9 +20,6 @@ if TYPE_CHECKING:
     from imaginebuild.engine.rebuild import Reason
 
 
-usd = usd_json  # the JSON form of money (one definition, in money.py)
-
-
 @dataclass(frozen=True)
 class AssetResult:
     """One asset's outcome in a command."""
@@ -52,8 +49,8 @@ class AssetResult:
             "reasons": [r.to_json() for r in self.reasons],
             "outputs": list(self.outputs),
             "key": self.key,
-            "cost_usd": usd(self.cost_ticks),
-            "estimate_usd": usd(self.estimate_ticks),
+            "cost_usd": usd_json(self.cost_ticks),
+            "estimate_usd": usd_json(self.estimate_ticks),
             "request_ids": list(self.request_ids),
             "template": self.template,
             "unconfirmed_prices": list(self.unconfirmed_prices),
@@ -130,8 +127,8 @@ class CommandResult:
             "command": self.command,
             "assets": [a.to_json() for a in self.assets],
             "counts": self.counts,
-            "cost_usd": usd(self.cost_ticks),
-            "estimate_usd": usd(self.estimate_ticks),
+            "cost_usd": usd_json(self.cost_ticks),
+            "estimate_usd": usd_json(self.estimate_ticks),
             "seconds": round(self.seconds, 3),
             "exit_code": self.exit_code,
             "messages": list(self.messages),

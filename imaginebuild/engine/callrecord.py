@@ -1,0 +1,47 @@
+"""The provenance record of one built step: versions, time, provider, model, the money it
+cost and every call's ids, as the cache entry, the lockfile and the sidecar keep it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from imaginebuild.model import Asset
+from imaginebuild.money import usd_json, usd_to_ticks
+from imaginebuild.providers.base import GenerationResult
+from imaginebuild.store.ledger import format_time
+from imaginebuild.version import __version__
+
+
+def call_record(asset: Asset, result: GenerationResult, cost: int, estimate: int) -> dict[str, Any]:
+    """The record of a step built by `result`: `cost` is what the ledger says its calls
+    were billed (ticks), `estimate` what the price table expected."""
+    return {
+        "imaginebuild": __version__,
+        "built_at": format_time(time.time()),
+        "provider": asset.provider,
+        "model": asset.model,
+        "request_ids": list(result.request_ids),
+        "cost_usd": usd_json(cost),
+        "cost_estimated": result.reported_ticks is None and asset.provider != "local",
+        "estimate_usd": usd_json(estimate),
+        "calls": [
+            {
+                "endpoint": c.endpoint,
+                "request_id": c.request_id,
+                "x_request_id": c.http_request_id,  # the API's id of the submission
+                "cost_usd": None if c.cost_ticks is None else usd_json(c.cost_ticks),
+                "retries": c.retries,
+                "started_at": format_time(c.started_at) if c.started_at else None,
+                "duration_s": round(c.duration_s, 3),
+            }
+            for c in result.calls
+        ],
+    }
+
+
+def record_ticks(record: Mapping[str, Any], field: str) -> int:
+    """The ticks of a money field of a record (0 when absent)."""
+    value = record.get(field)
+    return 0 if value is None else usd_to_ticks(str(value))
