@@ -88,6 +88,21 @@ class Diagnostic:
         }
 
 
+@dataclass
+class Problems:
+    """The one collector of a file's located diagnostics, in the order found (readers that
+    know marks locate through `mediafile.yamlload.MarkedProblems`)."""
+
+    file: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def add(
+        self, path: str, message: str, hint: str | None = None, *, line: int = 0, column: int = 0
+    ) -> None:
+        """A problem at `path` (line and column 0 when the file has no marks)."""
+        self.diagnostics.append(Diagnostic(self.file, line, column, path, message, hint))
+
+
 def closest_match(word: str, choices: Iterable[str]) -> str | None:
     """The choice a mistyped `word` most likely meant (difflib's 0.6 likeness), or None."""
     import difflib  # only when a name is unknown: keeps the no-op path's imports small

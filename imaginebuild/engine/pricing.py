@@ -31,7 +31,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
 from types import MappingProxyType
 
-from imaginebuild.errors import Diagnostic, MediafileError, closest_match
+from imaginebuild.errors import MediafileError, Problems, closest_match
 from imaginebuild.model import Kind, Media
 from imaginebuild.money import format_usd, ticks_to_usd, usd_to_ticks
 
@@ -269,23 +269,13 @@ def load_price_table(overrides: object = None, *, file: str = "") -> PriceTable:
 # ---------------------------------------------------------------- overrides
 
 
-class _Problems:
-    """Collects located diagnostics while overrides are read."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.items: list[Diagnostic] = []
-
-    def add(self, path: str, message: str, hint: str | None = None) -> None:
-        self.items.append(Diagnostic(self.file, 0, 0, path, message, hint))
-
-    def unknown_key(self, path: str, key: object, allowed: tuple[str, ...]) -> None:
-        close = closest_match(str(key), allowed)
-        hint = f"did you mean '{close}'?" if close else f"expected one of: {', '.join(allowed)}"
-        self.add(f"{path}.{key}", f"unknown key '{key}'", hint)
+def _unknown_key(problems: Problems, path: str, key: object, allowed: tuple[str, ...]) -> None:
+    close = closest_match(str(key), allowed)
+    hint = f"did you mean '{close}'?" if close else f"expected one of: {', '.join(allowed)}"
+    problems.add(f"{path}.{key}", f"unknown key '{key}'", hint)
 
 
-def _override_usd(value: object, path: str, problems: _Problems) -> int | None:
+def _override_usd(value: object, path: str, problems: Problems) -> int | None:
     """Ticks of one overriding amount, or None (and a diagnostic) when it is not a price."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
         problems.add(path, f"expected a USD amount, got {type(value).__name__}")
@@ -307,14 +297,14 @@ def _override_usd(value: object, path: str, problems: _Problems) -> int | None:
 
 
 def _override_rates(
-    value: object, current: Mapping[str, int], media: Media, path: str, problems: _Problems
+    value: object, current: Mapping[str, int], media: Media, path: str, problems: Problems
 ) -> dict[str, int] | None:
     """New per-resolution rates: one amount for every resolution, or a per-resolution mapping."""
     if isinstance(value, Mapping):
         rates = dict(current)
         for res, amount in value.items():
             if res not in RESOLUTIONS[media]:
-                problems.unknown_key(path, res, RESOLUTIONS[media])
+                _unknown_key(problems, path, res, RESOLUTIONS[media])
                 continue
             ticks = _override_usd(amount, f"{path}.{res}", problems)
             if ticks is not None:
@@ -327,7 +317,7 @@ def _override_rates(
 
 
 def _override_media(
-    name: str, spec: Mapping[object, object], known: ModelPrice | None, path: str, p: _Problems
+    name: str, spec: Mapping[object, object], known: ModelPrice | None, path: str, p: Problems
 ) -> Media | None:
     """Whether an overridden model makes images or videos (known, or told by its rate key)."""
     given = [m for m in Media if _RATE_KEY[m] in spec]
@@ -355,7 +345,7 @@ def _override_model(
     spec: object,
     known: ModelPrice | None,
     origin: tuple[str, Confidence],
-    p: _Problems,
+    p: Problems,
 ) -> ModelPrice | None:
     """The merged prices of one model, or None when its overrides are invalid.
 
@@ -366,10 +356,10 @@ def _override_model(
     if not isinstance(spec, Mapping):
         p.add(path, f"expected a mapping of prices, got {type(spec).__name__}")
         return None
-    before = len(p.items)
+    before = len(p.diagnostics)
     for key in spec:
         if key not in _OVERRIDE_MODEL_KEYS:
-            p.unknown_key(path, key, _OVERRIDE_MODEL_KEYS)
+            _unknown_key(p, path, key, _OVERRIDE_MODEL_KEYS)
     media = _override_media(name, spec, known, path, p)
     if media is None:
         return None
@@ -384,7 +374,7 @@ def _override_model(
     extras = {
         key: _override_usd(spec[key], f"{path}.{key}", p) for key in _EXTRA_KEYS if key in spec
     }
-    if len(p.items) > before:
+    if len(p.diagnostics) > before:
         return None
     image_fee = extras.get("per_input_image_usd")
     second_fee = extras.get("per_input_second_usd")
@@ -432,13 +422,13 @@ def apply_overrides(
     Every figure the block sets is trusted as `trust` (the team's own figure, unless
     it was read from xAI's API).
     """
-    problems = _Problems(file)
+    problems = Problems(file)
     if not isinstance(overrides, Mapping):
         problems.add("pricing", f"expected a mapping, got {type(overrides).__name__}")
-        raise MediafileError(problems.items)
+        raise MediafileError(problems.diagnostics)
     for key in overrides:
         if key not in ("source", "models"):
-            problems.unknown_key("pricing", key, ("models", "source"))
+            _unknown_key(problems, "pricing", key, ("models", "source"))
     source = overrides.get("source", "mediafile pricing")
     if not isinstance(source, str):
         problems.add("pricing.source", f"expected a string, got {type(source).__name__}")
@@ -452,8 +442,8 @@ def apply_overrides(
         merged = _override_model(str(name), spec, table.get(str(name)), (source, trust), problems)
         if merged is not None:
             models[str(name)] = merged
-    if problems.items:
-        raise MediafileError(problems.items)
+    if problems.diagnostics:
+        raise MediafileError(problems.diagnostics)
     overridden = tuple(sorted({*table.overridden, *_override_paths(overrides)}))
     return replace(table, models=MappingProxyType(models), overridden=overridden)
 

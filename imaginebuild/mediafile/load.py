@@ -34,7 +34,13 @@ from imaginebuild.mediafile.validate import (
     schema_diagnostics,
     semantic_diagnostics,
 )
-from imaginebuild.mediafile.yamlload import JsonPath, Parsed, compose, format_path, read_source
+from imaginebuild.mediafile.yamlload import (
+    JsonPath,
+    MarkedProblems,
+    Parsed,
+    compose,
+    read_source,
+)
 from imaginebuild.model import (
     IMAGE_ASPECT_RATIOS,
     IMAGE_RESOLUTIONS,
@@ -199,17 +205,17 @@ def _value_diagnostics(
 ) -> list[Diagnostic]:
     """Values the schema lets through but nothing can use: a prompt of blanks, a budget
     that is not a finite number (YAML's .nan and .inf are numbers to JSON Schema)."""
-    problems: list[Diagnostic] = []
+    problems = MarkedProblems(where)
     for draft in drafts:
         prompt = draft.values.get("prompt")
         if isinstance(prompt, str) and prompt and not prompt.strip():
-            _problem(problems, where, ("assets", draft.name, "prompt"), "the prompt is only blanks")
+            problems.at(("assets", draft.name, "prompt"), "the prompt is only blanks")
     budget = data.get("budget")
     for key in BUDGET_KEYS:
         limit = budget.get(key) if isinstance(budget, dict) else None
         if isinstance(limit, float) and not math.isfinite(limit):
-            _problem(problems, where, ("budget", key), f"{limit} is not an amount of money")
-    return problems
+            problems.at(("budget", key), f"{limit} is not an amount of money")
+    return problems.diagnostics
 
 
 def _pricing_diagnostics(data: Mapping[str, Any], where: Parsed) -> list[Diagnostic]:
@@ -245,7 +251,7 @@ def interpolate(data: dict[str, Any], where: Parsed) -> tuple[dict[str, Any], li
 
     Vars may use other vars; an undefined var or a cycle among vars is a diagnostic.
     """
-    problems: list[Diagnostic] = []
+    problems = MarkedProblems(where)
     values = _resolve_vars(data.get("vars"), where, problems)
     total = [0]  # characters produced so far: many strings each at the cap add up too
 
@@ -264,15 +270,14 @@ def interpolate(data: dict[str, Any], where: Parsed) -> tuple[dict[str, Any], li
 
     result = {k: v if k == "vars" else walk(v, (k,)) for k, v in data.items()}
     if total[0] > MAX_EXPANDED_TOTAL:
-        _problem(
-            problems, where, ("vars",),
+        problems.at(("vars",),
             f"vars expand the mediafile past {MAX_EXPANDED_TOTAL:,} characters in all",
             "check for vars that repeat other vars across many assets",
         )  # fmt: skip
-    return result, problems
+    return result, problems.diagnostics
 
 
-def _resolve_vars(raw: object, where: Parsed, problems: list[Diagnostic]) -> dict[str, str]:
+def _resolve_vars(raw: object, where: Parsed, problems: MarkedProblems) -> dict[str, str]:
     """Each var's final text; vars of a wrong type stay as written (the schema reports them)."""
     if not isinstance(raw, dict):
         return {}
@@ -285,7 +290,7 @@ def _resolve_vars(raw: object, where: Parsed, problems: list[Diagnostic]) -> dic
             return done[name]
         if name in active:
             ring = [*active[active.index(name) :], name]
-            _problem(problems, where, ("vars", ring[0]), "vars form a cycle: " + " → ".join(ring))
+            problems.at(("vars", ring[0]), "vars form a cycle: " + " → ".join(ring))
             return ""
         active.append(name)
         lookup = _Lookup(texts, resolve)
@@ -327,7 +332,7 @@ def _var_text(value: object) -> str | None:
 
 
 def _substitute(
-    text: str, values: Mapping[str, str], path: JsonPath, where: Parsed, problems: list[Diagnostic]
+    text: str, values: Mapping[str, str], path: JsonPath, where: Parsed, problems: MarkedProblems
 ) -> str:
     if "$" not in text:
         return text
@@ -345,15 +350,14 @@ def _substitute(
             return "${"
         name, closed = match.group(1), match.group(2)
         if closed is None:
-            _problem(problems, where, path, "unclosed '${' (write '$${' for a literal '${')")
+            problems.at(path, "unclosed '${' (write '$${' for a literal '${')")
             return match.group(0)
         if not _VAR_NAME.match(name):
-            _problem(problems, where, path, f"invalid var reference '${{{name}}}'")
+            problems.at(path, f"invalid var reference '${{{name}}}'")
             return match.group(0)
         if name not in values:
             guess = did_you_mean(name, values)
-            _problem(
-                problems, where, path, f"undefined var '{name}'{guess}",
+            problems.at(path, f"undefined var '{name}'{guess}",
                 f"define it under `vars:`, or write '$${{{name}}}' for the literal text",
             )  # fmt: skip
             return match.group(0)
@@ -361,22 +365,12 @@ def _substitute(
 
     result = _VAR.sub(replace, text)
     if grown[0] > MAX_EXPANDED:
-        _problem(
-            problems, where, path,
+        problems.at(path,
             f"vars expand this text past {MAX_EXPANDED:,} characters",
             "a prompt is a few sentences; check for vars that repeat other vars",
         )  # fmt: skip
         return result[:MAX_EXPANDED]
     return result
-
-
-def _problem(
-    problems: list[Diagnostic], where: Parsed, path: JsonPath, message: str, hint: str | None = None
-) -> None:
-    mark = where.mark(path)
-    problems.append(
-        Diagnostic(where.filename, mark.line, mark.column, format_path(path), message, hint)
-    )
 
 
 # ------------------------------------------------------------------- defaults
@@ -515,7 +509,7 @@ def _build(
         assets=assets,
         provider=str(data.get("provider", "xai")),
         output_dir=output_dir,
-        vars=_resolve_vars(data.get("vars"), where, []),
+        vars=_resolve_vars(data.get("vars"), where, MarkedProblems(where)),
         budget_usd=budget["max_usd"],
         budget_per_day_usd=budget["max_usd_per_day"],
         budget_total_usd=budget["max_usd_total"],

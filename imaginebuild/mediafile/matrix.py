@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imaginebuild.errors import Diagnostic, did_you_mean
-from imaginebuild.mediafile.yamlload import JsonPath, Parsed, format_path
+from imaginebuild.mediafile.yamlload import JsonPath, MarkedProblems, Parsed, format_path
 
 MAX_ASSETS = 10_000  # assets all the matrices of one file may expand to
 MAX_TEXT = 64 * 1024  # characters one expanded string may grow to (as for vars)
@@ -226,10 +226,10 @@ class _Filler:
     def __init__(
         self, variables: Mapping[str, Any], where: Parsed, diagnostics: list[Diagnostic]
     ) -> None:
+        self.problems = MarkedProblems(where, into=diagnostics)
         self.variables = variables
         self.structured = any(isinstance(v, (list, dict)) for v in variables.values())
         self.where = where
-        self.diagnostics = diagnostics
         self.seen: set[tuple[str, str]] = set()
         self.parts: dict[str, tuple[tuple[str | None, str], ...]] = {}  # a text's pieces
         self.chosen: Mapping[str, Item] = {}
@@ -243,7 +243,6 @@ class _Filler:
         self, path: JsonPath, message: str, hint: str | None = None, *, key: bool = False
     ) -> None:
         """A diagnostic at `path` (a template's paths are located at the template)."""
-        mark = self.where.mark(path, key=key)
         shown = format_path(path)
         if (
             self.combination is not None
@@ -254,9 +253,7 @@ class _Filler:
             if (format_path(path), message) in self.seen:
                 return  # the same problem in every combination: say it once
             self.seen.add((format_path(path), message))
-        self.diagnostics.append(
-            Diagnostic(self.where.filename, mark.line, mark.column, shown, message, hint)
-        )
+        self.problems.at(path, message, hint, key=key, shown=shown)
 
     # ------------------------------------------------------------------ axes
 

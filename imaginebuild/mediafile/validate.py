@@ -15,7 +15,7 @@ import os
 import posixpath
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from imaginebuild.capabilities import capability, ratio_follows_input
 from imaginebuild.errors import Diagnostic, did_you_mean
-from imaginebuild.mediafile.yamlload import JsonPath, Parsed, format_path
+from imaginebuild.mediafile.yamlload import JsonPath, MarkedProblems, Parsed
 from imaginebuild.model import (
     IMAGE_ASPECT_RATIOS,
     KIND_SPECS,
@@ -106,24 +106,6 @@ class Draft:
         return count if isinstance(count, int) else 1
 
 
-@dataclass
-class _Report:
-    """Collects diagnostics located through the parsed file's marks."""
-
-    where: Parsed
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-
-    def add(
-        self, path: JsonPath, message: str, hint: str | None = None, *, key: bool = False
-    ) -> None:
-        mark = self.where.mark(path, key=key)
-        self.diagnostics.append(
-            Diagnostic(
-                self.where.filename, mark.line, mark.column, format_path(path), message, hint
-            )
-        )
-
-
 # ---------------------------------------------------------------- schema layer
 
 
@@ -138,7 +120,7 @@ def _validator() -> jsonschema.Draft202012Validator:
 
 def schema_diagnostics(data: object, where: Parsed) -> list[Diagnostic]:
     """Check `data` against the published schema; one friendly diagnostic per problem."""
-    report = _Report(where)
+    report = MarkedProblems(where)
     errors = list(_validator().iter_errors(data))
     # One problem per node: "does not apply" beats a wrong type, which beats the rest.
     rank = {"not": 0, "type": 1}
@@ -156,7 +138,7 @@ def schema_diagnostics(data: object, where: Parsed) -> list[Diagnostic]:
     return list(unique.values())
 
 
-def _explain(error: jsonschema.ValidationError, data: object, report: _Report) -> None:
+def _explain(error: jsonschema.ValidationError, data: object, report: MarkedProblems) -> None:
     """Turn one jsonschema error into located, readable diagnostics."""
     path: JsonPath = tuple(error.absolute_path)
     key = next((p for p in reversed(path) if isinstance(p, str)), "")
@@ -170,15 +152,15 @@ def _explain(error: jsonschema.ValidationError, data: object, report: _Report) -
         known = sorted(schema.get("properties", {}))
         for extra in value:
             if extra not in known:
-                report.add((*path, extra), _unknown_key(extra, known), _known_keys(known), key=True)
+                report.at((*path, extra), _unknown_key(extra, known), _known_keys(known), key=True)
     elif validator == "required" and isinstance(value, dict):
         for missing in _listed(error.validator_value):
             if missing not in value:
-                report.add(path, f"missing required key '{missing}'")
+                report.at(path, f"missing required key '{missing}'")
     elif "propertyNames" in error.schema_path:
         name = str(value)
         what = "asset name" if path == ("assets",) else "var name"
-        report.add(
+        report.at(
             (*path, name), f"invalid {what} '{name}'",
             "names start with a letter or '_' and use only letters, digits, '_'"
             + (" and '-'" if what == "asset name" else ""),
@@ -188,30 +170,30 @@ def _explain(error: jsonschema.ValidationError, data: object, report: _Report) -
         spec = KIND_SPECS[kind] if kind is not None else None
         uses = ", ".join(sorted(spec.params)) if spec else ""
         where = f"kind '{kind.value}'" if kind else "this kind"
-        report.add(
+        report.at(
             path, f"'{key}' does not apply to {where}", f"remove it; {where} uses: {uses}", key=True
         )
     elif validator == "type":
-        report.add(path, f"expected {_type_names(error.validator_value)}, got {_describe(value)}")
+        report.at(path, f"expected {_type_names(error.validator_value)}, got {_describe(value)}")
     elif validator == "enum":
-        report.add(path, *_enum_message(key, value, _listed(error.validator_value)))
+        report.at(path, *_enum_message(key, value, _listed(error.validator_value)))
     elif validator == "const" and key == "version":
         if isinstance(value, int) and not isinstance(value, bool):
-            report.add(
+            report.at(
                 path, f"unsupported format version {value}",
                 "this imaginebuild reads mediafile version 1",
             )  # fmt: skip
         else:
-            report.add(path, f"version must be 1, got {_describe(value)}")
+            report.at(path, f"version must be 1, got {_describe(value)}")
     elif validator in ("minimum", "maximum", "exclusiveMinimum"):
-        report.add(path, _range_message(key, value, schema, kind))
+        report.at(path, _range_message(key, value, schema, kind))
     elif validator == "minLength":
-        report.add(path, f"'{key}' must not be empty")
+        report.at(path, f"'{key}' must not be empty")
     elif validator == "pattern":
         wanted = "an http(s) URL" if key == "base_url" else "a URL such as s3://bucket/prefix"
-        report.add(path, f"{_describe(value)} is not {wanted}")
+        report.at(path, f"{_describe(value)} is not {wanted}")
     else:
-        report.add(path, error.message)
+        report.at(path, error.message)
 
 
 def _listed(value: object) -> list[Any]:
@@ -318,13 +300,13 @@ def semantic_diagnostics(
     policy: InputPolicy = PROJECT_ONLY,
 ) -> list[Diagnostic]:
     """Check what the schema cannot: references, inputs per kind, cycles, paths, outputs."""
-    report = _Report(where)
+    report = MarkedProblems(where)
     by_name = {draft.name: draft for draft in drafts}
     spoof = spoofing_problem(output_dir)
     if spoof:
-        report.add(("output_dir",), f"output_dir {printable(output_dir)!r} {spoof}")
+        report.at(("output_dir",), f"output_dir {printable(output_dir)!r} {spoof}")
     elif output_dir != "." and project_path(output_dir, root) is None:
-        report.add(
+        report.at(
             ("output_dir",), f"output_dir '{output_dir}' leaves the project",
             "use a folder inside the mediafile's folder, such as `out`",
         )  # fmt: skip
@@ -447,7 +429,7 @@ def _check_inputs(
     draft: Draft,
     by_name: Mapping[str, Draft],
     root: Path,
-    report: _Report,
+    report: MarkedProblems,
     policy: InputPolicy,
 ) -> None:
     spec = KIND_SPECS[draft.kind] if draft.kind is not None else None
@@ -455,7 +437,7 @@ def _check_inputs(
         path = (*draft.path, "inputs", index)
         ref = resolve_input(raw, by_name, root, policy)
         if isinstance(ref, Problem):
-            report.add(path, ref.message, ref.hint)
+            report.at(path, ref.message, ref.hint)
             continue
         problem = _check_ref(ref, draft, by_name, root)
         if problem is None and spec is not None and spec.input_media is not None:
@@ -466,12 +448,12 @@ def _check_inputs(
                     f"{spec.input_media.value} inputs"
                 )
         if problem is not None:
-            report.add(path, problem.message, problem.hint)
+            report.at(path, problem.message, problem.hint)
     if spec is not None and draft.input_count is not None:
         _check_input_count(draft, spec.min_inputs, spec.max_inputs, spec.input_media, report)
 
 
-def _check_capabilities(draft: Draft, report: _Report) -> None:
+def _check_capabilities(draft: Draft, report: MarkedProblems) -> None:
     """What the model accepts for the kind (the capability table): a ratio the API takes
     from the input image, resolutions and durations a model or kind does not serve."""
     if draft.kind is None:
@@ -484,7 +466,7 @@ def _check_capabilities(draft: Draft, report: _Report) -> None:
     )
     if ratio_follows_input(draft.kind, inputs) and explicit:
         what = "an animate" if draft.kind is Kind.ANIMATE else "a single-image edit"
-        report.add(
+        report.at(
             own, f"aspect_ratio is not used by {what}: the API keeps the input image's ratio",
             "drop `aspect_ratio` here (crop or pad the input to the shape you want)",
         )  # fmt: skip
@@ -496,14 +478,14 @@ def _check_capabilities(draft: Draft, report: _Report) -> None:
     for key, allowed in (("resolution", found.resolutions), ("aspect_ratio", found.aspect_ratios)):
         value = values.get(key)
         if value is not None and allowed and value not in allowed and key in sources:
-            report.add(
+            report.at(
                 sources[key], f"{key} '{value}' is not available for kind "
                 f"'{draft.kind.value}' on {model}; use one of {', '.join(allowed)}",
             )  # fmt: skip
     duration = values.get("duration")
     span = found.durations
     if isinstance(duration, int) and span and not span[0] <= duration <= span[1]:
-        report.add(
+        report.at(
             sources.get("duration", draft.path), f"duration {duration} is out of range for kind "
             f"'{draft.kind.value}' on {model} ({span[0]}–{span[1]} seconds)",
         )  # fmt: skip
@@ -559,7 +541,7 @@ def _check_file(relative: str, root: Path) -> Problem | None:
 
 
 def _check_input_count(
-    draft: Draft, low: int, high: int, media: Media | None, report: _Report
+    draft: Draft, low: int, high: int, media: Media | None, report: MarkedProblems
 ) -> None:
     got = draft.input_count or 0
     if low <= got <= high:
@@ -572,43 +554,43 @@ def _check_input_count(
     else:
         wanted = f"{low}–{high} {noun}s"
     where = (*draft.path, "inputs") if got else draft.path
-    report.add(where, f"kind '{spec_name(draft)}' takes {wanted}, got {got}")
+    report.at(where, f"kind '{spec_name(draft)}' takes {wanted}, got {got}")
 
 
-def _check_output(draft: Draft, root: Path, report: _Report) -> None:
+def _check_output(draft: Draft, root: Path, report: MarkedProblems) -> None:
     output = draft.values.get("output")
     if not isinstance(output, str):
         return
     path = (*draft.path, "output")
     spoof = spoofing_problem(output)
     if spoof:
-        report.add(path, f"output {printable(output)!r} {spoof}", "use plain characters")
+        report.at(path, f"output {printable(output)!r} {spoof}", "use plain characters")
         return
     if project_path(output, root) is None:
-        report.add(path, f"output '{output}' leaves the project", "give a project-relative path")
+        report.at(path, f"output '{output}' leaves the project", "give a project-relative path")
         return
     if draft.kind is None:
         return
     spec = KIND_SPECS[draft.kind]
     suffix = OUTPUT_SUFFIX[spec.output]
     if PurePosixPath(output).suffix.lower() != suffix:
-        report.add(
+        report.at(
             path, f"output '{output}' must end in {suffix}: kind '{draft.kind.value}' makes "
             f"{_a(spec.output)}",
         )  # fmt: skip
     if draft.count > 1:
-        report.add(
+        report.at(
             path, f"output names one file but '{draft.name}' makes {draft.count} images",
             "drop `output` (outputs go to <output_dir>/NAME-<i>.png) or set count: 1",
         )  # fmt: skip
 
 
-def _check_fs_limits(draft: Draft, output_dir: str, root: Path, report: _Report) -> None:
+def _check_fs_limits(draft: Draft, output_dir: str, root: Path, report: MarkedProblems) -> None:
     """Names and paths a local file system would refuse (one problem per asset at most)."""
     explicit = isinstance(draft.values.get("output"), str)
     size = len(os.fsencode(draft.name))
     if size + _WORK_EXTRA > NAME_MAX:
-        report.add(
+        report.at(
             draft.path, f"the asset name is {size} bytes; files named after it would pass "
             f"the {NAME_MAX}-byte limit of a file name",
             f"use a name of at most {NAME_MAX - _WORK_EXTRA - _TEMP_EXTRA} bytes", key=True,
@@ -620,7 +602,7 @@ def _check_fs_limits(draft: Draft, output_dir: str, root: Path, report: _Report)
         too_long = [p for p in folders if len(os.fsencode(p)) > NAME_MAX]
         if too_long or len(os.fsencode(name)) + _TEMP_EXTRA > NAME_MAX:
             part = too_long[0] if too_long else name
-            report.add(
+            report.at(
                 where, f"'{part}' in output '{output}' is {len(os.fsencode(part))} bytes; a "
                 f"file name may have {NAME_MAX} (an output's {NAME_MAX - _TEMP_EXTRA}, leaving "
                 "room for the temporary name it is written under)",
@@ -629,7 +611,7 @@ def _check_fs_limits(draft: Draft, output_dir: str, root: Path, report: _Report)
             return
         full = len(os.fsencode(str(root / output))) + _TEMP_EXTRA + 1
         if full > PATH_MAX:
-            report.add(
+            report.at(
                 where, f"output '{output}' would be written at a path of {full} bytes "
                 f"(with its temporary name); a path may have {PATH_MAX}",
                 "shorten the output's path, or move the project to a shorter folder",
@@ -652,7 +634,9 @@ def outputs_of(draft: Draft, output_dir: str) -> tuple[str, ...]:
     return tuple(posixpath.normpath(posixpath.join(base, name)) for name in names)
 
 
-def _check_duplicate_outputs(drafts: Sequence[Draft], output_dir: str, report: _Report) -> None:
+def _check_duplicate_outputs(
+    drafts: Sequence[Draft], output_dir: str, report: MarkedProblems
+) -> None:
     owners: dict[str, str] = {}
     for draft in drafts:
         explicit = isinstance(draft.values.get("output"), str)
@@ -661,13 +645,13 @@ def _check_duplicate_outputs(drafts: Sequence[Draft], output_dir: str, report: _
             owner = owners.setdefault(output.casefold(), draft.name)
             if owner != draft.name:
                 where = (*draft.path, "output") if explicit else draft.path
-                report.add(
+                report.at(
                     where, f"output '{output}' is also made by asset '{owner}'",
                     "give one of them a different `output` or name", key=not explicit,
                 )  # fmt: skip
 
 
-def _check_cycles(drafts: Sequence[Draft], report: _Report) -> None:
+def _check_cycles(drafts: Sequence[Draft], report: MarkedProblems) -> None:
     """Name every cycle of asset references (at most MAX_CYCLES), each once.
 
     graphlib says whether there is any; only then is networkx imported, to list
@@ -696,13 +680,13 @@ def _check_cycles(drafts: Sequence[Draft], report: _Report) -> None:
     )
     for ring in rings:
         first, second = ring[0], ring[1 % len(ring)]
-        report.add(
+        report.at(
             ("assets", first, "inputs", reads[first][second]),
             "cycle: " + " → ".join([*ring, first]),
             "an asset cannot depend on its own output; break one of these inputs",
         )
     if len(found) > MAX_CYCLES:
-        report.add(
+        report.at(
             ("assets",), f"more than {MAX_CYCLES} cycles among the assets; the first are listed",
             "break those, then validate again to see the rest", key=True,
         )  # fmt: skip

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from imaginebuild.errors import Diagnostic, MediafileError, UsageError
+from imaginebuild.errors import Diagnostic, MediafileError, Problems, UsageError
 from imaginebuild.model import Mark
 
 JsonPath = tuple[str | int, ...]
@@ -75,6 +75,28 @@ class Parsed:
                 break
             probe = probe[:-1]
         return found or Mark(self.filename, 1, 1)
+
+
+class MarkedProblems(Problems):
+    """A parsed file's problems, each located through its marks."""
+
+    def __init__(self, where: Parsed, into: list[Diagnostic] | None = None) -> None:
+        super().__init__(where.filename, [] if into is None else into)
+        self.where = where
+
+    def at(
+        self,
+        path: JsonPath,
+        message: str,
+        hint: str | None = None,
+        *,
+        key: bool = False,
+        shown: str | None = None,
+    ) -> None:
+        """A problem at `path` (at its key when `key`), shown as `shown` when given."""
+        mark = self.where.mark(path, key=key)
+        where = format_path(path) if shown is None else shown
+        self.add(where, message, hint, line=mark.line, column=mark.column)
 
 
 def read_source(path: Path, display: str) -> str:
@@ -202,6 +224,7 @@ class _Converter:
     def __init__(self, parsed: Parsed, filename: str) -> None:
         self.parsed = parsed
         self.filename = filename
+        self.problems = Problems(filename, parsed.diagnostics)
         self.visited = 0
         self.active: set[int] = set()
 
@@ -212,9 +235,7 @@ class _Converter:
         self, node: yaml.Node, path: JsonPath, message: str, hint: str | None = None
     ) -> None:
         mark = self.mark(node)
-        self.parsed.diagnostics.append(
-            Diagnostic(self.filename, mark.line, mark.column, format_path(path), message, hint)
-        )
+        self.problems.add(format_path(path), message, hint, line=mark.line, column=mark.column)
 
     def convert(self, node: yaml.Node, path: JsonPath) -> object:
         self.visited += 1
