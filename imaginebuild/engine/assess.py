@@ -67,7 +67,7 @@ class Assessor:
         known: dict[str, tuple[BlobRef, ...] | None] = {}
         for name in selected:
             asset = self.asset_for(name, options)
-            f = self.assess(asset, known, forced=is_forced(name, options), fetch=False)
+            f = self.assess(asset, known, forced=is_forced(name, options))
             if f.decision.action is Action.CALL and f.key and not is_forced(name, options):
                 f = f.with_remote(self.remote.get(f.key))
             if f.decision.action is Action.CALL:
@@ -82,7 +82,6 @@ class Assessor:
         known: Mapping[str, tuple[BlobRef, ...] | None],
         *,
         forced: bool,
-        fetch: bool,
         urls: Mapping[str, BlobRef] | None = None,
     ) -> Facts:
         """Gather an asset's facts (input hashes, lockfile, cache) and decide it."""
@@ -209,7 +208,7 @@ class Assessor:
         """Remember that `asset` failed under its current key, and why (status and why
         say `failed` with the reason until the key changes)."""
         with contextlib.suppress(ImaginebuildError, OSError):
-            f = self.assess(asset, known, forced=False, fetch=False)
+            f = self.assess(asset, known, forced=False)
             if f.key:
                 message = error.message if error is not None else ""
                 hint = error.hint if error is not None else None

@@ -2,9 +2,10 @@
 
 A step: resolve inputs → key → decide (the pure rebuild decision) → nothing
 (up to date) | restore from the local or remote cache | reserve the budget,
-take the remote lease, call the provider, check, store, materialize, lock,
-bill, push. Every finished step is recorded before the next event, so a crash
-loses at most the steps in flight.
+take the remote lease, call the provider (each billed call in the ledger first),
+check, store, materialize, lock, push. A finished step is in the cache before its
+event; the lockfile is written paced and flushed when the run ends, so a crash
+loses at most the last interval's entries, which the next run restores without a call.
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ class Runner:
         asset = self.assessor.asset_for(name, self.options)
         try:
             forced = is_forced(name, self.options)
-            f = self.assessor.assess(asset, self.outputs, forced=forced, fetch=False)
+            f = self.assessor.assess(asset, self.outputs, forced=forced)
         except ImaginebuildError:
             return False
         if f.decision.action is not Action.UP_TO_DATE or f.outputs is None:
@@ -203,13 +204,13 @@ class Runner:
                 self.store, self.state.lock_entries().get(name), self.env, asset
             )
             f = self.assessor.assess(
-                asset, self.outputs, forced=is_forced(name, self.options), fetch=True, urls=urls
+                asset, self.outputs, forced=is_forced(name, self.options), urls=urls
             )
             if f.decision.action is Action.CALL and f.key:
                 async with self.key_turns.turn(f.key) as again:  # a key is paid once per run
                     if again:
                         forced = is_forced(name, self.options) and f.key not in self.key_turns.built
-                        f = self.assessor.assess(asset, self.outputs, forced=forced, fetch=True,
+                        f = self.assessor.assess(asset, self.outputs, forced=forced,
                                                  urls=urls)  # fmt: skip
                     return await self._carry(f, started)
             return await self._carry(f, started)

@@ -69,7 +69,7 @@ class SurveyCommands(ProjectCore):
         targets = tuple(targets)
         selected = self.dag.select(targets)
         with paused_gc():
-            facts = self.survey(selected, options)
+            facts = self.assessor.survey(selected, options)
         if command == "status" and all(
             f.decision.action is Action.UP_TO_DATE for f in facts.values()
         ):

@@ -14,22 +14,21 @@ import dataclasses
 import functools
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from imaginebuild.engine.assess import Assessor
 from imaginebuild.engine.estimates import Estimator
 from imaginebuild.engine.facts import Facts, RunOptions
 from imaginebuild.engine.graph import Dag
 from imaginebuild.engine.results import CommandResult
-from imaginebuild.errors import ImaginebuildError, LockfileWouldChange
+from imaginebuild.errors import LockfileWouldChange
 from imaginebuild.events import Message, NullReporter, Reporter
 from imaginebuild.model import Asset, Mediafile, RefKind
 from imaginebuild.project.prices import project_price_table
 from imaginebuild.remote.link import RemoteLink
 from imaginebuild.store import orphans, settled
-from imaginebuild.store.cache import BlobRef, Store, default_cache_dir
+from imaginebuild.store.cache import Store, default_cache_dir
 from imaginebuild.store.failures import FailureLog
 from imaginebuild.store.hashing import StatCache
 from imaginebuild.store.lockfile import LockEntry, write_lockfile
@@ -109,44 +108,9 @@ class ProjectCore:
         """The project's stat cache (opened on first use)."""
         return self.state.stat_cache()
 
-    def tmp_dir(self) -> Path:
-        """A folder for work files on the cache's filesystem (so results move in by rename)."""
-        return self.store.tmp_dir()
-
     def asset_for(self, name: str, options: RunOptions) -> Asset:
         """The asset as this run builds it (`--provider` / IMAGINEBUILD_PROVIDER override)."""
         return self.assessor.asset_for(name, options)
-
-    def survey(self, selected: Iterable[str], options: RunOptions) -> dict[str, Facts]:
-        """Decide every selected asset in order, assuming calls happen where needed."""
-        return self.assessor.survey(selected, options)
-
-    def assess(
-        self,
-        asset: Asset,
-        known: Mapping[str, tuple[BlobRef, ...] | None],
-        *,
-        forced: bool,
-        fetch: bool,
-        urls: Mapping[str, BlobRef] | None = None,
-    ) -> Facts:
-        """Gather an asset's facts (input hashes, lockfile, cache) and decide it."""
-        return self.assessor.assess(asset, known, forced=forced, fetch=fetch, urls=urls)
-
-    def record_failure(
-        self,
-        asset: Asset,
-        known: Mapping[str, tuple[BlobRef, ...]],
-        error: ImaginebuildError | None = None,
-    ) -> None:
-        """Remember that `asset` failed under its current key, and why (status says `failed`)."""
-        self.assessor.record_failure(asset, known, error)
-
-    def materialize(
-        self, asset: Asset, blobs: tuple[BlobRef, ...], provenance: Mapping[str, Any]
-    ) -> bool:
-        """Put an asset's outputs in place; False if they all were there already."""
-        return self.materializer.materialize(asset, blobs, provenance)
 
     def _check_signing(self) -> None:
         """Refuse a broken signing setup before any call is paid for."""

@@ -15,7 +15,8 @@ top-level entry, so diffs in git read line by line:
       "version": 1
     }
 
-It is rewritten atomically after every finished step.
+It is rewritten atomically as steps finish, paced (see `PacedWriter`), and once more
+at the end of a run.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class LockEntry:
     @functools.cached_property
     def rendered(self) -> str:
         """The entry's JSON as the lockfile spells it, made once per entry: a run rewrites
-        the lockfile after every step, and re-rendering every entry each time made a
+        the lockfile many times as steps finish, and re-rendering every entry each time made a
         build's lockfile writes grow with the square of its assets."""
         return json.dumps(self.to_json(), indent=2, sort_keys=True, ensure_ascii=False)
 
