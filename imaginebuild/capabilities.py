@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
@@ -77,13 +76,3 @@ def ratio_follows_input(kind: Kind, input_count: int) -> bool:
     """Whether the API derives the output's aspect ratio from the (single) input image, so
     that `aspect_ratio` must not be sent: a single-image edit and every animate."""
     return kind is Kind.ANIMATE or (kind is Kind.EDIT and input_count == 1)
-
-
-def known_models() -> Mapping[str, str]:
-    """Every model the table names, with the media it makes (image or video)."""
-    found: dict[str, str] = {}
-    for models, kinds, _ in _rows():
-        media = "image" if kinds & {"image", "edit"} else "video"
-        for model in sorted(models - {WILDCARD}):
-            found.setdefault(model, media)
-    return found
