@@ -14,6 +14,7 @@
     │   ├── CorruptBlob                        a blob's bytes do not match its sha256
     │   └── EnvironmentFailure        exit 74  disk full, permission, read-only: names the path
     ├── InputError                    exit 1   an input file or URL cannot be read or fetched
+    ├── AssetOnHold                   exit 1   a rejected take or a hand retouch waits for a word
     ├── ProviderError                 exit 1   a provider call failed; carries asset / request id
     │   ├── AuthError                          missing or rejected API key (never shows the key)
     │   ├── RequestRejected                    400/403/404/422: the API refused the request
@@ -147,6 +148,12 @@ class EnvironmentFailure(StoreError):
 
 class InputError(ImaginebuildError):
     """An input file or URL of an asset cannot be read, fetched or is not allowed."""
+
+
+class AssetOnHold(ImaginebuildError):
+    """An asset waits for the user's word before anything is paid for or overwritten: a
+    rejected take (`accept NAME` or `run --force NAME`), or an output retouched by hand
+    (`adopt NAME` or `run --force NAME`)."""
 
 
 @dataclass

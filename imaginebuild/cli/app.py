@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="submissions per window for a model (repeatable); MODEL=default restores xAI's",
     )
     team_sub.add_parser("status", help="rates in use, today's spend, reservations, the caps")
+    from imaginebuild.cli.takescmd import add_parsers as add_take_commands
+
+    add_take_commands(sub)  # takes, pick, accept, adopt
     report = sub.add_parser("report", help="a static HTML gallery: media, prompts, lineage, cost")
     report.add_argument("-o", "--output", metavar="DIR", help="(default: .imaginebuild/report)")
     return parser
@@ -343,6 +346,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         "report": _cmd_report,
         "team": _cmd_team,
     }
+    if args.command not in handlers:
+        from imaginebuild.cli.takescmd import handlers as take_handlers
+
+        handlers.update(take_handlers(lambda a: _project(a)))
     return handlers[args.command](args)
 
 
@@ -544,6 +551,9 @@ def _show_text(record: dict[str, Any]) -> None:
     lines.append(f"estimate: {format_usd(ticks_of_text(rec.get('estimate_usd')))}\n")
     for key in ("request_ids", "imaginebuild"):
         lines.append(f"{key}: {rec.get(key)}\n")
+    for key in ("picked", "retouched", "accepted_despite_check"):  # a take chosen by hand
+        if rec.get(key):
+            lines.append(f"{key}: {rec[key]}\n")
     lines.append(f"earlier takes in the cache: {len(record['earlier_takes'])}\n")
     sys.stderr.write("".join(printable(line.rstrip("\n")) + "\n" for line in lines))
 

@@ -27,6 +27,14 @@ from imaginebuild.engine.keys import ActionFields
 from imaginebuild.engine.rebuild import Action, Decision
 from imaginebuild.engine.results import AssetResult, CommandResult, usd
 from imaginebuild.engine.scheduler import StepStatus, run_steps
+from imaginebuild.engine.takes import (
+    REASON_SET_ASIDE,
+    hold_error,
+    keep_rejected,
+    kept_pick,
+    note,
+    set_aside,
+)
 from imaginebuild.errors import (
     BudgetExceeded,
     CoordinatorUnavailable,
@@ -61,6 +69,7 @@ from imaginebuild.remote.link import BuiltElsewhere
 from imaginebuild.store.cache import ActionEntry, BlobRef
 from imaginebuild.store.hashing import sha256_file
 from imaginebuild.store.lockfile import LockedOutput, LockEntry, PacedWriter
+from imaginebuild.store.takes import TakeBook
 from imaginebuild.untrusted import check_inputs_for_api
 from imaginebuild.version import __version__
 
@@ -113,6 +122,10 @@ class Runner:
         )
         self._lock_timer: asyncio.TimerHandle | None = None
         self.team = _TeamLink(options.no_coordinator, self.env)  # issue 19
+        self.takes = TakeBook.for_project(  # issue 17: every result an asset had
+            self.store, self.mediafile.lockfile_path,
+            lambda text: self.reporter.emit(Message("warning", text)),
+        )  # fmt: skip
 
     async def run(self, targets: tuple[str, ...]) -> CommandResult:
         """Schedule the selected steps and carry each one through; the run's result."""
@@ -181,6 +194,7 @@ class Runner:
             f = self.assessor.assess(
                 asset, self.outputs, forced=is_forced(name, self.options), fetch=True, urls=urls
             )
+            await self._takes_first(f)  # a hold stops here; a retouch is set aside first
             if f.decision.action is Action.CALL and f.key and not is_forced(name, self.options):
                 f = f.with_remote(await self.remote.get_async(f.key))
             if f.remote:
@@ -240,6 +254,7 @@ class Runner:
                 params=asset.params(),
                 inputs=inputs,
                 workdir=workdir,
+                roll=self._roll(asset.name, f.key),
             )
 
             def progress(phase: Phase, detail: str) -> None:
@@ -315,9 +330,19 @@ class Runner:
         assert f.key is not None and f.fields is not None
         try:
             check_outputs(f.asset, result.outputs, inputs)
-        except InvalidMedia:
+        except InvalidMedia as exc:
             self._forget_job(f.key)  # bad at the source: resuming the job cannot help
-            raise
+            files = [(o.path, o.media_type) for o in result.outputs]
+            kept = keep_rejected(self.store, self.takes, f.asset.name, f.key, f.fields.to_json(),
+                                 files, record, exc.message)  # fmt: skip
+            if kept is None:
+                raise
+            raise InvalidMedia(
+                f"{exc.message}; the paid result is kept as rejected take {kept.id}",
+                info=exc.info,
+                hint=f"`imaginebuild accept {f.asset.name}` uses it despite the check; "
+                f"`imaginebuild run --force {f.asset.name}` pays for a new take",
+            ) from exc
         blobs = tuple(self.store.put_file(o.path, o.media_type, move=True) for o in result.outputs)
         previous = f.entry or self.store.get_action(f.key)
         takes = (*previous.takes, previous.outputs) if previous is not None else ()
@@ -327,6 +352,34 @@ class Runner:
             f.asset, blobs, {"key": f.key, **f.fields.to_json(), **record}
         )
         return entry
+
+    def _roll(self, name: str, key: str) -> int:
+        """Which take of `key` a call makes: a `--force` asks for the next one; any other
+        call for the first (a deterministic provider then remakes the same bytes)."""
+        if not is_forced(name, self.options):
+            return 0
+        return sum(t.key == key for t in self.takes.read(name).takes)
+
+    async def _takes_first(self, f: Facts) -> None:
+        """Stop an asset on hold (a rejected take, an output retouched by hand); keep the
+        retouched outputs as a take before `--force` restores the generated ones."""
+        if f.decision.action is Action.HOLD:
+            raise hold_error(f.asset.name, f.decision)
+        if f.key is not None and any(r.code == REASON_SET_ASIDE for r in f.decision.reasons):
+            locked = self.state.lock_entries().get(f.asset.name)
+            kept = await asyncio.to_thread(
+                set_aside,
+                self.store,
+                self.takes,
+                f.asset.name,
+                f.asset.outputs,
+                locked,
+                self.mediafile.root,
+                f.key,
+            )
+            self.reporter.emit(Message("warning", f"{f.asset.name}: the outputs retouched by "
+                                       f"hand are kept as take {kept.id} "
+                                       f"(`imaginebuild takes {f.asset.name}`)"))  # fmt: skip
 
     async def _fetch_remote(self, f: Facts) -> Facts:
         """Bring a remote entry's blobs into the local store; on failure, build instead."""
@@ -384,6 +437,7 @@ class Runner:
         assert outputs is not None
         if entry is not None:
             self._lock_asset(f.asset, f.key, f.fields, outputs, entry.record)
+            note(self.takes, f.asset.name, entry, f.fields.to_json(), outcome == "built")
         self.outputs[f.asset.name] = outputs
         self.state.failures.clear(f.asset.name)
         record: Mapping[str, Any] = entry.record if entry is not None else {}
@@ -480,6 +534,7 @@ class Runner:
                 for path, b in zip(asset.outputs, blobs, strict=True)
             ),
             record=record,
+            pick=kept_pick(entries.get(asset.name), key, blobs),  # a restore keeps the pick
         )
         self.lock_writer.changed()
         if self.lock_writer.pending and self._lock_timer is None:

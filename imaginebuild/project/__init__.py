@@ -3,7 +3,8 @@
     load(path) ─▶ Project ─┬─ plan()/status()/why()/show()  survey: the assessor decides
                            ├─ run()                   run: the no-op path, else engine.runner
                            ├─ checkout()/pull()/push() sync: lockfile ↔ local and remote cache
-                           └─ gc()/gc_remote()        sync: garbage collection
+                           ├─ gc()/gc_remote()        sync: garbage collection
+                           └─ takes()/pick()/accept()/adopt()  takes: no call
     wiring: what they share (DAG, project state, store, remote, assessor, materializer)
 
 Layer 4: it wires the engine to one mediafile on disk; the CLI and the public API
@@ -21,11 +22,12 @@ from imaginebuild.model import InputPolicy
 from imaginebuild.project.run import RunCommands
 from imaginebuild.project.survey import SurveyCommands
 from imaginebuild.project.sync import GcResult, SyncCommands
+from imaginebuild.project.takes import TakeCommands
 
 __all__ = ["GcResult", "Project", "load"]
 
 
-class Project(SurveyCommands, RunCommands, SyncCommands):
+class Project(SurveyCommands, RunCommands, SyncCommands, TakeCommands):
     """One mediafile with its lockfile, cache and providers."""
 
 

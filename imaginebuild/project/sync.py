@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from imaginebuild.engine import takes
 from imaginebuild.engine.facts import url_pins
 from imaginebuild.engine.results import AssetResult, CommandResult
 from imaginebuild.errors import ImaginebuildError, LockfileError, StoreError
@@ -132,7 +133,10 @@ class SyncCommands(ProjectCore):
                     # a shared cache: keep theirs (named in full if it cannot be read)
                     entries += read_lockfile(lockfile, label=str(lockfile)).values()
             keep_keys = {e.key for e in entries}
+            picked_keys, _ = takes.gc_keep(self.store, keep_keys)  # a picked take stays
+            keep_keys |= picked_keys
             keep_blobs = {o.sha256 for e in entries for o in e.outputs}
+            keep_blobs |= takes.gc_keep(self.store, keep_keys)[1]
             keep_blobs |= {sha for e in entries for sha in url_pins(e).values()}
             drop_keys = []
             for key in self.store.action_keys():
@@ -153,6 +157,7 @@ class SyncCommands(ProjectCore):
                     self.store.delete_action(key)
                 for sha in drop_blobs:
                     self.store.delete_blob(sha)
+                takes.gc_forget(self.store, set(drop_blobs))
         return GcResult(len(drop_keys), len(drop_blobs), freed, dry_run)
 
     def _checkout_one(self, name: str, entry: LockEntry, pull: bool) -> AssetResult:
@@ -181,11 +186,12 @@ class SyncCommands(ProjectCore):
             changed = False
             for out in entry.outputs:
                 blob = BlobRef(out.sha256, out.size, out.media_type)
-                changed |= self.materializer.place(out.path, blob, provenance)
+                changed |= self.materializer.place(name, out.path, blob, provenance)
         except ImaginebuildError as exc:
             return AssetResult(
                 name, kind, "failed", exc.message, paths, entry.key, error=exc.message,
-                hint="run `imaginebuild run` to rebuild it (or pull it from the remote cache)",
+                hint=exc.hint or "run `imaginebuild run` to rebuild it (or pull it from the "
+                "remote cache)",
             )  # fmt: skip
         state = "restored" if changed else "up_to_date"
         return AssetResult(
