@@ -141,6 +141,36 @@ def test_the_takes_index_is_untrusted_a_bad_entry_is_skipped_with_a_warning(
     assert cli("takes", "base", cwd=rolled).code == 0  # the lockfile's take is still listed
 
 
+def test_hostile_values_in_the_takes_index_are_shown_inert_and_never_crash(
+    cli: Cli, rolled: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    (index_file,) = cache_dir.glob("takes/*/base.json")
+    data = json.loads(index_file.read_text())
+    data["takes"][0]["origin"] = "\x1b[31mbogus"  # an unknown origin, with an escape
+    data["takes"][2]["record"]["request_ids"] = 7  # not a list
+    data["takes"][2]["record"]["cost_usd"] = ["1e999"]  # a list, not a decimal text
+    index_file.write_text(json.dumps(data))
+    for args in (("--json", "takes", "base"), ("takes", "base")):
+        done = cli(*args, cwd=rolled)
+        assert done.code == 0, done.stderr
+        assert "\x1b" not in done.stderr + done.stdout
+        assert re.search(r"origin '.*x1b\[31mbogus' is not one", done.stderr)
+    (latest,) = [t for t in takes_of(cli, rolled, "base") if t["id"] == data["takes"][2]["id"]]
+    assert latest["request_ids"] == [] and latest["cost_usd"] == "0"
+    # An index that names the wrong media type for a blob cannot make export write
+    # bytes of one kind under another's name.
+    data = json.loads(index_file.read_text())
+    data["takes"][2]["outputs"][0]["media_type"] = "video/mp4"
+    index_file.write_text(json.dumps(data))
+    export = tmp_path / "export"
+    lied = cli("takes", "base", "--export", str(export), cwd=rolled)
+    assert lied.code != 0 and "does not hold the media type" in lied.stderr
+    assert not list(export.glob("*.mp4"))
+    index_file.write_bytes(b" " * (5 << 20))  # larger than any index is: not read whole
+    done = cli("--json", "takes", "base", cwd=rolled)
+    assert done.code == 0 and "unreadable index ignored" in done.stderr
+
+
 # ---------------------------------------------------------------------- pick
 
 

@@ -73,6 +73,7 @@ def _cmd_takes(args: argparse.Namespace, project: Project) -> int:
 def render_takes(name: str, rows: Sequence[TakeRow]) -> str:
     """The takes as a table, oldest first, the current one marked."""
     from imaginebuild.cli.console import table
+    from imaginebuild.engine.takes import request_ids
     from imaginebuild.money import format_usd, ticks_of_text
 
     if not rows:
@@ -91,18 +92,13 @@ def render_takes(name: str, rows: Sequence[TakeRow]) -> str:
                 str(row.number),
                 take.id,
                 take.made_at or "?",
-                "" if cost is None else format_usd(ticks_of_text(cost)),
-                ", ".join(str(r) for r in _listed(take.record.get("request_ids"))),
+                "" if cost is None else format_usd(ticks_of_text(str(cost))),
+                ", ".join(str(r) for r in request_ids(take.record)),
                 what,
                 ", ".join(marks),
             )
         )
     return table(lines, ("take", "id", "made", "cost", "request ids", "origin", ""))
-
-
-def _listed(value: object) -> list[Any]:
-    """A stored record's list field, or none (the index is read from disk, untrusted)."""
-    return value if isinstance(value, list) else []
 
 
 def _changed(args: argparse.Namespace, result: Any) -> int:

@@ -35,12 +35,13 @@ from imaginebuild.store.takes import (
     retouched,
     take_id,
 )
+from imaginebuild.untrusted import confine, media_matches, wrong_media
 
 __all__ = [
     "REASON_PICK_STALE", "REASON_REJECTED", "REASON_RETOUCHED", "REASON_SET_ASIDE", "Current",
     "TakeRow", "blobs_of", "choose", "current_blobs", "export", "gc_forget", "gc_keep",
     "hold_error", "keep_rejected", "kept_pick", "listing", "make_current", "note", "now_iso",
-    "prefer_locked", "retouched", "review", "set_aside", "take_id",
+    "prefer_locked", "request_ids", "retouched", "review", "set_aside", "take_id",
 ]  # fmt: skip
 
 REASON_RETOUCHED = "retouched"
@@ -193,7 +194,7 @@ def current_blobs(
     by_path = {o.path: o for o in locked.outputs} if locked is not None else {}
     blobs = []
     for rel in outputs:
-        path = root / rel
+        path = confine(root, rel, UsageError)  # a link out of the project is not read
         if not path.is_file() and rel in by_path:
             out = by_path[rel]
             blobs.append(BlobRef(out.sha256, out.size, out.media_type))
@@ -311,14 +312,20 @@ class TakeRow:
             "made_at": self.take.made_at or None,
             "key": self.take.key,
             "variant": self.take.fields.get("variant"),
-            "cost_usd": None if cost is None else usd_json(ticks_of_text(cost)),
-            "request_ids": [str(r) for r in record.get("request_ids") or ()],
+            "cost_usd": None if cost is None else usd_json(ticks_of_text(str(cost))),
+            "request_ids": [str(r) for r in request_ids(record)],
             "outputs": [o.to_json() for o in self.take.outputs],
             "reason": self.take.reason,
             "current": self.current,
             "picked": self.picked,
             "available": self.available,
         }
+
+
+def request_ids(record: Mapping[str, Any]) -> list[Any]:
+    """A take's request ids; none when its record (read from disk, untrusted) has no list."""
+    ids = record.get("request_ids")
+    return ids if isinstance(ids, list) else []
 
 
 def listing(
@@ -387,6 +394,8 @@ def export(rows: Sequence[TakeRow], store: Store, name: str, folder: Path) -> tu
         for i, blob in enumerate(row.take.outputs):
             part = f"-{i}" if many else ""
             dest = folder / f"{name}-take{row.number}{part}{suffix_for(blob.media_type)}"
+            if not media_matches(store.blob_path(blob.sha256), dest.name):
+                raise wrong_media(dest.name, blob.sha256)  # the index named the wrong type
             store.materialize(blob, dest)
             written.append(dest)
     return tuple(written)

@@ -47,8 +47,12 @@ from imaginebuild.untrusted import (
 
 LOCKFILE_VERSION = 1
 LOCKFILE_VERSION_PICKS = 2  # written only when some entry records a pick
-_TAKE_ID = re.compile(r"^[0-9a-f]{12}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_TAKE_ID = re.compile(r"[0-9a-f]{12}")
+
+
+def is_take_id(value: object) -> bool:
+    """Whether `value` is a take's id as `store.takes.take_id` makes it: 12 lowercase hex."""
+    return isinstance(value, str) and _TAKE_ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -87,11 +91,11 @@ class LockPick:
         if not isinstance(data, dict):
             raise ValueError("a pick is an object")
         take, under = data.get("take"), data.get("made_under")
-        if not isinstance(take, str) or not _TAKE_ID.fullmatch(take):
-            raise ValueError(f"pick: take {str(take)[:80]!r} is not a take id")
-        if not isinstance(under, str) or not _SHA256.fullmatch(under):
-            raise ValueError(f"pick: made_under {str(under)[:80]!r} is not an action key")
-        return cls(take, under)
+        if not is_take_id(take):
+            raise ValueError(f"pick: take {shown(take)} is not a take id")
+        if not is_sha256(under):
+            raise ValueError(f"pick: made_under {shown(under)} is not an action key")
+        return cls(str(take), str(under))
 
 
 @dataclass(frozen=True)

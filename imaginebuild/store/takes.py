@@ -31,11 +31,10 @@ from typing import Any
 from imaginebuild.atomic import atomic_write_bytes
 from imaginebuild.errors import AssetOnHold
 from imaginebuild.store.cache import BlobRef, Store, project_id
-from imaginebuild.store.lockfile import LockEntry
+from imaginebuild.store.lockfile import LockEntry, is_take_id
 from imaginebuild.untrusted import ENTRY_CAP, is_sha256, load_json, read_capped, shown
 
 TAKES_FORMAT_VERSION = 1
-_TAKE_ID = re.compile(r"^[0-9a-f]{12}$")
 _MEDIA_TYPE = re.compile(r"^[a-z]+/[a-z0-9.+-]+$")
 
 
@@ -311,7 +310,7 @@ def _parse_index(asset: str, data: Mapping[str, Any], warn: Callable[[str], None
     picks: dict[str, str] = {}
     raw_picks = data.get("picks")
     for key, value in raw_picks.items() if isinstance(raw_picks, dict) else []:
-        if is_sha256(key) and isinstance(value, str) and _TAKE_ID.fullmatch(value):
+        if is_sha256(key) and is_take_id(value):
             picks[key] = value
         else:
             skipped += 1
