@@ -304,9 +304,15 @@ def test_3_a_lockfile_url_pin_cannot_make_an_outside_file_the_input(
     world.write_lock(lock)
     shutil.rmtree(world.cache)
     _Images.hits.clear()
-    for argv in (["plan"], ["status"], ["run"]):
+    for argv in (["plan"], ["status"]):
         code, text = run_cli(capsys, *argv)
         assert code in (0, 2), (argv, text)
+    # The entry is ignored and the cache is gone: nothing vouches for out/e.png any more,
+    # so run keeps it as it would a retouch; `--force` sets it aside and builds.
+    code, text = run_cli(capsys, "run")
+    assert code == 1 and "retouched by hand" in text, text
+    code, text = run_cli(capsys, "run", "--force", "e")
+    assert code == 0, text
     assert _Images.hits, "the URL was never fetched: the pin stood in for it"
     assert world.lock()["assets"]["e"]["fields"]["inputs"][0]["sha256"] == served
     world.assert_untouched(text)
