@@ -447,6 +447,21 @@ def test_13_report_with_a_nul_in_a_hash_is_not_a_crash(
     assert "\0" not in text and "\\x00" in text
 
 
+@pytest.mark.parametrize("cost", [0.5, ["1"], {"usd": 1}, True])
+def test_13_a_cost_that_is_not_a_text_in_a_record_is_shown_as_none(
+    world: World, capsys: pytest.CaptureFixture[str], cost: object
+) -> None:
+    built(world, capsys)
+    lock = world.lock()
+    lock["assets"]["a"]["record"]["cost_usd"] = cost
+    lock["assets"]["a"]["record"]["estimate_usd"] = cost
+    world.write_lock(lock)
+    for argv in (["show", "a"], ["report"]):
+        code, text = run_cli(capsys, *argv)
+        assert code == 0, (argv, text)
+    assert "cost: $0.00" in run_cli(capsys, "show", "a")[1]
+
+
 def test_13_a_huge_max_cost_is_bad_usage(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     for amount in ("1e999999", "1e13", "NaN", "-1"):
         code, text = run_cli(capsys, "run", "--max-cost", amount)
