@@ -92,7 +92,7 @@ def render_takes(name: str, rows: Sequence[TakeRow]) -> str:
                 str(row.number),
                 take.id,
                 take.made_at or "?",
-                "" if cost is None else format_usd(ticks_of_text(str(cost))),
+                "" if cost is None else format_usd(ticks_of_text(cost)),
                 ", ".join(str(r) for r in request_ids(take.record)),
                 what,
                 ", ".join(marks),

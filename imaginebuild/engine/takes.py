@@ -312,7 +312,7 @@ class TakeRow:
             "made_at": self.take.made_at or None,
             "key": self.take.key,
             "variant": self.take.fields.get("variant"),
-            "cost_usd": None if cost is None else usd_json(ticks_of_text(str(cost))),
+            "cost_usd": None if cost is None else usd_json(ticks_of_text(cost)),
             "request_ids": [str(r) for r in request_ids(record)],
             "outputs": [o.to_json() for o in self.take.outputs],
             "reason": self.take.reason,
