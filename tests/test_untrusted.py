@@ -918,7 +918,10 @@ def test_12_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path: Path)
 
 # ------------------------------------------------------------------ every command, every guard
 
-COMMANDS = (["report"], ["status"], ["show", "a"], ["checkout"], ["run"], ["gc", "--min-age", "0"])
+COMMANDS = (
+    ["report"], ["status"], ["show", "a"], ["checkout"], ["run"], ["gc", "--min-age", "0"],
+    ["takes", "a", "--export", "exported"], ["pick", "a", "1"], ["accept", "a"], ["adopt", "a"],
+)  # fmt: skip
 
 
 def _plant(how: str, world: World) -> None:
