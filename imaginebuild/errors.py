@@ -24,6 +24,7 @@
     │   ├── JobExpired                         an async job's result is gone (resubmit on request)
     │   ├── JobTimeout                         an async job passed its overall deadline
     │   └── InvalidMedia                       a result is empty, truncated or does not decode
+│       └── RejectedTake                   ... and the paid result is kept as a rejected take
     └── Interrupted                   exit 130 Ctrl-C; finished steps are kept
 
 Foreign errors (yaml, jsonschema, httpx, diskcache, PyAV) are translated into
@@ -215,6 +216,11 @@ class JobTimeout(ProviderError):
 
 class InvalidMedia(ProviderError):
     """A result is empty, truncated, oversized or does not decode as its media type."""
+
+
+class RejectedTake(InvalidMedia):
+    """A result failed the output check and is kept as a rejected take of its action key:
+    what was paid for stays (`accept NAME` uses it, `run --force NAME` pays again)."""
 
 
 class Interrupted(ImaginebuildError):

@@ -46,6 +46,7 @@ from imaginebuild.errors import (
     ModerationRefused,
     OfflineCallNeeded,
     ProviderError,
+    RejectedTake,
     TeamCapReached,
 )
 from imaginebuild.events import (
@@ -337,7 +338,7 @@ class Runner:
                                  files, record, exc.message)  # fmt: skip
             if kept is None:
                 raise
-            raise InvalidMedia(
+            raise RejectedTake(
                 f"{exc.message}; the paid result is kept as rejected take {kept.id}",
                 info=exc.info,
                 hint=f"`imaginebuild accept {f.asset.name}` uses it despite the check; "
