@@ -16,7 +16,9 @@ may load jsonschema when the file changed since its last check: checking it
 against the schema is its job). networkx in particular is only for `dag --format
 json|graphml`, `plan --critical-path`, the report and a mediafile with a cycle.
 
-The mediafile is the skyline example plus four images (10 assets). `validate` is
+The mediafile is the skyline example plus four images (10 assets). Shell completion
+of asset names (`completion --assets`, what the bash, zsh and fish scripts call on
+TAB) is timed on a 1,000-asset file against its own budget, 0.10 s. `validate` is
 timed twice: in a copy without a state folder, where every run checks the file
 against the schema (what an editor or a pre-commit hook pays after each edit), and
 in a built copy whose unchanged file was checked before (the schema verdict is
@@ -45,6 +47,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "skyline"
 BUDGET_S = 0.08
+COMPLETION_BUDGET_S = 0.10  # completing asset names on a 1,000-asset file
+COMPLETION_ASSETS = 1000
 EXTRA_ASSETS = """\
   harbour:
     kind: image
@@ -126,7 +130,20 @@ def cases(fresh: Path, built: Path) -> tuple[Case, ...]:
         Case("validate, file unchanged", (*ib, "-f", again, "validate"), BUDGET_S),
         Case("run, nothing to do", (*ib, "-f", again, "run"), BUDGET_S),
         Case("status, nothing to do", (*ib, "-f", again, "status"), BUDGET_S),
+        Case(
+            f"completion of asset names, {COMPLETION_ASSETS:,} assets",
+            (*ib, "-f", str(fresh / "many.yaml"), "completion", "--assets"),
+            COMPLETION_BUDGET_S,
+        ),
     )
+
+
+def many_assets(count: int) -> str:
+    """A mediafile of `count` image assets (what a shell completes names from)."""
+    lines = ["version: 1", "provider: local", "assets:"]
+    for n in range(count):
+        lines += [f"  image-{n:04d}:", "    kind: image", f"    prompt: Picture number {n}"]
+    return "\n".join(lines) + "\n"
 
 
 def projects(tmp: Path, env: dict[str, str]) -> tuple[Path, Path]:
@@ -139,6 +156,7 @@ def projects(tmp: Path, env: dict[str, str]) -> tuple[Path, Path]:
             handle.write(EXTRA_ASSETS)
         copies.append(folder)
     fresh, built = copies
+    (fresh / "many.yaml").write_text(many_assets(COMPLETION_ASSETS), encoding="utf-8")
     for _ in range(2):  # build, then a no-op that records the settled verdict
         subprocess.run(
             [sys.executable, "-m", "imaginebuild", "-q", "run"], cwd=built, env=env, check=True

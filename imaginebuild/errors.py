@@ -9,6 +9,7 @@
     │   │   └── TeamCapReached                 a call could pass the team's cap (in the coordinator)
     │   ├── CoordinatorUnavailable             the team coordinator cannot be reached: no paid call
     │   ├── LockfileWouldChange                --locked and the lockfile would change
+    │   ├── UnsettledCall                      the key's last call may have been billed: --force
     │   └── OfflineCallNeeded                  --offline and a provider call is needed
     ├── StoreError                    exit 1   the cache is unreadable, or a blob is corrupt
     │   ├── CorruptBlob                        a blob's bytes do not match its sha256
@@ -24,7 +25,8 @@
     │   ├── JobExpired                         an async job's result is gone (resubmit on request)
     │   ├── JobTimeout                         an async job passed its overall deadline
     │   └── InvalidMedia                       a result is empty, truncated or does not decode
-│       └── RejectedTake                   ... and the paid result is kept as a rejected take
+    │       ├── DownloadCutOff                 a result's download broke off (fetch it again)
+    │       └── RejectedTake                   it failed the check; kept as a rejected take
     └── Interrupted                   exit 130 Ctrl-C; finished steps are kept
 
 Foreign errors (yaml, jsonschema, httpx, diskcache, PyAV) are translated into
@@ -128,6 +130,11 @@ class LockfileWouldChange(PolicyError):
     """`--locked` was given and the run would change mediafile.lock."""
 
 
+class UnsettledCall(PolicyError):
+    """The key's last call may have been billed and its answer was lost: it is not sent
+    again (and paid again) unless `--force` asks for it."""
+
+
 class OfflineCallNeeded(PolicyError):
     """`--offline` was given and an asset needs a provider call."""
 
@@ -216,6 +223,11 @@ class JobTimeout(ProviderError):
 
 class InvalidMedia(ProviderError):
     """A result is empty, truncated, oversized or does not decode as its media type."""
+
+
+class DownloadCutOff(InvalidMedia):
+    """A result's download broke off or came back short: the result itself may be fine,
+    and fetching it again from its URL costs nothing."""
 
 
 class RejectedTake(InvalidMedia):

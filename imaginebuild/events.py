@@ -13,9 +13,11 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class RunStarted:
-    """A run begins: how many steps it selected."""
+    """A run begins: how many steps it selected and, per asset, the seconds a provider
+    call for it is expected to take (from its kind and duration; for the live ETA)."""
 
     total: int
+    expected_seconds: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

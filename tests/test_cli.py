@@ -232,12 +232,12 @@ def test_sigint_exits_130_keeps_finished_steps_and_a_rerun_completes(
 
 def test_why_names_the_changed_field(cli: Cli, chain_dir: Path) -> None:
     assert cli("run", cwd=chain_dir).code == 0
-    assert "up to date" in cli("why", "base", cwd=chain_dir).stderr
+    assert "up to date" in cli("why", "base", cwd=chain_dir).stdout
     edit_yaml(chain_dir / "mediafile.yaml", "A red fox", "A grey fox")
     text = cli("why", "base", cwd=chain_dir)
     assert text.code == 0
-    assert "prompt changed" in text.stderr
-    assert "grey" in text.stderr
+    assert "prompt changed" in text.stdout
+    assert "grey" in text.stdout
     data = cli("--json", "why", "base", cwd=chain_dir).json
     assert [r["field"] for r in data["reasons"]] == ["prompt"]
     unknown = cli("why", "bsae", cwd=chain_dir)
@@ -304,7 +304,7 @@ def test_gc_dry_run_then_gc_drops_an_orphaned_take(
     assert blob.exists()
     young = cli("--json", "gc", "--dry-run", cwd=chain_dir)  # the default grace keeps it
     assert young.json["actions"] == 1 and young.json["blobs"] == 0
-    dropped = cli("gc", "--min-age", "0", cwd=chain_dir).stderr
+    dropped = cli("gc", "--min-age", "0", cwd=chain_dir).stdout
     assert "dropped 1 action entries and 1 blobs" in dropped
     assert not blob.exists()
 

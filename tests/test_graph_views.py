@@ -163,20 +163,20 @@ def test_critical_path_of_a_fresh_project_follows_the_videos(
         ],
         "expected_seconds": 185.0,
     }
-    code, _, err = ib("plan", "--critical-path", cwd=project_dir)
+    code, out, _ = ib("plan", "--critical-path", cwd=project_dir)
     assert code == 0
     assert (
         "critical path: london (10 s) → sketch (10 s) → clip (75 s) → clip_long (90 s), "
         "about 185 s one after another\n"
-    ) in err
+    ) in out
 
 
 def test_critical_path_counts_only_what_the_plan_calls(
     ib: Callable[..., tuple[int, str, str]], chain_dir: Path
 ) -> None:
     assert ib("-q", "run", cwd=chain_dir)[0] == 0
-    code, out, err = ib("plan", "--critical-path", cwd=chain_dir)
-    assert (code, err.splitlines()[-1]) == (0, "critical path: no calls")
+    code, out, _ = ib("plan", "--critical-path", cwd=chain_dir)
+    assert (code, out.splitlines()[-1]) == (0, "critical path: no calls")
     edit_yaml(chain_dir / "mediafile.yaml", "Ink <IMAGE_0>", "Paint <IMAGE_0>")
     code, out, _ = ib("--json", "plan", "--critical-path", cwd=chain_dir)
     path = json.loads(out)["critical_path"]

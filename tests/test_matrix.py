@@ -174,7 +174,7 @@ def test_status_and_plan_group_expansions_under_their_template(
 ) -> None:
     project = _project(tmp_path, MATRIX)
     plan = cli("plan", cwd=project)
-    lines = plan.stderr.splitlines()
+    lines = plan.stdout.splitlines()
     header = lines.index("spot-${product}-${format.name}")
     assert [line.split()[0] for line in lines[header + 1 : header + 5]] == EXPANDED[2:6]
     assert all(line.startswith("  spot-") for line in lines[header + 1 : header + 5])

@@ -250,9 +250,9 @@ def test_cost_shows_maybe_billed_calls_on_their_own(project: Path, cli: Any) -> 
     assert len(book.entries()) == 2
     text = cli("cost")
     assert text.code == 0, text.err
-    assert "total: $0.17\n" in text.err
-    assert "billed: $0.02; may have been billed: $0.15 in 1 call(s)" in text.err
-    assert "a2  /v1/images/generations  (no request id)  $0.15" in text.err
+    assert "total: $0.17\n" in text.out
+    assert "billed: $0.02; may have been billed: $0.15 in 1 call(s)" in text.out
+    assert "a2  /v1/images/generations  (no request id)  $0.15" in text.out
     data = cli("--json", "cost").json
     assert data["total"]["ticks"] == 17 * CENT
     assert (data["billed_usd"], data["maybe_billed_usd"]) == ("0.02", "0.15")
@@ -275,10 +275,10 @@ def test_plan_shows_every_budget_and_warns_when_the_estimate_passes_one(
     ledger(project).append(line(1 * CENT, at=datetime.now(timezone.utc)))
     done = cli("plan")
     assert done.code == 0, done.err  # a warning, not a refusal, without --check
-    assert "estimated total: $0.10\n" in done.err
-    assert "per-run budget $0.50: $0.50 left\n" in done.err
-    assert "per-day budget $0.07: $0.01 used, $0.06 left\n" in done.err
-    assert "total budget $100.00: $0.01 used, $99.99 left\n" in done.err
+    assert "estimated total: $0.10\n" in done.out
+    assert "per-run budget $0.50: $0.50 left\n" in done.out
+    assert "per-day budget $0.07: $0.01 used, $0.06 left\n" in done.out
+    assert "total budget $100.00: $0.01 used, $99.99 left\n" in done.out
     warnings = [x for x in done.err.splitlines() if x.startswith("warning:")]
     assert warnings == ["warning: the estimated $0.10 passes the per-day budget $0.07: "
                         "$0.01 used, $0.06 left"]  # fmt: skip
@@ -329,12 +329,12 @@ def test_format_usd_is_cents_with_more_digits_only_when_a_price_needs_them() -> 
 def test_every_command_prints_money_one_way(project: Path, fake: FakeXai, cli: Any) -> None:
     write(project, FIVE_IMAGES.format(budget="budget: {max_usd: 0.06, max_usd_total: 5}"))
     printed = [
-        cli("plan").err,
+        cli("plan").out,  # a command's result is on stdout
         cli("-v", "run", "-j", "1").err,  # plain lines, the refusal, the summary
-        cli("cost").err,
-        cli("cost", "--by", "run").err,
-        cli("show", "a1").err,
-        cli("status").err,
+        cli("cost").out,
+        cli("cost", "--by", "run").out,
+        cli("show", "a1").out,
+        cli("status").out,
     ]
     text = "\n".join(printed)
     amounts = MONEY.findall(text)

@@ -199,9 +199,12 @@ def test_after_a_bad_job_result_a_rerun_pays_nothing_and_force_submits_a_new_job
 ) -> None:
     proj, remote = fail_once(fake, tmp_path, BAD_RESULTS[1])
     assert rejected_blobs(proj), "the paid result was not kept as a rejected take"
+    assert not list(proj.cache.glob("paid/*")), "the rejected result was kept twice"
     held = cli(proj, "--json", "run")
     assert held.returncode == 1 and "rejected take" in held.stderr
+    assert states(held) == {"clip": "failed"}
     assert video_submissions(fake.log)["a clip"] == 1, "the rejected key was paid again"
+    assert_nothing_recorded(proj, remote, "clip")
     again = cli(proj, "--json", "run", "--force", "clip")
     assert again.returncode == 0, again.stderr
     assert_good_clip_recorded(proj, remote)

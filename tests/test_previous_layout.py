@@ -102,8 +102,8 @@ def test_the_old_cache_entries_are_kept_and_shown(
 ) -> None:
     """The action cache is read as before: gc keeps every entry and blob, show finds it."""
     assert main(["gc", "--dry-run"]) == 0
-    err = capsys.readouterr().err
-    assert "0 action" in err and "0 blob" in err, err
+    out = capsys.readouterr().out  # gc's result is on stdout
+    assert "0 action" in out and "0 blob" in out, out
     code, data = _json(["show", "inked"], capsys)
     assert code == 0
     lock = json.loads((old / "mediafile.lock").read_text(encoding="utf-8"))

@@ -311,4 +311,4 @@ def test_cli_report_writes_the_folder_and_names_it(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert (out / "index.html").is_file()
-    assert (out / "index.html").as_uri() in done.stderr
+    assert (out / "index.html").as_uri() in done.stdout  # the result, on stdout

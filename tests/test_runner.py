@@ -121,7 +121,8 @@ def test_a_failed_step_is_recorded_in_the_project_state_and_skips_its_dependents
     }
     failures = json.loads(StateLayout(chain).failures.read_text(encoding="utf-8"))
     assert list(failures) == ["inked"]  # under inked's key: status says `failed` until it changes
-    assert len(failures["inked"]) == 64
+    assert len(failures["inked"]["key"]) == 64
+    assert "cannot decode input" in failures["inked"]["error"]  # and why, for status and why
 
 
 def test_offline_refuses_a_call_without_touching_the_lockfile(chain: Path, tmp_path: Path) -> None:

@@ -372,6 +372,30 @@ def test_accept_promotes_the_rejected_take_without_a_call(
     assert again.returncode == 2 and "no rejected take" in again.stderr
 
 
+TWO_STILLS = (
+    ONE_STILL
+    + "  twin: {kind: image, prompt: a still, resolution: 1k, "
+    + ('aspect_ratio: "16:9"}\n')
+)
+
+
+def test_a_rejected_key_is_paid_once_per_run_and_kept_once(
+    thumbnails: FakeXai, tmp_path: Path
+) -> None:
+    proj = make_project(tmp_path / "p", thumbnails, TWO_STILLS)
+    first = xai_cli(proj, "--json", "run")
+    assert first.returncode == 1, first.stderr
+    assert len(thumbnails.submissions(Route.IMAGES)) == 1, "one key, paid twice in a run"
+    assert {a["state"] for a in json.loads(first.stdout)["assets"]} == {"failed"}
+    assert "not paid for again" in first.stderr
+    assert not list(proj.cache.glob("paid/*")), "the rejected result was kept twice"
+    rejected = [
+        t for name in ("still", "twin")
+        for t in json.loads(xai_cli(proj, "--json", "takes", name).stdout)["takes"]
+    ]  # fmt: skip
+    assert [t["origin"] for t in rejected] == ["rejected"]
+
+
 def test_run_force_pays_for_a_new_take_on_purpose(thumbnails: FakeXai, tmp_path: Path) -> None:
     proj = make_project(tmp_path / "p", thumbnails, ONE_STILL)
     assert xai_cli(proj, "run").returncode == 1

@@ -219,7 +219,7 @@ def test_team_set_and_status(spec: str, tmp_path: Path) -> None:
         [sys.executable, "-m", "imaginebuild", "team", "status"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert "of $200.00" in plain.stderr and "rate grok-imagine-image: 0 of 4" in plain.stderr
+    assert "of $200.00" in plain.stdout and "rate grok-imagine-image: 0 of 4" in plain.stdout
 
 
 def test_team_set_with_a_bad_value_exits_2_and_creates_nothing(tmp_path: Path) -> None:

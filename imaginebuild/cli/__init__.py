@@ -1,6 +1,12 @@
 """The command line: argument parsing, printing, and the formats a person reads.
 
-    app        `main(argv) -> int`: parse, call the library, map errors to exit codes
+    app        `main(argv) -> int`: parse, dispatch, map errors to exit codes
+    invocation the grammar: commands, their options, the global options
+    context    what every command needs: mediafile, reporter, project, run options, streams
+    survey     the commands that read: plan, status, why, show, dag, validate, cost, schema
+    actions    the commands that change things: run, checkout, pull, push, gc, init, report, team
+    github     GitHub Actions: the step summary, the packaged action's markdown
+    completion shell completion scripts and the asset names they complete
     console    the plain-line and JSON reporters
     live       the live progress display on a terminal
     report     the static HTML gallery

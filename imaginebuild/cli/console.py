@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TextIO
 
-from imaginebuild.engine.results import CommandResult
+from imaginebuild.engine.results import CommandResult, without_name
 from imaginebuild.events import (
     Event,
     Message,
@@ -51,7 +51,7 @@ class PlainReporter:
         if isinstance(event, StepFinished):
             self.done += 1
             if event.state == "failed":
-                what = event.error or event.reason
+                what = without_name(event.asset, event.error or event.reason)
                 return f"[{self.done}/{self.total}] failed {event.asset}: {what}"
             if self.verbosity < VERBOSITY_NORMAL:
                 return None
@@ -117,3 +117,20 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)
+
+
+def fit_table(
+    rows: Sequence[Sequence[str]], header: Sequence[str], squeeze: int, width: int | None
+) -> str:
+    """`table`, with column `squeeze` cut short (ending in "…") so no line passes `width`
+    characters; None means no limit (stdout is piped)."""
+    text = table(rows, header)
+    longest = max(len(line) for line in text.splitlines())
+    if width is None or longest <= width:
+        return text
+    room = max(len(header[squeeze]), max(len(r[squeeze]) for r in rows) - (longest - width))
+
+    def cut(cell: str) -> str:
+        return cell if len(cell) <= room else cell[: max(room - 1, 0)] + "…"
+
+    return table([[*r[:squeeze], cut(r[squeeze]), *r[squeeze + 1 :]] for r in rows], header)

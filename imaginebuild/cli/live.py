@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+from imaginebuild.engine.results import without_name
 from imaginebuild.events import (
     Event,
     Message,
@@ -103,6 +104,11 @@ class Board:
     cost: int = 0  # ticks
     rows: dict[str, Row] = field(default_factory=dict)
     finished: RunFinished | None = None
+    expected: dict[str, float] = field(default_factory=dict)  # seconds a call should take
+    called_seconds: float = 0.0  # wall time of the finished steps that called a provider…
+    called_expected: float = 0.0  # …and what they were expected to take
+    peak_in_flight: int = 1
+    finished_assets: set[str] = field(default_factory=set)
 
     def apply(self, event: Event, now: float) -> list[LogLine]:
         """Fold one event into the board; return the lines it leaves above the display."""
@@ -110,6 +116,7 @@ class Board:
             self.started_at = now
         if isinstance(event, RunStarted):
             self.total, self.started_at = event.total, now
+            self.expected = dict(event.expected_seconds)
             return []
         if isinstance(event, StepStarted):
             return self._started(event, now)
@@ -128,6 +135,7 @@ class Board:
         state = _ACTION_STATES.get(event.action, event.action)
         if row is None:
             self.rows[event.asset] = Row(event.asset, state, now)
+            self.peak_in_flight = max(self.peak_in_flight, len(self.rows))
         else:
             row.state, row.detail = state, ""
         if self.verbosity < VERBOSITY_VERBOSE:
@@ -144,6 +152,10 @@ class Board:
     def _finished(self, event: StepFinished) -> list[LogLine]:
         self.rows.pop(event.asset, None)
         self.done += 1
+        self.finished_assets.add(event.asset)
+        if event.state == "built" and self.expected.get(event.asset):
+            self.called_seconds += event.seconds
+            self.called_expected += self.expected[event.asset]
         self.counts[event.state] = self.counts.get(event.state, 0) + 1
         self.cost += ticks_of_text(event.cost_usd)
         line = finished_line(event, self.done, self.total)
@@ -174,11 +186,30 @@ class Board:
         return 0.0 if self.started_at is None else now - self.started_at
 
     def eta(self, now: float) -> float | None:
-        """Seconds left at the pace so far (finished steps per second); None before one ends."""
+        """Seconds left; None before a step ends.
+
+        Once a step has called a provider, each unfinished step is expected to take
+        its expected seconds (by kind and duration: a 15 s video is far slower than an
+        image) scaled by how the provider's calls compared with their expectation so
+        far; the work left is spread over as many steps as ran at once, and never ends
+        before the slowest step left. Before any call ended: the pace so far.
+        """
         left = self.total - self.done
         if self.done == 0 or left <= 0:
             return None
-        return self.elapsed(now) / self.done * left
+        if not self.called_expected or not self.expected:
+            return self.elapsed(now) / self.done * left
+        scale = self.called_seconds / self.called_expected
+        remaining = []
+        for name, seconds in self.expected.items():
+            if name in self.finished_assets:
+                continue
+            row = self.rows.get(name)
+            spent = now - row.started if row is not None else 0.0
+            remaining.append(max(seconds * scale - spent, 0.0))
+        if not remaining:
+            return 0.0
+        return max(sum(remaining) / self.peak_in_flight, max(remaining))
 
 
 def finished_line(event: StepFinished, done: int, total: int) -> LogLine:
@@ -186,7 +217,8 @@ def finished_line(event: StepFinished, done: int, total: int) -> LogLine:
     mark = _FINISHED_MARKS.get(event.state, "•")
     head = f"{mark} [{done}/{total}] {event.state.replace('_', ' ')} {event.asset}"
     if event.state == "failed":
-        return LogLine(f"{head}: {event.error or event.reason}", _STATE_STYLES["failed"])
+        what = without_name(event.asset, event.error or event.reason)
+        return LogLine(f"{head}: {what}", _STATE_STYLES["failed"])
     cost = ticks_of_text(event.cost_usd)
     money = f"  {format_usd(cost)}" if cost else ""
     why = f"  ({event.reason})" if event.state in ("built", "skipped") else ""

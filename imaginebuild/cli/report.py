@@ -180,7 +180,7 @@ def _spent(project: Project) -> tuple[int | None, int, tuple[str, ...]]:
 
     ledger = Ledger(project.state.layout.ledger)
     try:
-        total = summarize(ledger.entries(), "asset").total
+        total = summarize(ledger.all_entries(), "asset").total
     except StoreError as exc:
         return None, 0, (f"spend unknown: {exc.message}",)
     skipped = (f"{ledger.skipped} unreadable ledger line(s) skipped",) if ledger.skipped else ()

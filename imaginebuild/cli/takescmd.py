@@ -2,54 +2,26 @@
 
 Their result goes to stdout (the list of takes, or what became current), or one
 JSON object with `--json`; the work is the library's (`Project.takes`, `pick`,
-`accept`, `adopt`), none of it calls a provider.
+`accept`, `adopt`), none of it calls a provider. Their grammar is in `invocation`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from imaginebuild.untrusted import printable
+from imaginebuild.cli.context import emit_json, open_project, result_line
 
 if TYPE_CHECKING:
+    from imaginebuild.engine.results import CommandResult
     from imaginebuild.engine.takes import TakeRow
-    from imaginebuild.project import Project
-
-ProjectOf = Callable[[argparse.Namespace], "Project"]
 
 
-def add_parsers(sub: Any) -> None:
-    """Add the take commands to the CLI's subparsers."""
-    takes = sub.add_parser("takes", help="an asset's takes: when, cost, request ids, current")
-    takes.add_argument("name")
-    takes.add_argument("--export", metavar="DIR", help="also write viewable copies into DIR")
-    pick = sub.add_parser("pick", help="make one of an asset's takes current (no call)")
-    pick.add_argument("name")
-    pick.add_argument("take", help="the take's number in `takes NAME`, or its id")
-    sub.add_parser(
-        "accept", help="use an asset's rejected take despite the output check (no call)"
-    ).add_argument("name")
-    sub.add_parser(
-        "adopt", help="make an asset's outputs, as retouched by hand, its current take"
-    ).add_argument("name")
-
-
-def handlers(project_of: ProjectOf) -> dict[str, Callable[[argparse.Namespace], int]]:
-    """The handler of each take command, given how the CLI opens the project."""
-    return {
-        "takes": lambda args: _cmd_takes(args, project_of(args)),
-        "pick": lambda args: _changed(args, project_of(args).pick(args.name, args.take)),
-        "accept": lambda args: _changed(args, project_of(args).accept(args.name)),
-        "adopt": lambda args: _changed(args, project_of(args).adopt(args.name)),
-    }
-
-
-def _cmd_takes(args: argparse.Namespace, project: Project) -> int:
+def cmd_takes(args: argparse.Namespace) -> int:
+    """`takes NAME [--export DIR]`: every take, oldest first, and viewable copies."""
+    project = open_project(args)
     rows = project.takes(args.name)
     written: tuple[Path, ...] = ()
     if args.export:
@@ -57,17 +29,33 @@ def _cmd_takes(args: argparse.Namespace, project: Project) -> int:
 
         written = export(rows, project.store, args.name, Path(args.export))
     if args.json:
-        data = {
-            "asset": args.name,
-            "takes": [r.to_json() for r in rows],
-            "exported": [str(p) for p in written],
-        }
-        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        emit_json(
+            {
+                "asset": args.name,
+                "takes": [r.to_json() for r in rows],
+                "exported": [str(p) for p in written],
+            }
+        )
         return 0
-    sys.stdout.write(render_takes(args.name, rows) + "\n")
+    result_line(render_takes(args.name, rows))
     for path in written:
-        sys.stdout.write(printable(f"wrote {path}") + "\n")
+        result_line(f"wrote {path}")
     return 0
+
+
+def cmd_pick(args: argparse.Namespace) -> int:
+    """`pick NAME TAKE`: the take becomes current without a call; the lockfile records it."""
+    return _changed(args, open_project(args).pick(args.name, args.take))
+
+
+def cmd_accept(args: argparse.Namespace) -> int:
+    """`accept NAME`: the rejected take becomes current despite the output check."""
+    return _changed(args, open_project(args).accept(args.name))
+
+
+def cmd_adopt(args: argparse.Namespace) -> int:
+    """`adopt NAME`: the outputs as retouched by hand become the current take."""
+    return _changed(args, open_project(args).adopt(args.name))
 
 
 def render_takes(name: str, rows: Sequence[TakeRow]) -> str:
@@ -101,10 +89,10 @@ def render_takes(name: str, rows: Sequence[TakeRow]) -> str:
     return table(lines, ("take", "id", "made", "cost", "request ids", "origin", ""))
 
 
-def _changed(args: argparse.Namespace, result: Any) -> int:
+def _changed(args: argparse.Namespace, result: CommandResult) -> int:
     if args.json:
-        sys.stdout.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
-        return result.exit_code  # type: ignore[no-any-return]
+        emit_json(result.to_json())
+        return result.exit_code
     for asset in result.assets:
-        sys.stdout.write(printable(f"{asset.name}: {asset.reason}") + "\n")
-    return result.exit_code  # type: ignore[no-any-return]
+        result_line(f"{asset.name}: {asset.reason}")
+    return result.exit_code

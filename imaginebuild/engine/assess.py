@@ -26,6 +26,7 @@ from imaginebuild.model import Asset, Mediafile, RefKind
 from imaginebuild.providers.base import InputFile
 from imaginebuild.remote.link import RemoteLink
 from imaginebuild.store.cache import BlobRef, Store
+from imaginebuild.store.failures import Failure
 from imaginebuild.store.lockfile import LockEntry
 from imaginebuild.store.state import ProjectState
 from imaginebuild.store.takes import TakeBook, retouched
@@ -235,12 +236,20 @@ class Assessor:
                 return False
         return True
 
-    def record_failure(self, asset: Asset, known: Mapping[str, tuple[BlobRef, ...]]) -> None:
-        """Remember that `asset` failed under its current key (status says `failed`)."""
+    def record_failure(
+        self,
+        asset: Asset,
+        known: Mapping[str, tuple[BlobRef, ...]],
+        error: ImaginebuildError | None = None,
+    ) -> None:
+        """Remember that `asset` failed under its current key, and why (status and why
+        say `failed` with the reason until the key changes)."""
         with contextlib.suppress(ImaginebuildError, OSError):
             f = self.assess(asset, known, forced=False, fetch=False)
             if f.key:
-                self.state.failures.record(asset.name, f.key)
+                message = error.message if error is not None else ""
+                hint = error.hint if error is not None else None
+                self.state.failures.record(asset.name, Failure(f.key, message, hint))
 
 
 def _media_of_blob(path: Path) -> str:

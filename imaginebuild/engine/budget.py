@@ -11,9 +11,10 @@ A run's allowance is the least of what each limit has left when it starts
 (`Allowance.remaining`); lines that may have been billed count like billed ones.
 The run then reserves against that allowance:
 
-    reserve(a, est) ──call──▶ settle(a, billed)     spent += billed, reservation dropped
-           │
-           └──no call──────▶ release(a)             reservation dropped
+    reserve(a, est) ──billed──────▶ settle(a, billed)     spent += billed, reservation dropped
+           │        ──maybe billed─▶ settle(a, est)        kept at the estimate; a later bill
+           │                                              of the same call: correct(est, bill)
+           └──never reached the API─▶ release(a)          reservation dropped
 
 A reservation is refused when spent + reserved + estimate would pass the
 allowance; exactly reaching it is allowed. The refusal names the limit that
@@ -152,7 +153,7 @@ def run_allowance(
     if per_day is not None or total is not None:
         from imaginebuild.store.ledger import Ledger
 
-        entries = Ledger(StateLayout(state_dir.parent).ledger).entries()
+        entries = Ledger(StateLayout(state_dir.parent).ledger).all_entries()
     return allowance(
         effective_limit(mediafile.budget_usd, cli_usd),
         None if per_day is None else usd_to_ticks(per_day),
@@ -233,6 +234,13 @@ class Budget:
             raise ValueError(f"a bill cannot be negative ({actual_ticks} ticks)")
         self._reservations.pop(asset, None)
         self._spent += actual_ticks
+
+    def correct(self, counted: int, billed: int) -> None:
+        """A call counted at `counted` (a may-have-been-billed estimate) turned out billed
+        at `billed`: spending follows the bill."""
+        if billed < 0:
+            raise ValueError(f"a bill cannot be negative ({billed} ticks)")
+        self._spent += billed - counted
 
     def release(self, asset: str) -> None:
         """Drop `asset`'s reservation: its step ended without a billed call (idempotent)."""

@@ -28,12 +28,38 @@ class RunOptions:
     provider: str | None = None  # build every asset with this provider (changes keys)
     force: tuple[str, ...] | None = None  # names to re-roll; () means every selected asset
     keep_going: bool = False
-    max_cost_usd: Decimal | None = None
+    max_cost_usd: Decimal | float | int | None = None  # kept as Decimal (see usd_limit)
     offline: bool = False
     locked: bool = False
     retry_expired: bool = False
     no_push: bool = False  # do not upload new builds to the remote cache
     no_coordinator: bool = False  # local limits only: no team slots or caps (issue 19)
+
+    def __post_init__(self) -> None:
+        # A float is taken as the decimal it prints as (0.0001 → Decimal("0.0001")), so
+        # `RunOptions(max_cost_usd=5.0)` means $5; money stays exact from here on.
+        if self.max_cost_usd is not None:
+            object.__setattr__(self, "max_cost_usd", usd_limit(self.max_cost_usd))
+
+    @property
+    def max_cost(self) -> Decimal | None:
+        """`max_cost_usd` as the exact Decimal it was turned into (None: no per-run cap)."""
+        assert self.max_cost_usd is None or isinstance(self.max_cost_usd, Decimal)
+        return self.max_cost_usd
+
+
+def usd_limit(value: object) -> Decimal:
+    """A spending limit in USD as an exact Decimal: a Decimal, int, float or decimal text;
+    raises ValueError for anything else, a negative amount, NaN or infinity."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | float | str):
+        raise ValueError(f"max_cost_usd must be an amount in USD, not {type(value).__name__}")
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"max_cost_usd {value!r} is not an amount in USD") from None
+    if not amount.is_finite() or amount < 0:
+        raise ValueError(f"max_cost_usd {value!r} must be a non-negative, finite amount in USD")
+    return amount
 
 
 @dataclass

@@ -89,7 +89,7 @@ def decide(
             else (NEVER_BUILT,)
         )
         waits = tuple(
-            Reason("upstream", f"input {name!r} will be rebuilt first", asset=name)
+            Reason("upstream", f"input {name!r} will be built first", asset=name)
             for name in pending
         )
         return Decision(Action.CALL, (*own, *waits))

@@ -95,6 +95,22 @@ class CommandResult:
                 return asset
         raise KeyError(name)
 
+    def causes(self, name: str) -> tuple[AssetResult, ...]:
+        """The upstream assets behind `name`'s "will be built first" reasons, followed down
+        the chain, nearest first: the last ones are where a field changed (or that were
+        never built). Only assets in this result are followed."""
+        by_name = {a.name: a for a in self.assets}
+        chain: list[AssetResult] = []
+        queue = [name]
+        while queue:
+            current = by_name.get(queue.pop(0))
+            for reason in current.reasons if current is not None else ():
+                upstream = reason.asset if reason.code == "upstream" else None
+                if upstream in by_name and all(c.name != upstream for c in chain):
+                    chain.append(by_name[upstream])
+                    queue.append(upstream)
+        return tuple(chain)
+
     def with_templates(self, templates: Mapping[str, str]) -> CommandResult:
         """This result with each matrix-expanded asset marked with its template."""
         if not templates:
@@ -117,3 +133,10 @@ class CommandResult:
             "exit_code": self.exit_code,
             "messages": list(self.messages),
         }
+
+
+def without_name(asset: str, text: str) -> str:
+    """An error's text without the asset's name in front, for a line that names it already
+    (`failed banner: banner: …` reads `failed banner: …`)."""
+    prefix = f"{asset}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text

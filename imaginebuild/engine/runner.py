@@ -36,18 +36,18 @@ from imaginebuild.engine.takes import (
     set_aside,
 )
 from imaginebuild.errors import (
+    AssetOnHold,
     BudgetExceeded,
     CoordinatorUnavailable,
     CorruptBlob,
     ImaginebuildError,
     InvalidMedia,
-    JobFailed,
     LockfileWouldChange,
-    ModerationRefused,
     OfflineCallNeeded,
-    ProviderError,
     RejectedTake,
+    StoreError,
     TeamCapReached,
+    UnsettledCall,
 )
 from imaginebuild.events import (
     Message,
@@ -110,9 +110,14 @@ class Runner:
         self.env = assessor.env
         self.reporter = reporter
         self.clock = clock
-        self.budget = Budget.for_run(
-            run_allowance(self.mediafile, options.max_cost_usd, state.folder)
-        )
+        from imaginebuild.engine.billing import BillingBook
+        from imaginebuild.engine.samekey import KeyTurns
+        from imaginebuild.store.paid import PaidResults
+
+        self.budget = Budget.for_run(run_allowance(self.mediafile, options.max_cost, state.folder))
+        self.billing = BillingBook(state.layout.ledger, self.run_id, self.budget)
+        self.paid = PaidResults(self.store.folder / "paid")
+        self.key_turns = KeyTurns()
         self.outputs: dict[str, tuple[BlobRef, ...]] = {}
         self.results: dict[str, AssetResult] = {}
         self.providers: dict[str, Provider] = {}
@@ -127,6 +132,7 @@ class Runner:
             self.store, self.mediafile.lockfile_path,
             lambda text: self.reporter.emit(Message("warning", text)),
         )  # fmt: skip
+        self.rejected_keys: dict[str, tuple[str, str]] = {}  # key -> (asset, rejected take id)
 
     async def run(self, targets: tuple[str, ...]) -> CommandResult:
         """Schedule the selected steps and carry each one through; the run's result."""
@@ -136,11 +142,11 @@ class Runner:
         selected = self.dag.select(targets)
         if options.locked:
             self._refuse_if_lock_would_change(selected, options)
-        self.reporter.emit(RunStarted(len(selected)))
+        self.billing.start()
+        expected = {n: expected_seconds(self.mediafile.assets[n]) for n in selected}
+        self.reporter.emit(RunStarted(len(selected), tuple(expected.items())))
         started = self.clock()
-        priorities = self.dag.priorities(
-            selected, lambda n: expected_seconds(self.mediafile.assets[n])
-        )
+        priorities = self.dag.priorities(selected, expected.__getitem__)
         try:
             statuses = await run_steps(
                 selected,
@@ -160,30 +166,54 @@ class Runner:
         for name in selected:
             if name in self.results:
                 results.append(self.results[name])
-            else:
-                asset = self.mediafile.assets[name]
-                failed_parents = [
-                    p for p in self.dag.parents[name] if statuses.get(p) != StepStatus.OK
-                ]
-                why = (
-                    f"input {failed_parents[0]!r} was not built"
-                    if failed_parents
-                    else "not started: the run stopped after a failure"
+                continue
+            asset = self.mediafile.assets[name]
+            failed_parents = [p for p in self.dag.parents[name] if statuses.get(p) != StepStatus.OK]
+            if not failed_parents and self._up_to_date_unstarted(name):
+                results.append(self.results[name])  # the run stopped before it: still current
+                continue
+            why = (
+                f"input {failed_parents[0]!r} was not built"
+                if failed_parents
+                else "not started: the run stopped after a failure"
+            )
+            results.append(
+                AssetResult(
+                    name, asset.kind.value, "skipped", why, asset.outputs,
+                    estimate_ticks=self.estimator.ticks(asset),
                 )
-                results.append(
-                    AssetResult(
-                        name, asset.kind.value, "skipped", why, asset.outputs,
-                        estimate_ticks=self.estimator.ticks(asset),
-                    )
-                )  # fmt: skip
-                self.reporter.emit(StepFinished(name, "skipped", why, 0.0))
-        exit_code = _exit_code(statuses)
-        messages = (*self._refusal_messages(results), *self.team.messages())  # issue 19
+            )  # fmt: skip
+            self.reporter.emit(StepFinished(name, "skipped", why, 0.0))
+        ledger_messages = self.billing.finish()
+        exit_code = _exit_code(statuses) or (1 if ledger_messages else 0)
+        messages = (
+            *self._refusal_messages(results),
+            *self.team.messages(),  # issue 19
+            *ledger_messages,
+        )
         result = CommandResult("run", tuple(results), exit_code=exit_code, messages=messages)
         self.reporter.emit(
             RunFinished(result.counts, self.clock() - started, usd(result.cost_ticks))
         )
         return result
+
+    def _up_to_date_unstarted(self, name: str) -> bool:
+        """Whether a step the run never started (it stopped after a failure) needed no
+        work: then it is reported up to date, not skipped. Decided as `status` would."""
+        asset = self.assessor.asset_for(name, self.options)
+        try:
+            forced = is_forced(name, self.options)
+            f = self.assessor.assess(asset, self.outputs, forced=forced, fetch=False)
+        except ImaginebuildError:
+            return False
+        if f.decision.action is not Action.UP_TO_DATE or f.outputs is None:
+            return False
+        self.outputs[name] = f.outputs
+        self.results[name] = AssetResult(
+            name, asset.kind.value, "up_to_date", "up to date", asset.outputs, f.key
+        )
+        self.reporter.emit(StepFinished(name, "up_to_date", "up to date", 0.0))
+        return True
 
     async def _step(self, name: str) -> StepStatus:
         """Build one asset; every error becomes a FAILED or REFUSED status with a result."""
@@ -196,35 +226,48 @@ class Runner:
                 asset, self.outputs, forced=is_forced(name, self.options), fetch=True, urls=urls
             )
             await self._takes_first(f)  # a hold stops here; a retouch is set aside first
-            if f.decision.action is Action.CALL and f.key and not is_forced(name, self.options):
-                f = f.with_remote(await self.remote.get_async(f.key))
-            if f.remote:
-                f = await self._fetch_remote(f)
-            if f.decision.action is Action.RESTORE:
-                try:
-                    restored = await asyncio.to_thread(self._restore, f)  # copies: off the loop
-                    return self._finish(f, restored, "restored", started)
-                except CorruptBlob as exc:
-                    self.reporter.emit(Message("warning", f"{name}: {exc}; building it again"))
-                    self.store.delete_action(f.key or "")
-                    self.remote.distrust(f.key or "", f.entry.outputs if f.entry else ())
-                    f = dataclasses.replace(
-                        f, decision=Decision(Action.CALL, f.decision.reasons), entry=None
-                    )
-            if f.decision.action is Action.UP_TO_DATE:
-                assert f.outputs is not None
-                return self._finish(f, None, "up_to_date", started)
-            try:
-                return await self._call(f, started)
-            except BuiltElsewhere:
-                assert f.key is not None
-                f = await self._fetch_remote(f.with_remote(await self.remote.get_async(f.key)))
-                if f.decision.action is not Action.RESTORE:
-                    return await self._call(f, started)
-                restored = await asyncio.to_thread(self._restore, f)
-                return self._finish(f, restored, "restored", started)
+            if f.decision.action is Action.CALL and f.key:
+                async with self.key_turns.turn(f.key) as again:  # a key is paid once per run
+                    if again:
+                        forced = is_forced(name, self.options) and f.key not in self.key_turns.built
+                        f = self.assessor.assess(asset, self.outputs, forced=forced, fetch=True,
+                                                 urls=urls)  # fmt: skip
+                        self._hold_after_turn(f)
+                    return await self._carry(f, started)
+            return await self._carry(f, started)
         except ImaginebuildError as exc:
             return self._fail(asset, exc, started)
+
+    async def _carry(self, f: Facts, started: float) -> StepStatus:
+        """Carry an assessed step through: restore, leave up to date, or call."""
+        name = f.asset.name
+        if f.decision.action is Action.CALL and f.key and not is_forced(name, self.options):
+            f = f.with_remote(await self.remote.get_async(f.key))
+        if f.remote:
+            f = await self._fetch_remote(f)
+        if f.decision.action is Action.RESTORE:
+            try:
+                restored = await asyncio.to_thread(self._restore, f)  # copies: off the loop
+                return self._finish(f, restored, "restored", started)
+            except CorruptBlob as exc:
+                self.reporter.emit(Message("warning", f"{name}: {exc}; building it again"))
+                self.store.delete_action(f.key or "")
+                self.remote.distrust(f.key or "", f.entry.outputs if f.entry else ())
+                f = dataclasses.replace(
+                    f, decision=Decision(Action.CALL, f.decision.reasons), entry=None
+                )
+        if f.decision.action is Action.UP_TO_DATE:
+            assert f.outputs is not None
+            return self._finish(f, None, "up_to_date", started)
+        try:
+            return await self._call(f, started)
+        except BuiltElsewhere:
+            assert f.key is not None
+            f = await self._fetch_remote(f.with_remote(await self.remote.get_async(f.key)))
+            if f.decision.action is not Action.RESTORE:
+                return await self._call(f, started)
+            restored = await asyncio.to_thread(self._restore, f)
+            return self._finish(f, restored, "restored", started)
 
     async def _call(self, f: Facts, started: float) -> StepStatus:
         asset = f.asset
@@ -237,6 +280,12 @@ class Runner:
             )
         if asset.provider != "local":  # the API's input limits, checked before it is paid
             check_inputs_for_api(asset.name, f.inputs)
+        forced = is_forced(asset.name, self.options)
+        if forced:
+            self.paid.discard(f.key)
+        elif self.paid.get(f.key) is not None:
+            return await self._store_kept(f, started)
+        self._refuse_unsettled(asset, f.key, forced)
         if not self.budget.reserve(asset.name, billable):
             self.refused.append(asset.name)
             raise BudgetExceeded(self.budget.refusal(asset.name, estimate))
@@ -245,6 +294,7 @@ class Runner:
         inputs = tuple(self._verified_input(asset, i) for i in f.inputs)
         self.reporter.emit(StepStarted(asset.name, "call"))
         workdir = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=self.store.tmp_dir()))
+        account = self.billing.account(asset, f.key, estimate)
         try:
             request = GenerationRequest(
                 asset=asset.name,
@@ -256,6 +306,7 @@ class Runner:
                 inputs=inputs,
                 workdir=workdir,
                 roll=self._roll(asset.name, f.key),
+                on_billed=account.on_billed,  # record first: the ledger line before all else
             )
 
             def progress(phase: Phase, detail: str) -> None:
@@ -273,19 +324,15 @@ class Runner:
                     if hold is not None:
                         request = dataclasses.replace(request, gate=self.team.gate(hold))
                     result = await provider.generate(request, progress)
-            except ProviderError as exc:
-                self._record_billed_failure(asset, f.key, exc, estimate)
-                self.team.finish(hold, exc.info.cost_ticks, exc, estimate)  # issue 19
-                raise
             except BaseException as exc:
-                self.budget.release(asset.name)
-                self.team.finish(hold, None, exc, estimate)  # issue 19
+                account.failed(exc)  # keeps what was (or may have been) billed
+                ticks = account.billed if account.reported else None  # as the ledger says
+                self.team.finish(hold, ticks, exc, estimate)  # issue 19
                 raise
+            account.succeeded(result)
             billed = result.reported_ticks
-            self.team.finish(hold, billed, None, estimate)  # issue 19
-            self.budget.settle(asset.name, billed if billed is not None else billable)
-            self._record_ledger(asset, f.key, result, estimate)
-            cost = billed if billed is not None else (0 if asset.provider == "local" else estimate)
+            cost = account.billed  # what the ledger says this step's calls were billed
+            self.team.finish(hold, cost if account.reported else billed, None, estimate)
             record = {
                 "imaginebuild": __version__,
                 "built_at": _utc_now(),
@@ -308,12 +355,11 @@ class Runner:
                     for c in result.calls
                 ],
             }
-            # Decoding, hashing, copying and fsyncs take milliseconds per output: done on a
-            # worker thread, so the event loop keeps polling and starting other steps.
-            entry = await asyncio.to_thread(self._keep, f, result, inputs, record)
+            entry = await self._store_paid(f, result, inputs, record)
             self._forget_job(f.key)
             await self.remote.push_async(entry, self.options.no_push)
             built = dataclasses.replace(f, outputs=entry.outputs, entry=entry)
+            self.key_turns.built.add(f.key)
             return self._finish(built, entry, "built", started)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -338,6 +384,7 @@ class Runner:
                                  files, record, exc.message)  # fmt: skip
             if kept is None:
                 raise
+            self.rejected_keys[f.key] = (f.asset.name, kept.id)
             raise RejectedTake(
                 f"{exc.message}; the paid result is kept as rejected take {kept.id}",
                 info=exc.info,
@@ -353,6 +400,24 @@ class Runner:
             f.asset, blobs, {"key": f.key, **f.fields.to_json(), **record}
         )
         return entry
+
+    def _hold_after_turn(self, f: Facts) -> None:
+        """Hold a step assessed again after another step's turn on its key: on hold as
+        such, or because that step just paid for the key and had the result rejected (a
+        key is paid once per run; that result waits for `accept` or `--force`)."""
+        if f.decision.action is Action.HOLD:
+            raise hold_error(f.asset.name, f.decision)
+        if f.decision.action is not Action.CALL or f.key not in self.rejected_keys:
+            return
+        if is_forced(f.asset.name, self.options):
+            return
+        other, take = self.rejected_keys[f.key]
+        raise AssetOnHold(
+            f"{f.asset.name}: the same request was just paid for {other} and its result "
+            f"failed the output check (rejected take {take}); not paid for again",
+            hint=f"`imaginebuild accept {other}` and run again, or "
+            f"`imaginebuild run --force {f.asset.name}`",
+        )
 
     def _roll(self, name: str, key: str) -> int:
         """Which take of `key` a call makes: a `--force` asks for the next one; any other
@@ -381,6 +446,79 @@ class Runner:
             self.reporter.emit(Message("warning", f"{f.asset.name}: the outputs retouched by "
                                        f"hand are kept as take {kept.id} "
                                        f"(`imaginebuild takes {f.asset.name}`)"))  # fmt: skip
+
+    async def _store_paid(
+        self,
+        f: Facts,
+        result: GenerationResult,
+        inputs: tuple[InputFile, ...],
+        record: dict[str, Any],
+    ) -> ActionEntry:
+        """Check and store a result that was paid for; whatever fails, it stays kept under
+        its key (see engine/paidresults.py) so no later run pays for it again."""
+        from imaginebuild.engine.paidresults import keep_received
+
+        assert f.key is not None
+        paid = f.asset.provider != "local" and keep_received(self.paid, f.key, result, record)
+        try:
+            # Decoding, hashing, copying and fsyncs take milliseconds per output: done on a
+            # worker thread, so the event loop keeps polling and starting other steps.
+            entry = await asyncio.to_thread(self._keep, f, result, inputs, record)
+        except (ImaginebuildError, OSError) as exc:
+            if isinstance(exc, RejectedTake):
+                self.paid.discard(f.key)  # kept once, as the rejected take: not also here
+            elif paid and self.store.get_action(f.key) is None:
+                self.paid.note(f.key, str(exc))
+                if isinstance(exc, OSError):
+                    raise StoreError(
+                        f"{f.asset.name}: the result was paid for but could not be stored "
+                        f"({exc}); it is kept in {self.paid.folder} and stored by the next run "
+                        "without a call"
+                    ) from exc
+            else:
+                self.paid.discard(f.key)
+            raise
+        if paid:
+            self.paid.discard(f.key)
+        return entry
+
+    async def _store_kept(self, f: Facts, started: float) -> StepStatus:
+        """Store the result an earlier run paid for and could not keep: no call, no bill."""
+        from imaginebuild.engine.paidresults import take_kept
+
+        assert f.key is not None
+        workdir = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=self.store.tmp_dir()))
+        try:
+            kept = take_kept(self.paid, f.key, workdir)
+            if kept is None:
+                raise StoreError(f"{f.asset.name}: the kept result of {f.key[:12]} is unreadable")
+            result, record, why = kept
+            self.reporter.emit(
+                Message("info", f"{f.asset.name}: storing the result paid for earlier ({why})")
+            )
+            inputs = tuple(self._verified_input(f.asset, i) for i in f.inputs)
+            entry = await self._store_paid(f, result, inputs, dict(record))
+            self._forget_job(f.key)
+            stored = dataclasses.replace(f, outputs=entry.outputs, entry=entry)
+            return self._finish(stored, entry, "restored", started)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _refuse_unsettled(self, asset: Asset, key: str, forced: bool) -> None:
+        """A key whose last call may have been billed (its answer was lost) is not sent
+        again unless forced; a journaled job of it is resumed instead, at no charge."""
+        held = self.billing.unsettled(key)
+        if held is None or forced or asset.provider == "local":
+            return
+        from imaginebuild.store.journal import Journal
+
+        if Journal(self.state.layout.journal).get(key) is not None:
+            return
+        raise UnsettledCall(
+            f"{asset.name} not started: its last call ({held.request_id or 'no request id'}, "
+            f"{held.time}) may have been billed {format_usd(held.ticks)} and its answer was lost",
+            hint=f"run `imaginebuild run --force {asset.name}` to pay for a new call",
+        )
 
     async def _fetch_remote(self, f: Facts) -> Facts:
         """Bring a remote entry's blobs into the local store; on failure, build instead."""
@@ -464,25 +602,31 @@ class Runner:
     def _fail(self, asset: Asset, exc: ImaginebuildError, started: float) -> StepStatus:
         from imaginebuild.engine.scheduler import StepStatus
 
-        refused = isinstance(exc, (BudgetExceeded, OfflineCallNeeded, CoordinatorUnavailable))
+        refused = isinstance(
+            exc, (BudgetExceeded, OfflineCallNeeded, CoordinatorUnavailable, UnsettledCall)
+        )
+        billed = self.billing.billed.get(asset.name, 0)  # a billed failure keeps its cost
         state_name = "skipped" if refused else "failed"
         if not refused:
-            self.assessor.record_failure(asset, self.outputs)
+            self.assessor.record_failure(asset, self.outputs, exc)
         self.results[asset.name] = AssetResult(
             name=asset.name,
             kind=asset.kind.value,
             state=state_name,
             reason=exc.message,
             outputs=asset.outputs,
-            estimate_ticks=self.estimator.ticks(asset) if refused else 0,
+            key=self.billing.keys.get(asset.name),
+            cost_ticks=billed,
+            estimate_ticks=self.estimator.ticks(asset) if refused or billed else 0,
             error=exc.message,
             hint=exc.hint,
         )
         self.reporter.emit(
             StepFinished(
-                asset.name, state_name, exc.message, self.clock() - started, error=exc.message
+                asset.name, state_name, exc.message, self.clock() - started, usd(billed),
+                error=exc.message,
             )
-        )
+        )  # fmt: skip
         return StepStatus.REFUSED if refused else StepStatus.FAILED
 
     def _provider(self, name: str) -> Provider:
@@ -546,57 +690,6 @@ class Runner:
     def _write_pending_lock(self) -> None:
         self._lock_timer = None
         self.lock_writer.flush()
-
-    def _record_ledger(self, asset: Asset, key: str, result: Any, estimate: int) -> None:
-        if asset.provider == "local":
-            return  # rehearsals bill nothing; their would-be cost is in the record
-        from imaginebuild.store.ledger import Ledger, LedgerEntry, format_time
-
-        ledger = Ledger(self.state.layout.ledger)
-        calls = list(result.calls)
-        for i, call in enumerate(calls):
-            estimated = call.cost_ticks is None
-            ticks = call.cost_ticks if call.cost_ticks is not None else (estimate if i == 0 else 0)
-            ledger.append(
-                LedgerEntry(
-                    time=format_time((call.started_at or time.time()) + call.duration_s),
-                    run_id=self.run_id,
-                    asset=asset.name,
-                    key=key,
-                    provider=asset.provider,
-                    model=call.model or asset.model,
-                    endpoint=call.endpoint,
-                    request_id=call.request_id,
-                    ticks=ticks,
-                    estimated=estimated,
-                    retries=call.retries,
-                    duration_s=round(call.duration_s, 3),
-                )
-            )
-
-    def _record_billed_failure(
-        self, asset: Asset, key: str, exc: ProviderError, estimate: int
-    ) -> None:
-        """A call that failed after the API accepted it is (or may be) spent money: a
-        moderation refusal reports its bill; a failed job reports none, so its estimate
-        is recorded, marked as such. Either goes to the budget and the ledger."""
-        accepted = isinstance(exc, (JobFailed, ModerationRefused)) and exc.info.request_id
-        ticks = exc.info.cost_ticks
-        if asset.provider == "local" or (ticks is None and not accepted):
-            self.budget.release(asset.name)
-            return
-        self.budget.settle(asset.name, ticks if ticks is not None else estimate)
-        from imaginebuild.providers.base import CallRecord, GenerationResult
-
-        call = CallRecord(
-            endpoint=exc.info.endpoint or "",
-            model=asset.model,
-            request_id=exc.info.request_id,
-            cost_ticks=ticks,
-            retries=exc.info.retries,
-            started_at=time.time(),
-        )
-        self._record_ledger(asset, key, GenerationResult((), (call,)), estimate)
 
     def _drop_stored_job(self, key: str, entry: ActionEntry | None) -> None:
         """Forget a journaled job whose result is already stored (a kill can fall between

@@ -6,6 +6,7 @@
     validate  the schema layer and the semantic checks, all located diagnostics at once
     load      interpolation, defaults, the model, and the source digest
     scaffold  the starter mediafile of `imaginebuild init`
+    names     asset names read from the text alone, for shell completion
 
 Layer 1, beside `store`: it knows nothing of runs, disk state or providers.
 May import: the shared vocabulary only. (Two imports still break this and are listed

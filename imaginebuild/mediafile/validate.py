@@ -165,6 +165,8 @@ def _explain(error: jsonschema.ValidationError, data: object, report: _Report) -
     kind = _asset_kind(data, path)
     validator = str(error.validator)
     schema = error.schema if isinstance(error.schema, dict) else {}
+    if validator == "required" and path in report.where.merged:
+        return  # the refused `<<` key is the problem; the keys it would bring are unknown
     if validator == "additionalProperties" and isinstance(value, dict):
         known = sorted(schema.get("properties", {}))
         for extra in value:

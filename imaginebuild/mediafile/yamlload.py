@@ -11,6 +11,7 @@ laughs") by counting the nodes it visits.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,7 @@ class Parsed:
     key_marks: dict[JsonPath, Mark] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)  # expanded asset → its matrix template
+    merged: set[JsonPath] = field(default_factory=set)  # mappings with a refused `<<` key
 
     def mark(self, path: JsonPath, *, key: bool = False) -> Mark:
         """The mark of the node at `path` (its key when `key`), else its nearest ancestor's.
@@ -163,7 +165,16 @@ def _syntax_diagnostic(exc: yaml.MarkedYAMLError, text: str, filename: str) -> D
     problem = exc.problem or "invalid YAML"
     if exc.context:
         problem = f"{problem} ({exc.context})"
-    return Diagnostic(filename, line, column, "", f"YAML syntax error: {problem}")
+    hint = None
+    indexed = _UNQUOTED_INDEX.search(lines[line - 1]) if line <= len(lines) else None
+    if indexed is not None:
+        ref = indexed.group(1)
+        hint = f'quote an indexed reference inside [...]: ["{ref}"]'
+    return Diagnostic(filename, line, column, "", f"YAML syntax error: {problem}", hint=hint)
+
+
+# `[hero[1]]` or `[a, hero[1]]`: an unquoted NAME[i] in a flow list, which YAML cannot read.
+_UNQUOTED_INDEX = re.compile(r"[\[,]\s*([A-Za-z_][A-Za-z0-9_-]*\[\d+\])")
 
 
 def _reader_diagnostic(exc: yaml.reader.ReaderError, text: str, filename: str) -> Diagnostic:
@@ -262,6 +273,7 @@ class _Converter:
 
     def key(self, node: yaml.Node, path: JsonPath) -> str | None:
         if isinstance(node, yaml.ScalarNode) and node.tag == _MERGE:
+            self.parsed.merged.add(path)  # its keys are unknown: "missing key" would mislead
             self.problem(
                 node, path, "merge keys ('<<') are not supported",
                 hint="use `defaults:` for settings shared by several assets",

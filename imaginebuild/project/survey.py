@@ -11,7 +11,7 @@ from typing import Any
 
 from imaginebuild.engine.facts import RunOptions
 from imaginebuild.engine.rebuild import Action, Decision
-from imaginebuild.engine.results import AssetResult, CommandResult
+from imaginebuild.engine.results import AssetResult, CommandResult, without_name
 from imaginebuild.errors import UsageError
 from imaginebuild.gcpause import paused_gc
 from imaginebuild.project.wiring import ProjectCore
@@ -30,9 +30,14 @@ class SurveyCommands(ProjectCore):
 
     def why(self, name: str) -> AssetResult:
         """Why one asset is (or is not) up to date: the fields changed since its last build."""
+        return self.explain(name).get(name)
+
+    def explain(self, name: str) -> CommandResult:
+        """`status` of one asset and everything it needs; `.causes(name)` follows its
+        "will be built first" reasons down to the fields that changed."""
         if name not in self.mediafile.assets:
             self.dag.select([name])  # raises UsageError with did-you-mean
-        return self.status([name]).get(name)
+        return self.status([name])
 
     def show(self, name: str) -> dict[str, Any]:
         """The provenance record of an asset's last build, and its earlier takes in the cache."""
@@ -68,22 +73,33 @@ class SurveyCommands(ProjectCore):
             self._remember_settled(targets, options, facts)
         self.state.save_stat_cache()
         failures = self.failures.read()
+        resumable = self.state.journaled_keys()
         results = []
         for name in selected:
             f = facts[name]
             state = _survey_state(f.decision, command)
-            if state != "up_to_date" and failures.get(name) == f.key and f.key is not None:
-                state = "failed"
+            failure = failures.get(name)
+            if failure is None or failure.key != f.key or state == "up_to_date":
+                failure = None
+            resumes = f.decision.action is Action.CALL and f.key in resumable
+            reason = f.decision.summary
+            if command == "plan":
+                reason = _plan_reason(f.decision, resumes)
+            elif failure is not None:
+                error = without_name(name, failure.error)  # the row names the asset
+                reason = f"failed: {error}" if error else "failed"
             results.append(
                 AssetResult(
                     name=name,
                     kind=f.asset.kind.value,
-                    state=state,
-                    reason=_plan_reason(f.decision) if command == "plan" else f.decision.summary,
+                    state="failed" if failure is not None else state,
+                    reason=reason,
                     outputs=f.asset.outputs,
                     key=f.key,
-                    estimate_ticks=f.estimate_ticks,
+                    estimate_ticks=0 if resumes else f.estimate_ticks,  # the job is paid
                     reasons=f.decision.reasons,
+                    error=failure.error or None if failure is not None else None,
+                    hint=failure.hint if failure is not None else None,
                     template=f.asset.template,
                 )
             )
@@ -101,7 +117,13 @@ def _survey_state(decision: Decision, command: str) -> str:
     return "stale"
 
 
-def _plan_reason(decision: Decision) -> str:
+def _plan_reason(decision: Decision, resumes: bool = False) -> str:
+    """The plan column: `new` (never built), `resume (paid)` (a journaled job),
+    `call: why`, `restore from cache: why` or `up to date`."""
+    if resumes:
+        return "resume (paid)"
+    if decision.action is Action.CALL and any(r.code == "never_built" for r in decision.reasons):
+        return "new"
     verb = {
         Action.UP_TO_DATE: "up to date",
         Action.RESTORE: "restore from cache",

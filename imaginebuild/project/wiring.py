@@ -21,7 +21,7 @@ from imaginebuild.engine.assess import Assessor
 from imaginebuild.engine.estimates import Estimator
 from imaginebuild.engine.facts import Facts, RunOptions
 from imaginebuild.engine.graph import Dag
-from imaginebuild.errors import LockfileWouldChange
+from imaginebuild.errors import ImaginebuildError, LockfileWouldChange
 from imaginebuild.events import Message, NullReporter, Reporter
 from imaginebuild.model import Asset, Mediafile, RefKind
 from imaginebuild.remote.link import RemoteLink
@@ -130,9 +130,14 @@ class ProjectCore:
         """Gather an asset's facts (input hashes, lockfile, cache) and decide it."""
         return self.assessor.assess(asset, known, forced=forced, fetch=fetch, urls=urls)
 
-    def record_failure(self, asset: Asset, known: Mapping[str, tuple[BlobRef, ...]]) -> None:
-        """Remember that `asset` failed under its current key (status says `failed`)."""
-        self.assessor.record_failure(asset, known)
+    def record_failure(
+        self,
+        asset: Asset,
+        known: Mapping[str, tuple[BlobRef, ...]],
+        error: ImaginebuildError | None = None,
+    ) -> None:
+        """Remember that `asset` failed under its current key, and why (status says `failed`)."""
+        self.assessor.record_failure(asset, known, error)
 
     def materialize(
         self, asset: Asset, blobs: tuple[BlobRef, ...], provenance: Mapping[str, Any]

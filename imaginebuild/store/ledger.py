@@ -162,6 +162,17 @@ class Ledger:
             raise StoreError(f"{self.path}: cannot append to the cost ledger: {exc}") from exc
         return True
 
+    @property
+    def pending(self) -> Ledger:
+        """The sibling `<name>-pending.jsonl`: lines billed while this ledger could not be
+        written, waiting to be appended (they count like the ledger's own lines)."""
+        return Ledger(self.path.with_name(f"{self.path.stem}-pending{self.path.suffix}"))
+
+    def all_entries(self) -> list[LedgerEntry]:
+        """Every readable entry, then those still waiting in the pending file (totals and
+        budgets count both)."""
+        return [*self.entries(), *self.pending.entries()]
+
     def entries(self) -> list[LedgerEntry]:
         """Every readable entry in file order; unreadable lines are skipped and counted."""
         try:

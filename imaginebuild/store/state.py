@@ -14,6 +14,7 @@ from pathlib import Path
 from imaginebuild.layout import StateLayout
 from imaginebuild.store.failures import FailureLog
 from imaginebuild.store.hashing import StatCache
+from imaginebuild.store.journal import Journal
 from imaginebuild.store.lockfile import LockEntry, read_lockfile
 from imaginebuild.store.projectlock import ProjectLock
 
@@ -55,6 +56,12 @@ class ProjectState:
         """Write the stat cache if it was opened and the state folder exists."""
         if self._stat is not None and self.folder.is_dir():
             self._stat.save()
+
+    def journaled_keys(self) -> set[str]:
+        """The keys of provider jobs submitted (paid) but not finished: a run resumes them."""
+        if not self.layout.journal.is_dir():
+            return set()
+        return {record.key for record in Journal(self.layout.journal).records()}
 
     def exclusive(self, on_wait: Callable[[str], None]) -> ProjectLock:
         """The project lock; `on_wait(holder)` is called if another process holds it."""

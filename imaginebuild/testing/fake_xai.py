@@ -346,6 +346,17 @@ class FakeXai:
         with self._lock:
             self._numbered[number] = fault
 
+    def clear_faults(self) -> None:
+        """Drop every scripted fault not consumed yet (a test's next phase starts clean)."""
+        with self._lock:
+            self._faults.clear()
+            self._numbered.clear()
+
+    def received(self) -> int:
+        """How many requests have arrived so far (a hanging one is logged only when it ends)."""
+        with self._lock:
+            return self._counter
+
     def pending_faults(self) -> int:
         """How many scripted faults have not been consumed yet."""
         with self._lock:

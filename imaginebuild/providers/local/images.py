@@ -8,9 +8,11 @@ solarize or invert), so it visibly derives from them.
 
 from __future__ import annotations
 
+import functools
 import io
 import textwrap
 import threading
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -79,8 +81,36 @@ def draw_shapes(img: Image.Image, seed: Seed, count: int) -> None:
             draw.polygon([(x, y - r), (x + r, y + r), (x - r, y + r)], fill=fill, outline=outline)
 
 
+# Stand-ins for characters the bundled font has no glyph for (it would draw a box).
+_STAND_INS = {"×": "x", "–": "-", "—": "-", "−": "-", "•": "*", "→": "->", "←": "<-"}
+
+
+def drawable(text: str) -> str:
+    """`text` with every character the bundled font cannot draw replaced: accents dropped
+    (é → e), a few symbols spelled in ASCII (× → x), anything else as "?"."""
+    return "".join(_drawable_char(c) for c in text)
+
+
+@functools.lru_cache(maxsize=512)
+def _drawable_char(char: str) -> str:
+    if char.isascii() or _has_glyph(char):
+        return char
+    if char in _STAND_INS:
+        return _STAND_INS[char]
+    base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+    return base if base and all(_has_glyph(c) for c in base) else "?"
+
+
+def _has_glyph(char: str) -> bool:
+    """Whether the bundled font draws `char` as itself, not as its missing-glyph box."""
+    face = font(20)
+    mask, missing = face.getmask(char), face.getmask("\U0010fffd")
+    return (mask.size, bytes(mask)) != (missing.size, bytes(missing))
+
+
 def write_panel(img: Image.Image, text: str, footer: str, max_lines: int = 6) -> None:
     """Write `text` (wrapped) and a smaller `footer` on a dark panel at the bottom."""
+    text, footer = drawable(text), drawable(footer)
     width, height = img.size
     size = max(10, min(width, height) // 22)
     body, small = font(size), font(max(8, size * 3 // 5))

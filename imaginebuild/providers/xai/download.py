@@ -26,6 +26,7 @@ import httpx
 from imaginebuild.atomic import fsync_dir
 from imaginebuild.errors import (
     CallInfo,
+    DownloadCutOff,
     InvalidMedia,
     JobExpired,
     ProviderError,
@@ -129,12 +130,12 @@ async def _stream_to(
     except httpx.TimeoutException as exc:
         raise Retryable(f"timed out ({transport_reason(exc)})") from None
     except httpx.TransportError as exc:  # includes a body shorter than its Content-Length
-        raise Retryable(transport_reason(exc), exhausted=InvalidMedia) from None
+        raise Retryable(transport_reason(exc), exhausted=DownloadCutOff) from None
     except httpx.HTTPError as exc:
         raise ProviderError(f"download failed: {transport_reason(exc)}", info=info) from None
     if expected is not None and expected.isdigit() and int(expected) != received:
         raise Retryable(
-            f"truncated: {received} of {expected} bytes arrived", exhausted=InvalidMedia
+            f"truncated: {received} of {expected} bytes arrived", exhausted=DownloadCutOff
         )
     if received == 0:
         raise Retryable("the result is empty", exhausted=InvalidMedia)

@@ -9,7 +9,8 @@ src/http.ts @ 0092a5f7f313ed092ea1326ae147c22981165e82): a create call (POST)
 is retried only when the API refused it before any work (429, honouring
 `Retry-After`) or when it never left this machine (connect errors, connect and
 pool timeouts). A read timeout, a cut-off answer or a 5xx after a POST may
-have been billed: it is a `MaybeBilled` failure, never re-sent. Reads (GET:
+have been billed: it is a `MaybeBilled` failure, never re-sent (the engine records
+it in the ledger as maybe billed and does not send it again without `--force`). Reads (GET:
 polls, downloads) retry 408 409 429 500 502 503 504 529 and timeouts.
 
     POST  429, not sent               retried with backoff
@@ -61,8 +62,8 @@ REQUEST_ID_HEADER = "x-request-id"  # the API's id of a call, on every answer
 # httpx failures raised before any byte of the request left: safe to retry even for a POST.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 MAYBE_BILLED_HINT = (
-    "the call may have been billed, so it was not sent again; it is recorded as possibly "
-    "billed. Run again to make the asset (a new call, billed again)"
+    "the call may have been billed, so it was not sent again; it is recorded in the ledger "
+    "as maybe billed. `imaginebuild run --force NAME` pays for a new call"
 )
 
 

@@ -5,7 +5,8 @@
                       pace (team slot, else the model's token bucket) → POST
                         → request_id → journal.put (fsynced) → poll GET /{videos|images}/{id}
                           (5 s, backing off to 30 s; polls have a budget of their own)
-                        → done: report the bill → download · failed: JobFailed
+                        → done: report the bill → download (cut off: the journal
+                          keeps the job, the next run fetches again unpaid) · failed: JobFailed
                         · expired/404: JobExpired (resubmitted only with retry_expired)
                         · deadline: JobTimeout
     image, edit       deferred (`deferred: true`, xAI's OpenAPI document) like the videos;
@@ -33,6 +34,7 @@ import httpx
 from imaginebuild.errors import (
     AuthError,
     CallInfo,
+    DownloadCutOff,
     InvalidMedia,
     JobExpired,
     JobTimeout,
@@ -311,6 +313,7 @@ class XaiProvider:
                     cost_ticks=answers.ticks_of(done),
                     retries=retries + poll_retries,
                     started_at=started_at,
+                    duration_s=self._clock() - began,  # the ledger's time: when it finished
                     http_request_id=header_id,
                 )
                 _report(request, call)  # billed: recorded before anything is fetched
@@ -356,6 +359,8 @@ class XaiProvider:
         except ModerationRefused:
             self.journal.remove(request.key)  # terminal: a rerun should try afresh
             raise
+        except DownloadCutOff:
+            raise  # the journal keeps the job: the next run fetches it again, unpaid
         except InvalidMedia:
             # Spoiled in transit the first time (resume, no new charge); spoiled again on
             # the resume means the result itself is bad: start afresh.
