@@ -11,6 +11,13 @@
         report/                 the default folder of `imaginebuild report`
         cache/                  the local cache, unless IMAGINEBUILD_CACHE_DIR says otherwise
 
+What belongs to the user rather than to a project:
+
+    <user cache>/               IMAGINEBUILD_CACHE_DIR, else $XDG_CACHE_HOME/imaginebuild,
+                                else ~/.cache/imaginebuild (the embedded coordinator)
+    <user config>/prices.json   IMAGINEBUILD_CONFIG_DIR, else $XDG_CONFIG_HOME/imaginebuild,
+                                else ~/.config/imaginebuild (the user's price figures)
+
 A mediafile is known in that state by its absolute path and the digest of its
 text (`absolute`, `text_digest`): the loader and the settled snapshot must agree
 on both.
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,3 +105,25 @@ def absolute(path: Path) -> Path:
 def text_digest(text: str) -> str:
     """The sha256 of a mediafile's text (what its parse depends on, BOM or not)."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _user_dir(env: Mapping[str, str], own: str, xdg: str, fallback: str) -> Path:
+    if env.get(own):
+        return Path(env[own]).expanduser().resolve()
+    base = Path(env[xdg]).expanduser() if env.get(xdg) else Path.home() / fallback
+    return base.resolve() / "imaginebuild"
+
+
+def user_cache_dir(env: Mapping[str, str]) -> Path:
+    """The user's imaginebuild cache folder (shared by every project)."""
+    return _user_dir(env, "IMAGINEBUILD_CACHE_DIR", "XDG_CACHE_HOME", ".cache")
+
+
+def user_config_dir(env: Mapping[str, str]) -> Path:
+    """The user's imaginebuild settings folder."""
+    return _user_dir(env, "IMAGINEBUILD_CONFIG_DIR", "XDG_CONFIG_HOME", ".config")
+
+
+def user_prices_path(env: Mapping[str, str]) -> Path:
+    """The user's price file (`imaginebuild prices --refresh` writes it)."""
+    return user_config_dir(env) / "prices.json"

@@ -161,10 +161,13 @@ def edit_yaml(path: Path, old: str, new: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _private_user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test gets its own user cache folder (where the embedded team coordinator lives),
-    also in the subprocesses it starts: no test reads or writes the real one."""
+    """Each test gets its own user cache folder (where the embedded team coordinator lives)
+    and user settings folder (the user's price file), also in the subprocesses it starts:
+    no test reads or writes the real ones."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user-config"))
     monkeypatch.delenv("IMAGINEBUILD_COORDINATOR", raising=False)
+    monkeypatch.delenv("IMAGINEBUILD_CONFIG_DIR", raising=False)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ Cli = Callable[..., CliResult]
 SKYLINE = ("london", "sketch", "clip", "clip_long", "teaser", "moodboard")
 ASSET_KEYS = {
     "name", "kind", "state", "reason", "reasons", "outputs", "key",
-    "cost_usd", "estimate_usd", "request_ids", "template",
+    "cost_usd", "estimate_usd", "request_ids", "template", "unconfirmed_prices",
 }  # fmt: skip
 COMMAND_KEYS = {
     "command", "assets", "counts", "cost_usd", "estimate_usd", "seconds", "exit_code", "messages"

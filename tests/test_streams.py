@@ -42,6 +42,7 @@ ARGV: dict[str, tuple[str, ...]] = {
     "push": ("push",),
     "gc": ("gc", "--dry-run"),
     "cost": ("cost",),
+    "prices": ("prices",),
     "report": ("report",),
     "init": ("init",),
     "schema": ("schema",),

@@ -138,6 +138,10 @@ def _handler(command: str) -> Handler:
             "accept": takescmd.cmd_accept,
             "adopt": takescmd.cmd_adopt,
         }[command]
+    if command == "prices":
+        from imaginebuild.cli.pricesview import cmd_prices
+
+        return cmd_prices
     if command == "completion":
         from imaginebuild.cli.completion import cmd_completion
 

@@ -220,6 +220,12 @@ def _add_survey_commands(sub: argparse._SubParsersAction[Parser]) -> None:
     cost.add_argument(
         "--since", metavar="DATE", help="only calls on or after this UTC day (YYYY-MM-DD)"
     )
+    prices = sub.add_parser("prices", help="the price table estimates use, and its sources")
+    prices.add_argument(
+        "--refresh",
+        action="store_true",
+        help="read xAI's published prices into your price file (needs XAI_API_KEY; free)",
+    )
     sub.add_parser("schema", help="print the mediafile JSON Schema")
     report = sub.add_parser("report", help="a static HTML gallery: media, prompts, lineage, cost")
     report.add_argument("-o", "--output", metavar="DIR", help="(default: .imaginebuild/report)")

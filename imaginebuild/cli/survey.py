@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import textwrap
 from typing import TYPE_CHECKING
 
 from imaginebuild.cli.context import (
@@ -103,7 +104,9 @@ def _plan_text(
                     a.name,
                     a.kind,
                     a.reason,
-                    format_usd(a.estimate_ticks) if a.estimate_ticks else "",
+                    (format_usd(a.estimate_ticks) + ("*" if a.unconfirmed_prices else ""))
+                    if a.estimate_ticks
+                    else "",
                 ),
             )
             for a in shown
@@ -115,6 +118,11 @@ def _plan_text(
     if hidden:
         result_line(f"{hidden} up to date (plan --all lists them)")
     result_line(f"estimated total: {format_usd(result.estimate_ticks)}")
+    from imaginebuild.cli.pricesview import unconfirmed_notes
+
+    width = terminal_width()
+    for note in unconfirmed_notes(result):
+        result_line(textwrap.fill(note, width, subsequent_indent="  ") if width else note)
     for state in limits:
         result_line(state.describe())
     if path is not None:

@@ -19,19 +19,11 @@ from pathlib import Path
 
 from imaginebuild.coordinator.base import DEFAULT_TTL_S, Coordinator
 from imaginebuild.errors import UsageError
+from imaginebuild.layout import user_cache_dir
 
 ENV_COORDINATOR = "IMAGINEBUILD_COORDINATOR"
 ENV_TEAM = "IMAGINEBUILD_TEAM"
 ENV_TTL = "IMAGINEBUILD_COORDINATOR_TTL"
-
-
-def user_cache_dir(env: Mapping[str, str]) -> Path:
-    """The user's imaginebuild cache folder (see the module docstring)."""
-    if env.get("IMAGINEBUILD_CACHE_DIR"):
-        return Path(env["IMAGINEBUILD_CACHE_DIR"]).expanduser().resolve()
-    xdg = env.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base.resolve() / "imaginebuild"
 
 
 def ttl_s(env: Mapping[str, str]) -> float:

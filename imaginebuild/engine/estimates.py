@@ -15,9 +15,13 @@ unknown length counts as DEFAULT_VIDEO_S).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from imaginebuild.model import Asset, Kind, Media, Mediafile
+
+if TYPE_CHECKING:
+    from imaginebuild.engine.pricing import Estimate, PriceTable
 
 IMAGE_CALL_S = 10.0
 VIDEO_CALL_BASE_S = 60.0
@@ -33,18 +37,42 @@ def expected_seconds(asset: Asset) -> float:
 
 
 class Estimator:
-    """Estimates in ticks for the assets of one mediafile (the price table loads once)."""
+    """Estimates in ticks for the assets of one mediafile (the price table loads once).
 
-    def __init__(self, mediafile: Mediafile) -> None:
+    `prices` gives the table to estimate with (the project passes the built-in table
+    with the user's and the mediafile's figures over it); by default the built-in
+    table with the mediafile's `pricing:` over it.
+    """
+
+    def __init__(
+        self, mediafile: Mediafile, prices: Callable[[], PriceTable] | None = None
+    ) -> None:
         self.mediafile = mediafile
-        self._table: Any = None
+        self._prices = prices
+        self._table: PriceTable | None = None
+
+    @property
+    def table(self) -> PriceTable:
+        """The price table the estimates use (loaded on first use)."""
+        if self._table is None:
+            from imaginebuild.engine.pricing import load_price_table
+
+            load = self._prices or (lambda: load_price_table(self.mediafile.pricing or None))
+            self._table = load()
+        return self._table
+
+    def forget_table(self) -> None:
+        """Load the price table again on next use (after its sources changed)."""
+        self._table = None
 
     def ticks(self, asset: Asset) -> int:
         """What the xAI API would charge for `asset`, whichever provider builds it."""
-        from imaginebuild.engine.pricing import estimate, load_price_table
+        return self.estimate(asset).ticks
 
-        if self._table is None:
-            self._table = load_price_table(self.mediafile.pricing or None)
+    def estimate(self, asset: Asset) -> Estimate:
+        """The itemized estimate of `asset`'s call, with the figures it rests on."""
+        from imaginebuild.engine.pricing import estimate
+
         upstream = asset.inputs[0].asset if asset.inputs else None
         params = asset.params()
         seconds = None
@@ -54,14 +82,14 @@ class Estimator:
                 params = {**params, "resolution": inherited}
             seconds = self.video_seconds(upstream)  # both bill the input clip's seconds
         return estimate(
-            self._table,
+            self.table,
             kind=asset.kind,
             model=asset.model,
             params=params,
             # validation made every input of an image-taking kind an image
             input_count=len(asset.inputs) if asset.kind.spec.input_media is Media.IMAGE else 0,
             input_video_seconds=seconds,
-        ).ticks
+        )
 
     def video_resolution(self, name: str) -> str | None:
         """The resolution an asset's video has as declared (edits and extensions inherit it)."""

@@ -22,6 +22,7 @@ table, figure by figure; a model not in the table becomes known by them.
 from __future__ import annotations
 
 import difflib
+import enum
 import functools
 import json
 import math
@@ -141,20 +142,58 @@ def _quantity(value: Decimal) -> str:
 # ---------------------------------------------------------------- the table
 
 
+class Confidence(enum.Enum):
+    """How far a price figure can be trusted, strongest first."""
+
+    CONFIRMED = "confirmed"  # xAI's own docs, SDK or API
+    OVERRIDE = "override"  # the team's own figure (the mediafile's or the user's `pricing`)
+    THIRD_PARTY = "third-party"  # quoted by API relays only
+    INFERRED = "inferred"  # our assumption
+
+    @property
+    def unconfirmed(self) -> bool:
+        """Whether an estimate resting on this figure should say so."""
+        return self in (Confidence.THIRD_PARTY, Confidence.INFERRED)
+
+
 @dataclass(frozen=True)
 class ModelPrice:
-    """The prices of one model: per output image or video second (by resolution) plus extras."""
+    """The prices of one model: per output image or video second (by resolution) plus extras.
+
+    `confidence` maps each figure (`per_image_usd.1k`, `per_second_usd.720p`,
+    `per_input_image_usd`, `per_input_second_usd`) to how far it can be trusted; a
+    figure it does not name is inferred.
+    """
 
     media: Media
     per_output: Mapping[str, int]  # resolution → ticks per image / per second
     per_input_image: int = 0
     per_input_second: int = 0
     source: str = ""
-    confidence: str = "inferred"  # weakest figure: confirmed|third-party|inferred|mediafile
+    confidence: Mapping[str, Confidence] = field(default_factory=lambda: MappingProxyType({}))
 
     def rate(self, resolution: str) -> int | None:
         """Ticks per image / per second at `resolution`, or None if it has no price there."""
         return self.per_output.get(resolution)
+
+    def output_figure(self, resolution: str) -> str:
+        """The figure's name of the output rate at `resolution` (`per_image_usd.1k`)."""
+        return f"{_RATE_KEY[self.media]}.{resolution}"
+
+    def trust(self, figure: str) -> Confidence:
+        """How far one figure can be trusted."""
+        return self.confidence.get(figure, Confidence.INFERRED)
+
+    @property
+    def weakest(self) -> Confidence:
+        """The least trusted of the model's figures."""
+        order = list(Confidence)
+        figures = [self.output_figure(r) for r in self.per_output]
+        if self.per_input_image:
+            figures.append("per_input_image_usd")
+        if self.per_input_second:
+            figures.append("per_input_second_usd")
+        return max((self.trust(f) for f in figures), key=order.index, default=Confidence.INFERRED)
 
 
 @dataclass(frozen=True)
@@ -172,17 +211,14 @@ class PriceTable:
         return self.models.get(model)
 
 
-_CONFIDENCE_ORDER = ("confirmed", "third-party", "inferred")
-
-
-def _weakest(sources: Mapping[str, object]) -> str:
-    """The weakest confidence among a model's per-figure sources."""
-    levels = [
-        _CONFIDENCE_ORDER.index(str(s.get("confidence")))
-        for s in sources.values()
-        if isinstance(s, Mapping) and s.get("confidence") in _CONFIDENCE_ORDER
-    ]
-    return _CONFIDENCE_ORDER[max(levels, default=2)]
+def _confidences(sources: object) -> Mapping[str, Confidence]:
+    """Figure → confidence from the built-in table's per-figure `sources`."""
+    found: dict[str, Confidence] = {}
+    if isinstance(sources, Mapping):
+        for figure, source in sources.items():
+            if isinstance(source, Mapping):
+                found[str(figure)] = Confidence(source.get("confidence", "inferred"))
+    return MappingProxyType(found)
 
 
 def parse_price_table(raw: Mapping[str, object]) -> PriceTable:
@@ -202,7 +238,7 @@ def parse_price_table(raw: Mapping[str, object]) -> PriceTable:
             per_input_image=usd_to_ticks(spec.get("per_input_image_usd", "0")),
             per_input_second=usd_to_ticks(spec.get("per_input_second_usd", "0")),
             source=f"built-in table {raw['version']} ({raw['as_of']})",
-            confidence=_weakest(spec.get("sources", {})),
+            confidence=_confidences(spec.get("sources", {})),
         )
     return PriceTable(
         models=MappingProxyType(models),
@@ -316,9 +352,17 @@ def _override_media(
 
 
 def _override_model(
-    name: str, spec: object, known: ModelPrice | None, source: str, p: _Problems
+    name: str,
+    spec: object,
+    known: ModelPrice | None,
+    origin: tuple[str, Confidence],
+    p: _Problems,
 ) -> ModelPrice | None:
-    """The merged prices of one model, or None when its overrides are invalid."""
+    """The merged prices of one model, or None when its overrides are invalid.
+
+    `origin` is the overrides' source and the confidence every figure they set gets.
+    """
+    source, trust = origin
     path = f"pricing.models.{name}"
     if not isinstance(spec, Mapping):
         p.add(path, f"expected a mapping of prices, got {type(spec).__name__}")
@@ -345,13 +389,19 @@ def _override_model(
         return None
     image_fee = extras.get("per_input_image_usd")
     second_fee = extras.get("per_input_second_usd")
+    confidence = dict(price.confidence)
+    given = spec.get(rate_key)
+    for res in given if isinstance(given, Mapping) else (rates if rate_key in spec else ()):
+        confidence[price.output_figure(str(res))] = trust
+    confidence.update(dict.fromkeys(extras, trust))
     return replace(
         price,
+        media=media,
         per_output=MappingProxyType(rates),
         per_input_image=price.per_input_image if image_fee is None else image_fee,
         per_input_second=price.per_input_second if second_fee is None else second_fee,
         source=source if known is None else f"{source} over {known.source}",
-        confidence="mediafile" if known is None else known.confidence,
+        confidence=MappingProxyType(confidence),
     )
 
 
@@ -371,8 +421,18 @@ def _override_paths(overrides: Mapping[str, object]) -> tuple[str, ...]:
     return tuple(sorted(paths))
 
 
-def apply_overrides(table: PriceTable, overrides: object, *, file: str = "") -> PriceTable:
-    """Merge a `pricing:` block over `table`; MediafileError lists every bad figure."""
+def apply_overrides(
+    table: PriceTable,
+    overrides: object,
+    *,
+    file: str = "",
+    trust: Confidence = Confidence.OVERRIDE,
+) -> PriceTable:
+    """Merge a `pricing:` block over `table`; MediafileError lists every bad figure.
+
+    Every figure the block sets is trusted as `trust` (the team's own figure, unless
+    it was read from xAI's API).
+    """
     problems = _Problems(file)
     if not isinstance(overrides, Mapping):
         problems.add("pricing", f"expected a mapping, got {type(overrides).__name__}")
@@ -390,12 +450,13 @@ def apply_overrides(table: PriceTable, overrides: object, *, file: str = "") -> 
         problems.add("pricing.models", f"expected a mapping, got {type(raw_models).__name__}")
         raw_models = {}
     for name, spec in raw_models.items():
-        merged = _override_model(str(name), spec, table.get(str(name)), source, problems)
+        merged = _override_model(str(name), spec, table.get(str(name)), (source, trust), problems)
         if merged is not None:
             models[str(name)] = merged
     if problems.items:
         raise MediafileError(problems.items)
-    return replace(table, models=MappingProxyType(models), overridden=_override_paths(overrides))
+    overridden = tuple(sorted({*table.overridden, *_override_paths(overrides)}))
+    return replace(table, models=MappingProxyType(models), overridden=overridden)
 
 
 # ---------------------------------------------------------------- estimates
@@ -413,6 +474,7 @@ class Estimate:
     ticks: int
     lines: tuple[str, ...]
     guessed: bool = False
+    unconfirmed: tuple[str, ...] = ()  # figures it used that xAI has not confirmed
 
     @property
     def usd(self) -> Decimal:
@@ -423,15 +485,31 @@ class Estimate:
 class _Bill:
     """Accumulates charges and their explanation lines."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: str) -> None:
+        self.model = model
         self.ticks = 0
         self.lines: list[str] = []
         self.guessed = False
+        self.unconfirmed: list[str] = []
 
-    def charge(self, quantity: Decimal, rate: int, unit: str, suffix: str = "") -> None:
-        """Add `quantity × rate`; a `unit` starting with `s ` is priced per second."""
+    def charge(
+        self,
+        quantity: Decimal,
+        figure: tuple[ModelPrice, str],
+        rate: int,
+        unit: str,
+        suffix: str = "",
+    ) -> None:
+        """Add `quantity × rate`; a `unit` starting with `s ` is priced per second.
+
+        `figure` is the model's prices and the name of the figure `rate` comes from.
+        """
         if quantity <= 0:
             return
+        price, name = figure
+        trust = price.trust(name)
+        if trust.unconfirmed:
+            self.unconfirmed.append(f"{self.model} {name} ({trust.value})")
         self.ticks += _ticks_times(rate, quantity)
         if unit.startswith("s "):
             line = f"{_quantity(quantity)} {unit} at {format_usd(rate)}/s{suffix}"
@@ -452,6 +530,7 @@ def _price_for(table: PriceTable, kind: Kind, model: str, bill: _Bill) -> ModelP
         return price
     fallback = kind.spec.default_model
     bill.guess(f"no {media.value} price for model '{model}': guessed from {fallback}")
+    bill.model = fallback
     found = table.get(fallback)
     if found is None:  # only reachable if the packaged table lost a default model
         raise ValueError(f"the price table has no price for the default model {fallback}")
@@ -511,35 +590,43 @@ def estimate(
     `extension_billing`, says why). An unknown input length is assumed the longest
     the API takes (8.7 s to edit, 15 s to extend), flagged as a guess.
     """
-    bill = _Bill()
+    bill = _Bill(model)
     price = _price_for(table, kind, model, bill)
     rate, resolution = _rate_for(price, kind, params, bill)
+    output = (price, price.output_figure(resolution))
+    image_fee = (price, "per_input_image_usd")
+    second_fee = (price, "per_input_second_usd")
     if kind.spec.output is Media.IMAGE:
         count = _int_param(params, "count", 1)
-        bill.charge(Decimal(count), rate, "image", f" ({resolution})")
+        bill.charge(Decimal(count), output, rate, "image", f" ({resolution})")
         if kind.spec.input_media is Media.IMAGE:
-            bill.charge(Decimal(input_count), price.per_input_image, "input image")
+            bill.charge(Decimal(input_count), image_fee, price.per_input_image, "input image")
     elif kind is Kind.VIDEO_EDIT:
         if input_video_seconds is None:
             seconds = MAX_VIDEO_EDIT_INPUT_S
             bill.guess(f"input video length unknown: assumed {_quantity(seconds)} s")
         else:
             seconds = Decimal(repr(float(input_video_seconds)))
-        bill.charge(seconds, rate, "s of video", f" ({resolution})")
-        bill.charge(seconds, price.per_input_second, "s of input video")
+        bill.charge(seconds, output, rate, "s of video", f" ({resolution})")
+        bill.charge(seconds, second_fee, price.per_input_second, "s of input video")
     elif kind is Kind.EXTEND:
         added = Decimal(_int_param(params, "duration", kind.spec.default_duration or 0))
-        bill.charge(added, rate, "s of video added", f" ({resolution})")
+        bill.charge(added, output, rate, "s of video added", f" ({resolution})")
         if input_video_seconds is None:
             seconds = MAX_EXTEND_INPUT_S
             bill.guess(f"input video length unknown: assumed {_quantity(seconds)} s")
         else:
             seconds = Decimal(repr(float(input_video_seconds)))
-        bill.charge(seconds, price.per_input_second, "s of input video")
+        bill.charge(seconds, second_fee, price.per_input_second, "s of input video")
     else:
         default = kind.spec.default_duration or 0
         seconds = Decimal(_int_param(params, "duration", default))
-        bill.charge(seconds, rate, "s of video", f" ({resolution})")
+        bill.charge(seconds, output, rate, "s of video", f" ({resolution})")
         if kind.spec.input_media is Media.IMAGE:
-            bill.charge(Decimal(input_count), price.per_input_image, "input image")
-    return Estimate(ticks=bill.ticks, lines=tuple(bill.lines), guessed=bill.guessed)
+            bill.charge(Decimal(input_count), image_fee, price.per_input_image, "input image")
+    return Estimate(
+        ticks=bill.ticks,
+        lines=tuple(bill.lines),
+        guessed=bill.guessed,
+        unconfirmed=tuple(dict.fromkeys(bill.unconfirmed)),
+    )

@@ -40,6 +40,7 @@ class AssetResult:
     error: str | None = None
     hint: str | None = None
     template: str | None = None  # the matrix template the asset was expanded from
+    unconfirmed_prices: tuple[str, ...] = ()  # price figures the estimate rests on, unconfirmed
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON object of an asset."""
@@ -55,6 +56,7 @@ class AssetResult:
             "estimate_usd": usd(self.estimate_ticks),
             "request_ids": list(self.request_ids),
             "template": self.template,
+            "unconfirmed_prices": list(self.unconfirmed_prices),
         }
         if self.error is not None:
             data["error"] = self.error
@@ -72,6 +74,7 @@ class CommandResult:
     seconds: float = 0.0
     exit_code: int = 0
     messages: tuple[str, ...] = field(default=())
+    rate_limit_s: float | None = None  # plan: the least time xAI's rate limits imply
 
     @property
     def counts(self) -> dict[str, int]:
@@ -123,7 +126,7 @@ class CommandResult:
 
     def to_json(self) -> dict[str, Any]:
         """The documented JSON object of the command."""
-        return {
+        data: dict[str, Any] = {
             "command": self.command,
             "assets": [a.to_json() for a in self.assets],
             "counts": self.counts,
@@ -133,6 +136,11 @@ class CommandResult:
             "exit_code": self.exit_code,
             "messages": list(self.messages),
         }
+        if self.command == "plan":  # the least time xAI's rate limits imply (None: no xai call)
+            data["rate_limit_s"] = (
+                None if self.rate_limit_s is None else round(self.rate_limit_s, 3)
+            )
+        return data
 
 
 def without_name(asset: str, text: str) -> str:

@@ -4,7 +4,8 @@
                            ├─ run()                   run: the no-op path, else engine.runner
                            ├─ checkout()/pull()/push() sync: lockfile ↔ local and remote cache
                            ├─ gc()/gc_remote()        sync: garbage collection
-                           └─ takes()/pick()/accept()/adopt()  takes: no call
+                           ├─ takes()/pick()/accept()/adopt()  takes: no call
+                           └─ prices()/refresh_prices() the price table; xAI's live prices
     wiring: what they share (DAG, project state, store, remote, assessor, materializer)
 
 Layer 4: it wires the engine to one mediafile on disk; the CLI and the public API
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from imaginebuild.model import InputPolicy
+from imaginebuild.project.price_commands import PriceCommands
 from imaginebuild.project.run import RunCommands
 from imaginebuild.project.survey import SurveyCommands
 from imaginebuild.project.sync import GcResult, SyncCommands
@@ -27,7 +29,7 @@ from imaginebuild.project.takes import TakeCommands
 __all__ = ["GcResult", "Project", "load"]
 
 
-class Project(SurveyCommands, RunCommands, SyncCommands, TakeCommands):
+class Project(SurveyCommands, RunCommands, SyncCommands, TakeCommands, PriceCommands):
     """One mediafile with its lockfile, cache and providers."""
 
 

@@ -6,15 +6,18 @@ called and nothing but the stat cache and the settled snapshot is written.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
-from imaginebuild.engine.facts import RunOptions
+from imaginebuild.engine.facts import Facts, RunOptions
 from imaginebuild.engine.rebuild import Action, Decision
 from imaginebuild.engine.results import AssetResult, CommandResult, without_name
 from imaginebuild.errors import UsageError
 from imaginebuild.gcpause import paused_gc
 from imaginebuild.project.wiring import ProjectCore
+from imaginebuild.providers.xai.pacing import rate_limit_bound_s
 
 
 class SurveyCommands(ProjectCore):
@@ -103,7 +106,29 @@ class SurveyCommands(ProjectCore):
                     template=f.asset.template,
                 )
             )
-        return CommandResult(command, tuple(results))
+        if command != "plan":
+            return CommandResult(command, tuple(results))
+        return self._priced_plan(tuple(results), facts, options)
+
+    def _priced_plan(
+        self, results: tuple[AssetResult, ...], facts: dict[str, Facts], options: RunOptions
+    ) -> CommandResult:
+        """The plan with the unconfirmed prices of each call and the rate limits' time."""
+        calls: Counter[str] = Counter()
+        priced = []
+        for result in results:
+            f = facts[result.name]
+            if f.decision.action is not Action.CALL:
+                priced.append(result)
+                continue
+            asset = self.asset_for(result.name, options)
+            if asset.provider == "xai":
+                calls[asset.model] += 1
+            unconfirmed = self.estimator.estimate(asset).unconfirmed
+            priced.append(replace(result, unconfirmed_prices=unconfirmed))
+        rates = self.mediafile.settings("xai").rate_limits
+        bound = rate_limit_bound_s(calls, rates) if calls else None
+        return CommandResult("plan", tuple(priced), rate_limit_s=bound)
 
 
 # ---------------------------------------------------------------------- pure helpers

@@ -24,6 +24,7 @@ from imaginebuild.engine.graph import Dag
 from imaginebuild.errors import ImaginebuildError, LockfileWouldChange
 from imaginebuild.events import Message, NullReporter, Reporter
 from imaginebuild.model import Asset, Mediafile, RefKind
+from imaginebuild.project.prices import project_price_table
 from imaginebuild.remote.link import RemoteLink
 from imaginebuild.store import settled
 from imaginebuild.store.cache import BlobRef, Store, default_cache_dir
@@ -69,7 +70,7 @@ class ProjectCore:
             warn=lambda text: self.reporter.emit(Message("warning", text)),
             info=lambda text: self.reporter.emit(Message("info", text)),
         )
-        self.estimator = Estimator(mediafile)
+        self.estimator = Estimator(mediafile, lambda: project_price_table(mediafile, self.env))
         self.assessor = Assessor(
             mediafile,
             dag=self.dag,

@@ -38,6 +38,16 @@ def rate_bound_s(requests: int, rate_per_s: float) -> float:
     return max(0, requests - 1) / rate_per_s if requests else 0.0
 
 
+def rate_limit_bound_s(calls: Mapping[str, int], rates: Mapping[str, float] | None = None) -> float:
+    """The least time `calls` (model → submissions) take at the rate limits alone: each
+    model's submissions in turn, the models side by side."""
+    limits = rates or {}
+    return max(
+        (rate_bound_s(n, float(limits.get(m) or documented_rate(m))) for m, n in calls.items()),
+        default=0.0,
+    )
+
+
 class TokenBucket:
     """Hands out turns at most `rate` per second, in arrival order."""
 

@@ -67,6 +67,12 @@ from imaginebuild.providers.xai.http import (
     check_url,
     scrub,
 )
+from imaginebuild.providers.xai.models import (
+    IMAGE_MODELS_PATH,
+    VIDEO_MODELS_PATH,
+    LivePrices,
+    parse_live_prices,
+)
 from imaginebuild.providers.xai.pacing import Pacer
 from imaginebuild.retry import RetryPolicy, policy_with_backoff
 from imaginebuild.store.journal import JobRecord, Journal
@@ -163,6 +169,22 @@ class XaiProvider:
         except MaybeBilled as error:
             _report(request, _maybe_billed(request, error))
             raise scrub(error, http.key) from None
+        except ProviderError as error:
+            raise scrub(error, http.key) from None
+
+    async def live_prices(self) -> LivePrices:
+        """The prices xAI's model endpoints publish (two GETs; nothing is billed)."""
+        http = self._client()
+        answers_by_path: dict[str, object] = {}
+        try:
+            for path in (IMAGE_MODELS_PATH, VIDEO_MODELS_PATH):
+                response = await http.call("GET", path, None, CallInfo(endpoint=path))
+                answers_by_path[path] = response.data
+            return parse_live_prices(
+                answers_by_path[IMAGE_MODELS_PATH], answers_by_path[VIDEO_MODELS_PATH]
+            )
+        except ValueError as exc:
+            raise ProviderError(f"xAI's model list is not readable: {exc}") from None
         except ProviderError as error:
             raise scrub(error, http.key) from None
 
