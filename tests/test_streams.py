@@ -41,6 +41,7 @@ ARGV: dict[str, tuple[str, ...]] = {
     "pull": ("pull",),
     "push": ("push",),
     "gc": ("gc", "--dry-run"),
+    "clean": ("clean",),
     "cost": ("cost",),
     "prices": ("prices",),
     "report": ("report",),

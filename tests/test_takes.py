@@ -284,7 +284,7 @@ def test_gc_never_drops_a_picked_take(cli: Cli, rolled: Path) -> None:
     assert cli("pick", "base", "1", cwd=rolled).code == 0
     edit_yaml(mediafile, "A red fox in the snow\n", "A red fox in the snow\n    variant: 1\n")
     assert cli("run", cwd=rolled).code == 0  # the lockfile no longer names the pick
-    gc = cli("--json", "gc", "--min-age", "0", cwd=rolled)  # no grace: young blobs may go
+    gc = cli("--json", "gc", "--yes", "--min-age", "0", cwd=rolled)  # young blobs may go
     assert gc.code == 0 and gc.json["blobs"] > 0, "gc had nothing to drop: the test proves nothing"
     edit_yaml(mediafile, "    variant: 1\n", "")
     back = cli("--json", "run", cwd=rolled)

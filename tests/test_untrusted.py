@@ -156,7 +156,7 @@ def test_1_a_lockfile_hash_cannot_delete_or_read_a_file_outside(
     lock["assets"]["a"]["outputs"][0]["sha256"] = CLIMB_TO_PRECIOUS
     world.write_lock(lock)
     (world.project / "out" / "a.png").unlink()
-    for argv in (["checkout"], ["status"], ["show", "a"], ["--json", "show", "a"], ["gc"]):
+    for argv in (["checkout"], ["status"], ["show", "a"], ["--json", "show", "a"], ["gc", "--yes"]):
         code, text = run_cli(capsys, *argv)
         assert code in (0, 1, 2), (argv, text)
         assert "is not a sha256" in text, (argv, text)
@@ -382,7 +382,7 @@ def test_5_report_makes_no_folder_outside_from_a_crafted_hash(
 # ------------------------------------------------------------------ 6. the state folder
 
 
-@pytest.mark.parametrize("argv", [["run"], ["report"], ["status"], ["checkout"], ["gc"]])
+@pytest.mark.parametrize("argv", [["run"], ["report"], ["status"], ["checkout"], ["gc", "--yes"]])
 def test_6_a_symlinked_state_folder_is_refused(
     argv: list[str],
     world: World,
@@ -477,7 +477,7 @@ def test_13_a_registry_entry_pointing_at_dev_zero_does_not_break_gc(
     for i, target in enumerate(("/dev/zero", str(world.precious), "relative.lock")):
         (folder / f"hostile{i}.json").write_text(json.dumps({"lockfile": target}))
     (folder / "huge.json").write_bytes(b"[" * 100_000)
-    code, text = run_cli(capsys, "gc")
+    code, text = run_cli(capsys, "gc", "--yes")
     assert code == 0, text
     world.assert_untouched(text)
 
@@ -493,7 +493,7 @@ def test_13_another_projects_broken_lockfile_is_named_in_full(
     from imaginebuild.store.cache import Store
 
     Store(world.cache).register_project(other / "mediafile.lock")
-    code, text = run_cli(capsys, "gc")
+    code, text = run_cli(capsys, "gc", "--yes")
     assert code == 2, text
     assert str(other / "mediafile.lock") in text
 
@@ -630,10 +630,12 @@ def test_14_gc_keeps_blobs_another_project_just_paid_for(
     built(world, capsys)
     _second_project(world, capsys)
     before = _blobs(world)
-    code, text = run_cli(capsys, "--json", "gc")
+    code, text = run_cli(capsys, "--json", "gc", "--yes")
     assert code == 0 and json.loads(text)["blobs"] == 0, text
     assert _blobs(world) == before
-    code, text = run_cli(capsys, "--json", "gc", "--min-age", "0")  # the grace is what kept them
+    code, text = run_cli(
+        capsys, "--json", "gc", "--yes", "--min-age", "0"
+    )  # the grace is what kept them
     assert code == 0 and json.loads(text)["blobs"] == 1, text
 
 
@@ -659,7 +661,7 @@ def test_14_gc_collects_nothing_while_another_run_uses_the_cache(
         assert holder.stdout is not None
         line = holder.stdout.readline()
         wait_for_state(lambda: line == "live\n", "the holder's live-run marker", child=holder)
-        code, text = run_cli(capsys, "gc", "--min-age", "0")
+        code, text = run_cli(capsys, "gc", "--yes", "--min-age", "0")
         assert code == 0, text
         assert "another imaginebuild run is using this cache" in text
         assert _blobs(world) == before
@@ -667,7 +669,7 @@ def test_14_gc_collects_nothing_while_another_run_uses_the_cache(
         assert holder.stdin is not None
         holder.stdin.close()  # the holder's block ends: its marker goes
         holder.wait()
-    code, text = run_cli(capsys, "--json", "gc", "--min-age", "0")
+    code, text = run_cli(capsys, "--json", "gc", "--yes", "--min-age", "0")
     assert code == 0 and json.loads(text)["blobs"] == 1, text
 
 
@@ -685,7 +687,7 @@ with Store(Path(sys.argv[1])).live_run():
 # ------------------------------------------------------------------ 16. the machine refuses
 
 
-@pytest.mark.parametrize("argv", [["run"], ["gc"], ["report", "-o", "BLOCKER/site"]])
+@pytest.mark.parametrize("argv", [["run"], ["gc", "--yes"], ["report", "-o", "BLOCKER/site"]])
 def test_16_a_file_where_the_cache_folder_should_be_is_an_environment_failure(
     argv: list[str],
     world: World,
@@ -724,7 +726,7 @@ def test_16_a_stray_file_in_the_cache_does_not_break_gc(
     (world.cache / "projects" / "stray.json").write_text("{")
     (world.cache / "live").mkdir(exist_ok=True)
     (world.cache / "live" / "run-notanumber").write_text("")
-    code, text = run_cli(capsys, "gc", "--min-age", "0")
+    code, text = run_cli(capsys, "gc", "--yes", "--min-age", "0")
     assert code == 0, text
     assert (some / "notes.txt").exists()  # not a blob: not gc's to delete
 
@@ -919,9 +921,17 @@ def test_12_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path: Path)
 # ------------------------------------------------------------------ every command, every guard
 
 COMMANDS = (
-    ["report"], ["status"], ["show", "a"], ["checkout"], ["run"], ["gc", "--min-age", "0"],
-    ["takes", "a", "--export", "exported"], ["pick", "a", "1"], ["accept", "a"], ["adopt", "a"],
-)  # fmt: skip
+    ["report"],
+    ["status"],
+    ["show", "a"],
+    ["checkout"],
+    ["run"],
+    ["gc", "--yes", "--min-age", "0"],
+    ["takes", "a", "--export", "exported"],
+    ["pick", "a", "1"],
+    ["accept", "a"],
+    ["adopt", "a"],
+)
 
 
 def _plant(how: str, world: World) -> None:

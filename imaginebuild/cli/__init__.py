@@ -4,7 +4,10 @@
     invocation the grammar: commands, their options, the global options
     context    what every command needs: mediafile, reporter, project, run options, streams
     survey     the commands that read: plan, status, why, show, dag, validate, cost, schema
-    actions    the commands that change things: run, checkout, pull, push, gc, init, report, team
+    actions    the commands that change things: run, checkout, pull, push, gc, clean, init,
+               report, team
+    housekeeping gc's and clean's listing, the question on a terminal, the answer
+    pricesview `prices [--refresh]` and the plan's price footnotes
     github     GitHub Actions: the step summary, the packaged action's markdown
     completion shell completion scripts and the asset names they complete
     console    the plain-line and JSON reporters

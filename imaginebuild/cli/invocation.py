@@ -245,7 +245,9 @@ def _add_cache_commands(sub: argparse._SubParsersAction[Parser]) -> None:
     gc.add_argument(
         "--remote", action="store_true", help="collect the remote cache (dry run unless --yes)"
     )
-    gc.add_argument("--yes", action="store_true", help="with --remote: really delete")
+    gc.add_argument(
+        "--yes", action="store_true", help="drop without asking (scripts); --remote: really delete"
+    )
     gc.add_argument(
         "--min-age",
         metavar="SECONDS",
@@ -254,6 +256,13 @@ def _add_cache_commands(sub: argparse._SubParsersAction[Parser]) -> None:
         help="keep blobs younger than this: a run elsewhere may not have locked them yet "
         "(default 3600)",
     )
+    gc.add_argument(
+        "--only-current",
+        action="store_true",
+        help="keep only what the current lockfiles name, not what git history names",
+    )
+    clean = sub.add_parser("clean", help="remove outputs of assets the mediafile no longer has")
+    clean.add_argument("--yes", action="store_true", help="really remove (else: only list)")
     init = sub.add_parser("init", help="scaffold a mediafile and .gitignore entries")
     init.add_argument(
         "--ignore-outputs", action="store_true", help="also ignore the output folder in git"

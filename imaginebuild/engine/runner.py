@@ -294,6 +294,7 @@ class Runner:
         inputs = tuple(self._verified_input(asset, i) for i in f.inputs)
         self.reporter.emit(StepStarted(asset.name, "call"))
         workdir = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=self.store.tmp_dir()))
+        held = contextlib.AsyncExitStack()
         account = self.billing.account(asset, f.key, estimate)
         try:
             request = GenerationRequest(
@@ -314,10 +315,12 @@ class Runner:
 
             hold = None
             try:
-                async with (
-                    self.remote.lease(f.key, self.run_id, self.options.no_push),
-                    self.pools[asset.provider],
-                ):
+                # The lease is held until the build is pushed (closed below), so a machine
+                # waiting on it finds the entry, never a released lease and nothing to fetch.
+                await held.enter_async_context(
+                    self.remote.lease(f.key, self.run_id, self.options.no_push)
+                )
+                async with self.pools[asset.provider]:
                     # -- team coordinator hook (issue 19): hold the estimate in the team's
                     # caps, take a slot before each POST, settle or release below.
                     hold = self.team.hold(asset, f.key, billable)
@@ -362,6 +365,7 @@ class Runner:
             self.key_turns.built.add(f.key)
             return self._finish(built, entry, "built", started)
         finally:
+            await held.aclose()
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _keep(

@@ -3,7 +3,7 @@
     load(path) ─▶ Project ─┬─ plan()/status()/why()/show()  survey: the assessor decides
                            ├─ run()                   run: the no-op path, else engine.runner
                            ├─ checkout()/pull()/push() sync: lockfile ↔ local and remote cache
-                           ├─ gc()/gc_remote()        sync: garbage collection
+                           ├─ gc()/gc_remote()/clean() sync: garbage collection, orphans
                            ├─ takes()/pick()/accept()/adopt()  takes: no call
                            └─ prices()/refresh_prices() the price table; xAI's live prices
     wiring: what they share (DAG, project state, store, remote, assessor, materializer)
