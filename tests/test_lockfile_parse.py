@@ -56,7 +56,7 @@ def test_the_first_escaping_path_of_an_entry_is_named() -> None:
     [
         ("{", "L: not valid JSON (", GIT_HINT),
         ("[1]", "L: a lockfile is a JSON object, not list", GIT_HINT),
-        ('{"version": 2, "assets": {}}', "L: lockfile version 2 is not 1",
+        ('{"version": 3, "assets": {}}', "L: lockfile version 3 is not 1 or 2",
          "it was written by another imaginebuild version; upgrade, or delete the file"),
         ('{"version": 1, "assets": []}', "L: 'assets' must be an object", GIT_HINT),
         ('{"version": 1, "assets": {"a": {"key": "k"}}}', "L: assets.a: malformed entry (",

@@ -304,9 +304,15 @@ def test_3_a_lockfile_url_pin_cannot_make_an_outside_file_the_input(
     world.write_lock(lock)
     shutil.rmtree(world.cache)
     _Images.hits.clear()
-    for argv in (["plan"], ["status"], ["run"]):
+    for argv in (["plan"], ["status"]):
         code, text = run_cli(capsys, *argv)
         assert code in (0, 2), (argv, text)
+    # The entry is ignored and the cache is gone: nothing vouches for out/e.png any more,
+    # so run keeps it as it would a retouch; `--force` sets it aside and builds.
+    code, text = run_cli(capsys, "run")
+    assert code == 1 and "retouched by hand" in text, text
+    code, text = run_cli(capsys, "run", "--force", "e")
+    assert code == 0, text
     assert _Images.hits, "the URL was never fetched: the pin stood in for it"
     assert world.lock()["assets"]["e"]["fields"]["inputs"][0]["sha256"] == served
     world.assert_untouched(text)
@@ -439,6 +445,21 @@ def test_13_report_with_a_nul_in_a_hash_is_not_a_crash(
     code, text = run_cli(capsys, "report")
     assert code == 0, text
     assert "\0" not in text and "\\x00" in text
+
+
+@pytest.mark.parametrize("cost", [0.5, ["1"], {"usd": 1}, True])
+def test_13_a_cost_that_is_not_a_text_in_a_record_is_shown_as_none(
+    world: World, capsys: pytest.CaptureFixture[str], cost: object
+) -> None:
+    built(world, capsys)
+    lock = world.lock()
+    lock["assets"]["a"]["record"]["cost_usd"] = cost
+    lock["assets"]["a"]["record"]["estimate_usd"] = cost
+    world.write_lock(lock)
+    for argv in (["show", "a"], ["report"]):
+        code, text = run_cli(capsys, *argv)
+        assert code == 0, (argv, text)
+    assert "cost: $0.00" in run_cli(capsys, "show", "a")[1]
 
 
 def test_13_a_huge_max_cost_is_bad_usage(world: World, capsys: pytest.CaptureFixture[str]) -> None:
@@ -906,6 +927,10 @@ COMMANDS = (
     ["checkout"],
     ["run"],
     ["gc", "--yes", "--min-age", "0"],
+    ["takes", "a", "--export", "exported"],
+    ["pick", "a", "1"],
+    ["accept", "a"],
+    ["adopt", "a"],
 )
 
 

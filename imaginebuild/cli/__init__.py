@@ -14,6 +14,8 @@
     live       the live progress display on a terminal
     report     the static HTML gallery
     dagformat  `dag` in text, dot and mermaid
+    takescmd   `takes`, `pick`, `accept`, `adopt`
+    reporttakes the report's strip of an asset's takes
 
 The top layer: the only code that prints, reads arguments or chooses an exit code.
 May import: the shared vocabulary, `mediafile`, `store`, `providers`, `remote`,

@@ -8,6 +8,7 @@
     survey      commands that read: plan, status, why, show, dag, validate, cost, schema
     actions     commands that change things: run, checkout, pull, push, gc, clean, init, report,
                 team
+    takescmd    the take commands: takes, pick, accept, adopt
 """
 
 from __future__ import annotations
@@ -129,6 +130,15 @@ def _handler(command: str) -> Handler:
             "init": actions.cmd_init,
             "report": actions.cmd_report,
             "team": actions.cmd_team,
+        }[command]
+    if command in ("takes", "pick", "accept", "adopt"):
+        from imaginebuild.cli import takescmd
+
+        return {
+            "takes": takescmd.cmd_takes,
+            "pick": takescmd.cmd_pick,
+            "accept": takescmd.cmd_accept,
+            "adopt": takescmd.cmd_adopt,
         }[command]
     if command == "prices":
         from imaginebuild.cli.pricesview import cmd_prices

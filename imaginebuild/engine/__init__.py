@@ -9,6 +9,8 @@
     assess      one asset's facts gathered and decided (plan, status, every step)
     fetch       URL inputs fetched into the cache
     outputcheck what a provider's outputs must be before they are kept
+    takes       holds (rejected takes, hand retouches) and making a take current
+    takedesk    the take commands: list, pick, accept, adopt
     runner      one run from its collaborators (assessor, state, materializer)
     stepinputs  a step's URL inputs fetched and cached inputs verified before a call
     jobs        journaled jobs, and calls that may have been billed (not resent)

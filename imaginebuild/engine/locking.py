@@ -12,6 +12,7 @@ from typing import Any
 from imaginebuild.engine.facts import Facts
 from imaginebuild.engine.keys import ActionFields
 from imaginebuild.engine.rebuild import Action
+from imaginebuild.engine.takes import kept_pick
 from imaginebuild.errors import LockfileWouldChange
 from imaginebuild.model import Asset
 from imaginebuild.store.cache import BlobRef
@@ -35,7 +36,8 @@ class LockKeeper:
         record: Mapping[str, Any],
     ) -> None:
         """The asset's entry now names `blobs` built under `key`; written when due."""
-        self.entries[asset.name] = LockEntry(
+        self.entries[asset.name] = LockEntry(  # a restore keeps the pick
+            pick=kept_pick(self.entries.get(asset.name), key, blobs),
             key=key,
             fields=fields.to_json(),
             outputs=tuple(

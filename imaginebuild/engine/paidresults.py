@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from imaginebuild.engine.facts import Facts
 from imaginebuild.engine.jobs import JobBook
-from imaginebuild.errors import ImaginebuildError, InvalidMedia, StoreError
+from imaginebuild.engine.takes import keep_rejected
+from imaginebuild.errors import ImaginebuildError, InvalidMedia, RejectedTake, StoreError
 from imaginebuild.providers.base import GenerationResult, InputFile, OutputFile
 from imaginebuild.store.cache import ActionEntry, Store
 from imaginebuild.store.paid import PaidResults
+from imaginebuild.store.takes import TakeBook
 
 if TYPE_CHECKING:
     from imaginebuild.store.materialize import Materializer
@@ -66,12 +68,19 @@ class ResultKeeper:
     """Checks and stores a step's result, keeping a paid one under its key until it is."""
 
     def __init__(
-        self, store: Store, paid: PaidResults, materializer: Materializer, jobs: JobBook
+        self,
+        store: Store,
+        paid: PaidResults,
+        materializer: Materializer,
+        jobs: JobBook,
+        takes: TakeBook,
     ) -> None:
         self.store = store
         self.paid = paid
         self.materializer = materializer
         self.jobs = jobs
+        self.takes = takes
+        self.rejected_keys: dict[str, tuple[str, str]] = {}  # key -> (asset, rejected take id)
 
     async def store_paid(
         self,
@@ -89,7 +98,9 @@ class ResultKeeper:
             # worker thread, so the event loop keeps polling and starting other steps.
             entry = await asyncio.to_thread(self.keep, f, result, inputs, record)
         except (ImaginebuildError, OSError) as exc:
-            if paid and self.store.get_action(f.key) is None:
+            if isinstance(exc, RejectedTake):
+                self.paid.discard(f.key)  # kept once, as the rejected take: not also here
+            elif paid and self.store.get_action(f.key) is None:
                 self.paid.note(f.key, str(exc))
                 if isinstance(exc, OSError):
                     raise StoreError(
@@ -117,9 +128,20 @@ class ResultKeeper:
         assert f.key is not None and f.fields is not None
         try:
             check_outputs(f.asset, result.outputs, inputs)
-        except InvalidMedia:
+        except InvalidMedia as exc:
             self.jobs.forget(f.key)  # bad at the source: resuming the job cannot help
-            raise
+            files = [(o.path, o.media_type) for o in result.outputs]
+            kept = keep_rejected(self.store, self.takes, f.asset.name, f.key, f.fields.to_json(),
+                                 files, record, exc.message)  # fmt: skip
+            if kept is None:
+                raise
+            self.rejected_keys[f.key] = (f.asset.name, kept.id)
+            raise RejectedTake(
+                f"{exc.message}; the paid result is kept as rejected take {kept.id}",
+                info=exc.info,
+                hint=f"`imaginebuild accept {f.asset.name}` uses it despite the check; "
+                f"`imaginebuild run --force {f.asset.name}` pays for a new take",
+            ) from exc
         blobs = tuple(self.store.put_file(o.path, o.media_type, move=True) for o in result.outputs)
         previous = f.entry or self.store.get_action(f.key)
         takes = (*previous.takes, previous.outputs) if previous is not None else ()

@@ -35,8 +35,10 @@ from imaginebuild.engine.results import AssetResult, CommandResult
 from imaginebuild.engine.samekey import KeyTurns
 from imaginebuild.engine.scheduler import StepStatus, run_steps
 from imaginebuild.engine.stepinputs import fetch_urls, verified_input
+from imaginebuild.engine.takes import REASON_SET_ASIDE, hold_error, note, set_aside
 from imaginebuild.engine.teamlink import TeamLink
 from imaginebuild.errors import (
+    AssetOnHold,
     BudgetExceeded,
     CoordinatorUnavailable,
     CorruptBlob,
@@ -65,6 +67,7 @@ from imaginebuild.providers.base import (
 from imaginebuild.remote.link import BuiltElsewhere
 from imaginebuild.store.cache import ActionEntry, BlobRef
 from imaginebuild.store.paid import PaidResults
+from imaginebuild.store.takes import TakeBook
 from imaginebuild.untrusted import check_inputs_for_api
 
 if TYPE_CHECKING:
@@ -105,7 +108,12 @@ class Runner:
         self.billing = BillingBook(state.layout.ledger, self.run_id, self.budget)
         self.paid = PaidResults(self.store.folder / "paid")
         self.jobs = JobBook(state.layout.journal)
-        self.keeper = ResultKeeper(self.store, self.paid, materializer, self.jobs)
+        self.takes = TakeBook.for_project(  # issue 17: every result an asset had
+            self.store, self.mediafile.lockfile_path,
+            lambda text: self.reporter.emit(Message("warning", text)),
+        )  # fmt: skip
+        self.keeper = ResultKeeper(self.store, self.paid, materializer, self.jobs, self.takes)
+        self.rejected_keys = self.keeper.rejected_keys  # key -> (asset, rejected take id)
         self.key_turns = KeyTurns()
         self.outputs: dict[str, tuple[BlobRef, ...]] = {}
         self.results: dict[str, AssetResult] = {}
@@ -206,12 +214,14 @@ class Runner:
             f = self.assessor.assess(
                 asset, self.outputs, forced=is_forced(name, self.options), urls=urls
             )
+            await self._takes_first(f)  # a hold stops here; a retouch is set aside first
             if f.decision.action is Action.CALL and f.key:
                 async with self.key_turns.turn(f.key) as again:  # a key is paid once per run
                     if again:
                         forced = is_forced(name, self.options) and f.key not in self.key_turns.built
                         f = self.assessor.assess(asset, self.outputs, forced=forced,
                                                  urls=urls)  # fmt: skip
+                        self._hold_after_turn(f)
                     return await self._carry(f, started)
             return await self._carry(f, started)
         except ImaginebuildError as exc:
@@ -293,6 +303,7 @@ class Runner:
                 params=asset.params(),
                 inputs=inputs,
                 workdir=workdir,
+                roll=self._roll(asset.name, f.key),
                 on_billed=account.on_billed,  # record first: the ledger line before all else
             )
             result = await self._generate(f, provider, request, account, held)
@@ -350,6 +361,52 @@ class Runner:
         billed = account.billed if account.reported else result.reported_ticks
         self.team.finish(hold, billed, None, estimate)
         return result
+
+    def _hold_after_turn(self, f: Facts) -> None:
+        """Hold a step assessed again after another step's turn on its key: on hold as
+        such, or because that step just paid for the key and had the result rejected (a
+        key is paid once per run; that result waits for `accept` or `--force`)."""
+        if f.decision.action is Action.HOLD:
+            raise hold_error(f.asset.name, f.decision)
+        if f.decision.action is not Action.CALL or f.key not in self.rejected_keys:
+            return
+        if is_forced(f.asset.name, self.options):
+            return
+        other, take = self.rejected_keys[f.key]
+        raise AssetOnHold(
+            f"{f.asset.name}: the same request was just paid for {other} and its result "
+            f"failed the output check (rejected take {take}); not paid for again",
+            hint=f"`imaginebuild accept {other}` and run again, or "
+            f"`imaginebuild run --force {f.asset.name}`",
+        )
+
+    def _roll(self, name: str, key: str) -> int:
+        """Which take of `key` a call makes: a `--force` asks for the next one; any other
+        call for the first (a deterministic provider then remakes the same bytes)."""
+        if not is_forced(name, self.options):
+            return 0
+        return sum(t.key == key for t in self.takes.read(name).takes)
+
+    async def _takes_first(self, f: Facts) -> None:
+        """Stop an asset on hold (a rejected take, an output retouched by hand); keep the
+        retouched outputs as a take before `--force` restores the generated ones."""
+        if f.decision.action is Action.HOLD:
+            raise hold_error(f.asset.name, f.decision)
+        if f.key is not None and any(r.code == REASON_SET_ASIDE for r in f.decision.reasons):
+            locked = self.state.lock_entries().get(f.asset.name)
+            kept = await asyncio.to_thread(
+                set_aside,
+                self.store,
+                self.takes,
+                f.asset.name,
+                f.asset.outputs,
+                locked,
+                self.mediafile.root,
+                f.key,
+            )
+            self.reporter.emit(Message("warning", f"{f.asset.name}: the outputs retouched by "
+                                       f"hand are kept as take {kept.id} "
+                                       f"(`imaginebuild takes {f.asset.name}`)"))  # fmt: skip
 
     async def _store_kept(self, f: Facts, started: float) -> StepStatus:
         """Store the result an earlier run paid for and could not keep: no call, no bill."""
@@ -415,6 +472,7 @@ class Runner:
         assert outputs is not None
         if entry is not None:
             self.lock.record(f.asset, f.key, f.fields, outputs, entry.record)
+            note(self.takes, f.asset.name, entry, f.fields.to_json(), outcome == "built")
         self.outputs[f.asset.name] = outputs
         self.state.failures.clear(f.asset.name)
         record: Mapping[str, Any] = entry.record if entry is not None else {}

@@ -84,7 +84,7 @@ class RunCommands(ProjectCore):
         known: dict[str, tuple[BlobRef, ...] | None] = {}
         for name in selected:
             try:
-                f = self.assessor.assess(self.asset_for(name, options), known, forced=False)
+                f = self.assess(self.asset_for(name, options), known, forced=False)
             except ImaginebuildError:
                 return None  # let the real run report it against the asset
             if f.decision.action is not Action.UP_TO_DATE:

@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from imaginebuild.engine import takes
 from imaginebuild.engine.facts import url_pins
 from imaginebuild.engine.results import AssetResult, CommandResult
 from imaginebuild.errors import ImaginebuildError, LockfileError, StoreError
@@ -144,7 +145,9 @@ class SyncCommands(ProjectCore):
             )
             if dry_run:
                 return found
-            return collect(self.store, agreed or found, refs, min_age)
+            dropped = collect(self.store, agreed or found, refs, min_age)
+            takes.gc_forget(self.store, {b.sha256 for b in dropped.blobs})
+            return dropped
 
     def _gc_references(self, only_current: bool) -> tuple[References, int]:
         """What gc keeps, and how many committed lockfile versions that includes."""
@@ -171,7 +174,9 @@ class SyncCommands(ProjectCore):
             if history is not None:
                 refs |= history.references
                 versions += history.versions
-        return refs, versions
+        picked_keys, _ = takes.gc_keep(self.store, set(refs.keys))  # a picked take stays
+        _, take_blobs = takes.gc_keep(self.store, set(refs.keys) | picked_keys)
+        return refs | References(frozenset(picked_keys), frozenset(take_blobs)), versions
 
     def clean(self, *, dry_run: bool = True) -> list[orphans.Finding]:
         """Remove outputs of assets the mediafile no longer declares, when their bytes are
@@ -216,11 +221,12 @@ class SyncCommands(ProjectCore):
             changed = False
             for out in entry.outputs:
                 blob = BlobRef(out.sha256, out.size, out.media_type)
-                changed |= self.materializer.place(out.path, blob, provenance)
+                changed |= self.materializer.place(name, out.path, blob, provenance)
         except ImaginebuildError as exc:
             return AssetResult(
                 name, kind, "failed", exc.message, paths, entry.key, error=exc.message,
-                hint="run `imaginebuild run` to rebuild it (or pull it from the remote cache)",
+                hint=exc.hint or "run `imaginebuild run` to rebuild it (or pull it from the "
+                "remote cache)",
             )  # fmt: skip
         state = "restored" if changed else "up_to_date"
         return AssetResult(

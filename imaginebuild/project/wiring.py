@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from imaginebuild.engine.assess import Assessor
 from imaginebuild.engine.estimates import Estimator
@@ -28,7 +29,7 @@ from imaginebuild.model import Asset, Mediafile, RefKind
 from imaginebuild.project.prices import project_price_table
 from imaginebuild.remote.link import RemoteLink
 from imaginebuild.store import orphans, settled
-from imaginebuild.store.cache import Store, default_cache_dir
+from imaginebuild.store.cache import BlobRef, Store, default_cache_dir
 from imaginebuild.store.failures import FailureLog
 from imaginebuild.store.hashing import StatCache
 from imaginebuild.store.lockfile import LockEntry, write_lockfile
@@ -111,6 +112,18 @@ class ProjectCore:
     def asset_for(self, name: str, options: RunOptions) -> Asset:
         """The asset as this run builds it (`--provider` / IMAGINEBUILD_PROVIDER override)."""
         return self.assessor.asset_for(name, options)
+
+    def assess(
+        self, asset: Asset, known: Mapping[str, tuple[BlobRef, ...] | None], *, forced: bool
+    ) -> Facts:
+        """Gather an asset's facts (input hashes, lockfile, cache) and decide it."""
+        return self.assessor.assess(asset, known, forced=forced)
+
+    def materialize(
+        self, asset: Asset, blobs: tuple[BlobRef, ...], provenance: Mapping[str, Any]
+    ) -> bool:
+        """Put an asset's outputs in place; False if they all were there already."""
+        return self.materializer.materialize(asset, blobs, provenance)
 
     def _check_signing(self) -> None:
         """Refuse a broken signing setup before any call is paid for."""

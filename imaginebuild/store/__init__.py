@@ -1,6 +1,7 @@
 """This machine's disk: the content-addressed cache and the project's state files.
 
     cache       blobs and the action cache, atomic writes, materializing
+    takes       every take of each asset, indexed beside the cache
     hashing     file digests and the stat cache
     lockfile    mediafile.lock, read and written atomically
     history     what committed versions of a lockfile reference (git)
