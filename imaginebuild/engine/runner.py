@@ -32,13 +32,13 @@ from imaginebuild.engine.locking import LockKeeper
 from imaginebuild.engine.paidresults import ResultKeeper, take_kept
 from imaginebuild.engine.rebuild import Action, Decision
 from imaginebuild.engine.results import AssetResult, CommandResult
+from imaginebuild.engine.runtakes import RunTakes
 from imaginebuild.engine.samekey import KeyTurns
 from imaginebuild.engine.scheduler import StepStatus, run_steps
 from imaginebuild.engine.stepinputs import fetch_urls, verified_input
-from imaginebuild.engine.takes import REASON_SET_ASIDE, hold_error, note, set_aside
+from imaginebuild.engine.takes import note
 from imaginebuild.engine.teamlink import TeamLink
 from imaginebuild.errors import (
-    AssetOnHold,
     BudgetExceeded,
     CoordinatorUnavailable,
     CorruptBlob,
@@ -113,7 +113,9 @@ class Runner:
             lambda text: self.reporter.emit(Message("warning", text)),
         )  # fmt: skip
         self.keeper = ResultKeeper(self.store, self.paid, materializer, self.jobs, self.takes)
-        self.rejected_keys = self.keeper.rejected_keys  # key -> (asset, rejected take id)
+        self.take_rules = RunTakes(
+            self.takes, self.store, state, self.mediafile, options, self.keeper.rejected_keys
+        )
         self.key_turns = KeyTurns()
         self.outputs: dict[str, tuple[BlobRef, ...]] = {}
         self.results: dict[str, AssetResult] = {}
@@ -214,14 +216,14 @@ class Runner:
             f = self.assessor.assess(
                 asset, self.outputs, forced=is_forced(name, self.options), urls=urls
             )
-            await self._takes_first(f)  # a hold stops here; a retouch is set aside first
+            await self.take_rules.first(f, self._warn)  # a hold stops; a retouch is set aside
             if f.decision.action is Action.CALL and f.key:
                 async with self.key_turns.turn(f.key) as again:  # a key is paid once per run
                     if again:
                         forced = is_forced(name, self.options) and f.key not in self.key_turns.built
                         f = self.assessor.assess(asset, self.outputs, forced=forced,
                                                  urls=urls)  # fmt: skip
-                        self._hold_after_turn(f)
+                        self.take_rules.hold_after_turn(f)
                     return await self._carry(f, started)
             return await self._carry(f, started)
         except ImaginebuildError as exc:
@@ -303,7 +305,7 @@ class Runner:
                 params=asset.params(),
                 inputs=inputs,
                 workdir=workdir,
-                roll=self._roll(asset.name, f.key),
+                roll=self.take_rules.roll(asset.name, f.key),
                 on_billed=account.on_billed,  # record first: the ledger line before all else
             )
             result = await self._generate(f, provider, request, account, held)
@@ -362,52 +364,6 @@ class Runner:
         self.team.finish(hold, billed, None, estimate)
         return result
 
-    def _hold_after_turn(self, f: Facts) -> None:
-        """Hold a step assessed again after another step's turn on its key: on hold as
-        such, or because that step just paid for the key and had the result rejected (a
-        key is paid once per run; that result waits for `accept` or `--force`)."""
-        if f.decision.action is Action.HOLD:
-            raise hold_error(f.asset.name, f.decision)
-        if f.decision.action is not Action.CALL or f.key not in self.rejected_keys:
-            return
-        if is_forced(f.asset.name, self.options):
-            return
-        other, take = self.rejected_keys[f.key]
-        raise AssetOnHold(
-            f"{f.asset.name}: the same request was just paid for {other} and its result "
-            f"failed the output check (rejected take {take}); not paid for again",
-            hint=f"`imaginebuild accept {other}` and run again, or "
-            f"`imaginebuild run --force {f.asset.name}`",
-        )
-
-    def _roll(self, name: str, key: str) -> int:
-        """Which take of `key` a call makes: a `--force` asks for the next one; any other
-        call for the first (a deterministic provider then remakes the same bytes)."""
-        if not is_forced(name, self.options):
-            return 0
-        return sum(t.key == key for t in self.takes.read(name).takes)
-
-    async def _takes_first(self, f: Facts) -> None:
-        """Stop an asset on hold (a rejected take, an output retouched by hand); keep the
-        retouched outputs as a take before `--force` restores the generated ones."""
-        if f.decision.action is Action.HOLD:
-            raise hold_error(f.asset.name, f.decision)
-        if f.key is not None and any(r.code == REASON_SET_ASIDE for r in f.decision.reasons):
-            locked = self.state.lock_entries().get(f.asset.name)
-            kept = await asyncio.to_thread(
-                set_aside,
-                self.store,
-                self.takes,
-                f.asset.name,
-                f.asset.outputs,
-                locked,
-                self.mediafile.root,
-                f.key,
-            )
-            self.reporter.emit(Message("warning", f"{f.asset.name}: the outputs retouched by "
-                                       f"hand are kept as take {kept.id} "
-                                       f"(`imaginebuild takes {f.asset.name}`)"))  # fmt: skip
-
     async def _store_kept(self, f: Facts, started: float) -> StepStatus:
         """Store the result an earlier run paid for and could not keep: no call, no bill."""
         assert f.key is not None
@@ -441,15 +397,15 @@ class Runner:
             f, decision=Decision(Action.CALL, reasons), entry=None, outputs=None, remote=False
         )
 
+    def _warn(self, text: str) -> None:
+        self.reporter.emit(Message("warning", text))
+
     def _verified_inputs(self, f: Facts) -> tuple[InputFile, ...]:
         """The step's inputs, each cached blob checked against its hash (stepinputs)."""
-
-        def warn(text: str) -> None:
-            self.reporter.emit(Message("warning", text))
-
         root = self.assessor.root
         return tuple(
-            verified_input(self.store, self.mediafile, root, warn, f.asset, i) for i in f.inputs
+            verified_input(self.store, self.mediafile, root, self._warn, f.asset, i)
+            for i in f.inputs
         )
 
     def _restore(self, f: Facts) -> ActionEntry:
