@@ -390,10 +390,20 @@ def test_a_rejected_key_is_paid_once_per_run_and_kept_once(
     assert "not paid for again" in first.stderr
     assert not list(proj.cache.glob("paid/*")), "the rejected result was kept twice"
     rejected = [
-        t for name in ("still", "twin")
+        (name, t) for name in ("still", "twin")
         for t in json.loads(xai_cli(proj, "--json", "takes", name).stdout)["takes"]
     ]  # fmt: skip
-    assert [t["origin"] for t in rejected] == ["rejected"]
+    assert [t["origin"] for _, t in rejected] == ["rejected"]
+    [(owner, _)] = rejected
+    other = "twin" if owner == "still" else "still"
+    again = xai_cli(proj, "--json", "run")  # a later run: the key was paid, for either asset
+    assert len(thumbnails.submissions(Route.IMAGES)) == 1, "the twin paid again for the key"
+    assert f"accept {owner}" in again.stderr
+    assert xai_cli(proj, "accept", owner).returncode == 0
+    done = xai_cli(proj, "--json", "run")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["assets"][["still", "twin"].index(other)]["state"] == "restored"
+    assert len(thumbnails.submissions(Route.IMAGES)) == 1
 
 
 def test_run_force_pays_for_a_new_take_on_purpose(thumbnails: FakeXai, tmp_path: Path) -> None:

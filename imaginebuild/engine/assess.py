@@ -29,7 +29,7 @@ from imaginebuild.store.cache import BlobRef, Store
 from imaginebuild.store.failures import Failure
 from imaginebuild.store.lockfile import LockEntry
 from imaginebuild.store.state import ProjectState
-from imaginebuild.store.takes import TakeBook, retouched
+from imaginebuild.store.takes import Take, TakeBook, TakeOrigin, retouched
 from imaginebuild.untrusted import media_matches
 
 
@@ -55,6 +55,7 @@ class Assessor:
         self.remote = remote
         self.estimator = estimator
         self.env = env
+        self._rejected_by_key: dict[str, tuple[str, Take]] | None = None
 
     def asset_for(self, name: str, options: RunOptions) -> Asset:
         """The asset as this run builds it (`--provider` / IMAGINEBUILD_PROVIDER override)."""
@@ -160,9 +161,23 @@ class Assessor:
         """The decision after the asset's takes have their say (a hold, a stale pick)."""
         rejected = None
         if key is not None and decision.action is Action.CALL and not forced and not touched:
-            rejected = self.takes_book.read(asset.name).rejected(key)
+            rejected = self._rejected(asset.name, key)
         return takes.review(decision, name=asset.name, key=key, locked=locked, touched=touched,
                             forced=forced, rejected=rejected)  # fmt: skip
+
+    def _rejected(self, name: str, key: str) -> tuple[str, Take] | None:
+        """The rejected take waiting under `key`: the asset's own, else one another asset
+        with the same action key paid for (the key is what was paid; read once a command)."""
+        own = self.takes_book.read(name).rejected(key)
+        if own is not None:
+            return name, own
+        if self._rejected_by_key is None:
+            self._rejected_by_key = {}
+            for index in self.takes_book.indexes():
+                for take in index.takes:
+                    if take.origin is TakeOrigin.REJECTED:
+                        self._rejected_by_key[take.key] = (index.asset, take)
+        return self._rejected_by_key.get(key)
 
     def _inputs(
         self,

@@ -73,13 +73,14 @@ def review(
     locked: LockEntry | None,
     touched: tuple[str, ...],
     forced: bool,
-    rejected: Take | None,
+    rejected: tuple[str, Take] | None,
 ) -> Decision:
     """The decision after the takes have their say (pure).
 
     `decision` was made without `--force` when outputs were retouched (`touched`):
     forced, the retouch is set aside and the generated outputs come back; not
-    forced, the asset holds. A `rejected` take under the key holds a call.
+    forced, the asset holds. A `rejected` take under the key (with the asset it was
+    paid for: this one, or another with the same action key) holds a call.
     """
     files = ", ".join(touched)
     if touched and not forced:
@@ -89,8 +90,15 @@ def review(
         text = f"{files} retouched by hand: kept as a take, the generated one restored"
         decision = Decision(decision.action, (*decision.reasons, Reason(REASON_SET_ASIDE, text)))
     elif rejected is not None and decision.action is Action.CALL and not forced:
-        text = f"rejected take — accept or --force ({rejected.reason or 'failed the check'})"
-        return Decision(Action.HOLD, (Reason(REASON_REJECTED, text),))
+        owner, take = rejected
+        why = take.reason or "failed the check"
+        if owner == name:
+            text = f"rejected take — accept or --force ({why})"
+            return Decision(Action.HOLD, (Reason(REASON_REJECTED, text),))
+        text = (
+            f"the same call was paid for {owner} and rejected — accept {owner} or --force ({why})"
+        )
+        return Decision(Action.HOLD, (Reason(REASON_REJECTED, text, asset=owner),))
     if (
         locked is not None
         and locked.pick is not None
@@ -107,7 +115,7 @@ def hold_error(name: str, decision: Decision) -> AssetOnHold:
     reason = decision.reasons[0] if decision.reasons else Reason("hold", "on hold")
     if reason.code == REASON_REJECTED:
         hint = (
-            f"`imaginebuild accept {name}` uses the paid result; "
+            f"`imaginebuild accept {reason.asset or name}` uses the paid result; "
             f"`imaginebuild run --force {name}` pays for a new take"
         )
         return AssetOnHold(f"{name}: {reason.text}; not paid again", hint=hint)
