@@ -76,6 +76,7 @@ HEAVY = (
     "asyncio",
     "imaginebuild.cli.live",
     "imaginebuild.cli.report",
+    "imaginebuild.cli.reportpage",
 )
 
 

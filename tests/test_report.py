@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from imaginebuild.cli.report import (
+from imaginebuild.cli.report import write_report
+from imaginebuild.cli.reportpage import (
     Card,
     InputItem,
     MediaItem,
@@ -21,7 +22,6 @@ from imaginebuild.cli.report import (
     layout_dag,
     render_card,
     render_page,
-    write_report,
 )
 from imaginebuild.errors import StoreError
 from imaginebuild.money import usd_to_ticks

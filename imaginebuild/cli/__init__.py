@@ -15,6 +15,7 @@
     report     the static HTML gallery
     dagformat  `dag` in text, dot and mermaid
     takescmd   `takes`, `pick`, `accept`, `adopt`
+    reportpage  the report's page, pure: its data, the DAG layout and the HTML
     reporttakes the report's strip of an asset's takes
 
 The top layer: the only code that prints, reads arguments or chooses an exit code.
