@@ -11,7 +11,8 @@ import jsonschema
 import pytest
 
 from imaginebuild.mediafile.schema import load_schema
-from imaginebuild.mediafile.validate import Problem, project_path, resolve_input, schema_diagnostics
+from imaginebuild.mediafile.schemacheck import schema_diagnostics
+from imaginebuild.mediafile.validate import Problem, project_path, resolve_input
 from imaginebuild.mediafile.yamlload import compose
 from imaginebuild.model import (
     IMAGE_ASPECT_RATIOS,

@@ -3,7 +3,8 @@
     yamlload  the safe YAML composer with line and column marks
     matrix    matrix templates expanded to ordinary assets, before vars are interpolated
     schema    the packaged JSON Schema
-    validate  the schema layer and the semantic checks, all located diagnostics at once
+    schemacheck the schema layer: jsonschema errors as located, plain-word diagnostics
+    validate  the semantic checks (references, inputs, cycles, paths), all at once
     load      interpolation, defaults, the model, and the source digest
     scaffold  the starter mediafile of `imaginebuild init`
     names     asset names read from the text alone, for shell completion

@@ -26,12 +26,11 @@ from imaginebuild.layout import StateLayout, text_digest
 from imaginebuild.layout import absolute as absolute_path
 from imaginebuild.mediafile.matrix import Combination, expand_matrices, relabel
 from imaginebuild.mediafile.schema import schema_text
+from imaginebuild.mediafile.schemacheck import kind_of, schema_diagnostics
 from imaginebuild.mediafile.validate import (
     Draft,
-    kind_of,
     outputs_of,
     resolve_input,
-    schema_diagnostics,
     semantic_diagnostics,
 )
 from imaginebuild.mediafile.yamlload import (
