@@ -78,7 +78,7 @@ KNOWN_UPWARD: Mapping[tuple[str, str], str] = {
     # store (1) → engine (3): the settled fast path turns its snapshot into a command result.
     ("store.settled", "engine.results"): "the settled fast path builds CommandResults",
     # mediafile (1) → engine (3): a `pricing:` override is checked against the price table.
-    ("mediafile.load", "engine.pricing"): "the price-override check loads the price table",
+    ("mediafile.load", "engine.priceoverrides"): "the price-override check loads the price table",
 }
 # Groups of modules that import each other, as sets of module names → why.
 KNOWN_CYCLES: Mapping[frozenset[str], str] = {}

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from test_xai_e2e import env_for, imaginebuild
 
-from imaginebuild.engine.pricing import Confidence, apply_overrides, estimate, load_builtin_prices
+from imaginebuild.engine.priceoverrides import apply_overrides
+from imaginebuild.engine.pricing import Confidence, estimate, load_builtin_prices
 from imaginebuild.errors import MediafileError
 from imaginebuild.layout import user_prices_path
 from imaginebuild.model import Kind

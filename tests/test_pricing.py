@@ -10,13 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imaginebuild.engine.pricing import (
-    PRICING_OVERRIDE_SCHEMA,
-    PriceTable,
-    estimate,
-    load_builtin_prices,
-    load_price_table,
-)
+from imaginebuild.engine.priceoverrides import PRICING_OVERRIDE_SCHEMA, load_price_table
+from imaginebuild.engine.pricing import PriceTable, estimate, load_builtin_prices
 from imaginebuild.errors import MediafileError
 from imaginebuild.model import KIND_SPECS, Asset, Kind
 from imaginebuild.money import TICKS_PER_USD, format_usd, ticks_to_usd, usd_to_ticks

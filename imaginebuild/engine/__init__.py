@@ -4,6 +4,7 @@
     graph       the DAG: targets, order, cycles, critical-path priorities
     rebuild     the pure per-asset decision with its reasons
     pricing     the price table and estimates; `estimates` and `budget` build on it
+    priceoverrides a mediafile's `pricing:` block: its schema, merged over the table
     scheduler   the async ready-queue that runs opaque steps
     facts       what a run is asked to do, and one asset's known state
     assess      one asset's facts gathered and decided (plan, status, every step)

@@ -55,7 +55,7 @@ class Estimator:
     def table(self) -> PriceTable:
         """The price table the estimates use (loaded on first use)."""
         if self._table is None:
-            from imaginebuild.engine.pricing import load_price_table
+            from imaginebuild.engine.priceoverrides import load_price_table
 
             load = self._prices or (lambda: load_price_table(self.mediafile.pricing or None))
             self._table = load()

@@ -221,7 +221,7 @@ def _pricing_diagnostics(data: Mapping[str, Any], where: Parsed) -> list[Diagnos
     """Figures the schema cannot judge (e.g. a price that is not a number), at `pricing:`."""
     if "pricing" not in data:
         return []
-    from imaginebuild.engine.pricing import load_price_table
+    from imaginebuild.engine.priceoverrides import load_price_table
 
     try:
         load_price_table(data["pricing"], file=where.filename)

@@ -27,12 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imaginebuild.atomic import atomic_write_bytes
-from imaginebuild.engine.pricing import (
-    Confidence,
-    PriceTable,
-    apply_overrides,
-    load_builtin_prices,
-)
+from imaginebuild.engine.priceoverrides import apply_overrides
+from imaginebuild.engine.pricing import Confidence, PriceTable, load_builtin_prices
 from imaginebuild.errors import Diagnostic, MediafileError
 from imaginebuild.layout import user_prices_path
 from imaginebuild.model import Mediafile
