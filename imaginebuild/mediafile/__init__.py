@@ -5,7 +5,8 @@
     schema    the packaged JSON Schema
     schemacheck the schema layer: jsonschema errors as located, plain-word diagnostics
     validate  the semantic checks (references, inputs, cycles, paths), all at once
-    load      interpolation, defaults, the model, and the source digest
+    interpolate `${var}` replaced in every string, with its caps
+    load      the front end: defaults, the model, and the source digest
     scaffold  the starter mediafile of `imaginebuild init`
     names     asset names read from the text alone, for shell completion
 
