@@ -1,6 +1,7 @@
 """The remote cache shared by machines: an object store reached through fsspec.
 
     cache  the remote's layout: blobs and action entries, read and written safely
+    backend the object store a URL names, opened with the environment's options
     sync   transfers with retries and verification
     link   how a run uses the remote: look up before a call, push after it
 

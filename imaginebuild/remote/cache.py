@@ -34,7 +34,6 @@ AWS_PROFILE, ~/.aws, instance roles); they are never stored or shown.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import threading
@@ -44,8 +43,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from imaginebuild.errors import CorruptBlob, StoreError, UsageError
+from imaginebuild.errors import CorruptBlob, StoreError
 from imaginebuild.remote import leases
+from imaginebuild.remote.backend import open_fs
 from imaginebuild.remote.sync import (
     DEFAULT_POLICY,
     Progress,
@@ -66,7 +66,6 @@ DEFAULT_GC_MIN_AGE = 3600.0  # a blob younger than this may belong to a push in 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _TRUE = frozenset({"1", "true", "yes", "on"})
-_EXTRAS = {"s3": "s3", "s3a": "s3"}
 _LEASE_PROTOCOLS = frozenset({"s3", "s3a", "file", "local"})
 
 Warn = Callable[[str], None]
@@ -135,65 +134,6 @@ def decode_entry(raw: bytes, key: str) -> ActionEntry:
     return entry
 
 
-def _storage_options(protocol: str, env: Mapping[str, str]) -> dict[str, Any]:
-    """Backend options read from `env` the way the backend would read its own environment."""
-    if protocol not in ("s3", "s3a"):
-        return {}
-    options: dict[str, Any] = {
-        # Listings are never cached: another machine may push at any moment.
-        "use_listings_cache": False,
-        # One attempt per request in botocore (and in s3fs, below): retries live in
-        # Transport alone, so their number and backoff are ours and testable.
-        "config_kwargs": {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 1}},
-    }
-    client: dict[str, Any] = {}
-    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        client["endpoint_url"] = endpoint
-    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-    if region:
-        client["region_name"] = region
-    if client:
-        options["client_kwargs"] = client
-    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
-        options["key"] = env["AWS_ACCESS_KEY_ID"]
-        options["secret"] = env["AWS_SECRET_ACCESS_KEY"]
-        if env.get("AWS_SESSION_TOKEN"):
-            options["token"] = env["AWS_SESSION_TOKEN"]
-    elif env.get("AWS_PROFILE"):
-        options["profile"] = env["AWS_PROFILE"]
-    return options
-
-
-def _open_fs(url: str, env: Mapping[str, str]) -> tuple[Any, str]:
-    """The fsspec filesystem and root path for `url` (fsspec is imported only here)."""
-    protocol = url.split("://", 1)[0].lower() if "://" in url else "file"
-    extra = _EXTRAS.get(protocol)
-    install = (
-        f"pip install 'imaginebuild[{extra}]'"
-        if extra
-        else f"install the fsspec backend for {protocol}://"
-    )
-    try:
-        fsspec = importlib.import_module("fsspec")
-    except ImportError as exc:
-        raise UsageError(
-            f"remote cache {redact(url)} needs fsspec, which is not installed", hint=install
-        ) from exc
-    try:
-        fs, root = fsspec.core.url_to_fs(url, **_storage_options(protocol, env))
-    except ImportError as exc:
-        raise UsageError(
-            f"remote cache {redact(url)}: the package for {protocol}:// is not installed",
-            hint=install,
-        ) from exc
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"remote cache {redact(url)}: unusable URL ({exc})") from exc
-    if protocol in ("s3", "s3a") and hasattr(fs, "retries"):
-        fs.retries = 1  # s3fs's own retry loop (5 tries by default) would multiply ours
-    return fs, str(root).rstrip("/")
-
-
 class RemoteCache:
     """Blobs and action entries on a shared object store (see the module docstring).
 
@@ -243,7 +183,7 @@ class RemoteCache:
         if not chosen:
             return None
         forced = env.get("IMAGINEBUILD_REMOTE_READONLY", "").strip().lower() in _TRUE
-        fs, root = _open_fs(chosen, env)
+        fs, root = open_fs(chosen, env)
         return cls(fs, root, url=chosen, readonly=readonly or forced, jobs=jobs, warn=warn)
 
     # -- layout ------------------------------------------------------------------------
