@@ -15,7 +15,8 @@ from conftest import CliResult, called, read_lock, states
 
 from imaginebuild.errors import MediafileError
 from imaginebuild.mediafile.load import load_mediafile
-from imaginebuild.mediafile.matrix import MAX_ASSETS, MAX_SHOWN, MAX_TEXT
+from imaginebuild.mediafile.matrix import MAX_ASSETS, MAX_TEXT
+from imaginebuild.mediafile.relabel import MAX_SHOWN
 
 LOGO = Path(__file__).parent / "fixtures" / "projects" / "skyline" / "art" / "logo.png"
 

@@ -2,6 +2,7 @@
 
     yamlload  the safe YAML composer with line and column marks
     matrix    matrix templates expanded to ordinary assets, before vars are interpolated
+    relabel   diagnostics about expanded assets named by template and combination
     schema    the packaged JSON Schema
     schemacheck the schema layer: jsonschema errors as located, plain-word diagnostics
     validate  the semantic checks (references, inputs, cycles, paths), all at once

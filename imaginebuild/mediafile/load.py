@@ -24,7 +24,8 @@ from imaginebuild.gcpause import paused_gc
 from imaginebuild.layout import StateLayout, text_digest
 from imaginebuild.layout import absolute as absolute_path
 from imaginebuild.mediafile.interpolate import interpolate, resolve_vars
-from imaginebuild.mediafile.matrix import Combination, expand_matrices, relabel
+from imaginebuild.mediafile.matrix import Combination, expand_matrices
+from imaginebuild.mediafile.relabel import relabel
 from imaginebuild.mediafile.schema import schema_text
 from imaginebuild.mediafile.schemacheck import kind_of, schema_diagnostics
 from imaginebuild.mediafile.validate import (
