@@ -36,14 +36,11 @@ async def run_steps(
     keep_going: bool,
 ) -> dict[str, StepStatus]:
     """Run every step of `order` (topologically sorted) and return how each ended."""
-    selected = set(order)
     rank = {name: i for i, name in enumerate(order)}
-    waiting = {n: sum(1 for p in parents.get(n, ()) if p in selected) for n in order}
-    children: dict[str, list[str]] = {n: [] for n in order}
-    for name in order:
-        for parent in parents.get(name, ()):
-            if parent in selected:
-                children[parent].append(name)
+    children = _children(order, parents)
+    waiting = dict.fromkeys(order, 0)
+    for child in (c for kids in children.values() for c in kids):
+        waiting[child] += 1
     ready: list[tuple[float, int, str]] = []
     for name in order:
         if waiting[name] == 0:
@@ -52,15 +49,6 @@ async def run_steps(
     status: dict[str, StepStatus] = {}
     running: dict[asyncio.Task[StepStatus], str] = {}
     stopping = False
-
-    def skip_descendants(name: str) -> None:
-        stack = list(children[name])
-        while stack:
-            child = stack.pop()
-            if child not in status:
-                status[child] = StepStatus.SKIPPED
-                stack.extend(children[child])
-
     try:
         while ready or running:
             while ready and len(running) < max(1, jobs) and not stopping:
@@ -81,7 +69,7 @@ async def run_steps(
                         if waiting[child] == 0 and child not in status:
                             heapq.heappush(ready, (-priority.get(child, 0.0), rank[child], child))
                 else:
-                    skip_descendants(name)
+                    _skip_descendants(name, children, status)
                     if result is StepStatus.FAILED and not keep_going:
                         stopping = True
     except BaseException:
@@ -92,3 +80,26 @@ async def run_steps(
     for name in order:
         status.setdefault(name, StepStatus.SKIPPED)
     return status
+
+
+def _children(order: Sequence[str], parents: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """Each step's children among the steps of `order`."""
+    selected = set(order)
+    children: dict[str, list[str]] = {n: [] for n in order}
+    for name in order:
+        for parent in parents.get(name, ()):
+            if parent in selected:
+                children[parent].append(name)
+    return children
+
+
+def _skip_descendants(
+    name: str, children: Mapping[str, list[str]], status: dict[str, StepStatus]
+) -> None:
+    """Mark every step below `name` that has not ended yet as skipped."""
+    stack = list(children[name])
+    while stack:
+        child = stack.pop()
+        if child not in status:
+            status[child] = StepStatus.SKIPPED
+            stack.extend(children[child])
