@@ -170,18 +170,7 @@ def parse_lockfile(
             warn(f"{name}: assets.{printable(str(asset))}: ignored: {escaping}")
             continue
         try:
-            entries[asset] = LockEntry(
-                key=str(raw["key"]),
-                fields=dict(raw.get("fields") or {}),
-                outputs=tuple(
-                    LockedOutput(
-                        str(o["path"]), str(o["sha256"]), int(o["bytes"]), str(o["media_type"])
-                    )
-                    for o in raw["outputs"]
-                ),
-                record=dict(raw.get("record") or {}),
-                pick=None if raw.get("pick") is None else LockPick.from_json(raw["pick"]),
-            )
+            entries[asset] = _entry(raw)
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise LockfileError(
                 f"{name}: assets.{printable(str(asset))}: malformed entry ({printable(repr(exc))})",
@@ -192,6 +181,20 @@ def parse_lockfile(
             del entries[asset]
             warn(f"{name}: assets.{printable(str(asset))}: ignored: {hostile}")
     return entries
+
+
+def _entry(raw: Any) -> LockEntry:
+    """One asset's entry from its JSON; a missing or mistyped field raises (caught above)."""
+    return LockEntry(
+        key=str(raw["key"]),
+        fields=dict(raw.get("fields") or {}),
+        outputs=tuple(
+            LockedOutput(str(o["path"]), str(o["sha256"]), int(o["bytes"]), str(o["media_type"]))
+            for o in raw["outputs"]
+        ),
+        record=dict(raw.get("record") or {}),
+        pick=None if raw.get("pick") is None else LockPick.from_json(raw["pick"]),
+    )
 
 
 def _escaping_path(raw: object) -> str | None:
