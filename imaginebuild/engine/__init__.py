@@ -16,6 +16,7 @@
     stepinputs  a step's URL inputs fetched and cached inputs verified before a call
     jobs        journaled jobs, and calls that may have been billed (not resent)
     teamlink    the run's holds in the team coordinator's caps
+    providerpool the run's providers, created on first call, with their call slots
     runtakes    the take rules before a call: holds, retouches set aside, the roll
     callrecord  the provenance record of a built step
     paidresults a result checked and stored, kept under its key until it is

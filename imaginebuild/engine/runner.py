@@ -30,11 +30,12 @@ from imaginebuild.engine.facts import Facts, RunOptions, is_forced
 from imaginebuild.engine.jobs import JobBook, refuse_unsettled
 from imaginebuild.engine.locking import LockKeeper
 from imaginebuild.engine.paidresults import ResultKeeper, take_kept
+from imaginebuild.engine.providerpool import ProviderPool
 from imaginebuild.engine.rebuild import Action, Decision
 from imaginebuild.engine.results import AssetResult, CommandResult
 from imaginebuild.engine.runtakes import RunTakes
 from imaginebuild.engine.samekey import KeyTurns
-from imaginebuild.engine.scheduler import StepStatus, run_steps
+from imaginebuild.engine.scheduler import StepStatus, exit_code_of, run_steps
 from imaginebuild.engine.stepinputs import fetch_urls, verified_input
 from imaginebuild.engine.takes import note
 from imaginebuild.engine.teamlink import TeamLink
@@ -63,6 +64,7 @@ from imaginebuild.providers.base import (
     InputFile,
     Phase,
     Provider,
+    ProviderContext,
 )
 from imaginebuild.remote.link import BuiltElsewhere
 from imaginebuild.store.cache import ActionEntry, BlobRef
@@ -119,8 +121,7 @@ class Runner:
         self.key_turns = KeyTurns()
         self.outputs: dict[str, tuple[BlobRef, ...]] = {}
         self.results: dict[str, AssetResult] = {}
-        self.providers: dict[str, Provider] = {}
-        self.pools: dict[str, asyncio.Semaphore] = {}
+        self.providers = ProviderPool(self._provider_context)
         self.refused: list[str] = []
         self.lock = LockKeeper(self.mediafile.lockfile_path, state.lock_entries())
         self.team = TeamLink(options.no_coordinator, self.env)  # issue 19
@@ -147,9 +148,7 @@ class Runner:
             )
         finally:
             self.lock.flush()  # every finished step is in the lockfile before we return
-            for provider in self.providers.values():
-                with contextlib.suppress(Exception):
-                    await provider.aclose()
+            await self.providers.aclose()
             self.team.close()  # issue 19
         results = []
         for name in selected:
@@ -174,7 +173,7 @@ class Runner:
             )  # fmt: skip
             self.reporter.emit(StepFinished(name, "skipped", why, 0.0))
         ledger_messages = self.billing.finish()
-        exit_code = _exit_code(statuses) or (1 if ledger_messages else 0)
+        exit_code = exit_code_of(statuses) or (1 if ledger_messages else 0)
         messages = (
             *self._refusal_messages(results),
             *self.team.messages(),  # issue 19
@@ -288,7 +287,7 @@ class Runner:
         """Call the provider, then store, push and record what it returned."""
         asset = f.asset
         assert f.key is not None
-        provider = self._provider(asset.provider)
+        provider = self.providers.get(asset.provider)
         self.jobs.drop_stored(f.key, f.entry or self.store.get_action(f.key))
         inputs = self._verified_inputs(f)
         self.reporter.emit(StepStarted(asset.name, "call"))
@@ -347,7 +346,7 @@ class Runner:
             await held.enter_async_context(
                 self.remote.lease(f.key, self.run_id, self.options.no_push)
             )
-            async with self.pools[asset.provider]:
+            async with self.providers.slots[asset.provider]:
                 # -- team coordinator hook (issue 19): hold the estimate in the team's
                 # caps, take a slot before each POST, settle or release below.
                 hold = self.team.hold(asset, f.key, billable)
@@ -479,21 +478,13 @@ class Runner:
         )  # fmt: skip
         return StepStatus.REFUSED if refused else StepStatus.FAILED
 
-    def _provider(self, name: str) -> Provider:
-        if name not in self.providers:
-            from imaginebuild.providers import create_provider
-            from imaginebuild.providers.base import ProviderContext
-
-            context = ProviderContext(
-                settings=self.mediafile.settings(name),
-                state_dir=self.state.folder,
-                env=self.env,
-                retry_expired=self.options.retry_expired,
-            )
-            provider = create_provider(name, context)
-            self.providers[name] = provider
-            self.pools[name] = asyncio.Semaphore(max(1, provider.max_concurrency))
-        return self.providers[name]
+    def _provider_context(self, name: str) -> ProviderContext:
+        return ProviderContext(
+            settings=self.mediafile.settings(name),
+            state_dir=self.state.folder,
+            env=self.env,
+            retry_expired=self.options.retry_expired,
+        )
 
     def _refusal_messages(self, results: list[AssetResult]) -> tuple[str, ...]:
         if not self.refused:
@@ -505,12 +496,3 @@ class Runner:
             f"{self.budget.limit_name()} budget reached: left unbuilt {names} "
             f"(estimated {format_usd(would)} more)",
         )
-
-
-def _exit_code(statuses: Mapping[str, StepStatus]) -> int:
-    values = set(statuses.values())
-    if StepStatus.FAILED in values:
-        return 1
-    if StepStatus.REFUSED in values:
-        return 3
-    return 0

@@ -103,3 +103,13 @@ def _skip_descendants(
         if child not in status:
             status[child] = StepStatus.SKIPPED
             stack.extend(children[child])
+
+
+def exit_code_of(statuses: Mapping[str, StepStatus]) -> int:
+    """A run's exit code from how its steps ended: 1 on a failure, else 3 on a refusal."""
+    values = set(statuses.values())
+    if StepStatus.FAILED in values:
+        return 1
+    if StepStatus.REFUSED in values:
+        return 3
+    return 0
