@@ -4,11 +4,10 @@ cost and every call's ids, as the cache entry, the lockfile and the sidecar keep
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from imaginebuild.model import Asset
-from imaginebuild.money import usd_json, usd_to_ticks
+from imaginebuild.money import usd_json
 from imaginebuild.providers.base import GenerationResult
 from imaginebuild.store.ledger import format_time
 from imaginebuild.version import __version__
@@ -39,9 +38,3 @@ def call_record(asset: Asset, result: GenerationResult, cost: int, estimate: int
             for c in result.calls
         ],
     }
-
-
-def record_ticks(record: Mapping[str, Any], field: str) -> int:
-    """The ticks of a money field of a record (0 when absent)."""
-    value = record.get(field)
-    return 0 if value is None else usd_to_ticks(str(value))

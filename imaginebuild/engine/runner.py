@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from imaginebuild.engine.billing import BillingBook
 from imaginebuild.engine.budget import Budget, run_allowance
-from imaginebuild.engine.callrecord import call_record, record_ticks
+from imaginebuild.engine.callrecord import call_record
 from imaginebuild.engine.estimates import expected_seconds
 from imaginebuild.engine.facts import Facts, RunOptions, is_forced
 from imaginebuild.engine.jobs import JobBook, refuse_unsettled
@@ -57,7 +57,7 @@ from imaginebuild.events import (
     StepStarted,
 )
 from imaginebuild.model import Asset
-from imaginebuild.money import format_usd, usd_json
+from imaginebuild.money import format_usd, ticks_of_text, usd_json
 from imaginebuild.providers.base import (
     GenerationRequest,
     GenerationResult,
@@ -431,7 +431,7 @@ class Runner:
         self.outputs[f.asset.name] = outputs
         self.state.failures.clear(f.asset.name)
         record: Mapping[str, Any] = entry.record if entry is not None else {}
-        cost = record_ticks(record, "cost_usd") if outcome == "built" else 0
+        cost = ticks_of_text(record.get("cost_usd")) if outcome == "built" else 0
         reason = f.decision.summary if outcome != "up_to_date" else "up to date"
         self.results[f.asset.name] = AssetResult(
             name=f.asset.name,
@@ -441,7 +441,7 @@ class Runner:
             outputs=f.asset.outputs,
             key=f.key,
             cost_ticks=cost,
-            estimate_ticks=record_ticks(record, "estimate_usd") if outcome == "built" else 0,
+            estimate_ticks=ticks_of_text(record.get("estimate_usd")) if outcome == "built" else 0,
             request_ids=tuple(record.get("request_ids", ())) if outcome == "built" else (),
             reasons=f.decision.reasons,
         )
