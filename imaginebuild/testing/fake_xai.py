@@ -59,12 +59,10 @@ from __future__ import annotations
 
 import argparse
 import base64
-import binascii
 import contextlib
 import hashlib
 import io
 import json
-import re
 import signal
 import socket
 import struct
@@ -89,15 +87,20 @@ from imaginebuild.testing.fake_media import (
     scaled,
     video_size,
 )
+from imaginebuild.testing.fake_requests import (
+    Reply,
+    check_fields,
+    clip_spec,
+    enum_field,
+    generation_spec,
+    image_shape,
+    int_field,
+    media_object,
+    require_prompt,
+)
 from imaginebuild.testing.fake_spec import (
-    ALLOWED_FIELDS,
     IMAGE_ASPECTS,
     IMAGE_RESOLUTIONS,
-    MAX_REFERENCE_IMAGES,
-    MEDIA_URL_FIELDS,
-    MODELS_WITH_1080P,
-    REFERENCE_VIDEO_MAX_S,
-    VIDEO_ASPECTS,
     image_size,
     nearest_aspect,
 )
@@ -188,16 +191,6 @@ class _File:
 
     def size(self) -> int:
         return len(self.data) if self.data is not None else (self.path or Path()).stat().st_size
-
-
-class _Reply(Exception):
-    """Raised inside a handler to answer with an xAI error body."""
-
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
 
 
 _GRPC_CODES = {
@@ -509,161 +502,6 @@ class _Server(ThreadingHTTPServer):
 # -- validation (pure) -----------------------------------------------------------
 
 
-def _require_prompt(body: Mapping[str, object]) -> None:
-    prompt = body.get("prompt")
-    if prompt is None:
-        raise _Reply(422, "missing field `prompt`")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise _Reply(400, "`prompt` must be a non-empty string")
-
-
-def _check_fields(route: Route, body: Mapping[str, object]) -> None:
-    unknown = sorted(set(body) - ALLOWED_FIELDS[route])
-    if unknown:
-        raise _Reply(422, f"Argument not supported: {', '.join(unknown)}")
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise _Reply(400, "`model` must be a string")
-
-
-def _int_field(body: Mapping[str, object], name: str, low: int, high: int, default: int) -> int:
-    value = body.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise _Reply(400, f"`{name}` must be an integer from {low} to {high}, got {value!r}")
-    return value
-
-
-def _enum_field(body: Mapping[str, object], name: str, allowed: Sequence[str], default: str) -> str:
-    value = body.get(name, default)
-    if value not in allowed:
-        raise _Reply(400, f"invalid `{name}` {value!r}; expected one of {', '.join(allowed)}")
-    return str(value)
-
-
-_DATA_URI = re.compile(r"^data:([a-z]+/[a-z0-9.+-]+);base64,(.*)$", re.DOTALL)
-
-
-def decode_media_url(url: object, family: str, field_name: str) -> bytes | None:
-    """Check an input `url` (https or a base64 data URI of `family`); the decoded
-    bytes of a data URI, None for an https URL. Raises 400 otherwise."""
-    if not isinstance(url, str) or not url:
-        raise _Reply(400, f"`{field_name}.url` must be a non-empty string")
-    if url.startswith("https://"):
-        return None
-    match = _DATA_URI.match(url)
-    if match is None or not match.group(1).startswith(family + "/"):
-        raise _Reply(400, f"`{field_name}.url` must be an https URL or a {family} data URI")
-    try:
-        return base64.b64decode(match.group(2), validate=True)
-    except (binascii.Error, ValueError):
-        raise _Reply(400, f"`{field_name}.url` is not valid base64") from None
-
-
-def _media_object(value: object, family: str, field_name: str) -> bytes | None:
-    """Check an ImageUrl / VideoUrl object (`url` only; `file_id` is not served here)."""
-    if not isinstance(value, dict) or "url" not in value:
-        raise _Reply(400, f"`{field_name}` must be an object with a `url`")
-    extra = set(value) - MEDIA_URL_FIELDS
-    if extra:
-        raise _Reply(422, f"Argument not supported: {field_name}.{sorted(extra)[0]}")
-    return decode_media_url(value["url"], family, field_name)
-
-
-def _image_shape(data: bytes | None) -> tuple[int, int] | None:
-    """Width and height of an input image's bytes (None for an https URL or bad bytes)."""
-    if data is None:
-        return None
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            return int(width), int(height)
-    except (UnidentifiedImageError, OSError, ValueError):
-        raise _Reply(400, "the input image does not decode") from None
-
-
-def _clip_shape(data: bytes | None) -> tuple[int, int] | None:
-    """Width and height of an input MP4's bytes (None for an https URL)."""
-    if data is None:
-        return None
-    import av
-
-    try:
-        with av.open(io.BytesIO(data)) as container:
-            stream = container.streams.video[0]
-            return int(stream.codec_context.width), int(stream.codec_context.height)
-    except (av.FFmpegError, ValueError, OSError, IndexError):
-        return None
-
-
-@dataclass(frozen=True)
-class _ClipSpec:
-    """What a video job will make: its length, shape and what is billed for it."""
-
-    duration: int
-    resolution: str
-    aspect: str
-    billed_s: int  # seconds of output billed (an extension: the added seconds only)
-    input_s: int = 0  # seconds of input video (edits and extensions pay for them)
-    size: tuple[int, int] | None = None  # the input clip's pixel size, kept by the output
-
-
-def _generation_spec(body: Mapping[str, Any], model: str) -> _ClipSpec:
-    """GenerateVideoRequest: text-, image- or reference-to-video."""
-    duration = _int_field(body, "duration", 1, 15, 8)
-    resolutions = ("480p", "720p", "1080p") if model in MODELS_WITH_1080P else ("480p", "720p")
-    resolution = _enum_field(body, "resolution", resolutions, "480p")
-    aspect = _enum_field(body, "aspect_ratio", VIDEO_ASPECTS, "16:9")
-    if "image" in body and "reference_images" in body:
-        raise _Reply(400, "`image` and `reference_images` are mutually exclusive")
-    if "image" in body:
-        # Image-to-video: aspect_ratio is ignored, the input image's ratio is kept.
-        shape = _image_shape(_media_object(body["image"], "image", "image"))
-        aspect = nearest_aspect(*shape, VIDEO_ASPECTS) if shape else aspect
-    if "reference_images" in body:
-        refs = body["reference_images"]
-        if not isinstance(refs, list) or not len(refs) >= 1:
-            raise _Reply(400, "`reference_images` must be a list of images")
-        if len(refs) > MAX_REFERENCE_IMAGES:
-            raise _Reply(
-                400, f"Too many reference images: {len(refs)}. "
-                f"Maximum allowed is {MAX_REFERENCE_IMAGES}.",
-            )  # fmt: skip
-        for index, item in enumerate(refs):
-            _media_object(item, "image", f"reference_images[{index}]")
-        if duration > REFERENCE_VIDEO_MAX_S:
-            raise _Reply(
-                400, f"Duration {duration}s exceeds the maximum allowed for reference-to-video, "
-                f"which is {REFERENCE_VIDEO_MAX_S}s.",
-            )  # fmt: skip
-        if resolution == "1080p":
-            raise _Reply(400, "reference-to-video supports at most 720p")
-    return _ClipSpec(duration, resolution, aspect, duration)
-
-
-def _clip_spec(route: Route, body: Mapping[str, Any]) -> _ClipSpec:
-    """EditVideoRequest / ExtendVideoRequest: the output keeps the input clip's shape."""
-    if "video" not in body:
-        raise _Reply(422, "missing field `video`")
-    data = _media_object(body["video"], "video", "video")
-    found = mp4_seconds(data) if data is not None else 6
-    if found is None:
-        raise _Reply(400, "`video` does not decode as an MP4 video")
-    size = _clip_shape(data)
-    aspect = nearest_aspect(*size, VIDEO_ASPECTS) if size else "16:9"
-    if route is Route.VIDEO_EDITS:
-        duration = min(found, 9)  # at most 8.7 s of the input is edited (docs.x.ai)
-        return _ClipSpec(duration, "480p", aspect, duration, found, size)
-    if not 2 <= found <= 15:  # ExtendVideoRequest: "between 2 and 15 seconds long"
-        raise _Reply(400, f"input video must be 2 to 15 seconds, got {found}")
-    added = _int_field(body, "duration", 2, 10, 6)
-    return _ClipSpec(found + added, "480p", aspect, added, found, size)
-
-
-# -- the request handler -------------------------------------------------------------
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
@@ -770,34 +608,34 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if route is Route.DOWNLOAD:
                 if method != "GET":
-                    raise _Reply(405, "method not allowed")
+                    raise Reply(405, "method not allowed")
                 return self._download(arg, fault)
             self._check_auth(auth)
             if route in (Route.POLL, Route.IMAGE_POLL, Route.MODELS):
                 if method != "GET":
-                    raise _Reply(405, "method not allowed")
+                    raise Reply(405, "method not allowed")
                 if route is Route.MODELS:
                     return self._send_json(200, self.fake.models_answer(arg))
                 if route is Route.IMAGE_POLL:
                     return self._poll_images(arg, fault)
                 return self._poll(arg, fault)
             if route is Route.UNKNOWN:
-                raise _Reply(404, f"no route for {method} {self.path}")
+                raise Reply(404, f"no route for {method} {self.path}")
             if method != "POST":
-                raise _Reply(405, "method not allowed")
+                raise Reply(405, "method not allowed")
             content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
             if content_type != "application/json" or not raw:
-                raise _Reply(415, "expected a JSON body with Content-Type: application/json")
+                raise Reply(415, "expected a JSON body with Content-Type: application/json")
             if not isinstance(body, dict):
-                raise _Reply(400, "the body must be a JSON object")
+                raise Reply(400, "the body must be a JSON object")
             image = route in (Route.IMAGES, Route.EDITS)
             default = "grok-imagine-image" if image else "grok-imagine-video"
             if not self.fake.rate_limits.admit(str(body.get("model") or default)):
-                raise _Reply(429, "Rate limit exceeded for this model (requests per second)")
+                raise Reply(429, "Rate limit exceeded for this model (requests per second)")
             if route in (Route.IMAGES, Route.EDITS):
                 return self._images(route, body, fault)
             return self._submit(route, body, fault)
-        except _Reply as reply:
+        except Reply as reply:
             return self._send_json(
                 reply.status, error_body(reply.status, reply.message, reply.code)
             )
@@ -826,9 +664,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _check_auth(self, auth: str | None) -> None:
         if auth is None or not auth.startswith("Bearer ") or not auth[7:].strip():
-            raise _Reply(401, "Invalid or missing bearer token")
+            raise Reply(401, "Invalid or missing bearer token")
         if self.fake.api_key is not None and auth[7:].strip() != self.fake.api_key:
-            raise _Reply(400, "Incorrect API key provided. Obtain one at console.x.ai.")
+            raise Reply(400, "Incorrect API key provided. Obtain one at console.x.ai.")
 
     def _send_json(
         self, status: int, payload: bytes, extra: Mapping[str, str] | None = None
@@ -882,30 +720,30 @@ class _Handler(BaseHTTPRequestHandler):
     # Routes ----------------------------------------------------------------------
 
     def _images(self, route: Route, body: dict[str, Any], fault: Fault | None) -> int:
-        _check_fields(route, body)
-        _require_prompt(body)
-        count = _int_field(body, "n", 1, 10, 1)
-        response_format = _enum_field(body, "response_format", ("url", "b64_json"), "url")
-        aspect = _enum_field(body, "aspect_ratio", IMAGE_ASPECTS, "auto")
-        resolution = _enum_field(body, "resolution", IMAGE_RESOLUTIONS, "1k")
+        check_fields(route, body)
+        require_prompt(body)
+        count = int_field(body, "n", 1, 10, 1)
+        response_format = enum_field(body, "response_format", ("url", "b64_json"), "url")
+        aspect = enum_field(body, "aspect_ratio", IMAGE_ASPECTS, "auto")
+        resolution = enum_field(body, "resolution", IMAGE_RESOLUTIONS, "1k")
         inputs = 0
         if route is Route.EDITS:
             if ("image" in body) == ("images" in body):
-                raise _Reply(400, "exactly one of `image` or `images` is required")
+                raise Reply(400, "exactly one of `image` or `images` is required")
             if "image" in body:
                 # EditImageRequest: a single edit auto-detects the ratio from its input.
-                shape = _image_shape(_media_object(body["image"], "image", "image"))
+                shape = image_shape(media_object(body["image"], "image", "image"))
                 aspect = nearest_aspect(*shape, IMAGE_ASPECTS) if shape else "1:1"
                 inputs = 1
             else:
                 images = body["images"]
                 if not isinstance(images, list) or not 1 <= len(images) <= 3:
-                    raise _Reply(400, "`images` must be a list of 1 to 3 images")
+                    raise Reply(400, "`images` must be a list of 1 to 3 images")
                 for index, item in enumerate(images):
-                    _media_object(item, "image", f"images[{index}]")
+                    media_object(item, "image", f"images[{index}]")
                 inputs = len(images)
         if fault is not None and fault.kind is FaultKind.BLOCKED:
-            raise _Reply(400, f"Generated image rejected by content moderation: {fault.message}")
+            raise Reply(400, f"Generated image rejected by content moderation: {fault.message}")
         order = _ImageOrder(
             str(body["prompt"]), str(body.get("model") or "grok-imagine-image"), count,
             resolution, aspect, response_format,
@@ -924,9 +762,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _defer_images(self, route: Route, order: _ImageOrder, ticks: int) -> int:
         """`deferred: true`: answer a request id at once; GET /v1/images/{id} polls it."""
         if order.model in self.fake.no_deferred_models:
-            raise _Reply(400, f"Argument not supported for model {order.model}: deferred")
+            raise Reply(400, f"Argument not supported for model {order.model}: deferred")
         if order.response_format != "url":
-            raise _Reply(400, 'deferred requests support only response_format "url"')
+            raise Reply(400, 'deferred requests support only response_format "url"')
         request_id = str(uuid.uuid4())
         with self.fake._lock:
             self.fake._image_jobs[request_id] = (order, time.time(), ticks)
@@ -938,7 +776,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.fake._lock:
             job = self.fake._image_jobs.get(request_id)
         if job is None or (fault is not None and fault.kind is FaultKind.UNKNOWN_JOB):
-            raise _Reply(404, f"no such request: {request_id}")
+            raise Reply(404, f"no such request: {request_id}")
         order, submitted_at, ticks = job
         if time.time() - submitted_at < self.fake.image_latency_for(order.prompt):
             return self._send(202, b"", "application/json")
@@ -975,11 +813,11 @@ class _Handler(BaseHTTPRequestHandler):
         return entry
 
     def _submit(self, route: Route, body: dict[str, Any], fault: Fault | None) -> int:
-        _check_fields(route, body)
-        _require_prompt(body)
+        check_fields(route, body)
+        require_prompt(body)
         model = str(body.get("model") or "grok-imagine-video")
         video = route is Route.VIDEOS
-        spec = _generation_spec(body, model) if video else _clip_spec(route, body)
+        spec = generation_spec(body, model) if video else clip_spec(route, body)
         request_id = str(uuid.uuid4())
         images = len(body.get("reference_images") or []) + (1 if "image" in body else 0)
         ticks = self.fake.prices.video(spec.billed_s, spec.resolution, images, spec.input_s)
@@ -997,7 +835,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.fake._lock:
             job = self.fake._jobs.get(request_id)
         if job is None or (fault is not None and fault.kind is FaultKind.UNKNOWN_JOB):
-            raise _Reply(404, f"no such request: {request_id}")
+            raise Reply(404, f"no such request: {request_id}")
         fate = job.fate
         if fault is not None and fault.kind in _JOB_FATES:
             fate, job.fate_message = fault.kind, fault.message
