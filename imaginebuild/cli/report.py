@@ -206,7 +206,7 @@ class _Copier:
         if media_type is None:
             return None
         try:
-            sha = self.project.stat_cache().sha256(path)
+            sha = self.project.state.stat_cache().sha256(path)
             size = path.stat().st_size
         except OSError:
             return None

@@ -31,7 +31,6 @@ from imaginebuild.remote.link import RemoteLink
 from imaginebuild.store import orphans, settled
 from imaginebuild.store.cache import BlobRef, Store, default_cache_dir
 from imaginebuild.store.failures import FailureLog
-from imaginebuild.store.hashing import StatCache
 from imaginebuild.store.lockfile import LockEntry, write_lockfile
 from imaginebuild.store.materialize import Materializer
 from imaginebuild.store.state import ProjectState
@@ -104,10 +103,6 @@ class ProjectCore:
     def lock_entries(self) -> dict[str, LockEntry]:
         """The lockfile's entries (read once)."""
         return self.state.lock_entries()
-
-    def stat_cache(self) -> StatCache:
-        """The project's stat cache (opened on first use)."""
-        return self.state.stat_cache()
 
     def asset_for(self, name: str, options: RunOptions) -> Asset:
         """The asset as this run builds it (`--provider` / IMAGINEBUILD_PROVIDER override)."""
@@ -217,7 +212,7 @@ class ProjectCore:
             return
         files: dict[Path, str] = {}
         try:
-            files[self.mediafile.lockfile_path] = self.stat_cache().sha256(
+            files[self.mediafile.lockfile_path] = self.state.stat_cache().sha256(
                 self.mediafile.lockfile_path
             )
         except OSError:
