@@ -19,7 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -166,13 +166,6 @@ def snapshot(folder: Path) -> dict[str, tuple[str, str]]:
         else:
             found[rel] = ("file", hashlib.sha256(path.read_bytes()).hexdigest())
     return found
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeXai]:
-    """One fake API for the module; every test checks that it received nothing."""
-    with FakeXai() as server:
-        yield server
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ import subprocess
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -288,10 +288,7 @@ POINTS = [
 ]
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    with FakeXai(pending_polls=2) as server:
-        yield server
+pytestmark = pytest.mark.fake(pending_polls=2)
 
 
 @pytest.mark.parametrize("point", POINTS, ids=lambda p: p.name)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,12 +219,6 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "in.png").write_bytes(render_image((64, 64), (200, 30, 30), "png"))
     (folder / "in.mp4").write_bytes(render_mp4((64, 36), 3, (0, 90, 0)))
     return folder
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    with FakeXai(pending_polls=1) as server:
-        yield server
 
 
 @dataclass

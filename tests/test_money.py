@@ -12,7 +12,6 @@ import json
 import os
 import re
 import textwrap
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -57,13 +56,6 @@ class Cli:
         data = json.loads(self.out)
         assert isinstance(data, dict), self.out
         return data
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    """A fresh fake API billing the default prices."""
-    with FakeXai() as server:
-        yield server
 
 
 @pytest.fixture

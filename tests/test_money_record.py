@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,11 +54,7 @@ class Cli:
         return data
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    """A fresh fake API."""
-    with FakeXai(pending_polls=0) as server:
-        yield server
+pytestmark = pytest.mark.fake(pending_polls=0)
 
 
 @pytest.fixture

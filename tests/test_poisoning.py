@@ -9,7 +9,6 @@ rerun records the good media (and, for a video, resumes the paid job).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,10 +58,7 @@ assets:
 """
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    with FakeXai(pending_polls=0) as server:
-        yield server
+pytestmark = pytest.mark.fake(pending_polls=0)
 
 
 def remote_project(tmp_path: Path, fake: FakeXai, text: str) -> tuple[Proj, Path]:

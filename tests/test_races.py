@@ -11,7 +11,7 @@ import json
 import random
 import subprocess
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,10 +49,7 @@ assets:
 """
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    with FakeXai(pending_polls=1, job_latency=0.2) as server:
-        yield server
+pytestmark = pytest.mark.fake(job_latency=0.2)
 
 
 @dataclass

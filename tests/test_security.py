@@ -59,12 +59,6 @@ SECRET = b"\x89PNG\r\n\x1a\n top secret bytes outside the project"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    with FakeXai(pending_polls=1) as server:
-        yield server
-
-
-@pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, fake: FakeXai, tmp_path: Path) -> FakeXai:
     """The in-process CLI sees the fake, a recognisable key and a private cache."""
     for name in list(os.environ):
