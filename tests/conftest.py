@@ -266,13 +266,19 @@ def clean_env(tmp_path: Path, cache_dir: Path) -> dict[str, str]:
 
 
 def xai_env(
-    fake: FakeXai | str = NOWHERE, *, key: str | None = None, **extra: str
+    fake: FakeXai | str = NOWHERE,
+    *,
+    key: str | None = None,
+    base: Mapping[str, str] | None = None,
+    **extra: str,
 ) -> dict[str, str]:
-    """This process's environment without any imaginebuild or xAI setting, the xai provider
-    pointed at `fake` (a server or a base URL), the API key `key` if given, then `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XAI_", "IMAGINEBUILD_"))}
-    base_url = fake if isinstance(fake, str) else fake.base_url
-    env.update(PYTHONPATH=str(ROOT), XAI_BASE_URL=base_url)
+    """An environment for a command against the fake: `base` (default: this process's
+    environment without any imaginebuild or xAI setting), the xai provider pointed at `fake`
+    (a server or a base URL), the API key `key` if given, then `extra`."""
+    if base is None:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("XAI_", "IMAGINEBUILD_"))}
+    env = {**base, "PYTHONPATH": str(ROOT)}
+    env["XAI_BASE_URL"] = fake if isinstance(fake, str) else fake.base_url
     if key is not None:
         env["XAI_API_KEY"] = key
     env.update(extra)

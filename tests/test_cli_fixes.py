@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import SUBPROCESS_TIMEOUT_S, CliResult, edit_yaml, wait_for_state
+from conftest import SUBPROCESS_TIMEOUT_S, CliResult, edit_yaml, run_cli, wait_for_state, xai_env
 
-from imaginebuild.cli.app import main
 from imaginebuild.project import Project
 from imaginebuild.testing.fake_xai import FakeXai, Route
 
@@ -43,23 +42,14 @@ class Printed:
 
 
 @pytest.fixture
-def ib(
-    capsys: pytest.CaptureFixture[str],
-    clean_env: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Callable[..., Printed]:
-    """`imaginebuild ARGS…` in-process with the clean environment."""
-    for name in list(__import__("os").environ):
-        if name.startswith(("IMAGINEBUILD_", "XAI_", "GITHUB_")) or name == "CI":
-            monkeypatch.delenv(name)
-    for name, value in clean_env.items():
-        monkeypatch.setenv(name, value)
+def ib(clean_env: dict[str, str], tmp_path: Path) -> Callable[..., Printed]:
+    """`imaginebuild ARGS…` in-process with the clean environment (without CI), in tmp_path."""
+    env = {k: v for k, v in clean_env.items() if k != "CI"}
 
     def run(*args: str) -> Printed:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        assert "Traceback" not in captured.err, captured.err
-        return Printed(code, captured.out, captured.err)
+        done = run_cli(*args, cwd=tmp_path, env=env)
+        assert "Traceback" not in done.stderr, done.stderr
+        return Printed(done.code, done.stdout, done.stderr)
 
     return run
 
@@ -135,7 +125,7 @@ def test_an_invalid_mediafile_with_json_is_one_object_with_diagnostics(
 
 
 def test_a_subprocess_with_json_after_a_bad_option_prints_json(cli: Cli, chain_dir: Path) -> None:
-    done = cli("run", "--bogus", "--json", cwd=chain_dir)
+    done = cli("run", "--bogus", "--json", cwd=chain_dir, real_process=True)
     assert done.code == 2
     assert done.json == {
         "error": "unrecognized arguments: --bogus",
@@ -265,7 +255,7 @@ def test_plan_fits_the_terminal_and_lists_up_to_date_assets_only_with_all(
 ) -> None:
     assert cli("-q", "run", cwd=chain_dir).code == 0
     edit_yaml(chain_dir / "mediafile.yaml", "A red fox", "A red fox " + "very " * 30 + "sly")
-    piped = cli("plan", cwd=chain_dir)
+    piped = cli("plan", cwd=chain_dir, real_process=True)  # stdout a real pipe
     long_line = max(piped.stdout.splitlines(), key=len)
     assert len(long_line) > 100 and "…" not in long_line  # piped: nothing is cut
     assert "other" not in piped.stdout and "1 up to date (plan --all lists them)" in piped.stdout
@@ -309,7 +299,7 @@ def test_after_an_interrupt_plan_shows_the_journaled_job_as_resume_paid(
     folder.mkdir()
     (folder / "mediafile.yaml").write_text(ONE_VIDEO_THREE_IMAGES)
     with FakeXai(pending_polls=100_000) as fake:
-        env = {**clean_env, "XAI_BASE_URL": fake.base_url, "XAI_API_KEY": "xai-test-key"}
+        env = xai_env(fake, key="xai-test-key", base=clean_env)
         child = subprocess.Popen(
             [sys.executable, "-m", "imaginebuild", "run"],
             cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
