@@ -152,9 +152,9 @@ def run_cli(
     from imaginebuild.cli.app import main
 
     out, err = io.StringIO(), io.StringIO()
-    saved_env, saved_cwd = dict(os.environ), Path.cwd()
+    wanted, saved_env, saved_cwd = dict(env), dict(os.environ), Path.cwd()
     os.environ.clear()
-    os.environ.update(env)
+    os.environ.update(wanted)
     try:
         os.chdir(cwd)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_cli
 
-from imaginebuild.cli.app import main
 from imaginebuild.model import Kind
 from imaginebuild.providers.xai.provider import BACKOFF_ENV
 from imaginebuild.testing.fake_faults import FaultKind
@@ -228,14 +228,12 @@ class Session:
     folder: Path
     cache: Path
     fake: FakeXai
-    capsys: pytest.CaptureFixture[str]
     outputs: list[str]
 
     def cli(self, *argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        captured = self.capsys.readouterr()
-        self.outputs += [captured.out, captured.err]
-        return code, captured.out, captured.err
+        done = run_cli(*argv, cwd=self.folder, env=os.environ)
+        self.outputs += [done.stdout, done.stderr]
+        return done.code, done.stdout, done.stderr
 
     def json(self, *argv: str) -> tuple[int, dict[str, Any]]:
         code, out, _ = self.cli("--json", *argv)
@@ -256,7 +254,6 @@ def session_for(
     media: Path,
     fake: FakeXai,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> Callable[..., Session]:
     def make(kind: str, request_timeout: float = REQUEST_TIMEOUT_S) -> Session:
         folder = tmp_path / "project"
@@ -278,7 +275,7 @@ def session_for(
         # the mediafile sets a short request timeout through `providers.xai.request_timeout`.
         monkeypatch.setenv(BACKOFF_ENV, "0.005,0.02")
         monkeypatch.chdir(folder)
-        return Session(folder, tmp_path / "cache", fake, capsys, [])
+        return Session(folder, tmp_path / "cache", fake, [])
 
     return make
 

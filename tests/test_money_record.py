@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CliResult, run_cli
 
-from imaginebuild.cli.app import main
 from imaginebuild.errors import StoreError
 from imaginebuild.money import usd_to_ticks
 from imaginebuild.providers.xai.provider import BACKOFF_ENV
@@ -36,22 +35,6 @@ provider: xai
 providers:
   xai: {poll_interval: 0.01, max_retries: 2}
 """
-
-
-@dataclass(frozen=True)
-class Cli:
-    """One in-process command: exit code, stdout, stderr."""
-
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> dict[str, Any]:
-        """stdout as the JSON object `--json` promises."""
-        data = json.loads(self.out)
-        assert isinstance(data, dict), self.out
-        return data
 
 
 pytestmark = pytest.mark.fake(pending_polls=0)
@@ -74,14 +57,13 @@ def project(tmp_path: Path, fake: FakeXai, monkeypatch: pytest.MonkeyPatch) -> P
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Any:
+def cli() -> Any:
     """Run `imaginebuild ARGS…` in-process."""
 
-    def run(*args: str) -> Cli:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        assert "Traceback" not in captured.err, captured.err
-        return Cli(code, captured.out, captured.err)
+    def run(*args: str) -> CliResult:
+        done = run_cli(*args, cwd=Path.cwd(), env=os.environ)
+        assert "Traceback" not in done.stderr, done.stderr
+        return done
 
     return run
 
@@ -221,7 +203,7 @@ def test_a_store_write_that_fails_keeps_the_paid_result_for_the_next_run(
     assert failed.code == 1 and failed.json["assets"][0]["cost_usd"] == "0.02"
     monkeypatch.setattr(Store, "put_file", real_put)
     done = cli("--json", "run")
-    assert done.code == 0, done.err
+    assert done.code == 0, done.stderr
     assert done.json["assets"][0]["state"] == "restored"
     assert len(fake.requests(Route.IMAGES)) == 1, "the rerun paid again"
     assert ledger_total(project) == fake.billed_ticks() == IMAGE
