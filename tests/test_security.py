@@ -47,6 +47,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from mediafile_corpus import CORPUS
 
 from imaginebuild.cli.app import main
 from imaginebuild.engine import fetch
@@ -534,7 +535,7 @@ def test_a_committed_validation_stamp_cannot_switch_validation_off(
     from imaginebuild.mediafile.load import _schema_digest
 
     project = tmp_path / "project"
-    shutil.copytree(Path(__file__).parent / "fixtures" / "bad_inputs" / case, project)
+    shutil.copytree(CORPUS / case, project)
     text = (project / "mediafile.yaml").read_text(encoding="utf-8")
     (project / ".imaginebuild").mkdir()
     # What a committer can compute: everything but this checkout's file identity.
