@@ -214,10 +214,7 @@ def test_team_set_and_status(spec: str, tmp_path: Path) -> None:
     status = json.loads(done.stdout)
     assert status["caps"]["max_per_day_ticks"] == 2_000_000_000_000  # kept
     assert status["caps"]["max_total_ticks"] == 10_000_000_000_000
-    plain = subprocess.run(
-        [sys.executable, "-m", "imaginebuild", "team", "status"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    plain = run_cli("team", "status", cwd=tmp_path, env=env)
     assert "of $200.00" in plain.stdout and "rate grok-imagine-image: 0 of 4" in plain.stdout
 
 
