@@ -273,16 +273,29 @@ def xai_env(
     **extra: str,
 ) -> dict[str, str]:
     """An environment for a command against the fake: `base` (default: this process's
-    environment without any imaginebuild or xAI setting), the xai provider pointed at `fake`
-    (a server or a base URL), the API key `key` if given, then `extra`."""
+    environment without any imaginebuild, xAI or GitHub setting), the xai provider pointed at
+    `fake` (a server or a base URL), the API key `key` if given, then `extra`."""
     if base is None:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("XAI_", "IMAGINEBUILD_"))}
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("XAI_", "IMAGINEBUILD_", "GITHUB_"))
+        }
     env = {**base, "PYTHONPATH": str(ROOT)}
     env["XAI_BASE_URL"] = fake if isinstance(fake, str) else fake.base_url
     if key is not None:
         env["XAI_API_KEY"] = key
     env.update(extra)
     return env
+
+
+def set_environment(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -> None:
+    """Make this process's environment exactly `env` for the rest of the test (for commands
+    run in-process from the test's own code; the monkeypatch undoes it)."""
+    for name in [n for n in os.environ if n not in env]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture

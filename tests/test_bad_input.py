@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, xai_env
+from conftest import run_cli, set_environment, xai_env
 from mediafile_corpus import CASES, lay_out
 
 from imaginebuild.cli.app import main
@@ -144,12 +144,7 @@ def snapshot(folder: Path) -> dict[str, tuple[str, str]]:
 @pytest.fixture
 def api_env(monkeypatch: pytest.MonkeyPatch, fake: FakeXai, tmp_path: Path) -> FakeXai:
     """Point the in-process CLI at the fake with a key, and at no other setting."""
-    for name in list(os.environ):
-        if name.startswith(("XAI_", "IMAGINEBUILD_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
-    monkeypatch.setenv("XAI_API_KEY", KEY)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    set_environment(monkeypatch, xai_env(fake, key=KEY, HOME=str(tmp_path / "home")))
     return fake
 
 

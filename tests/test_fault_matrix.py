@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, set_environment, xai_env
 
 from imaginebuild.model import Kind
 from imaginebuild.providers.xai.provider import BACKOFF_ENV
@@ -265,15 +265,10 @@ def session_for(
             retries=MAX_RETRIES, request_timeout=request_timeout, target=TARGET[kind], after=after
         )
         (folder / "mediafile.yaml").write_text(text, encoding="utf-8")
-        for name in list(os.environ):
-            if name.startswith(("XAI_", "IMAGINEBUILD_")):
-                monkeypatch.delenv(name)
-        monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
-        monkeypatch.setenv("XAI_API_KEY", KEY)
-        monkeypatch.setenv("IMAGINEBUILD_CACHE_DIR", str(tmp_path / "cache"))
         # Compress time through real configuration: millisecond backoff (retries unchanged);
         # the mediafile sets a short request timeout through `providers.xai.request_timeout`.
-        monkeypatch.setenv(BACKOFF_ENV, "0.005,0.02")
+        env = xai_env(fake, key=KEY, IMAGINEBUILD_CACHE_DIR=str(tmp_path / "cache"))
+        set_environment(monkeypatch, {**env, BACKOFF_ENV: "0.005,0.02"})
         monkeypatch.chdir(folder)
         return Session(folder, tmp_path / "cache", fake, [])
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CliResult, run_cli
+from conftest import CliResult, run_cli, set_environment, xai_env
 
 from imaginebuild.engine.budget import Allowance, Budget, Limit, LimitState, allowance
 from imaginebuild.money import usd_to_ticks
@@ -43,12 +43,8 @@ assets:
 @pytest.fixture
 def project(tmp_path: Path, fake: FakeXai, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty project folder, the in-process CLI pointed at the fake from it."""
-    for name in list(os.environ):
-        if name.startswith(("XAI_", "IMAGINEBUILD_", "GITHUB_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
-    monkeypatch.setenv("XAI_API_KEY", KEY)
-    monkeypatch.setenv("IMAGINEBUILD_CACHE_DIR", str(tmp_path / "cache"))
+    cache = str(tmp_path / "cache")
+    set_environment(monkeypatch, xai_env(fake, key=KEY, IMAGINEBUILD_CACHE_DIR=cache))
     folder = tmp_path / "p"
     folder.mkdir()
     monkeypatch.chdir(folder)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CliResult, run_cli
+from conftest import CliResult, run_cli, set_environment, xai_env
 
 from imaginebuild.errors import StoreError
 from imaginebuild.money import usd_to_ticks
@@ -43,12 +43,8 @@ pytestmark = pytest.mark.fake(pending_polls=0)
 @pytest.fixture
 def project(tmp_path: Path, fake: FakeXai, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty project folder; the in-process CLI points at the fake from it."""
-    for name in list(os.environ):
-        if name.startswith(("XAI_", "IMAGINEBUILD_", "GITHUB_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
-    monkeypatch.setenv("XAI_API_KEY", KEY)
-    monkeypatch.setenv("IMAGINEBUILD_CACHE_DIR", str(tmp_path / "cache"))
+    cache = str(tmp_path / "cache")
+    set_environment(monkeypatch, xai_env(fake, key=KEY, IMAGINEBUILD_CACHE_DIR=cache))
     monkeypatch.setenv(BACKOFF_ENV, "0.001,0.002")
     folder = tmp_path / "p"
     folder.mkdir()
