@@ -137,8 +137,8 @@ def run_cli(
     (main itself restores its SIGTERM handler). It is fast and enough whenever the test is
     about what a command prints, writes or returns.
 
-    `real_process=True` runs `python -m imaginebuild` instead (stdin closed, stdout and stderr
-    pipes). Use it when the process itself is what is tested: signals, a terminal or pipes,
+    `real_process=True` runs `python -m imaginebuild` instead (stdin /dev/null, stdout and
+    stderr pipes). Use it when the process itself is what is tested: signals, a terminal or pipes,
     the exit status the shell sees, start-up and what gets imported, several processes at
     once, inheritance of the environment, a crash or a kill.
     """
@@ -152,14 +152,16 @@ def run_cli(
     from imaginebuild.cli.app import main
 
     out, err = io.StringIO(), io.StringIO()
-    wanted, saved_env, saved_cwd = dict(env), dict(os.environ), Path.cwd()
+    wanted, saved_env, saved_cwd, saved_stdin = dict(env), dict(os.environ), Path.cwd(), sys.stdin
     os.environ.clear()
     os.environ.update(wanted)
     try:
         os.chdir(cwd)
+        sys.stdin = io.StringIO()  # an empty stdin, never the terminal pytest was started from
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(list(args))
     finally:
+        sys.stdin = saved_stdin
         os.environ.clear()
         os.environ.update(saved_env)
         os.chdir(saved_cwd)
