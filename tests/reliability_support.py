@@ -1,7 +1,8 @@
-"""Shared helpers of the reliability suites: a 20-asset project, the CLI as a process, invariants.
+"""Shared helpers of the reliability suites: a 20-asset project, the CLI, invariants.
 
-The suites (crash consistency, races, poisoning) run `python -m imaginebuild` as
-real processes against the fake xAI server and then inspect what is on disk.
+The suites (crash consistency, races, poisoning) run `python -m imaginebuild` as real
+processes where a kill or a race is the point (`spawn`), reruns in-process (`cli`),
+against the fake xAI server, and then inspect what is on disk.
 Each invariant checker returns a list of problems (empty when it holds), so an
 assertion shows every violation at once.
 

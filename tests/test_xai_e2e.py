@@ -1,4 +1,5 @@
-"""Every kind end to end: `python -m imaginebuild run` against the fake xAI server."""
+"""Every kind end to end: `imaginebuild run` against the fake xAI server (in-process; a
+real process where it is killed)."""
 
 from __future__ import annotations
 
