@@ -184,50 +184,50 @@ assets:
 HELD_S = 3600.0  # far beyond any test's deadline: the job cannot finish until released
 
 
+@pytest.mark.fake(pending_polls=0, job_latency=HELD_S)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.usefixtures("sigint_not_ignored")
 def test_sigint_exits_130_keeps_finished_steps_and_a_rerun_completes(
-    tmp_path: Path, clean_env: dict[str, str], signum: signal.Signals
+    tmp_path: Path, clean_env: dict[str, str], signum: signal.Signals, fake: FakeXai
 ) -> None:
     project = tmp_path / "held"
     project.mkdir()
     (project / "mediafile.yaml").write_text(HELD_VIDEO)
     err = tmp_path / "run.stderr"
-    with FakeXai(pending_polls=0, job_latency=HELD_S) as fake:
-        env = xai_env(fake, key="xai-TEST-signal", base=clean_env)
-        argv = [sys.executable, "-m", "imaginebuild", "run", "-j", "2"]
-        with err.open("wb") as sink:
-            proc = subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.DEVNULL,
-                                    stderr=sink)  # fmt: skip
-        try:
-            wait_for_state(
-                lambda: "built still" in err.read_text() and len(fake.submissions()) == 1,
-                "'built still' with the video job submitted",
-                child=proc,
-                log=err.read_text,
-            )
-            wait_for_state(
-                lambda: len(fake.requests(Route.POLL)) >= 1, "a poll of the held job",
-                child=proc, log=err.read_text,
-            )  # fmt: skip
-            assert_still_running(proc, "the signal", err.read_text, signum)
-            proc.send_signal(signum)
-            code = proc.wait(timeout=SUBPROCESS_TIMEOUT_S)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        text = err.read_text()
-        assert code == 130, text
-        assert "interrupted" in text
-        assert sorted(read_lock(project)["assets"]) == ["still"]
-        assert list((project / ".imaginebuild" / "journal").glob("*.json"))  # the job is kept
+    env = xai_env(fake, key="xai-TEST-signal", base=clean_env)
+    argv = [sys.executable, "-m", "imaginebuild", "run", "-j", "2"]
+    with err.open("wb") as sink:
+        proc = subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.DEVNULL,
+                                stderr=sink)  # fmt: skip
+    try:
+        wait_for_state(
+            lambda: "built still" in err.read_text() and len(fake.submissions()) == 1,
+            "'built still' with the video job submitted",
+            child=proc,
+            log=err.read_text,
+        )
+        wait_for_state(
+            lambda: len(fake.requests(Route.POLL)) >= 1, "a poll of the held job",
+            child=proc, log=err.read_text,
+        )  # fmt: skip
+        assert_still_running(proc, "the signal", err.read_text, signum)
+        proc.send_signal(signum)
+        code = proc.wait(timeout=SUBPROCESS_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = err.read_text()
+    assert code == 130, text
+    assert "interrupted" in text
+    assert sorted(read_lock(project)["assets"]) == ["still"]
+    assert list((project / ".imaginebuild" / "journal").glob("*.json"))  # the job is kept
 
-        fake.job_latency = 0.0  # release the held job
-        rerun = run_cli("--json", "run", cwd=project, env=env)
-        assert rerun.code == 0, rerun.stderr
-        assert states(rerun.json) == {"long": "built", "still": "up_to_date"}
-        assert len(fake.submissions()) == 1  # the interrupted job was resumed, not paid twice
+    fake.job_latency = 0.0  # release the held job
+    rerun = run_cli("--json", "run", cwd=project, env=env)
+    assert rerun.code == 0, rerun.stderr
+    assert states(rerun.json) == {"long": "built", "still": "up_to_date"}
+    assert len(fake.submissions()) == 1  # the interrupted job was resumed, not paid twice
 
 
 def test_why_names_the_changed_field(cli: Cli, chain_dir: Path) -> None:

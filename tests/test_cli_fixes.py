@@ -274,34 +274,34 @@ def on_a_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     return b"".join(chunks).decode().replace("\r\n", "\n")
 
 
+@pytest.mark.fake(pending_polls=100_000)
 def test_after_an_interrupt_plan_shows_the_journaled_job_as_resume_paid(
-    tmp_path: Path, clean_env: dict[str, str], cli: Cli
+    tmp_path: Path, clean_env: dict[str, str], cli: Cli, fake: FakeXai
 ) -> None:
     folder = tmp_path / "project"
     folder.mkdir()
     (folder / "mediafile.yaml").write_text(ONE_VIDEO_THREE_IMAGES)
-    with FakeXai(pending_polls=100_000) as fake:
-        env = xai_env(fake, key="xai-test-key", base=clean_env)
-        child = subprocess.Popen(
-            [sys.executable, "-m", "imaginebuild", "run"],
-            cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            journal = folder / ".imaginebuild" / "journal"
-            wait_for_state(lambda: any(journal.glob("*.json")), "a journaled job", child=child)
-            wait_for_state(lambda: len(fake.requests(Route.POLL)) >= 1, "a poll", child=child)
-            child.send_signal(signal.SIGINT)
-        finally:
-            child.wait(timeout=SUBPROCESS_TIMEOUT_S)
-        plan = cli("plan", cwd=folder, env=env)
-        clip = next(x for x in plan.stdout.splitlines() if x.startswith("clip"))
-        assert clip.split(None, 2)[2].strip() == "resume (paid)", plan.stdout
-        data = cli("--json", "plan", cwd=folder, env=env).json
-        estimate = {a["name"]: a["estimate_usd"] for a in data["assets"]}  # type: ignore[union-attr]
-        assert estimate["clip"] == "0"
-        fake.pending_polls = 0
-        assert cli("-q", "run", cwd=folder, env=env).code == 0
-        assert len(fake.submissions(Route.VIDEOS)) == 1  # resumed, never paid twice
+    env = xai_env(fake, key="xai-test-key", base=clean_env)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "imaginebuild", "run"],
+        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        journal = folder / ".imaginebuild" / "journal"
+        wait_for_state(lambda: any(journal.glob("*.json")), "a journaled job", child=child)
+        wait_for_state(lambda: len(fake.requests(Route.POLL)) >= 1, "a poll", child=child)
+        child.send_signal(signal.SIGINT)
+    finally:
+        child.wait(timeout=SUBPROCESS_TIMEOUT_S)
+    plan = cli("plan", cwd=folder, env=env)
+    clip = next(x for x in plan.stdout.splitlines() if x.startswith("clip"))
+    assert clip.split(None, 2)[2].strip() == "resume (paid)", plan.stdout
+    data = cli("--json", "plan", cwd=folder, env=env).json
+    estimate = {a["name"]: a["estimate_usd"] for a in data["assets"]}  # type: ignore[union-attr]
+    assert estimate["clip"] == "0"
+    fake.pending_polls = 0
+    assert cli("-q", "run", cwd=folder, env=env).code == 0
+    assert len(fake.submissions(Route.VIDEOS)) == 1  # resumed, never paid twice
 
 
 # ---------------------------------------------------------------- item 8: the small ones

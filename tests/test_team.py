@@ -274,22 +274,21 @@ def test_two_runs_on_one_machine_share_the_rate_and_get_no_429(tmp_path: Path) -
     assert len(grants) == 24 and len({g.runner for g in grants}) == 2
 
 
-def test_an_unreachable_coordinator_starts_no_paid_call(tmp_path: Path) -> None:
+def test_an_unreachable_coordinator_starts_no_paid_call(tmp_path: Path, fake: FakeXai) -> None:
     dead = RedisServer.start_in(tmp_path / "redis")
     dead.stop()
     project = image_project(tmp_path / "p", 2)
-    with FakeXai() as fake:
-        env = env_with(dead.url, fake)
-        done = cli(project, env, "run")
-        assert done.code == 3, done.stderr
-        assert "team coordinator" in done.stderr and "cannot be reached" in done.stderr
-        assert "--no-coordinator" in done.stderr
-        assert fake.requests(Route.IMAGES) == []
-        assert {a["state"] for a in json.loads(done.stdout)["assets"]} == {"skipped"}
-        done = cli(project, env, "run", "--no-coordinator")
-        assert done.code == 0, done.stderr
-        assert "local limits only" in done.stderr
-        assert len(fake.submissions(Route.IMAGES)) == 2
+    env = env_with(dead.url, fake)
+    done = cli(project, env, "run")
+    assert done.code == 3, done.stderr
+    assert "team coordinator" in done.stderr and "cannot be reached" in done.stderr
+    assert "--no-coordinator" in done.stderr
+    assert fake.requests(Route.IMAGES) == []
+    assert {a["state"] for a in json.loads(done.stdout)["assets"]} == {"skipped"}
+    done = cli(project, env, "run", "--no-coordinator")
+    assert done.code == 0, done.stderr
+    assert "local limits only" in done.stderr
+    assert len(fake.submissions(Route.IMAGES)) == 2
 
 
 def test_local_steps_need_no_coordinator_and_import_no_redis(tmp_path: Path) -> None:
@@ -315,32 +314,32 @@ def test_local_steps_need_no_coordinator_and_import_no_redis(tmp_path: Path) -> 
     assert done.stdout.split() == ["0", "False", "False"], done.stderr
 
 
+@pytest.mark.fake(job_latency=1.0)
 def test_redis_stopped_mid_run_stops_new_submissions_and_a_rerun_completes(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path, redis_server: RedisServer, fake: FakeXai
 ) -> None:
     project = image_project(tmp_path / "p", 6, kind="video")
-    with FakeXai(job_latency=1.0) as fake:
-        env = env_with(redis_server.url, fake)
-        run = subprocess.Popen(
-            [sys.executable, "-m", "imaginebuild", "--json", "run", "-j", "8"],
-            cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        wait_for("two submissions", lambda: len(fake.submissions()) >= 2)
-        redis_server.stop()
-        stopped_at = time.time()
-        out, err = run.communicate(timeout=300)
-        assert run.returncode == 3, err
-        assert "cannot be reached" in err and "no new paid call is started" in err
-        first = json.loads(out)
-        built = {a["name"] for a in first["assets"] if a["state"] == "built"}
-        submitted = fake.submissions()
-        # nothing was sent after Redis stopped
-        assert all(r.at <= stopped_at for r in fake.requests(Route.VIDEOS))
-        assert len(built) == len(submitted) >= 2  # every job in flight finished and was recorded
-        redis_server.start()
-        done = cli(project, env, "run")
-        assert done.code == 0, done.stderr
-        assert {a["name"] for a in json.loads(done.stdout)["assets"] if a["state"] == "built"} == {
-            f"a{i}" for i in range(6)
-        } - built
-        assert len(fake.submissions()) == 6  # each asset paid once
+    env = env_with(redis_server.url, fake)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "imaginebuild", "--json", "run", "-j", "8"],
+        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for("two submissions", lambda: len(fake.submissions()) >= 2)
+    redis_server.stop()
+    stopped_at = time.time()
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 3, err
+    assert "cannot be reached" in err and "no new paid call is started" in err
+    first = json.loads(out)
+    built = {a["name"] for a in first["assets"] if a["state"] == "built"}
+    submitted = fake.submissions()
+    # nothing was sent after Redis stopped
+    assert all(r.at <= stopped_at for r in fake.requests(Route.VIDEOS))
+    assert len(built) == len(submitted) >= 2  # every job in flight finished and was recorded
+    redis_server.start()
+    done = cli(project, env, "run")
+    assert done.code == 0, done.stderr
+    assert {a["name"] for a in json.loads(done.stdout)["assets"] if a["state"] == "built"} == {
+        f"a{i}" for i in range(6)
+    } - built
+    assert len(fake.submissions()) == 6  # each asset paid once

@@ -410,19 +410,18 @@ def test_6_a_symlinked_state_folder_is_refused(
     ids=["crlf", "lf", "non-ascii", "delete"],
 )
 def test_7_a_malformed_api_key_is_refused_without_being_shown(
-    key: str, world: World, monkeypatch: pytest.MonkeyPatch
+    key: str, world: World, monkeypatch: pytest.MonkeyPatch, fake: FakeXai
 ) -> None:
     xai = MEDIAFILE.replace("provider: local", "provider: xai")
     (world.project / "mediafile.yaml").write_text(xai)
-    with FakeXai() as fake:
-        monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
-        monkeypatch.setenv("XAI_API_KEY", key)
-        for argv in (["run"], ["--json", "run"]):
-            code, text = cli(*argv)
-            assert code == 1, text
-            assert "XAI_API_KEY contains" in text
-            assert KEY[4:] not in text and "Bearer" not in text
-        assert fake.log == []  # refused before any request
+    monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
+    monkeypatch.setenv("XAI_API_KEY", key)
+    for argv in (["run"], ["--json", "run"]):
+        code, text = cli(*argv)
+        assert code == 1, text
+        assert "XAI_API_KEY contains" in text
+        assert KEY[4:] not in text and "Bearer" not in text
+    assert fake.log == []  # refused before any request
 
 
 def test_check_api_key_accepts_a_plain_key() -> None:
