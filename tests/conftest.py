@@ -1,4 +1,5 @@
-"""Shared fixtures: fixture projects copied into tmp_path, the CLI as a subprocess, run counts.
+"""Shared fixtures: fixture projects copied into tmp_path, the CLI (in-process or as a real
+process), the fake xAI server, run counts.
 
 Every engine test renders with the local provider (no network, no key) and keeps
 its cache inside tmp_path through IMAGINEBUILD_CACHE_DIR. Provider calls are
@@ -8,7 +9,9 @@ counted from what a run reports per asset: `built` means the provider was called
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -26,8 +29,12 @@ import pytest
 from imaginebuild.engine.results import CommandResult
 from imaginebuild.events import RecordingReporter
 from imaginebuild.project import Project, load
+from imaginebuild.testing.fake_xai import FakeXai
 
 PROJECTS = Path(__file__).parent / "fixtures" / "projects"
+ROOT = Path(__file__).resolve().parents[1]
+# Where the API points when a test means nothing to reach it: a closed port on loopback.
+NOWHERE = "http://127.0.0.1:9/v1"
 SUBPROCESS_TIMEOUT_S = 60
 # How long a test waits for a state before it gives up as a harness error. Generous on
 # purpose: it bounds a hung test, it never decides an outcome.
@@ -102,7 +109,7 @@ def sigint_not_ignored() -> Iterator[None]:
 
 @dataclass(frozen=True)
 class CliResult:
-    """What one `python -m imaginebuild …` subprocess did."""
+    """What one `imaginebuild …` command did (in-process or as a real process)."""
 
     code: int
     stdout: str
@@ -114,6 +121,51 @@ class CliResult:
         data = json.loads(self.stdout)
         assert isinstance(data, dict), self.stdout
         return data
+
+
+def run_cli(
+    *args: str,
+    cwd: Path,
+    env: Mapping[str, str],
+    real_process: bool = False,
+    timeout: float = SUBPROCESS_TIMEOUT_S,
+) -> CliResult:
+    """Run `imaginebuild ARGS…` in `cwd` with exactly the environment `env`.
+
+    In-process (the default) calls `imaginebuild.cli.app.main([...])` with stdout and stderr
+    captured, the working folder and `os.environ` set for the call and put back afterwards
+    (main itself restores its SIGTERM handler). It is fast and enough whenever the test is
+    about what a command prints, writes or returns.
+
+    `real_process=True` runs `python -m imaginebuild` instead (stdin /dev/null, stdout and
+    stderr pipes). Use it when the process itself is what is tested: signals, a terminal or pipes,
+    the exit status the shell sees, start-up and what gets imported, several processes at
+    once, inheritance of the environment, a crash or a kill.
+    """
+    if real_process:
+        proc = subprocess.run(
+            [sys.executable, "-m", "imaginebuild", *args],
+            cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )  # fmt: skip
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+    from imaginebuild.cli.app import main
+
+    out, err = io.StringIO(), io.StringIO()
+    wanted, saved_env, saved_cwd, saved_stdin = dict(env), dict(os.environ), Path.cwd(), sys.stdin
+    os.environ.clear()
+    os.environ.update(wanted)
+    try:
+        os.chdir(cwd)
+        sys.stdin = io.StringIO()  # an empty stdin, never the terminal pytest was started from
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        sys.stdin = saved_stdin
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+    return CliResult(code, out.getvalue(), err.getvalue())
 
 
 def states(data: Mapping[str, Any] | CommandResult) -> dict[str, str]:
@@ -211,26 +263,63 @@ def clean_env(tmp_path: Path, cache_dir: Path) -> dict[str, str]:
     env["IMAGINEBUILD_CACHE_DIR"] = str(cache_dir)
     env["HOME"] = str(tmp_path / "home")
     # Nothing may leave the machine: any stray call to the API fails fast on loopback.
-    env["XAI_BASE_URL"] = "http://127.0.0.1:9/v1"
+    env["XAI_BASE_URL"] = NOWHERE
     return env
+
+
+def xai_env(
+    fake: FakeXai | str = NOWHERE,
+    *,
+    key: str | None = None,
+    base: Mapping[str, str] | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    """An environment for a command against the fake: `base` (default: this process's
+    environment without any imaginebuild, xAI or GitHub setting), the xai provider pointed at
+    `fake` (a server or a base URL), the API key `key` if given, then `extra`."""
+    if base is None:
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("XAI_", "IMAGINEBUILD_", "GITHUB_"))
+        }
+    env = {**base, "PYTHONPATH": str(ROOT)}
+    env["XAI_BASE_URL"] = fake if isinstance(fake, str) else fake.base_url
+    if key is not None:
+        env["XAI_API_KEY"] = key
+    env.update(extra)
+    return env
+
+
+def set_environment(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -> None:
+    """Make this process's environment exactly `env` for the rest of the test (for commands
+    run in-process from the test's own code; the monkeypatch undoes it)."""
+    for name in [n for n in os.environ if n not in env]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def fake(request: pytest.FixtureRequest) -> Iterator[FakeXai]:
+    """A fake xAI server on 127.0.0.1 for the test. Its options come from the closest
+    `@pytest.mark.fake(...)` (on the test, its class or the module's `pytestmark`), over the
+    default of one pending poll per video job."""
+    marker = request.node.get_closest_marker("fake")
+    options: dict[str, Any] = {"pending_polls": 1, **(marker.kwargs if marker else {})}
+    with FakeXai(**options) as server:
+        yield server
 
 
 @pytest.fixture
 def cli(clean_env: dict[str, str]) -> Callable[..., CliResult]:
-    """Run `python -m imaginebuild ARGS…` in `cwd` with the clean environment."""
+    """`run_cli` in `cwd` with the clean environment (plus `env`); in-process unless
+    `real_process=True` (see run_cli for which to use when)."""
 
-    def run(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -> CliResult:
-        proc = subprocess.run(
-            [sys.executable, "-m", "imaginebuild", *args],
-            cwd=cwd,
-            env={**clean_env, **(env or {})},
-            stdin=subprocess.DEVNULL,  # never the terminal pytest was started from
-            capture_output=True,
-            text=True,
-            timeout=SUBPROCESS_TIMEOUT_S,
-            check=False,
-        )
-        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+    def run(
+        *args: str, cwd: Path, env: Mapping[str, str] | None = None, real_process: bool = False
+    ) -> CliResult:
+        return run_cli(*args, cwd=cwd, env={**clean_env, **(env or {})}, real_process=real_process)
 
     return run
 
@@ -299,8 +388,6 @@ def contract_violations(fake: Any) -> list[str]:
 def _xai_contract(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every fake xAI server a test stops is held to the spec's request and response schemas:
     a provider change that sends a field the spec lacks fails the test that sent it."""
-    from imaginebuild.testing.fake_xai import FakeXai
-
     violations: list[str] = []
     original = FakeXai.stop
 

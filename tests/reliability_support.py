@@ -1,7 +1,8 @@
-"""Shared helpers of the reliability suites: a 20-asset project, the CLI as a process, invariants.
+"""Shared helpers of the reliability suites: a 20-asset project, the CLI, invariants.
 
-The suites (crash consistency, races, poisoning) run `python -m imaginebuild` as
-real processes against the fake xAI server and then inspect what is on disk.
+The suites (crash consistency, races, poisoning) run `python -m imaginebuild` as real
+processes where a kill or a race is the point (`spawn`), reruns in-process (`cli`),
+against the fake xAI server, and then inspect what is on disk.
 Each invariant checker returns a list of problems (empty when it holds), so an
 assertion shows every violation at once.
 
@@ -23,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CliResult, run_cli, xai_env
 
 from imaginebuild.store.journal import decode_record
 from imaginebuild.store.lockfile import read_lockfile
 from imaginebuild.testing.fake_xai import VIDEO_SUBMISSIONS, FakeXai, LoggedRequest, Route
 
-ROOT = Path(__file__).resolve().parents[1]
 KEY = "xai-RELIABILITY-0123456789abcdef"
 SUBPROCESS_TIMEOUT_S = 120
 
@@ -101,14 +102,7 @@ def make_project(
     where.mkdir(parents=True, exist_ok=True)
     (where / "mediafile.yaml").write_text(textwrap.dedent(text))
     cache = cache or where.with_name(where.name + "-cache")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XAI_", "IMAGINEBUILD_"))}
-    env.update(
-        PYTHONPATH=str(ROOT),
-        XAI_BASE_URL=fake.base_url,
-        XAI_API_KEY=KEY,
-        IMAGINEBUILD_CACHE_DIR=str(cache),
-        **(extra_env or {}),
-    )
+    env = xai_env(fake, key=KEY, IMAGINEBUILD_CACHE_DIR=str(cache), **(extra_env or {}))
     return Proj(where, cache, env)
 
 
@@ -117,12 +111,9 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "imaginebuild", *args]
 
 
-def cli(proj: Proj, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `imaginebuild ARGS` in the project and wait for it."""
-    return subprocess.run(
-        command(*args), cwd=proj.folder, env=dict(proj.env),
-        capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S,
-    )  # fmt: skip
+def cli(proj: Proj, *args: str) -> CliResult:
+    """Run `imaginebuild ARGS` in the project (in-process) and wait for it."""
+    return run_cli(*args, cwd=proj.folder, env=proj.env)
 
 
 def spawn(proj: Proj, stderr: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -134,7 +125,7 @@ def spawn(proj: Proj, stderr: Path, *args: str) -> subprocess.Popen[bytes]:
         )  # fmt: skip
 
 
-def states(done: subprocess.CompletedProcess[str]) -> dict[str, str]:
+def states(done: CliResult) -> dict[str, str]:
     """Asset name → state from a `--json` run's stdout."""
     report = json.loads(done.stdout)
     return {a["name"]: a["state"] for a in report["assets"]}

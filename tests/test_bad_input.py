@@ -1,12 +1,11 @@
 """Bad input through the real CLI: malformed mediafiles, bad lockfiles, a corrupted cache.
 
-Every malformed mediafile — the front end's fixture corpus, the adversarial
-fixtures in `fixtures/bad_inputs/` and the cases generated below (huge, binary,
-UTF-16, NUL bytes, alias bombs, deep nesting…) — must end every command with
-exit 2 and a located `mediafile.yaml:LINE:COL:` line, no traceback, nothing
-written in or around the project, and not one request to the (fake) API that the
-environment points at. Bad lockfiles are refused with a hint or rebuilt; a
-corrupted cache is detected, reported and rebuilt, never served.
+Every malformed mediafile — the fixture corpus in `fixtures/mediafiles/` and the
+cases generated below (huge, binary, UTF-16, NUL bytes, alias bombs, deep nesting…)
+— must end every command with exit 2 and a located `mediafile.yaml:LINE:COL:`
+line, no traceback, nothing written in or around the project, and not one request
+to the (fake) API that the environment points at. Bad lockfiles are refused with a
+hint or rebuilt; a corrupted cache is detected, reported and rebuilt, never served.
 """
 
 from __future__ import annotations
@@ -17,12 +16,12 @@ import os
 import random
 import re
 import shutil
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import run_cli, set_environment, xai_env
+from mediafile_corpus import CASES, lay_out
 
 from imaginebuild.cli.app import main
 from imaginebuild.errors import MediafileError
@@ -30,8 +29,6 @@ from imaginebuild.mediafile.load import load_mediafile
 from imaginebuild.testing.fake_xai import FakeXai
 
 HERE = Path(__file__).parent
-FRONT_END_CORPUS = HERE / "fixtures" / "mediafiles"
-ADVERSARIAL = HERE / "fixtures" / "bad_inputs"
 BAD_LOCKFILES = HERE / "fixtures" / "bad_lockfiles"
 CHAIN = HERE / "fixtures" / "projects" / "chain"
 ROOT = HERE.parent
@@ -111,28 +108,7 @@ GENERATED: dict[str, Callable[[], bytes]] = {
 }
 
 
-# A case whose setup cannot live in git (a symlink pointing out of the checkout).
-def _symlink_outside(project: Path) -> None:
-    outside = project.parent / "outside.png"
-    outside.write_bytes(b"not in the project")
-    (project / "art").mkdir(exist_ok=True)
-    (project / "art" / "outside.png").symlink_to(outside)
-
-
-SETUP: dict[str, Callable[[Path], None]] = {"symlink-escape": _symlink_outside}
-
-
-def _fixture_cases() -> list[tuple[str, Path]]:
-    cases = []
-    for corpus in (FRONT_END_CORPUS, ADVERSARIAL):
-        for folder in sorted(corpus.iterdir()):
-            if (folder / "mediafile.yaml").is_file():
-                cases.append((f"{corpus.name}/{folder.name}", folder))
-    return cases
-
-
-FIXTURE_CASES = _fixture_cases()
-ALL_CASES = [name for name, _ in FIXTURE_CASES] + [f"generated/{n}" for n in GENERATED]
+ALL_CASES = [f"mediafiles/{n}" for n in CASES] + [f"generated/{n}" for n in GENERATED]
 
 
 def _param(name: str) -> object:
@@ -147,10 +123,7 @@ def _make_case(name: str, tmp_path: Path) -> Path:
         project.mkdir()
         (project / "mediafile.yaml").write_bytes(GENERATED[case]())
     else:
-        source = dict(FIXTURE_CASES)[name]
-        shutil.copytree(source, project, ignore=shutil.ignore_patterns("expected.txt"))
-        if case in SETUP:
-            SETUP[case](project)
+        lay_out(case, project)
     return project
 
 
@@ -168,22 +141,10 @@ def snapshot(folder: Path) -> dict[str, tuple[str, str]]:
     return found
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeXai]:
-    """One fake API for the module; every test checks that it received nothing."""
-    with FakeXai() as server:
-        yield server
-
-
 @pytest.fixture
 def api_env(monkeypatch: pytest.MonkeyPatch, fake: FakeXai, tmp_path: Path) -> FakeXai:
     """Point the in-process CLI at the fake with a key, and at no other setting."""
-    for name in list(os.environ):
-        if name.startswith(("XAI_", "IMAGINEBUILD_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
-    monkeypatch.setenv("XAI_API_KEY", KEY)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    set_environment(monkeypatch, xai_env(fake, key=KEY, HOME=str(tmp_path / "home")))
     return fake
 
 
@@ -205,43 +166,19 @@ def test_every_bad_mediafile_is_refused_by_every_command(
     name: str,
     tmp_path: Path,
     api_env: FakeXai,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     project = _make_case(name, tmp_path)
-    monkeypatch.chdir(project)
     before, requests = snapshot(tmp_path), len(api_env.log)
     for argv in COMMANDS:
-        code = main(argv)
-        captured = capsys.readouterr()
-        _assert_refused(code, captured.out, captured.err, "--json" in argv)
+        done = run_cli(*argv, cwd=project, env=os.environ)
+        _assert_refused(done.code, done.stdout, done.stderr, "--json" in argv)
     assert snapshot(tmp_path) == before  # no .imaginebuild/, no out/, no lockfile, nothing
     assert len(api_env.log) == requests
 
 
 def test_the_corpus_is_large_and_varied() -> None:
     assert len(ALL_CASES) >= 150
-    assert len([n for n in ALL_CASES if n.startswith("bad_inputs/")]) >= 60
-
-
-NEW_FIXTURES = sorted(p.name for p in ADVERSARIAL.iterdir() if (p / "expected.txt").is_file())
-
-
-@pytest.mark.parametrize("case", NEW_FIXTURES)
-def test_adversarial_fixture_diagnostics(case: str, tmp_path: Path) -> None:
-    """The exact located diagnostics of each new fixture (all problems at once)."""
-    project = tmp_path / "project"
-    shutil.copytree(ADVERSARIAL / case, project)
-    with pytest.raises(MediafileError) as info:
-        load_mediafile(project / "mediafile.yaml")
-    got = [
-        f"{d.line}:{d.column}: {d.path}: {d.message}"
-        if d.path
-        else f"{d.line}:{d.column}: {d.message}"
-        for d in info.value.diagnostics
-    ]
-    expected = (ADVERSARIAL / case / "expected.txt").read_text(encoding="utf-8").splitlines()
-    assert got == expected
+    assert len([n for n in ALL_CASES if n.startswith("mediafiles/")]) >= 128
 
 
 def test_a_control_character_is_located_where_it_is(tmp_path: Path) -> None:
@@ -256,7 +193,7 @@ def test_a_control_character_is_located_where_it_is(tmp_path: Path) -> None:
 SUBPROCESS_CASES = [
     "mediafiles/syntax-error",
     "mediafiles/cycle-of-3",
-    "bad_inputs/duplicate-top-level-key",
+    "mediafiles/duplicate-top-level-key",
     "generated/binary-junk-10mb",
     "generated/alias-bomb-billion",
     "generated/utf16-with-bom",
@@ -268,15 +205,11 @@ def test_the_installed_command_refuses_bad_mediafiles(
     name: str, tmp_path: Path, fake: FakeXai
 ) -> None:
     project = _make_case(name, tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XAI_", "IMAGINEBUILD_"))}
-    env.update(XAI_BASE_URL=fake.base_url, XAI_API_KEY=KEY, PYTHONPATH=str(ROOT))
+    env = xai_env(fake, key=KEY)
     before, requests = snapshot(tmp_path), len(fake.log)
     for argv in (["validate"], ["run"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "imaginebuild", *argv],
-            cwd=project, env=env, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        _assert_refused(done.returncode, done.stdout, done.stderr, as_json=False)
+        done = run_cli(*argv, cwd=project, env=env, real_process=True)
+        _assert_refused(done.code, done.stdout, done.stderr, as_json=False)
     assert snapshot(tmp_path) == before
     assert len(fake.log) == requests
 
@@ -289,13 +222,9 @@ def built_chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The chain fixture built once with the local provider; tests copy it."""
     root = tmp_path_factory.mktemp("built")
     shutil.copytree(CHAIN, root / "chain")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XAI_", "IMAGINEBUILD_"))}
-    env.update(IMAGINEBUILD_CACHE_DIR=str(root / "cache"), PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [sys.executable, "-m", "imaginebuild", "-q", "run"],
-        cwd=root / "chain", env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    env = xai_env(IMAGINEBUILD_CACHE_DIR=str(root / "cache"))
+    done = run_cli("-q", "run", cwd=root / "chain", env=env)
+    assert done.code == 0, done.stderr
     return root
 
 

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from imaginebuild.cli.app import main
 
@@ -57,22 +58,20 @@ def _restored(project: Path) -> set[str]:
     return {name for name, rel in OUTPUTS.items() if (project / rel).is_file()}
 
 
-def _checkout(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, str]]:
-    code = main(["--json", *argv])
-    data = json.loads(capsys.readouterr().out)
-    return code, {a["name"]: a["state"] for a in data["assets"]}
+def _checkout(argv: list[str]) -> tuple[int, dict[str, str]]:
+    done = run_cli("--json", *argv, cwd=Path.cwd(), env=os.environ)
+    return done.code, {a["name"]: a["state"] for a in done.json["assets"]}
 
 
 @pytest.mark.parametrize("command", ["checkout", "pull"])
 def test_a_target_restores_itself_and_its_ancestors_only(
     command: str,
     chain: Path,
-    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if command == "pull":
         monkeypatch.setenv("IMAGINEBUILD_REMOTE", f"file://{chain.parent / 'remote'}")
-    code, states = _checkout([command, "inked"], capsys)
+    code, states = _checkout([command, "inked"])
     assert code == 0
     assert states == {"base": "restored", "inked": "restored"}
     assert _restored(chain) == {"base", "inked"}
@@ -82,25 +81,24 @@ def test_a_target_restores_itself_and_its_ancestors_only(
 def test_a_leaf_target_restores_only_itself(
     command: str,
     chain: Path,
-    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if command == "pull":
         monkeypatch.setenv("IMAGINEBUILD_REMOTE", f"file://{chain.parent / 'remote'}")
-    code, states = _checkout([command, "other"], capsys)
+    code, states = _checkout([command, "other"])
     assert code == 0, states
     assert states == {"other": "restored"}
     assert _restored(chain) == {"other"}
 
 
 def test_pull_with_a_target_brings_in_only_the_selection(
-    chain: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    chain: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With an empty local cache, `pull base` fetches base's entry and blob, not others'."""
     cache = chain.parent / "cache"
     shutil.rmtree(cache)
     monkeypatch.setenv("IMAGINEBUILD_REMOTE", f"file://{chain.parent / 'remote'}")
-    code, states = _checkout(["pull", "base"], capsys)
+    code, states = _checkout(["pull", "base"])
     assert code == 0
     assert states == {"base": "restored"}
     assert _restored(chain) == {"base"}
@@ -109,23 +107,19 @@ def test_pull_with_a_target_brings_in_only_the_selection(
     assert blobs == {lock["base"]["outputs"][0]["sha256"]}
 
 
-def test_no_target_still_restores_everything(
-    chain: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, states = _checkout(["checkout"], capsys)
+def test_no_target_still_restores_everything(chain: Path) -> None:
+    code, states = _checkout(["checkout"])
     assert code == 0
     assert states == dict.fromkeys(OUTPUTS, "restored")
     assert _restored(chain) == set(OUTPUTS)
 
 
-def test_a_target_never_built_is_reported_skipped(
-    chain: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_target_never_built_is_reported_skipped(chain: Path) -> None:
     lockfile = chain / "mediafile.lock"
     lock = json.loads(lockfile.read_text(encoding="utf-8"))
     del lock["assets"]["framed"]
     lockfile.write_text(json.dumps(lock), encoding="utf-8")
-    code, states = _checkout(["checkout", "framed"], capsys)
+    code, states = _checkout(["checkout", "framed"])
     assert code == 0
     assert states == {"base": "restored", "inked": "restored", "framed": "skipped"}
 

@@ -1,7 +1,9 @@
-"""The installed command end to end, as a subprocess: exit codes, --json, every command.
+"""The command end to end: exit codes, --json, every command.
 
-Runs `python -m imaginebuild` with a clean environment (no API key, a private
-cache) in fresh copies of the fixture projects.
+Runs the CLI with a clean environment (no API key, a private cache) in fresh copies
+of the fixture projects: in-process through `main([...])` where only what a command
+prints, writes and returns is tested; as a real `python -m imaginebuild` process for
+signals, concurrent runs and the exit status the shell sees.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from conftest import (
     edit_yaml,
     output_hashes,
     read_lock,
+    run_cli,
     states,
     wait_for_state,
+    xai_env,
 )
 
 from imaginebuild.testing.fake_xai import FakeXai, Route
@@ -124,7 +128,7 @@ def test_an_invalid_mediafile_exits_2_and_writes_nothing(
 
 def test_a_failed_step_exits_1(cli: Cli, chain_dir: Path) -> None:
     (chain_dir / "art" / "logo.png").write_bytes(b"not an image at all")
-    result = cli("--json", "run", cwd=chain_dir)
+    result = cli("--json", "run", cwd=chain_dir, real_process=True)  # the status the shell sees
     assert result.code == 1
     got = states(result.json)
     assert got["inked"] == "failed"
@@ -133,7 +137,7 @@ def test_a_failed_step_exits_1(cli: Cli, chain_dir: Path) -> None:
 
 
 def test_offline_exits_3_when_a_call_is_needed(cli: Cli, chain_dir: Path) -> None:
-    result = cli("run", "--offline", cwd=chain_dir)
+    result = cli("run", "--offline", cwd=chain_dir, real_process=True)
     assert result.code == 3, result.stderr
     assert "--offline" in result.stderr
     assert not (chain_dir / "mediafile.lock").exists()
@@ -180,54 +184,50 @@ assets:
 HELD_S = 3600.0  # far beyond any test's deadline: the job cannot finish until released
 
 
+@pytest.mark.fake(pending_polls=0, job_latency=HELD_S)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.usefixtures("sigint_not_ignored")
 def test_sigint_exits_130_keeps_finished_steps_and_a_rerun_completes(
-    tmp_path: Path, clean_env: dict[str, str], signum: signal.Signals
+    tmp_path: Path, clean_env: dict[str, str], signum: signal.Signals, fake: FakeXai
 ) -> None:
     project = tmp_path / "held"
     project.mkdir()
     (project / "mediafile.yaml").write_text(HELD_VIDEO)
     err = tmp_path / "run.stderr"
-    with FakeXai(pending_polls=0, job_latency=HELD_S) as fake:
-        env = {**clean_env, "XAI_BASE_URL": fake.base_url, "XAI_API_KEY": "xai-TEST-signal"}
-        argv = [sys.executable, "-m", "imaginebuild", "run", "-j", "2"]
-        with err.open("wb") as sink:
-            proc = subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.DEVNULL,
-                                    stderr=sink)  # fmt: skip
-        try:
-            wait_for_state(
-                lambda: "built still" in err.read_text() and len(fake.submissions()) == 1,
-                "'built still' with the video job submitted",
-                child=proc,
-                log=err.read_text,
-            )
-            wait_for_state(
-                lambda: len(fake.requests(Route.POLL)) >= 1, "a poll of the held job",
-                child=proc, log=err.read_text,
-            )  # fmt: skip
-            assert_still_running(proc, "the signal", err.read_text, signum)
-            proc.send_signal(signum)
-            code = proc.wait(timeout=SUBPROCESS_TIMEOUT_S)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        text = err.read_text()
-        assert code == 130, text
-        assert "interrupted" in text
-        assert sorted(read_lock(project)["assets"]) == ["still"]
-        assert list((project / ".imaginebuild" / "journal").glob("*.json"))  # the job is kept
-
-        fake.job_latency = 0.0  # release the held job
-        rerun = subprocess.run(
-            [sys.executable, "-m", "imaginebuild", "--json", "run"],
-            cwd=project, env=env, capture_output=True, text=True,
-            timeout=SUBPROCESS_TIMEOUT_S, check=False,
+    env = xai_env(fake, key="xai-TEST-signal", base=clean_env)
+    argv = [sys.executable, "-m", "imaginebuild", "run", "-j", "2"]
+    with err.open("wb") as sink:
+        proc = subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.DEVNULL,
+                                stderr=sink)  # fmt: skip
+    try:
+        wait_for_state(
+            lambda: "built still" in err.read_text() and len(fake.submissions()) == 1,
+            "'built still' with the video job submitted",
+            child=proc,
+            log=err.read_text,
+        )
+        wait_for_state(
+            lambda: len(fake.requests(Route.POLL)) >= 1, "a poll of the held job",
+            child=proc, log=err.read_text,
         )  # fmt: skip
-        assert rerun.returncode == 0, rerun.stderr
-        assert states(json.loads(rerun.stdout)) == {"long": "built", "still": "up_to_date"}
-        assert len(fake.submissions()) == 1  # the interrupted job was resumed, not paid twice
+        assert_still_running(proc, "the signal", err.read_text, signum)
+        proc.send_signal(signum)
+        code = proc.wait(timeout=SUBPROCESS_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = err.read_text()
+    assert code == 130, text
+    assert "interrupted" in text
+    assert sorted(read_lock(project)["assets"]) == ["still"]
+    assert list((project / ".imaginebuild" / "journal").glob("*.json"))  # the job is kept
+
+    fake.job_latency = 0.0  # release the held job
+    rerun = run_cli("--json", "run", cwd=project, env=env)
+    assert rerun.code == 0, rerun.stderr
+    assert states(rerun.json) == {"long": "built", "still": "up_to_date"}
+    assert len(fake.submissions()) == 1  # the interrupted job was resumed, not paid twice
 
 
 def test_why_names_the_changed_field(cli: Cli, chain_dir: Path) -> None:

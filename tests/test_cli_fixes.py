@@ -8,58 +8,30 @@ installed command as a subprocess where the process boundary is the point.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import SUBPROCESS_TIMEOUT_S, CliResult, edit_yaml, wait_for_state
+from conftest import SUBPROCESS_TIMEOUT_S, CliResult, edit_yaml, run_cli, wait_for_state, xai_env
 
-from imaginebuild.cli.app import main
 from imaginebuild.project import Project
 from imaginebuild.testing.fake_xai import FakeXai, Route
 
 Cli = Callable[..., CliResult]
 
 
-@dataclass(frozen=True)
-class Printed:
-    """What one in-process command printed, and its exit code."""
-
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> dict[str, object]:
-        """stdout as the one JSON object `--json` promises."""
-        data = json.loads(self.out)
-        assert isinstance(data, dict), self.out
-        return data
-
-
 @pytest.fixture
-def ib(
-    capsys: pytest.CaptureFixture[str],
-    clean_env: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Callable[..., Printed]:
-    """`imaginebuild ARGS…` in-process with the clean environment."""
-    for name in list(__import__("os").environ):
-        if name.startswith(("IMAGINEBUILD_", "XAI_", "GITHUB_")) or name == "CI":
-            monkeypatch.delenv(name)
-    for name, value in clean_env.items():
-        monkeypatch.setenv(name, value)
+def ib(clean_env: dict[str, str], tmp_path: Path) -> Callable[..., CliResult]:
+    """`imaginebuild ARGS…` in-process with the clean environment (without CI), in tmp_path."""
+    env = {k: v for k, v in clean_env.items() if k != "CI"}
 
-    def run(*args: str) -> Printed:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        assert "Traceback" not in captured.err, captured.err
-        return Printed(code, captured.out, captured.err)
+    def run(*args: str) -> CliResult:
+        done = run_cli(*args, cwd=tmp_path, env=env)
+        assert "Traceback" not in done.stderr, done.stderr
+        return done
 
     return run
 
@@ -79,26 +51,26 @@ def ib(
     ],
 )
 def test_json_is_accepted_before_or_after_the_command(
-    ib: Callable[..., Printed], chain_dir: Path, argv: tuple[str, ...]
+    ib: Callable[..., CliResult], chain_dir: Path, argv: tuple[str, ...]
 ) -> None:
     assert ib("-q", "-C", str(chain_dir), "run").code == 0
     done = ib(*argv, "-C", str(chain_dir))
-    assert done.code == 0, done.err
+    assert done.code == 0, done.stderr
     assert done.json  # stdout is exactly one JSON object
 
 
 def test_every_global_option_works_after_the_command(
-    ib: Callable[..., Printed], chain_dir: Path, tmp_path: Path
+    ib: Callable[..., CliResult], chain_dir: Path, tmp_path: Path
 ) -> None:
     (chain_dir / "mediafile.yaml").rename(chain_dir / "media.yaml")
     done = ib("run", "-C", str(chain_dir), "-f", "media.yaml", "-q", "--allow-read", str(tmp_path))
-    assert done.code == 0, done.err
-    assert done.err.startswith("built 4,")  # -q: no step lines, only the summary
+    assert done.code == 0, done.stderr
+    assert done.stderr.startswith("built 4,")  # -q: no step lines, only the summary
     assert (chain_dir / "out" / "framed.png").is_file()
     verbose = ib("status", "--directory", str(chain_dir), "--file", "media.yaml", "-v")
-    assert verbose.code == 0 and "up to date" in verbose.out
+    assert verbose.code == 0 and "up to date" in verbose.stdout
     both = ib("-v", "status", "-q", "-C", str(chain_dir), "-f", "media.yaml")
-    assert both.code == 2 and "exclude each other" in both.err
+    assert both.code == 2 and "exclude each other" in both.stderr
 
 
 @pytest.mark.parametrize(
@@ -115,18 +87,18 @@ def test_every_global_option_works_after_the_command(
     ],
 )
 def test_with_json_every_usage_error_is_one_json_object(
-    ib: Callable[..., Printed], chain_dir: Path, argv: tuple[str, ...]
+    ib: Callable[..., CliResult], chain_dir: Path, argv: tuple[str, ...]
 ) -> None:
     done = ib("-C", str(chain_dir), *argv)
     assert done.code == 2
     data = done.json
     assert data["exit_code"] == 2 and data["error"], data
-    assert done.out.count("{") == done.out.count("}")  # one object, nothing else
-    assert "error:" in done.err  # people still read the message on stderr
+    assert done.stdout.count("{") == done.stdout.count("}")  # one object, nothing else
+    assert "error:" in done.stderr  # people still read the message on stderr
 
 
 def test_an_invalid_mediafile_with_json_is_one_object_with_diagnostics(
-    ib: Callable[..., Printed], chain_dir: Path
+    ib: Callable[..., CliResult], chain_dir: Path
 ) -> None:
     edit_yaml(chain_dir / "mediafile.yaml", "inputs: [inked]", "inputs: [inkd]")
     done = ib("validate", "--json", "-C", str(chain_dir))
@@ -135,7 +107,7 @@ def test_an_invalid_mediafile_with_json_is_one_object_with_diagnostics(
 
 
 def test_a_subprocess_with_json_after_a_bad_option_prints_json(cli: Cli, chain_dir: Path) -> None:
-    done = cli("run", "--bogus", "--json", cwd=chain_dir)
+    done = cli("run", "--bogus", "--json", cwd=chain_dir, real_process=True)
     assert done.code == 2
     assert done.json == {
         "error": "unrecognized arguments: --bogus",
@@ -148,19 +120,19 @@ def test_a_subprocess_with_json_after_a_bad_option_prints_json(cli: Cli, chain_d
 
 
 def test_status_exit_code_is_1_while_anything_is_not_up_to_date(
-    ib: Callable[..., Printed], chain_dir: Path
+    ib: Callable[..., CliResult], chain_dir: Path
 ) -> None:
     at = ("-C", str(chain_dir))
     assert ib(*at, "status").code == 0  # without the option: always 0
     never = ib(*at, "status", "--exit-code")
-    assert never.code == 1 and "never built" in never.out
+    assert never.code == 1 and "never built" in never.stdout
     assert ib(*at, "--json", "status", "--exit-code").json["exit_code"] == 1
     assert ib(*at, "-q", "run").code == 0
     assert ib(*at, "status", "--exit-code").code == 0
     assert ib(*at, "status", "--exit-code").code == 0  # the settled answer agrees
     edit_yaml(chain_dir / "mediafile.yaml", "A lighthouse at dawn", "A lighthouse at dusk")
     stale = ib(*at, "status", "--exit-code")
-    assert stale.code == 1 and "stale" in stale.out
+    assert stale.code == 1 and "stale" in stale.stdout
     assert ib(*at, "status", "--exit-code", "base").code == 0  # only what was asked about
 
 
@@ -230,12 +202,12 @@ def test_the_last_failure_is_kept_and_shown_by_status_and_why(
 
 
 def test_why_follows_the_chain_to_the_field_that_changed(
-    ib: Callable[..., Printed], chain_dir: Path
+    ib: Callable[..., CliResult], chain_dir: Path
 ) -> None:
     at = ("-C", str(chain_dir))
     assert ib(*at, "-q", "run").code == 0
     edit_yaml(chain_dir / "mediafile.yaml", "A red fox", "A grey fox")
-    why = ib(*at, "why", "framed").out.splitlines()
+    why = ib(*at, "why", "framed").stdout.splitlines()
     assert why == [
         "framed: input 'inked' will be built first",
         "  because base: prompt changed: A [-red-] {+grey+} fox in the snow",
@@ -247,13 +219,13 @@ def test_why_follows_the_chain_to_the_field_that_changed(
 
 
 def test_plan_says_new_for_what_was_never_built(
-    ib: Callable[..., Printed], chain_dir: Path
+    ib: Callable[..., CliResult], chain_dir: Path
 ) -> None:
-    plan = ib("-C", str(chain_dir), "plan").out
+    plan = ib("-C", str(chain_dir), "plan").stdout
     rows = {line.split()[0]: line.split()[2] for line in plan.splitlines()[1:5]}
     assert rows == {"base": "new", "other": "new", "inked": "new", "framed": "new"}
     assert "rebuilt" not in plan
-    status = ib("-C", str(chain_dir), "status").out
+    status = ib("-C", str(chain_dir), "status").stdout
     assert "input 'base' will be built first" in status and "rebuilt" not in status
 
 
@@ -265,7 +237,7 @@ def test_plan_fits_the_terminal_and_lists_up_to_date_assets_only_with_all(
 ) -> None:
     assert cli("-q", "run", cwd=chain_dir).code == 0
     edit_yaml(chain_dir / "mediafile.yaml", "A red fox", "A red fox " + "very " * 30 + "sly")
-    piped = cli("plan", cwd=chain_dir)
+    piped = cli("plan", cwd=chain_dir, real_process=True)  # stdout a real pipe
     long_line = max(piped.stdout.splitlines(), key=len)
     assert len(long_line) > 100 and "…" not in long_line  # piped: nothing is cut
     assert "other" not in piped.stdout and "1 up to date (plan --all lists them)" in piped.stdout
@@ -302,34 +274,34 @@ def on_a_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     return b"".join(chunks).decode().replace("\r\n", "\n")
 
 
+@pytest.mark.fake(pending_polls=100_000)
 def test_after_an_interrupt_plan_shows_the_journaled_job_as_resume_paid(
-    tmp_path: Path, clean_env: dict[str, str], cli: Cli
+    tmp_path: Path, clean_env: dict[str, str], cli: Cli, fake: FakeXai
 ) -> None:
     folder = tmp_path / "project"
     folder.mkdir()
     (folder / "mediafile.yaml").write_text(ONE_VIDEO_THREE_IMAGES)
-    with FakeXai(pending_polls=100_000) as fake:
-        env = {**clean_env, "XAI_BASE_URL": fake.base_url, "XAI_API_KEY": "xai-test-key"}
-        child = subprocess.Popen(
-            [sys.executable, "-m", "imaginebuild", "run"],
-            cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            journal = folder / ".imaginebuild" / "journal"
-            wait_for_state(lambda: any(journal.glob("*.json")), "a journaled job", child=child)
-            wait_for_state(lambda: len(fake.requests(Route.POLL)) >= 1, "a poll", child=child)
-            child.send_signal(signal.SIGINT)
-        finally:
-            child.wait(timeout=SUBPROCESS_TIMEOUT_S)
-        plan = cli("plan", cwd=folder, env=env)
-        clip = next(x for x in plan.stdout.splitlines() if x.startswith("clip"))
-        assert clip.split(None, 2)[2].strip() == "resume (paid)", plan.stdout
-        data = cli("--json", "plan", cwd=folder, env=env).json
-        estimate = {a["name"]: a["estimate_usd"] for a in data["assets"]}  # type: ignore[union-attr]
-        assert estimate["clip"] == "0"
-        fake.pending_polls = 0
-        assert cli("-q", "run", cwd=folder, env=env).code == 0
-        assert len(fake.submissions(Route.VIDEOS)) == 1  # resumed, never paid twice
+    env = xai_env(fake, key="xai-test-key", base=clean_env)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "imaginebuild", "run"],
+        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        journal = folder / ".imaginebuild" / "journal"
+        wait_for_state(lambda: any(journal.glob("*.json")), "a journaled job", child=child)
+        wait_for_state(lambda: len(fake.requests(Route.POLL)) >= 1, "a poll", child=child)
+        child.send_signal(signal.SIGINT)
+    finally:
+        child.wait(timeout=SUBPROCESS_TIMEOUT_S)
+    plan = cli("plan", cwd=folder, env=env)
+    clip = next(x for x in plan.stdout.splitlines() if x.startswith("clip"))
+    assert clip.split(None, 2)[2].strip() == "resume (paid)", plan.stdout
+    data = cli("--json", "plan", cwd=folder, env=env).json
+    estimate = {a["name"]: a["estimate_usd"] for a in data["assets"]}  # type: ignore[union-attr]
+    assert estimate["clip"] == "0"
+    fake.pending_polls = 0
+    assert cli("-q", "run", cwd=folder, env=env).code == 0
+    assert len(fake.submissions(Route.VIDEOS)) == 1  # resumed, never paid twice
 
 
 # ---------------------------------------------------------------- item 8: the small ones
@@ -352,37 +324,37 @@ def test_an_error_that_names_its_asset_is_not_named_twice() -> None:
 
 
 def test_status_and_why_name_a_failed_asset_once(
-    ib: Callable[..., Printed], chain_dir: Path
+    ib: Callable[..., CliResult], chain_dir: Path
 ) -> None:
     at = ("-C", str(chain_dir))
     (chain_dir / "art" / "logo.png").write_bytes(b"not an image")  # inked cannot decode it
     assert ib(*at, "-q", "run", "--keep-going").code == 1
-    row = next(x for x in ib(*at, "status").out.splitlines() if x.startswith("inked"))
+    row = next(x for x in ib(*at, "status").stdout.splitlines() if x.startswith("inked"))
     assert "failed: cannot decode input" in row and "inked: cannot" not in row, row
-    why = ib(*at, "why", "inked").out
+    why = ib(*at, "why", "inked").stdout
     assert why.startswith("inked: failed: cannot decode input"), why
     assert "inked: cannot" in ib(*at, "--json", "why", "inked").json["error"]  # kept whole
 
 
-def test_show_prints_values_not_python_reprs(ib: Callable[..., Printed], chain_dir: Path) -> None:
+def test_show_prints_values_not_python_reprs(ib: Callable[..., CliResult], chain_dir: Path) -> None:
     assert ib("-C", str(chain_dir), "-q", "run").code == 0
-    shown = ib("-C", str(chain_dir), "show", "base").out
+    shown = ib("-C", str(chain_dir), "show", "base").stdout
     assert "params: aspect_ratio=1:1, count=1, resolution=1k\n" in shown
     assert "request_ids: none\n" in shown
     assert not any(c in shown for c in "{}[]'"), shown
 
 
 def test_an_unquoted_indexed_input_gets_a_hint_to_quote_it(
-    ib: Callable[..., Printed], chain_dir: Path
+    ib: Callable[..., CliResult], chain_dir: Path
 ) -> None:
     edit_yaml(chain_dir / "mediafile.yaml", "inputs: [inked]", "inputs: [inked[0]]")
     done = ib("-C", str(chain_dir), "validate")
     assert done.code == 2
-    assert 'hint: quote an indexed reference inside [...]: ["inked[0]"]' in done.err
+    assert 'hint: quote an indexed reference inside [...]: ["inked[0]"]' in done.stderr
 
 
 def test_a_refused_merge_key_is_the_only_complaint_about_its_mapping(
-    ib: Callable[..., Printed], tmp_path: Path
+    ib: Callable[..., CliResult], tmp_path: Path
 ) -> None:
     (tmp_path / "mediafile.yaml").write_text(
         "version: 1\nprovider: local\nbase: &base {kind: image, prompt: p}\n"
@@ -390,8 +362,8 @@ def test_a_refused_merge_key_is_the_only_complaint_about_its_mapping(
     )
     done = ib("-C", str(tmp_path), "validate")
     assert done.code == 2
-    assert "merge keys ('<<') are not supported" in done.err
-    assert "missing required key" not in done.err and "required property" not in done.err
+    assert "merge keys ('<<') are not supported" in done.stderr
+    assert "missing required key" not in done.stderr and "required property" not in done.stderr
 
 
 def test_run_options_take_a_float_budget_as_its_decimal(chain_dir: Path) -> None:
@@ -447,7 +419,7 @@ def test_a_run_tells_the_display_what_each_step_is_expected_to_take(
     assert expected["clip_long"] > expected["london"]
 
 
-def test_target_has_help_text(ib: Callable[..., Printed]) -> None:
+def test_target_has_help_text(ib: Callable[..., CliResult]) -> None:
     for command in ("run", "plan", "status", "dag", "checkout", "push", "pull"):
-        shown = ib(command, "--help").out
+        shown = ib(command, "--help").stdout
         assert "TARGET" in shown and "quoted glob" in shown, command

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import PROJECTS, CliResult
+from conftest import PROJECTS, CliResult, run_cli
 
 from imaginebuild.cli.invocation import build_parser
 from imaginebuild.mediafile.load import load_mediafile
@@ -40,10 +40,9 @@ def shell_env(tmp_path: Path, clean_env: dict[str, str]) -> dict[str, str]:
 
 def complete(line: str, cwd: Path, env: dict[str, str]) -> list[str]:
     """What bash offers for `line` (the cursor at its end) with the generated script."""
-    script = subprocess.run(
-        [sys.executable, "-m", "imaginebuild", "completion", "bash"],
-        env=env, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    generated = run_cli("completion", "bash", cwd=cwd, env=env)
+    assert generated.code == 0, generated.stderr
+    script = generated.stdout
     words = line.split(" ")
     driver = (
         f"{script}\nCOMP_WORDS=({' '.join(repr(w) for w in words)})\n"

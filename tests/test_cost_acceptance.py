@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import subprocess
-import sys
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -23,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import NOWHERE, run_cli, xai_env
 
 from imaginebuild.engine.pricing import load_builtin_prices
 from imaginebuild.money import usd_to_ticks
 from imaginebuild.store.ledger import Ledger, LedgerEntry
 from imaginebuild.testing.fake_xai import FakeXai, Fault, PriceTable, Route
 
-ROOT = Path(__file__).resolve().parents[1]
 KEY = "xai-COST-KEY-0123456789abcdef"
 
 _TABLE = load_builtin_prices()
@@ -81,25 +78,14 @@ def write_project(folder: Path, text: str) -> Path:
 
 def env_for(base_url: str, folder: Path) -> dict[str, str]:
     """A clean environment pointing the xai provider at `base_url`, cache in the project."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XAI_", "IMAGINEBUILD_"))}
-    env.update(
-        PYTHONPATH=str(ROOT),
-        XAI_BASE_URL=base_url,
-        XAI_API_KEY=KEY,
-        IMAGINEBUILD_CACHE_DIR=str(folder / ".cache"),
-    )
-    return env
+    return xai_env(base_url, key=KEY, IMAGINEBUILD_CACHE_DIR=str(folder / ".cache"))
 
 
 def cli(folder: Path, env: dict[str, str], *args: str) -> tuple[int, dict[str, Any], str]:
-    """`imaginebuild --json ARGS…`: exit code, the one JSON object on stdout, stderr."""
-    done = subprocess.run(
-        [sys.executable, "-m", "imaginebuild", "--json", *args],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    data = json.loads(done.stdout)
-    assert isinstance(data, dict), done.stdout
-    return done.returncode, data, done.stderr
+    """`imaginebuild --json ARGS…` in-process: exit code, the one JSON object on stdout,
+    stderr."""
+    done = run_cli("--json", *args, cwd=folder, env=env)
+    return done.code, done.json, done.stderr
 
 
 def ledger_of(folder: Path) -> list[LedgerEntry]:
@@ -227,7 +213,7 @@ def test_ledger_time_is_when_the_call_finished(cold: ColdRun) -> None:
 
 
 def test_cost_json_sums_the_ledger_by_asset_model_and_day(cold: ColdRun) -> None:
-    env = env_for("http://127.0.0.1:9/v1", cold.folder)
+    env = env_for(NOWHERE, cold.folder)
     total = sum(e.ticks for e in cold.ledger)
     for by in ("asset", "model", "day", "run", "provider"):
         code, data, err = cli(cold.folder, env, "cost", "--by", by)
@@ -479,7 +465,7 @@ assets:
 
 def test_a_local_rehearsal_costs_nothing_and_says_what_xai_would_charge(tmp_path: Path) -> None:
     folder = write_project(tmp_path / "p", REHEARSAL)
-    env = env_for("http://127.0.0.1:9/v1", folder)
+    env = env_for(NOWHERE, folder)
     code, plan, err = cli(folder, env, "plan")
     assert code == 0, err
     code, report, err = cli(folder, env, "run")

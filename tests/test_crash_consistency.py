@@ -25,7 +25,7 @@ import subprocess
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,7 +124,7 @@ def crash_series(fake: FakeXai, where: Path, sizes: Sizes, seed: int) -> Figures
     figures = Figures(seed)
     reference = make_project(where / "reference", fake)
     clean = cli(reference, "--json", "run")
-    assert clean.returncode == 0, clean.stderr
+    assert clean.code == 0, clean.stderr
     assert set(states(clean).values()) == {"built"}
     rng = random.Random(seed)
     while figures.kills < sizes.kills:
@@ -133,7 +133,7 @@ def crash_series(fake: FakeXai, where: Path, sizes: Sizes, seed: int) -> Figures
         first = len(fake.log)
         kills = _kill_until_done(proj, where, sizes, rng, figures, fake)
         final = cli(proj, "--json", "run")
-        assert final.returncode == 0, final.stderr
+        assert final.code == 0, final.stderr
         assert len(states(final)) == ASSETS_20
         round_log = fake.log[first:]
         assert_consistent(proj, f"round {figures.rounds} final run")
@@ -288,10 +288,7 @@ POINTS = [
 ]
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    with FakeXai(pending_polls=2) as server:
-        yield server
+pytestmark = pytest.mark.fake(pending_polls=2)
 
 
 @pytest.mark.parametrize("point", POINTS, ids=lambda p: p.name)
@@ -311,7 +308,7 @@ def test_a_kill_at_a_chosen_point_then_a_rerun_pays_each_video_once(
         child.wait(timeout=10)
     assert_consistent(proj, f"killed during {point.name}")
     rerun = cli(proj, "--json", "run")
-    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.code == 0, rerun.stderr
     assert_consistent(proj, "after the rerun")
     assert video_submissions(fake.log) == {"it moves": 1}
     assert not list((proj.state / "journal").glob("*.json"))
@@ -332,7 +329,7 @@ def test_a_kill_between_the_store_write_and_the_journal_removal_leaves_no_job_to
     fake: FakeXai, tmp_path: Path
 ) -> None:
     proj = make_project(tmp_path / "p", fake, ONE_CLIP)
-    assert cli(proj, "run").returncode == 0
+    assert cli(proj, "run").code == 0
     locked = read_lockfile(proj.folder / "mediafile.lock")["clip"]
     # The state such a kill leaves (seen in the seeded series): the build is recorded
     # and its job, already used, is still in the journal.
@@ -347,10 +344,10 @@ def test_a_kill_between_the_store_write_and_the_journal_removal_leaves_no_job_to
         )
     )
     again = cli(proj, "--json", "run")
-    assert again.returncode == 0, again.stderr
+    assert again.code == 0, again.stderr
     assert states(again) == {"clip": "up_to_date"}
     forced = cli(proj, "--json", "run", "--force", "clip")
-    assert forced.returncode == 0, forced.stderr
+    assert forced.code == 0, forced.stderr
     assert video_submissions(fake.log)["a clip"] == 2, "--force resumed the finished job"
     assert not list((proj.state / "journal").glob("*.json"))
 

@@ -32,12 +32,6 @@ AUTH = {"Authorization": "Bearer test-key"}
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    with FakeXai(pending_polls=1) as server:
-        yield server
-
-
-@pytest.fixture
 def api(fake: FakeXai) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=fake.base_url, headers=AUTH, timeout=10) as client:
         yield client

@@ -21,14 +21,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_cli, set_environment, xai_env
 
-from imaginebuild.cli.app import main
 from imaginebuild.model import Kind
 from imaginebuild.providers.xai.provider import BACKOFF_ENV
 from imaginebuild.testing.fake_faults import FaultKind
@@ -221,12 +221,6 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    with FakeXai(pending_polls=1) as server:
-        yield server
-
-
 @dataclass
 class Session:
     """A project wired to the fake through the environment, run with the in-process CLI."""
@@ -234,14 +228,12 @@ class Session:
     folder: Path
     cache: Path
     fake: FakeXai
-    capsys: pytest.CaptureFixture[str]
     outputs: list[str]
 
     def cli(self, *argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        captured = self.capsys.readouterr()
-        self.outputs += [captured.out, captured.err]
-        return code, captured.out, captured.err
+        done = run_cli(*argv, cwd=self.folder, env=os.environ)
+        self.outputs += [done.stdout, done.stderr]
+        return done.code, done.stdout, done.stderr
 
     def json(self, *argv: str) -> tuple[int, dict[str, Any]]:
         code, out, _ = self.cli("--json", *argv)
@@ -262,7 +254,6 @@ def session_for(
     media: Path,
     fake: FakeXai,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> Callable[..., Session]:
     def make(kind: str, request_timeout: float = REQUEST_TIMEOUT_S) -> Session:
         folder = tmp_path / "project"
@@ -274,17 +265,12 @@ def session_for(
             retries=MAX_RETRIES, request_timeout=request_timeout, target=TARGET[kind], after=after
         )
         (folder / "mediafile.yaml").write_text(text, encoding="utf-8")
-        for name in list(os.environ):
-            if name.startswith(("XAI_", "IMAGINEBUILD_")):
-                monkeypatch.delenv(name)
-        monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
-        monkeypatch.setenv("XAI_API_KEY", KEY)
-        monkeypatch.setenv("IMAGINEBUILD_CACHE_DIR", str(tmp_path / "cache"))
         # Compress time through real configuration: millisecond backoff (retries unchanged);
         # the mediafile sets a short request timeout through `providers.xai.request_timeout`.
-        monkeypatch.setenv(BACKOFF_ENV, "0.005,0.02")
+        env = xai_env(fake, key=KEY, IMAGINEBUILD_CACHE_DIR=str(tmp_path / "cache"))
+        set_environment(monkeypatch, {**env, BACKOFF_ENV: "0.005,0.02"})
         monkeypatch.chdir(folder)
-        return Session(folder, tmp_path / "cache", fake, capsys, [])
+        return Session(folder, tmp_path / "cache", fake, [])
 
     return make
 

@@ -13,7 +13,6 @@ CI size: a few hundred examples each; IMAGINEBUILD_SLOW=1 runs thousands.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import re
 import shutil
@@ -23,10 +22,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_cli
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from imaginebuild.cli.app import main
 from imaginebuild.testing.fake_xai import render_image, render_mp4
 
 SLOW = os.environ.get("IMAGINEBUILD_SLOW") == "1"
@@ -323,10 +322,8 @@ def _project(workspace: Path, data: bytes) -> Iterator[Path]:
 
 
 def _cli(folder: Path, *argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["-f", str(folder / "mediafile.yaml"), *argv])
-    return code, out.getvalue(), err.getvalue()
+    done = run_cli("-f", str(folder / "mediafile.yaml"), *argv, cwd=Path.cwd(), env=os.environ)
+    return done.code, done.stdout, done.stderr
 
 
 def check_contract(workspace: Path, data: bytes, *, record: bool = True) -> int:

@@ -13,7 +13,7 @@ import os
 import pty
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -50,13 +50,6 @@ def git(folder: Path, *args: str) -> str:
         ["git", *args], cwd=folder, env=env, capture_output=True, text=True, check=True
     )
     return done.stdout
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    """The fake xAI server on 127.0.0.1."""
-    with FakeXai() as server:
-        yield server
 
 
 @pytest.fixture

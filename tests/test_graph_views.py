@@ -9,19 +9,16 @@ since what a fresh interpreter imports is the point.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import networkx as nx
 import pytest
-from conftest import edit_yaml
+from conftest import edit_yaml, run_cli
 
-from imaginebuild.cli.app import main
 from imaginebuild.mediafile.validate import MAX_CYCLES
 
 SKYLINE_EDGES = {
@@ -35,24 +32,14 @@ HEAVY = ("networkx", "jsonschema", "httpx", "rich", "av", "PIL")
 
 
 @pytest.fixture
-def ib(
-    clean_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Callable[..., tuple[int, str, str]]]:
+def ib(clean_env: dict[str, str]) -> Callable[..., tuple[int, str, str]]:
     """`main([...])` in `cwd` with the clean environment: (exit code, stdout, stderr)."""
-    for name in [n for n in os.environ if n not in clean_env]:
-        monkeypatch.delenv(name)
-    for name, value in clean_env.items():
-        monkeypatch.setenv(name, value)
-    sigterm = signal.getsignal(signal.SIGTERM)
 
     def run(*args: str, cwd: Path) -> tuple[int, str, str]:
-        monkeypatch.chdir(cwd)
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
+        done = run_cli(*args, cwd=cwd, env=clean_env)
+        return done.code, done.stdout, done.stderr
 
-    yield run
-    signal.signal(signal.SIGTERM, sigterm)  # main() makes SIGTERM an interrupt
+    return run
 
 
 # ---------------------------------------------------------------------- dag formats

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,50 +9,22 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mediafile_corpus import WITH_EXPECTED, diagnostic_lines, expected_lines, lay_out
 
 from imaginebuild.errors import MediafileError, UsageError
 from imaginebuild.mediafile.load import load_mediafile
 from imaginebuild.model import Kind, ProviderSettings, RefKind
 
-FIXTURES = Path(__file__).parent / "fixtures" / "mediafiles"
-CASES = sorted(p.name for p in FIXTURES.iterdir() if (p / "expected.txt").is_file())
-
-
-def _symlink_outside(project: Path) -> None:
-    outside = project.parent / "outside.png"
-    outside.write_bytes(b"not in the project")
-    (project / "art").mkdir(exist_ok=True)
-    (project / "art" / "outside.png").symlink_to(outside)
-
-
-# Cases whose setup cannot live in git (a symlink pointing out of the checkout).
-SETUP: dict[str, Callable[[Path], None]] = {"symlink-escape": _symlink_outside}
-
-
-def _diagnostic_lines(mediafile: Path) -> list[str]:
-    try:
-        load_mediafile(mediafile)
-    except MediafileError as exc:
-        return [
-            f"{d.line}:{d.column}: {d.path}: {d.message}"
-            if d.path
-            else f"{d.line}:{d.column}: {d.message}"
-            for d in exc.diagnostics
-        ]
-    return ["(valid)"]
-
 
 def test_the_corpus_covers_every_kind_of_mistake() -> None:
-    assert len(CASES) >= 35
+    assert len(WITH_EXPECTED) >= 35
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", WITH_EXPECTED)
 def test_fixture_diagnostics(case: str, tmp_path: Path) -> None:
-    project = tmp_path / "project"
-    shutil.copytree(FIXTURES / case, project)
-    SETUP.get(case, lambda _: None)(project)
-    expected = (FIXTURES / case / "expected.txt").read_text(encoding="utf-8").splitlines()
-    assert _diagnostic_lines(project / "mediafile.yaml") == expected
+    """The exact located diagnostics of each case of the corpus (all problems at once)."""
+    project = lay_out(case, tmp_path / "project")
+    assert diagnostic_lines(project / "mediafile.yaml") == expected_lines(case)
 
 
 DESIGN_EXAMPLE = """\

@@ -8,19 +8,16 @@ over real HTTP on 127.0.0.1; the fake bills $0.02 per 1k image.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import textwrap
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CliResult, run_cli, set_environment, xai_env
 
-from imaginebuild.cli.app import main
 from imaginebuild.engine.budget import Allowance, Budget, Limit, LimitState, allowance
 from imaginebuild.money import usd_to_ticks
 from imaginebuild.store.ledger import Billing, Ledger, LedgerEntry, format_time
@@ -43,38 +40,11 @@ assets:
 """
 
 
-@dataclass(frozen=True)
-class Cli:
-    """One in-process `imaginebuild` command: exit code, stdout, stderr."""
-
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> dict[str, Any]:
-        """stdout as the one JSON object `--json` promises."""
-        data = json.loads(self.out)
-        assert isinstance(data, dict), self.out
-        return data
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    """A fresh fake API billing the default prices."""
-    with FakeXai() as server:
-        yield server
-
-
 @pytest.fixture
 def project(tmp_path: Path, fake: FakeXai, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty project folder, the in-process CLI pointed at the fake from it."""
-    for name in list(os.environ):
-        if name.startswith(("XAI_", "IMAGINEBUILD_", "GITHUB_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
-    monkeypatch.setenv("XAI_API_KEY", KEY)
-    monkeypatch.setenv("IMAGINEBUILD_CACHE_DIR", str(tmp_path / "cache"))
+    cache = str(tmp_path / "cache")
+    set_environment(monkeypatch, xai_env(fake, key=KEY, IMAGINEBUILD_CACHE_DIR=cache))
     folder = tmp_path / "p"
     folder.mkdir()
     monkeypatch.chdir(folder)
@@ -82,15 +52,14 @@ def project(tmp_path: Path, fake: FakeXai, monkeypatch: pytest.MonkeyPatch) -> P
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Any:
+def cli() -> Any:
     """Run `imaginebuild ARGS…` in-process and capture what it printed."""
 
-    def run(*args: str) -> Cli:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        assert "Traceback" not in captured.err, captured.err
-        assert KEY not in captured.out + captured.err
-        return Cli(code, captured.out, captured.err)
+    def run(*args: str) -> CliResult:
+        done = run_cli(*args, cwd=Path.cwd(), env=os.environ)
+        assert "Traceback" not in done.stderr, done.stderr
+        assert KEY not in done.stdout + done.stderr
+        return done
 
     return run
 
@@ -175,7 +144,7 @@ def test_the_total_budget_counts_earlier_runs_and_run_names_it(
     write(project, FIVE_IMAGES.format(budget="budget: {max_usd: 1.00, max_usd_total: 0.10}"))
     ledger(project).append(line(6 * CENT, at=datetime.now(timezone.utc) - timedelta(days=40)))
     done = cli("--json", "run", "-j", "1")
-    assert done.code == 3, done.err
+    assert done.code == 3, done.stderr
     assert len(fake.requests("images")) == 2 and fake.billed_ticks() == 2 * IMAGE
     assert sorted(states(done.json).values()) == ["built"] * 2 + ["skipped"] * 3
     (message,) = done.json["messages"]
@@ -183,7 +152,7 @@ def test_the_total_budget_counts_earlier_runs_and_run_names_it(
     assert "$0.06 more" in message
     skipped = [a for a in done.json["assets"] if a["state"] == "skipped"]
     assert all("would pass the total budget" in a["reason"] for a in skipped), skipped
-    assert message in done.err
+    assert message in done.stderr
 
 
 def test_the_per_day_budget_counts_only_todays_ledger_lines(
@@ -197,7 +166,7 @@ def test_the_per_day_budget_counts_only_todays_ledger_lines(
         line(2 * CENT, at=now, request_id="cut-off", billing=Billing.MAYBE_BILLED)
     )
     done = cli("--json", "run", "-j", "1")
-    assert done.code == 3, done.err
+    assert done.code == 3, done.stderr
     assert len(fake.requests("images")) == 2, "$0.06 of today's $0.10 was in the ledger"
     (message,) = done.json["messages"]
     assert message.startswith("per-day budget reached"), message
@@ -209,7 +178,7 @@ def test_budgets_that_allow_the_run_change_nothing(project: Path, fake: FakeXai,
         FIVE_IMAGES.format(budget="budget: {max_usd: 0.10, max_usd_per_day: 5, max_usd_total: 9}"),
     )
     done = cli("--json", "run")
-    assert done.code == 0, done.err
+    assert done.code == 0, done.stderr
     assert fake.billed_ticks() == 5 * IMAGE
 
 
@@ -230,9 +199,11 @@ def test_a_bad_budget_is_a_located_error_and_nothing_is_called(
     write(project, FIVE_IMAGES.format(budget=f"budget:\n  {key}: {value}"))
     for argv in (["validate"], ["run"], ["plan"]):
         done = cli(*argv)
-        assert done.code == 2, done.err
-        assert re.search(rf"^mediafile\.yaml:4:\d+: budget\.{key}: ", done.err, re.M), done.err
-        assert wanted in done.err, done.err
+        assert done.code == 2, done.stderr
+        assert re.search(rf"^mediafile\.yaml:4:\d+: budget\.{key}: ", done.stderr, re.M), (
+            done.stderr
+        )
+        assert wanted in done.stderr, done.stderr
     assert fake.log == []
     assert not (project / ".imaginebuild").exists()
 
@@ -249,10 +220,10 @@ def test_cost_shows_maybe_billed_calls_on_their_own(project: Path, cli: Any) -> 
     book.append(line(15 * CENT, at=now, billing=Billing.MAYBE_BILLED, asset="a2"))
     assert len(book.entries()) == 2
     text = cli("cost")
-    assert text.code == 0, text.err
-    assert "total: $0.17\n" in text.out
-    assert "billed: $0.02; may have been billed: $0.15 in 1 call(s)" in text.out
-    assert "a2  /v1/images/generations  (no request id)  $0.15" in text.out
+    assert text.code == 0, text.stderr
+    assert "total: $0.17\n" in text.stdout
+    assert "billed: $0.02; may have been billed: $0.15 in 1 call(s)" in text.stdout
+    assert "a2  /v1/images/generations  (no request id)  $0.15" in text.stdout
     data = cli("--json", "cost").json
     assert data["total"]["ticks"] == 17 * CENT
     assert (data["billed_usd"], data["maybe_billed_usd"]) == ("0.02", "0.15")
@@ -274,17 +245,17 @@ def test_plan_shows_every_budget_and_warns_when_the_estimate_passes_one(
     )
     ledger(project).append(line(1 * CENT, at=datetime.now(timezone.utc)))
     done = cli("plan")
-    assert done.code == 0, done.err  # a warning, not a refusal, without --check
-    assert "estimated total: $0.10\n" in done.out
-    assert "per-run budget $0.50: $0.50 left\n" in done.out
-    assert "per-day budget $0.07: $0.01 used, $0.06 left\n" in done.out
-    assert "total budget $100.00: $0.01 used, $99.99 left\n" in done.out
-    warnings = [x for x in done.err.splitlines() if x.startswith("warning:")]
+    assert done.code == 0, done.stderr  # a warning, not a refusal, without --check
+    assert "estimated total: $0.10\n" in done.stdout
+    assert "per-run budget $0.50: $0.50 left\n" in done.stdout
+    assert "per-day budget $0.07: $0.01 used, $0.06 left\n" in done.stdout
+    assert "total budget $100.00: $0.01 used, $99.99 left\n" in done.stdout
+    warnings = [x for x in done.stderr.splitlines() if x.startswith("warning:")]
     assert warnings == ["warning: the estimated $0.10 passes the per-day budget $0.07: "
                         "$0.01 used, $0.06 left"]  # fmt: skip
     checked = cli("--json", "plan", "--check")
     assert checked.code == 3 and checked.json["exit_code"] == 3
-    assert warnings[0] in checked.err
+    assert warnings[0] in checked.stderr
     budgets = {b["limit"]: b for b in checked.json["budgets"]}
     assert budgets["per-day"] == {
         "limit": "per-day", "cap_usd": "0.07", "used_usd": "0.01", "remaining_usd": "0.06",
@@ -298,8 +269,8 @@ def test_plan_shows_every_budget_and_warns_when_the_estimate_passes_one(
 def test_plan_check_passes_when_every_budget_allows_the_estimate(project: Path, cli: Any) -> None:
     write(project, FIVE_IMAGES.format(budget="budget: {max_usd: 0.10}"))  # exactly reached
     done = cli("plan", "--check")
-    assert done.code == 0, done.err
-    assert "warning" not in done.err
+    assert done.code == 0, done.stderr
+    assert "warning" not in done.stderr
     assert cli("plan", "--check", "--provider", "local").code == 0  # rehearsals bill nothing
 
 
@@ -329,12 +300,12 @@ def test_format_usd_is_cents_with_more_digits_only_when_a_price_needs_them() -> 
 def test_every_command_prints_money_one_way(project: Path, fake: FakeXai, cli: Any) -> None:
     write(project, FIVE_IMAGES.format(budget="budget: {max_usd: 0.06, max_usd_total: 5}"))
     printed = [
-        cli("plan").out,  # a command's result is on stdout
-        cli("-v", "run", "-j", "1").err,  # plain lines, the refusal, the summary
-        cli("cost").out,
-        cli("cost", "--by", "run").out,
-        cli("show", "a1").out,
-        cli("status").out,
+        cli("plan").stdout,  # a command's result is on stdout
+        cli("-v", "run", "-j", "1").stderr,  # plain lines, the refusal, the summary
+        cli("cost").stdout,
+        cli("cost", "--by", "run").stdout,
+        cli("show", "a1").stdout,
+        cli("status").stdout,
     ]
     text = "\n".join(printed)
     amounts = MONEY.findall(text)
@@ -373,7 +344,7 @@ def test_the_report_header_says_spent_from_the_ledger_and_the_outputs_cost_apart
     ledger(project).append(line(50 * CENT, request_id="old-take"))
     ledger(project).append(line(15 * CENT, billing=Billing.MAYBE_BILLED))
     done = cli("report", "-o", "gallery")
-    assert done.code == 0, done.err
+    assert done.code == 0, done.stderr
     page = (project / "gallery" / "index.html").read_text(encoding="utf-8")
     assert (
         "5 assets · 5 built · spent $0.75 (ledger, of which $0.15 may have been billed) · "
@@ -396,9 +367,9 @@ def test_a_300_character_asset_name_fails_validate_and_run_before_any_call(
     before = _snapshot(project)
     for argv in (["validate"], ["run"], ["--json", "run"], ["plan"]):
         done = cli(*argv)
-        assert done.code == 2, done.err
-        assert f"mediafile.yaml:4:3: assets.{name}: the asset name is 300 bytes" in done.err
-        assert "255-byte limit of a file name" in done.err
+        assert done.code == 2, done.stderr
+        assert f"mediafile.yaml:4:3: assets.{name}: the asset name is 300 bytes" in done.stderr
+        assert "255-byte limit of a file name" in done.stderr
     assert fake.log == []
     assert _snapshot(project) == before
 
@@ -423,9 +394,11 @@ def test_names_and_paths_a_file_system_refuses_are_located_errors(
 ) -> None:
     write(project, f"version: 1\nprovider: xai\nassets:\n  {asset}\n")
     done = cli("validate")
-    assert done.code == 2, done.err
-    assert re.search(rf"^mediafile\.yaml:4:\d+: {re.escape(where)}: ", done.err, re.M), done.err
-    assert wanted in done.err, done.err
+    assert done.code == 2, done.stderr
+    assert re.search(rf"^mediafile\.yaml:4:\d+: {re.escape(where)}: ", done.stderr, re.M), (
+        done.stderr
+    )
+    assert wanted in done.stderr, done.stderr
     assert cli("run").code == 2
     assert fake.log == []
 
@@ -434,7 +407,7 @@ def test_the_longest_name_allowed_builds(project: Path, cli: Any) -> None:
     name = "f" * 235  # the limit the hint names
     write(project, f"version: 1\nprovider: local\nassets:\n  {name}: {{kind: image, prompt: p}}\n")
     done = cli("run")
-    assert done.code == 0, done.err
+    assert done.code == 0, done.stderr
     assert (project / "out" / f"{name}.png").is_file()
 
 
@@ -460,10 +433,10 @@ def test_an_extension_is_estimated_as_billed_and_never_passes_the_budget(
     # 2 s added at $0.05 (480p, inherited) + 2 s of input at $0.01.
     assert plan["longer"]["estimate_usd"] == "0.12"
     done = cli("--json", "run", "-j", "1")
-    assert done.code == 3, done.err  # $0.10 + $0.12 would pass $0.20: the extension waits
+    assert done.code == 3, done.stderr  # $0.10 + $0.12 would pass $0.20: the extension waits
     assert states(done.json) == {"clip": "built", "longer": "skipped"}
     assert fake.billed_ticks() == 10 * CENT <= 20 * CENT
     write(project, EXTENSION.replace("max_usd: 0.20", "max_usd: 0.12"))
     again = cli("--json", "run")
-    assert again.code == 0, again.err
+    assert again.code == 0, again.stderr
     assert fake.billed_ticks() - 10 * CENT == 12 * CENT  # the bill equals the estimate

@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_for_state
+from conftest import run_cli, wait_for_state
 from hypothesis import HealthCheck, given, note, seed, settings
 from hypothesis import strategies as st
 
-from imaginebuild.cli.app import main
 from imaginebuild.errors import StoreError
 from imaginebuild.money import usd_to_ticks
 from imaginebuild.providers.xai.provider import BACKOFF_ENV
@@ -119,13 +118,8 @@ def billed_posts(fake: FakeXai) -> Counter[str]:
 
 
 def run(*args: str) -> int:
-    """One in-process command (its output is not needed)."""
-    with (
-        Path(os.devnull).open("w") as sink,
-        contextlib.redirect_stdout(sink),
-        contextlib.redirect_stderr(sink),
-    ):
-        return main(list(args))
+    """One in-process command here with this environment (its output is not needed)."""
+    return run_cli(*args, cwd=Path.cwd(), env=os.environ).code
 
 
 runs = st.lists(

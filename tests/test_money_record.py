@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CliResult, run_cli, set_environment, xai_env
 
-from imaginebuild.cli.app import main
 from imaginebuild.errors import StoreError
 from imaginebuild.money import usd_to_ticks
 from imaginebuild.providers.xai.provider import BACKOFF_ENV
@@ -39,38 +37,14 @@ providers:
 """
 
 
-@dataclass(frozen=True)
-class Cli:
-    """One in-process command: exit code, stdout, stderr."""
-
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> dict[str, Any]:
-        """stdout as the JSON object `--json` promises."""
-        data = json.loads(self.out)
-        assert isinstance(data, dict), self.out
-        return data
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    """A fresh fake API."""
-    with FakeXai(pending_polls=0) as server:
-        yield server
+pytestmark = pytest.mark.fake(pending_polls=0)
 
 
 @pytest.fixture
 def project(tmp_path: Path, fake: FakeXai, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty project folder; the in-process CLI points at the fake from it."""
-    for name in list(os.environ):
-        if name.startswith(("XAI_", "IMAGINEBUILD_", "GITHUB_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
-    monkeypatch.setenv("XAI_API_KEY", KEY)
-    monkeypatch.setenv("IMAGINEBUILD_CACHE_DIR", str(tmp_path / "cache"))
+    cache = str(tmp_path / "cache")
+    set_environment(monkeypatch, xai_env(fake, key=KEY, IMAGINEBUILD_CACHE_DIR=cache))
     monkeypatch.setenv(BACKOFF_ENV, "0.001,0.002")
     folder = tmp_path / "p"
     folder.mkdir()
@@ -79,14 +53,13 @@ def project(tmp_path: Path, fake: FakeXai, monkeypatch: pytest.MonkeyPatch) -> P
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Any:
+def cli() -> Any:
     """Run `imaginebuild ARGS…` in-process."""
 
-    def run(*args: str) -> Cli:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        assert "Traceback" not in captured.err, captured.err
-        return Cli(code, captured.out, captured.err)
+    def run(*args: str) -> CliResult:
+        done = run_cli(*args, cwd=Path.cwd(), env=os.environ)
+        assert "Traceback" not in done.stderr, done.stderr
+        return done
 
     return run
 
@@ -226,7 +199,7 @@ def test_a_store_write_that_fails_keeps_the_paid_result_for_the_next_run(
     assert failed.code == 1 and failed.json["assets"][0]["cost_usd"] == "0.02"
     monkeypatch.setattr(Store, "put_file", real_put)
     done = cli("--json", "run")
-    assert done.code == 0, done.err
+    assert done.code == 0, done.stderr
     assert done.json["assets"][0]["state"] == "restored"
     assert len(fake.requests(Route.IMAGES)) == 1, "the rerun paid again"
     assert ledger_total(project) == fake.billed_ticks() == IMAGE

@@ -9,7 +9,6 @@ rerun records the good media (and, for a video, resumes the paid job).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,10 +58,7 @@ assets:
 """
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    with FakeXai(pending_polls=0) as server:
-        yield server
+pytestmark = pytest.mark.fake(pending_polls=0)
 
 
 def remote_project(tmp_path: Path, fake: FakeXai, text: str) -> tuple[Proj, Path]:
@@ -116,7 +112,7 @@ def test_a_good_build_is_pushed_so_the_remote_checks_mean_something(
 ) -> None:
     proj, remote = remote_project(tmp_path, fake, ONE_CLIP)
     done = cli(proj, "--json", "run")
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.stderr
     assert len(remote_actions(remote)) == 1
     assert len(action_entries(proj.cache)) == 1
 
@@ -161,7 +157,7 @@ def fail_once(fake: FakeXai, tmp_path: Path, poison: Poison) -> tuple[Proj, Path
     proj, remote = remote_project(tmp_path, fake, ONE_CLIP)
     poison_the_fake(fake, tmp_path, poison)
     first = cli(proj, "--json", "run")
-    assert first.returncode == 1, first.stderr
+    assert first.code == 1, first.stderr
     assert states(first) == {"clip": "failed"}
     assert_nothing_recorded(proj, remote, "clip")
     assert fake.pending_faults() == 0
@@ -183,7 +179,7 @@ def test_media_spoiled_in_transit_is_never_recorded_and_the_rerun_resumes_the_pa
 ) -> None:
     proj, remote = fail_once(fake, tmp_path, poison)
     again = cli(proj, "--json", "run")
-    assert again.returncode == 0, again.stderr
+    assert again.code == 0, again.stderr
     assert states(again) == {"clip": "built"}
     assert_good_clip_recorded(proj, remote)
     assert video_submissions(fake.log)["a clip"] == 1, "the paid job was not resumed"
@@ -201,12 +197,12 @@ def test_after_a_bad_job_result_a_rerun_pays_nothing_and_force_submits_a_new_job
     assert rejected_blobs(proj), "the paid result was not kept as a rejected take"
     assert not list(proj.cache.glob("paid/*")), "the rejected result was kept twice"
     held = cli(proj, "--json", "run")
-    assert held.returncode == 1 and "rejected take" in held.stderr
+    assert held.code == 1 and "rejected take" in held.stderr
     assert states(held) == {"clip": "failed"}
     assert video_submissions(fake.log)["a clip"] == 1, "the rejected key was paid again"
     assert_nothing_recorded(proj, remote, "clip")
     again = cli(proj, "--json", "run", "--force", "clip")
-    assert again.returncode == 0, again.stderr
+    assert again.code == 0, again.stderr
     assert_good_clip_recorded(proj, remote)
     assert video_submissions(fake.log)["a clip"] == 2
 
@@ -215,11 +211,11 @@ def test_a_moderated_image_is_never_recorded(fake: FakeXai, tmp_path: Path) -> N
     proj, remote = remote_project(tmp_path, fake, ONE_STILL)
     fake.inject(Route.IMAGES, Fault.moderation())
     first = cli(proj, "--json", "run")
-    assert first.returncode == 1, first.stderr
+    assert first.code == 1, first.stderr
     assert states(first) == {"still": "failed"}
     assert_nothing_recorded(proj, remote, "still")
     again = cli(proj, "--json", "run")
-    assert again.returncode == 0, again.stderr
+    assert again.code == 0, again.stderr
     assert probe(proj.out / "still.png").media_type.startswith("image/")
 
 
@@ -227,7 +223,7 @@ def test_an_image_of_the_wrong_size_is_never_recorded(tmp_path: Path) -> None:
     with FakeXai(pending_polls=1, full_size=False) as small:  # 128x72 for 1k 16:9
         proj, remote = remote_project(tmp_path, small, ONE_STILL)
         done = cli(proj, "--json", "run")
-    assert done.returncode == 1, "a thumbnail was accepted as a 1k image"
+    assert done.code == 1, "a thumbnail was accepted as a 1k image"
     assert_nothing_recorded(proj, remote, "still")
 
 
@@ -235,14 +231,14 @@ def test_a_video_of_the_wrong_shape_is_never_recorded(fake: FakeXai, tmp_path: P
     proj, remote = remote_project(tmp_path, fake, ONE_CLIP)
     fake.video_file = mp4_file(tmp_path, 4, "9:16")
     done = cli(proj, "--json", "run")
-    assert done.returncode == 1, "a portrait clip was accepted for a 16:9 request"
+    assert done.code == 1, "a portrait clip was accepted for a 16:9 request"
     assert_nothing_recorded(proj, remote, "clip")
 
 
 def _build_clip_then_serve(fake: FakeXai, tmp_path: Path, seconds: int) -> tuple[Proj, Path]:
     proj, remote = remote_project(tmp_path, fake, CLIP_AND_DERIVED)
     done = cli(proj, "--json", "run", "clip")
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.stderr
     fake.video_file = mp4_file(tmp_path, seconds)
     return proj, remote
 
@@ -252,7 +248,7 @@ def test_a_video_edit_shorter_than_its_input_is_never_recorded(
 ) -> None:
     proj, remote = _build_clip_then_serve(fake, tmp_path, 1)
     done = cli(proj, "--json", "run", "restyled")
-    assert done.returncode == 1, json.loads(done.stdout)
+    assert done.code == 1, json.loads(done.stdout)
     assert_nothing_recorded(proj, remote, "restyled")
 
 
@@ -261,12 +257,12 @@ def test_an_extension_without_the_original_clip_is_never_recorded(
 ) -> None:
     proj, remote = _build_clip_then_serve(fake, tmp_path, 2)
     done = cli(proj, "--json", "run", "longer")
-    assert done.returncode == 1, json.loads(done.stdout)
+    assert done.code == 1, json.loads(done.stdout)
     assert_nothing_recorded(proj, remote, "longer")
 
 
 def test_a_right_length_extension_is_accepted(fake: FakeXai, tmp_path: Path) -> None:
     proj, _ = _build_clip_then_serve(fake, tmp_path, 5)
     done = cli(proj, "--json", "run", "longer")
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.stderr
     assert states(done) == {"clip": "up_to_date", "longer": "built"}

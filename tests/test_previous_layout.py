@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_cli
 
 from imaginebuild.cli.app import main
 
@@ -36,11 +37,9 @@ def old(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "project"
 
 
-def _json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
-    code = main(["--json", *argv])
-    data = json.loads(capsys.readouterr().out)
-    assert isinstance(data, dict)
-    return code, data
+def _json(argv: list[str]) -> tuple[int, dict[str, Any]]:
+    done = run_cli("--json", *argv, cwd=Path.cwd(), env=os.environ)
+    return done.code, done.json
 
 
 def _states(data: dict[str, Any]) -> dict[str, str]:
@@ -68,30 +67,24 @@ def test_the_fixture_is_the_old_layout() -> None:
         assert (cache / "blobs" / sha[:2] / sha).is_file()
 
 
-def test_status_finds_the_old_project_up_to_date(
-    old: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, data = _json(["status"], capsys)
+def test_status_finds_the_old_project_up_to_date(old: Path) -> None:
+    code, data = _json(["status"])
     assert code == 0
     assert _states(data) == {"base": "up_to_date", "inked": "up_to_date"}
 
 
-def test_checkout_restores_the_old_outputs_from_the_old_cache(
-    old: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_checkout_restores_the_old_outputs_from_the_old_cache(old: Path) -> None:
     shutil.rmtree(old / "out")
-    code, data = _json(["checkout"], capsys)
+    code, data = _json(["checkout"])
     assert code == 0
     assert _states(data) == {"base": "restored", "inked": "restored"}
     for rel, sha in _locked_outputs(old).items():
         assert _sha(old / rel) == sha
 
 
-def test_a_no_op_run_leaves_the_old_lockfile_bytes_alone(
-    old: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_no_op_run_leaves_the_old_lockfile_bytes_alone(old: Path) -> None:
     lock = (old / "mediafile.lock").read_bytes()
-    code, data = _json(["run", "--no-coordinator"], capsys)
+    code, data = _json(["run", "--no-coordinator"])
     assert code == 0
     assert _states(data) == {"base": "up_to_date", "inked": "up_to_date"}
     assert (old / "mediafile.lock").read_bytes() == lock
@@ -104,7 +97,7 @@ def test_the_old_cache_entries_are_kept_and_shown(
     assert main(["gc", "--dry-run"]) == 0
     out = capsys.readouterr().out  # gc's result is on stdout
     assert "0 action" in out and "0 blob" in out, out
-    code, data = _json(["show", "inked"], capsys)
+    code, data = _json(["show", "inked"])
     assert code == 0
     lock = json.loads((old / "mediafile.lock").read_text(encoding="utf-8"))
     assert data["key"] == lock["assets"]["inked"]["key"]

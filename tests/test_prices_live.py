@@ -5,14 +5,13 @@ on loopback, from a fake that serves the model endpoints of xAI's OpenAPI docume
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_xai_e2e import env_for, imaginebuild
+from conftest import CliResult, xai_env
+from test_xai_e2e import KEY, imaginebuild
 
 from imaginebuild.engine.priceoverrides import apply_overrides
 from imaginebuild.engine.pricing import Confidence, estimate, load_builtin_prices
@@ -46,10 +45,7 @@ LIVE = {
 }
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    with FakeXai(model_prices=LIVE) as server:
-        yield server
+pytestmark = pytest.mark.fake(model_prices=LIVE)
 
 
 def _project(tmp_path: Path, text: str) -> Path:
@@ -143,13 +139,13 @@ def test_refresh_writes_the_api_prices_and_the_next_plan_estimates_with_them(
     fake: FakeXai, tmp_path: Path
 ) -> None:
     folder = _project(tmp_path / "p", TWELVE_STILLS)
-    env = env_for(fake)
+    env = xai_env(fake, key=KEY)
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     before = json.loads(imaginebuild(folder, env, "plan").stdout)
     assert before["estimate_usd"] == "0.24"  # 12 × $0.02, the built-in figure
 
     done = imaginebuild(folder, env, "prices", "--refresh")
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.stderr
     refresh = json.loads(done.stdout)
     assert "grok-imagine-image 1k: $0.025 per image (was $0.02)" in refresh["changes"]
     assert "grok-imagine-image-quality 1k: $0.05 per image (was $0.05)" in refresh["changes"]
@@ -173,13 +169,13 @@ def test_refresh_writes_the_api_prices_and_the_next_plan_estimates_with_them(
 
 def test_refresh_keeps_the_users_own_figures(fake: FakeXai, tmp_path: Path) -> None:
     folder = _project(tmp_path / "p", TWELVE_STILLS)
-    env = env_for(fake)
+    env = xai_env(fake, key=KEY)
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     path = user_prices_path(env)
     path.parent.mkdir(parents=True)
     own = {"source": "our contract", "models": {"grok-imagine-image": {"per_image_usd": "0.01"}}}
     path.write_text(json.dumps({"format": 1, "own": own}))
-    assert imaginebuild(folder, env, "prices", "--refresh").returncode == 0
+    assert imaginebuild(folder, env, "prices", "--refresh").code == 0
     document = json.loads(path.read_text())
     assert document["own"] == own
     plan = json.loads(imaginebuild(folder, env, "plan").stdout)
@@ -195,25 +191,25 @@ def test_a_refresh_that_fails_leaves_the_price_file_as_it_was(
     fake: FakeXai, tmp_path: Path, fault: Fault
 ) -> None:
     folder = _project(tmp_path / "p", TWELVE_STILLS)
-    env = env_for(fake)
+    env = xai_env(fake, key=KEY)
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     env["IMAGINEBUILD_XAI_BACKOFF"] = "0.001,0.002"
-    assert imaginebuild(folder, env, "prices", "--refresh").returncode == 0
+    assert imaginebuild(folder, env, "prices", "--refresh").code == 0
     path = user_prices_path(env)
     good = path.read_bytes()
     fake.inject(Route.MODELS, *([fault] * 10))
     failed = imaginebuild(folder, env, "prices", "--refresh")
-    assert failed.returncode != 0
+    assert failed.code != 0
     assert path.read_bytes() == good
     assert env["XAI_API_KEY"] not in failed.stdout + failed.stderr
 
 
 def test_refresh_without_a_key_says_so_and_sends_nothing(fake: FakeXai, tmp_path: Path) -> None:
     folder = _project(tmp_path / "p", TWELVE_STILLS)
-    env = env_for(fake, key=None)
+    env = xai_env(fake)
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     done = imaginebuild(folder, env, "prices", "--refresh")
-    assert done.returncode == 1, done.stderr
+    assert done.code == 1, done.stderr
     assert "XAI_API_KEY" in done.stdout + done.stderr
     assert fake.log == [] and not user_prices_path(env).exists()
 
@@ -264,20 +260,15 @@ def test_plan_marks_calls_on_unconfirmed_prices_and_shows_the_rate_limit_time(
     assert plan.to_json()["rate_limit_s"] == 2.4
 
 
-def test_plan_and_prices_for_people(tmp_path: Path, clean_env: dict[str, str]) -> None:
+def test_plan_and_prices_for_people(tmp_path: Path, cli: Callable[..., CliResult]) -> None:
     folder = _project(
         tmp_path / "p", TWELVE_STILLS + "  wide: {kind: image, prompt: w, resolution: 2k}\n"
     )
-    plain = [sys.executable, "-m", "imaginebuild"]
-    plan = subprocess.run(
-        [*plain, "plan"], cwd=folder, env=clean_env, capture_output=True, text=True
-    )
-    assert plan.returncode == 0, plan.stderr
+    plan = cli("plan", cwd=folder)
+    assert plan.code == 0, plan.stderr
     shown = plan.stdout + plan.stderr
     assert "$0.02*" in shown and "per_image_usd.2k (third-party)" in shown
     assert "rate limits alone: at least 2.4 s" in shown
-    prices = subprocess.run(
-        [*plain, "prices"], cwd=folder, env=clean_env, capture_output=True, text=True
-    )
-    assert prices.returncode == 0, prices.stderr
+    prices = cli("prices", cwd=folder)
+    assert prices.code == 0, prices.stderr
     assert "grok-imagine-image          per_image_usd.1k      $0.02   confirmed" in prices.stdout

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 import textwrap
 from datetime import datetime
 from decimal import Decimal
@@ -20,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import NOWHERE, run_cli, xai_env
 
 from imaginebuild import __version__
 from imaginebuild.money import usd_to_ticks
 from imaginebuild.testing.fake_xai import FakeXai, Route
 
-ROOT = Path(__file__).resolve().parents[1]
+KEY = "xai-PROVENANCE-0123456789"
 
 CHAIN = """
 version: 1
@@ -53,26 +51,13 @@ CALL_KEYS = {
 OUTPUT_KEYS = {"path", "sha256", "bytes", "media_type"}
 
 
-def env_for(folder: Path, base_url: str = "http://127.0.0.1:9/v1") -> dict[str, str]:
-    """A clean environment: cache inside the project, the API on loopback only."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XAI_", "IMAGINEBUILD_"))}
-    env.update(
-        PYTHONPATH=str(ROOT),
-        XAI_BASE_URL=base_url,
-        XAI_API_KEY="xai-PROVENANCE-0123456789",
-        IMAGINEBUILD_CACHE_DIR=str(folder / ".cache"),
-    )
-    return env
-
-
-def cli(folder: Path, *args: str, base_url: str = "http://127.0.0.1:9/v1") -> Any:
-    """`imaginebuild --json ARGS…` in `folder`; returns (exit code, the JSON object, stderr)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "imaginebuild", "--json", *args],
-        cwd=folder, env=env_for(folder, base_url), capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
-    return done.returncode, json.loads(done.stdout), done.stderr
+def cli(folder: Path, *args: str, base_url: str = NOWHERE) -> Any:
+    """`imaginebuild --json ARGS…` in-process in `folder` (a clean environment, the cache
+    inside the project, the API on loopback only); returns (exit code, the JSON object,
+    stderr)."""
+    env = xai_env(base_url, key=KEY, IMAGINEBUILD_CACHE_DIR=str(folder / ".cache"))
+    done = run_cli("--json", *args, cwd=folder, env=env)
+    return done.code, json.loads(done.stdout), done.stderr
 
 
 def sha256_of(path: Path) -> str:

@@ -11,7 +11,7 @@ import json
 import random
 import subprocess
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,10 +49,7 @@ assets:
 """
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    with FakeXai(pending_polls=1, job_latency=0.2) as server:
-        yield server
+pytestmark = pytest.mark.fake(job_latency=0.2)
 
 
 @dataclass
@@ -150,7 +147,7 @@ def test_concurrent_runs_build_each_asset_once(
 
 def test_a_run_and_a_gc_at_once_keep_every_locked_output(fake: FakeXai, tmp_path: Path) -> None:
     proj = make_project(tmp_path / "p", fake)
-    assert cli(proj, "run").returncode == 0
+    assert cli(proj, "run").code == 0
     rng = random.Random(7)
     for round_ in range(1, 2 * REPEATS + 1):
         # A new take of two roots: their old entries become garbage for gc, and
@@ -181,10 +178,10 @@ def test_a_run_and_a_gc_at_once_keep_every_locked_output(fake: FakeXai, tmp_path
         assert all_problems(proj) == [], f"round {round_}"
         assert_billed_once(fake, first)
         offline = cli(proj, "--json", "run", "--offline")
-        assert offline.returncode == 0, offline.stderr
+        assert offline.code == 0, offline.stderr
         assert set(states(offline).values()) == {"up_to_date"}
         checkout = cli(proj, "checkout")
-        assert checkout.returncode == 0, checkout.stderr
+        assert checkout.code == 0, checkout.stderr
 
 
 def test_gc_in_one_project_keeps_what_another_project_on_the_same_cache_needs(
@@ -198,12 +195,12 @@ def test_gc_in_one_project_keeps_what_another_project_on_the_same_cache_needs(
         "version: 1\nassets:\n  pic: {kind: image, prompt: other, provider: xai}\n",
         cache=shared,
     )
-    assert cli(one, "run").returncode == 0
-    assert cli(other, "run").returncode == 0
-    assert cli(other, "gc", "--yes").returncode == 0
+    assert cli(one, "run").code == 0
+    assert cli(other, "run").code == 0
+    assert cli(other, "gc", "--yes").code == 0
     for path in one.out.iterdir():
         path.unlink()  # a fresh checkout of `one`: outputs must come back from the cache
     seen = len(fake.log)
     restored = cli(one, "--json", "run", "--offline")
-    assert restored.returncode == 0, restored.stderr
+    assert restored.code == 0, restored.stderr
     assert len(fake.log) == seen

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_cli
 from s3server import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, FaultProxy, S3Server, start_s3
 
-from imaginebuild.cli.app import main
 from imaginebuild.untrusted import ENTRY_CAP
 
 MEDIAFILE = """\
@@ -112,18 +112,16 @@ def remote(tmp_path: Path, raw: Any, s3: S3Server, monkeypatch: pytest.MonkeyPat
     return made
 
 
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out + out.err
+def cli(*argv: str) -> tuple[int, str]:
+    """`imaginebuild ARGV…` in-process here with this environment: (exit code, all it printed)."""
+    done = run_cli(*argv, cwd=Path.cwd(), env=os.environ)
+    return done.code, done.stdout + done.stderr
 
 
-def built_on_a(
-    remote: Remote, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> dict[str, Any]:
+def built_on_a(remote: Remote, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Machine A builds and pushes; returns its lockfile."""
     folder = remote.machine("a", monkeypatch)
-    code, text = cli(capsys, "run")
+    code, text = cli("run")
     assert code == 0, text
     return dict(json.loads((folder / "mediafile.lock").read_text()))
 
@@ -133,9 +131,9 @@ def calls(text: str) -> str:
 
 
 def test_4_a_remote_entry_naming_the_wrong_blob_is_never_restored(
-    remote: Remote, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lock = built_on_a(remote, monkeypatch, capsys)
+    lock = built_on_a(remote, monkeypatch)
     image = lock["assets"]["a"]["outputs"][0]
     key = lock["assets"]["teaser"]["key"]
     doc = remote.entry(key)
@@ -144,45 +142,45 @@ def test_4_a_remote_entry_naming_the_wrong_blob_is_never_restored(
     ]
     remote.put_entry(key, doc)
     folder = remote.machine("b", monkeypatch)
-    code, text = cli(capsys, "run")
+    code, text = cli("run")
     assert code == 0, text
     assert "does not hold the media type" in text
     assert (folder / "out" / "teaser.mp4").read_bytes()[4:8] == b"ftyp"
     # B's push replaced the bad entry: C restores the real video without a call.
     assert remote.entry(key)["entry"]["outputs"][0]["sha256"] != image["sha256"]
     folder_c = remote.machine("c", monkeypatch)
-    code, text = cli(capsys, "run")
+    code, text = cli("run")
     assert code == 0 and calls(text).startswith("built 0"), text
     assert (folder_c / "out" / "teaser.mp4").read_bytes()[4:8] == b"ftyp"
 
 
 def test_8_a_corrupt_blob_on_a_writable_remote_warns_rebuilds_and_repairs(
-    remote: Remote, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lock = built_on_a(remote, monkeypatch, capsys)
+    lock = built_on_a(remote, monkeypatch)
     image = lock["assets"]["a"]["outputs"][0]
     remote.raw.pipe_file(remote.blob_path(image["sha256"]), b"\0" * image["bytes"])
     remote.machine("b", monkeypatch)
-    code, text = cli(capsys, "run")
+    code, text = cli("run")
     assert code == 0, text
     assert "corrupt" in text
     repaired = remote.raw.cat_file(remote.blob_path(image["sha256"]))
     assert hashlib.sha256(repaired).hexdigest() == image["sha256"]
     remote.machine("c", monkeypatch)
-    code, text = cli(capsys, "run")
+    code, text = cli("run")
     assert code == 0 and calls(text).startswith("built 0"), text
 
 
 def test_8_a_corrupt_blob_on_a_readonly_remote_warns_and_rebuilds(
-    remote: Remote, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lock = built_on_a(remote, monkeypatch, capsys)
+    lock = built_on_a(remote, monkeypatch)
     image = lock["assets"]["a"]["outputs"][0]
     bad = b"\0" * image["bytes"]
     remote.raw.pipe_file(remote.blob_path(image["sha256"]), bad)
     monkeypatch.setenv("IMAGINEBUILD_REMOTE_READONLY", "1")
     folder = remote.machine("b", monkeypatch)
-    code, text = cli(capsys, "run")
+    code, text = cli("run")
     assert code == 0, text
     assert "corrupt" in text
     assert (folder / "out" / "a.png").read_bytes().startswith(b"\x89PNG")
@@ -193,14 +191,13 @@ def test_11_an_oversized_remote_blob_is_never_downloaded(
     remote: Remote,
     proxy: FaultProxy,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    lock = built_on_a(remote, monkeypatch, capsys)
+    lock = built_on_a(remote, monkeypatch)
     image = lock["assets"]["a"]["outputs"][0]
     huge = 16 << 20
     remote.raw.pipe_file(remote.blob_path(image["sha256"]), b"\x89PNG" + b"\0" * huge)
     folder = remote.machine("b", monkeypatch, endpoint=proxy.endpoint)
-    code, text = cli(capsys, "run")
+    code, text = cli("run")
     assert code == 0, text
     assert "its entry says" in text
     assert proxy.served < huge // 4, proxy.served
@@ -211,25 +208,24 @@ def test_11_an_oversized_action_entry_is_not_read_whole(
     remote: Remote,
     proxy: FaultProxy,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    lock = built_on_a(remote, monkeypatch, capsys)
+    lock = built_on_a(remote, monkeypatch)
     key = lock["assets"]["a"]["key"]
     doc = remote.entry(key)
     doc["padding"] = "x" * (4 * ENTRY_CAP)
     remote.put_entry(key, doc)
     remote.machine("b", monkeypatch, endpoint=proxy.endpoint)
     for argv in (["plan"], ["run"]):
-        code, text = cli(capsys, *argv)
+        code, text = cli(*argv)
         assert code == 0, (argv, text)
     assert "larger than" in text
     assert proxy.served < 2 * ENTRY_CAP + (1 << 20), proxy.served
 
 
 def test_13_a_remote_record_with_an_absurd_cost_is_not_a_crash(
-    remote: Remote, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lock = built_on_a(remote, monkeypatch, capsys)
+    lock = built_on_a(remote, monkeypatch)
     for name in ("a", "teaser"):
         key = lock["assets"][name]["key"]
         doc = remote.entry(key)
@@ -242,7 +238,7 @@ def test_13_a_remote_record_with_an_absurd_cost_is_not_a_crash(
         ["run"], ["status"], ["show", "a"], ["--json", "show", "a"], ["report"], ["cost"],
         ["--json", "status"], ["checkout"],
     ):  # fmt: skip
-        code, text = cli(capsys, *argv)
+        code, text = cli(*argv)
         assert code == 0, (argv, text)
         assert "\x1b[2J" not in text, argv
 
@@ -250,8 +246,8 @@ def test_13_a_remote_record_with_an_absurd_cost_is_not_a_crash(
 # ------------------------------------------------------------------ 9. leases
 
 
-def _key_of(capsys: pytest.CaptureFixture[str], name: str) -> str:
-    code, text = cli(capsys, "--json", "plan")
+def _key_of(name: str) -> str:
+    code, text = cli("--json", "plan")
     assert code == 0, text
     found = {a["name"]: a["key"] for a in json.loads(text[: text.rindex("}") + 1])["assets"]}
     return str(found[name])
@@ -296,7 +292,7 @@ def _spawn_run(folder: Path, *argv: str) -> tuple[Any, list[str]]:
 
 
 def test_9_a_dead_holder_on_this_host_does_not_block_the_rerun(
-    remote: Remote, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import socket
     import time
@@ -304,7 +300,7 @@ def test_9_a_dead_holder_on_this_host_does_not_block_the_rerun(
     from conftest import wait_for_state
 
     folder = remote.machine("b", monkeypatch)
-    key = _key_of(capsys, "a")
+    key = _key_of("a")
     ghost = {
         "v": 1, "owner": "ghost-run", "expires": time.time() + 3000,
         "host": socket.gethostname(), "pid": _dead_pid(), "started": 1,
@@ -323,7 +319,6 @@ def test_9_a_wait_on_a_live_lease_is_interruptible_and_says_what_it_waits_for(
     signame: str,
     remote: Remote,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import signal
     import time
@@ -331,7 +326,7 @@ def test_9_a_wait_on_a_live_lease_is_interruptible_and_says_what_it_waits_for(
     from conftest import assert_still_running, wait_for_state
 
     folder = remote.machine("b", monkeypatch)
-    key = _key_of(capsys, "a")
+    key = _key_of("a")
     other = {"v": 1, "owner": "builder-on-another-host", "expires": time.time() + 3000,
              "host": "another-host", "pid": 1}  # fmt: skip
     remote.raw.pipe_file(_lease_path(remote, key), json.dumps(other).encode())

@@ -7,11 +7,10 @@ import hashlib
 import html.parser
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from imaginebuild.cli.report import write_report
 from imaginebuild.cli.reportpage import (
@@ -300,15 +299,8 @@ def test_page_totals_and_notes() -> None:
 def test_cli_report_writes_the_folder_and_names_it(tmp_path: Path) -> None:
     project = built_project(tmp_path / "p")
     env = {**os.environ, "IMAGINEBUILD_CACHE_DIR": str(project.root / "cache")}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     out = tmp_path / "site"
-    done = subprocess.run(
-        [sys.executable, "-m", "imaginebuild", "-C", str(project.root), "report", "-o", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_cli("-C", str(project.root), "report", "-o", str(out), cwd=tmp_path, env=env)
+    assert done.code == 0, done.stderr
     assert (out / "index.html").is_file()
     assert (out / "index.html").as_uri() in done.stdout  # the result, on stdout

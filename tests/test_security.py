@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import html
 import json
-import os
 import re
 import shutil
 import threading
@@ -47,6 +46,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import set_environment, xai_env
+from mediafile_corpus import CORPUS
 
 from imaginebuild.cli.app import main
 from imaginebuild.engine import fetch
@@ -59,21 +60,10 @@ SECRET = b"\x89PNG\r\n\x1a\n top secret bytes outside the project"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    with FakeXai(pending_polls=1) as server:
-        yield server
-
-
-@pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, fake: FakeXai, tmp_path: Path) -> FakeXai:
     """The in-process CLI sees the fake, a recognisable key and a private cache."""
-    for name in list(os.environ):
-        if name.startswith(("XAI_", "IMAGINEBUILD_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
-    monkeypatch.setenv("XAI_API_KEY", KEY)
-    monkeypatch.setenv("IMAGINEBUILD_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    cache, home = str(tmp_path / "cache"), str(tmp_path / "home")
+    set_environment(monkeypatch, xai_env(fake, key=KEY, IMAGINEBUILD_CACHE_DIR=cache, HOME=home))
     return fake
 
 
@@ -540,7 +530,7 @@ def test_a_committed_validation_stamp_cannot_switch_validation_off(
     from imaginebuild.mediafile.load import _schema_digest
 
     project = tmp_path / "project"
-    shutil.copytree(Path(__file__).parent / "fixtures" / "bad_inputs" / case, project)
+    shutil.copytree(CORPUS / case, project)
     text = (project / "mediafile.yaml").read_text(encoding="utf-8")
     (project / ".imaginebuild").mkdir()
     # What a committer can compute: everything but this checkout's file identity.

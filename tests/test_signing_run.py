@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,6 @@ def certs() -> Any:
     import c2pa_certs
 
     return c2pa_certs
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    with FakeXai() as server:
-        yield server
 
 
 def project(tmp_path: Path) -> Path:

@@ -14,14 +14,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import PROJECTS, SUBPROCESS_TIMEOUT_S, CliResult
+from conftest import PROJECTS, CliResult, run_cli
 
 from imaginebuild.cli.invocation import build_parser
 
@@ -112,18 +110,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict
 
 
 def piped(cwd: Path, env: dict[str, str], *args: str) -> CliResult:
-    """`imaginebuild ARGS…` with stdout and stderr as pipes."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "imaginebuild", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT_S,
-        check=False,
-    )
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+    """`imaginebuild ARGS…` as a real process with stdout and stderr as pipes."""
+    return run_cli(*args, cwd=cwd, env=env, real_process=True)
 
 
 def setting_for(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -321,24 +321,22 @@ assets:
 """
 
 
-@pytest.fixture
-def thumbnails() -> Iterator[FakeXai]:
-    """A fake that answers with thumbnails: every image fails the 1k output check."""
-    with FakeXai(pending_polls=0, full_size=False) as server:
-        yield server
+# The fake answers with thumbnails: every image fails the 1k output check.
+THUMBNAILS = pytest.mark.fake(pending_polls=0, full_size=False)
 
 
+@THUMBNAILS
 def test_a_result_that_fails_the_check_is_kept_and_a_rerun_does_not_pay_again(
-    thumbnails: FakeXai, tmp_path: Path
+    fake: FakeXai, tmp_path: Path
 ) -> None:
-    proj = make_project(tmp_path / "p", thumbnails, ONE_STILL)
+    proj = make_project(tmp_path / "p", fake, ONE_STILL)
     first = xai_cli(proj, "--json", "run")
-    assert first.returncode == 1, first.stderr
+    assert first.code == 1, first.stderr
     assert "kept as rejected take" in first.stderr and "accept still" in first.stderr
-    assert len(thumbnails.submissions(Route.IMAGES)) == 1
+    assert len(fake.submissions(Route.IMAGES)) == 1
     again = xai_cli(proj, "--json", "run")
-    assert again.returncode == 1
-    assert len(thumbnails.submissions(Route.IMAGES)) == 1, "the rejected key was paid again"
+    assert again.code == 1
+    assert len(fake.submissions(Route.IMAGES)) == 1, "the rejected key was paid again"
     assert "rejected take — accept or --force" in again.stderr
     for command in ("status", "plan"):
         shown = xai_cli(proj, "--json", command)
@@ -351,25 +349,24 @@ def test_a_result_that_fails_the_check_is_kept_and_a_rerun_does_not_pay_again(
     assert not (proj.out / "still.png").exists()
 
 
-def test_accept_promotes_the_rejected_take_without_a_call(
-    thumbnails: FakeXai, tmp_path: Path
-) -> None:
-    proj = make_project(tmp_path / "p", thumbnails, ONE_STILL)
-    assert xai_cli(proj, "run").returncode == 1
-    requests = len(thumbnails.log)  # the submission and the download of its image
+@THUMBNAILS
+def test_accept_promotes_the_rejected_take_without_a_call(fake: FakeXai, tmp_path: Path) -> None:
+    proj = make_project(tmp_path / "p", fake, ONE_STILL)
+    assert xai_cli(proj, "run").code == 1
+    requests = len(fake.log)  # the submission and the download of its image
     accepted = xai_cli(proj, "--json", "accept", "still")
-    assert accepted.returncode == 0, accepted.stderr
-    assert len(thumbnails.log) == requests, "accept made a call"
+    assert accepted.code == 0, accepted.stderr
+    assert len(fake.log) == requests, "accept made a call"
     (take,) = json.loads(xai_cli(proj, "--json", "takes", "still").stdout)["takes"]
     assert take["origin"] == "accepted" and take["current"]
     assert sha256_of(proj.out / "still.png") == take["outputs"][0]["sha256"]
     shown = json.loads(xai_cli(proj, "--json", "show", "still").stdout)
     assert "not a 1k image" in shown["record"]["accepted_despite_check"]
     done = xai_cli(proj, "--json", "run")
-    assert done.returncode == 0 and json.loads(done.stdout)["assets"][0]["state"] == "up_to_date"
-    assert len(thumbnails.submissions(Route.IMAGES)) == 1
+    assert done.code == 0 and json.loads(done.stdout)["assets"][0]["state"] == "up_to_date"
+    assert len(fake.submissions(Route.IMAGES)) == 1
     again = xai_cli(proj, "accept", "still")
-    assert again.returncode == 2 and "no rejected take" in again.stderr
+    assert again.code == 2 and "no rejected take" in again.stderr
 
 
 TWO_STILLS = (
@@ -379,13 +376,12 @@ TWO_STILLS = (
 )
 
 
-def test_a_rejected_key_is_paid_once_per_run_and_kept_once(
-    thumbnails: FakeXai, tmp_path: Path
-) -> None:
-    proj = make_project(tmp_path / "p", thumbnails, TWO_STILLS)
+@THUMBNAILS
+def test_a_rejected_key_is_paid_once_per_run_and_kept_once(fake: FakeXai, tmp_path: Path) -> None:
+    proj = make_project(tmp_path / "p", fake, TWO_STILLS)
     first = xai_cli(proj, "--json", "run")
-    assert first.returncode == 1, first.stderr
-    assert len(thumbnails.submissions(Route.IMAGES)) == 1, "one key, paid twice in a run"
+    assert first.code == 1, first.stderr
+    assert len(fake.submissions(Route.IMAGES)) == 1, "one key, paid twice in a run"
     assert {a["state"] for a in json.loads(first.stdout)["assets"]} == {"failed"}
     assert "not paid for again" in first.stderr
     assert not list(proj.cache.glob("paid/*")), "the rejected result was kept twice"
@@ -397,27 +393,28 @@ def test_a_rejected_key_is_paid_once_per_run_and_kept_once(
     [(owner, _)] = rejected
     other = "twin" if owner == "still" else "still"
     again = xai_cli(proj, "--json", "run")  # a later run: the key was paid, for either asset
-    assert len(thumbnails.submissions(Route.IMAGES)) == 1, "the twin paid again for the key"
+    assert len(fake.submissions(Route.IMAGES)) == 1, "the twin paid again for the key"
     assert f"accept {owner}" in again.stderr
-    assert xai_cli(proj, "accept", owner).returncode == 0
+    assert xai_cli(proj, "accept", owner).code == 0
     done = xai_cli(proj, "--json", "run")
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.stderr
     assert json.loads(done.stdout)["assets"][["still", "twin"].index(other)]["state"] == "restored"
-    assert len(thumbnails.submissions(Route.IMAGES)) == 1
+    assert len(fake.submissions(Route.IMAGES)) == 1
 
 
-def test_run_force_pays_for_a_new_take_on_purpose(thumbnails: FakeXai, tmp_path: Path) -> None:
-    proj = make_project(tmp_path / "p", thumbnails, ONE_STILL)
-    assert xai_cli(proj, "run").returncode == 1
-    thumbnails.full_size = True  # the next answer passes the check
+@THUMBNAILS
+def test_run_force_pays_for_a_new_take_on_purpose(fake: FakeXai, tmp_path: Path) -> None:
+    proj = make_project(tmp_path / "p", fake, ONE_STILL)
+    assert xai_cli(proj, "run").code == 1
+    fake.full_size = True  # the next answer passes the check
     forced = xai_cli(proj, "--json", "run", "--force", "still")
-    assert forced.returncode == 0, forced.stderr
-    assert len(thumbnails.submissions(Route.IMAGES)) == 2
+    assert forced.code == 0, forced.stderr
+    assert len(fake.submissions(Route.IMAGES)) == 2
     takes = json.loads(xai_cli(proj, "--json", "takes", "still").stdout)["takes"]
     assert [t["origin"] for t in takes] == ["rejected", "built"]
     assert [t["current"] for t in takes] == [False, True]
-    assert xai_cli(proj, "run").returncode == 0
-    assert len(thumbnails.submissions(Route.IMAGES)) == 2
+    assert xai_cli(proj, "run").code == 0
+    assert len(fake.submissions(Route.IMAGES)) == 2
 
 
 def test_a_malformed_pick_in_the_lockfile_is_a_located_error(cli: Cli, rolled: Path) -> None:

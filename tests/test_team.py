@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import CliResult, run_cli, xai_env
 from redisserver import RedisServer
 
 from imaginebuild.coordinator.base import (
@@ -33,7 +33,6 @@ from imaginebuild.coordinator.session import settlement
 from imaginebuild.errors import CallInfo, JobFailed, RequestRejected, TeamCapReached
 from imaginebuild.testing.fake_xai import FakeXai, Route
 
-ROOT = Path(__file__).resolve().parents[1]
 DEADLINE_S = 60.0  # a harness deadline for a state to be reached, never a timing assertion
 KEY = "xai-TEAM-KEY-0123456789abcdef"
 
@@ -99,10 +98,12 @@ def spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         server.stop()
 
 
-def env_with(spec: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XAI_", "IMAGINEBUILD_"))}
-    env.update(PYTHONPATH=str(ROOT), IMAGINEBUILD_COORDINATOR=spec, **extra)
-    return env
+def env_with(spec: str, fake: FakeXai | None = None, **extra: str) -> dict[str, str]:
+    """A clean environment naming the coordinator `spec` (plus `extra`); the xai provider
+    at `fake` with the test key, or pointed nowhere."""
+    if fake is None:
+        return xai_env(IMAGINEBUILD_COORDINATOR=spec, **extra)
+    return xai_env(fake, key=KEY, IMAGINEBUILD_COORDINATOR=spec, **extra)
 
 
 def workers(env: dict[str, str], count: int, *argv: str) -> list[subprocess.Popen[str]]:
@@ -196,18 +197,16 @@ def test_what_a_step_spends_from_the_team() -> None:
 # -- the CLI ----------------------------------------------------------------------------------
 
 
-def cli(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "imaginebuild", "--json", *args],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+def cli(folder: Path, env: dict[str, str], *args: str) -> CliResult:
+    """`imaginebuild --json ARGS…` in-process in `folder` with exactly `env`."""
+    return run_cli("--json", *args, cwd=folder, env=env)
 
 
 def test_team_set_and_status(spec: str, tmp_path: Path) -> None:
     env = env_with(spec)
     done = cli(tmp_path, env, "team", "set", "--max-usd-per-day", "200", "--rate",
                "grok-imagine-image=4")  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.stderr
     caps = json.loads(done.stdout)["caps"]
     assert caps == {"max_per_day_ticks": 2_000_000_000_000, "max_total_ticks": None,
                     "rates": {"grok-imagine-image": "4/1"}}  # fmt: skip
@@ -215,10 +214,7 @@ def test_team_set_and_status(spec: str, tmp_path: Path) -> None:
     status = json.loads(done.stdout)
     assert status["caps"]["max_per_day_ticks"] == 2_000_000_000_000  # kept
     assert status["caps"]["max_total_ticks"] == 10_000_000_000_000
-    plain = subprocess.run(
-        [sys.executable, "-m", "imaginebuild", "team", "status"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    plain = run_cli("team", "status", cwd=tmp_path, env=env)
     assert "of $200.00" in plain.stdout and "rate grok-imagine-image: 0 of 4" in plain.stdout
 
 
@@ -226,7 +222,7 @@ def test_team_set_with_a_bad_value_exits_2_and_creates_nothing(tmp_path: Path) -
     file = tmp_path / "team" / "c.sqlite3"
     for bad in (["--max-usd-per-day", "lots"], ["--rate", "grok=fast"], ["--rate", "=5"]):
         done = cli(tmp_path, env_with(f"sqlite:{file}"), "team", "set", *bad)
-        assert done.returncode == 2, done.stderr
+        assert done.code == 2, done.stderr
         assert json.loads(done.stdout)["error"].startswith(bad[0])
     assert not file.parent.exists()
 
@@ -256,7 +252,7 @@ def image_project(folder: Path, count: int, kind: str = "image") -> Path:
 def test_two_runs_on_one_machine_share_the_rate_and_get_no_429(tmp_path: Path) -> None:
     spec = f"sqlite:{tmp_path / 'team.sqlite3'}"
     with FakeXai(rate_limits={"grok-imagine-image": 5}) as fake:
-        env = env_with(spec, XAI_BASE_URL=fake.base_url, XAI_API_KEY=KEY)
+        env = env_with(spec, fake)
         runs = [
             subprocess.Popen(
                 [sys.executable, "-m", "imaginebuild", "--json", "run", "-j", "8"],
@@ -278,22 +274,21 @@ def test_two_runs_on_one_machine_share_the_rate_and_get_no_429(tmp_path: Path) -
     assert len(grants) == 24 and len({g.runner for g in grants}) == 2
 
 
-def test_an_unreachable_coordinator_starts_no_paid_call(tmp_path: Path) -> None:
+def test_an_unreachable_coordinator_starts_no_paid_call(tmp_path: Path, fake: FakeXai) -> None:
     dead = RedisServer.start_in(tmp_path / "redis")
     dead.stop()
     project = image_project(tmp_path / "p", 2)
-    with FakeXai() as fake:
-        env = env_with(dead.url, XAI_BASE_URL=fake.base_url, XAI_API_KEY=KEY)
-        done = cli(project, env, "run")
-        assert done.returncode == 3, done.stderr
-        assert "team coordinator" in done.stderr and "cannot be reached" in done.stderr
-        assert "--no-coordinator" in done.stderr
-        assert fake.requests(Route.IMAGES) == []
-        assert {a["state"] for a in json.loads(done.stdout)["assets"]} == {"skipped"}
-        done = cli(project, env, "run", "--no-coordinator")
-        assert done.returncode == 0, done.stderr
-        assert "local limits only" in done.stderr
-        assert len(fake.submissions(Route.IMAGES)) == 2
+    env = env_with(dead.url, fake)
+    done = cli(project, env, "run")
+    assert done.code == 3, done.stderr
+    assert "team coordinator" in done.stderr and "cannot be reached" in done.stderr
+    assert "--no-coordinator" in done.stderr
+    assert fake.requests(Route.IMAGES) == []
+    assert {a["state"] for a in json.loads(done.stdout)["assets"]} == {"skipped"}
+    done = cli(project, env, "run", "--no-coordinator")
+    assert done.code == 0, done.stderr
+    assert "local limits only" in done.stderr
+    assert len(fake.submissions(Route.IMAGES)) == 2
 
 
 def test_local_steps_need_no_coordinator_and_import_no_redis(tmp_path: Path) -> None:
@@ -319,32 +314,32 @@ def test_local_steps_need_no_coordinator_and_import_no_redis(tmp_path: Path) -> 
     assert done.stdout.split() == ["0", "False", "False"], done.stderr
 
 
+@pytest.mark.fake(job_latency=1.0)
 def test_redis_stopped_mid_run_stops_new_submissions_and_a_rerun_completes(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path, redis_server: RedisServer, fake: FakeXai
 ) -> None:
     project = image_project(tmp_path / "p", 6, kind="video")
-    with FakeXai(job_latency=1.0) as fake:
-        env = env_with(redis_server.url, XAI_BASE_URL=fake.base_url, XAI_API_KEY=KEY)
-        run = subprocess.Popen(
-            [sys.executable, "-m", "imaginebuild", "--json", "run", "-j", "8"],
-            cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        wait_for("two submissions", lambda: len(fake.submissions()) >= 2)
-        redis_server.stop()
-        stopped_at = time.time()
-        out, err = run.communicate(timeout=300)
-        assert run.returncode == 3, err
-        assert "cannot be reached" in err and "no new paid call is started" in err
-        first = json.loads(out)
-        built = {a["name"] for a in first["assets"] if a["state"] == "built"}
-        submitted = fake.submissions()
-        # nothing was sent after Redis stopped
-        assert all(r.at <= stopped_at for r in fake.requests(Route.VIDEOS))
-        assert len(built) == len(submitted) >= 2  # every job in flight finished and was recorded
-        redis_server.start()
-        done = cli(project, env, "run")
-        assert done.returncode == 0, done.stderr
-        assert {a["name"] for a in json.loads(done.stdout)["assets"] if a["state"] == "built"} == {
-            f"a{i}" for i in range(6)
-        } - built
-        assert len(fake.submissions()) == 6  # each asset paid once
+    env = env_with(redis_server.url, fake)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "imaginebuild", "--json", "run", "-j", "8"],
+        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for("two submissions", lambda: len(fake.submissions()) >= 2)
+    redis_server.stop()
+    stopped_at = time.time()
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 3, err
+    assert "cannot be reached" in err and "no new paid call is started" in err
+    first = json.loads(out)
+    built = {a["name"] for a in first["assets"] if a["state"] == "built"}
+    submitted = fake.submissions()
+    # nothing was sent after Redis stopped
+    assert all(r.at <= stopped_at for r in fake.requests(Route.VIDEOS))
+    assert len(built) == len(submitted) >= 2  # every job in flight finished and was recorded
+    redis_server.start()
+    done = cli(project, env, "run")
+    assert done.code == 0, done.stderr
+    assert {a["name"] for a in json.loads(done.stdout)["assets"] if a["state"] == "built"} == {
+        f"a{i}" for i in range(6)
+    } - built
+    assert len(fake.submissions()) == 6  # each asset paid once

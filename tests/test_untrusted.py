@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from conftest import run_cli
 from PIL import Image, PngImagePlugin
 
 from imaginebuild.cli.app import main
@@ -134,10 +135,10 @@ def built(world: World, capsys: pytest.CaptureFixture[str]) -> World:
     return world
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out + out.err
+def cli(*argv: str) -> tuple[int, str]:
+    """`imaginebuild ARGV…` in-process here with this environment: (exit code, all it printed)."""
+    done = run_cli(*argv, cwd=Path.cwd(), env=os.environ)
+    return done.code, done.stdout + done.stderr
 
 
 # The blob path of a hash is <cache>/blobs/<hash[:2]>/<hash>: with "..", this one
@@ -157,7 +158,7 @@ def test_1_a_lockfile_hash_cannot_delete_or_read_a_file_outside(
     world.write_lock(lock)
     (world.project / "out" / "a.png").unlink()
     for argv in (["checkout"], ["status"], ["show", "a"], ["--json", "show", "a"], ["gc", "--yes"]):
-        code, text = run_cli(capsys, *argv)
+        code, text = cli(*argv)
         assert code in (0, 1, 2), (argv, text)
         assert "is not a sha256" in text, (argv, text)
     assert world.precious.read_bytes() == b"precious " + CANARY
@@ -209,7 +210,7 @@ def test_report_never_copies_a_file_outside_named_by_a_lockfile_path(
     out.update(path="../victim/private.png", sha256=hashlib.sha256(secret).hexdigest())
     out["bytes"] = len(secret)
     world.write_lock(lock)
-    code, text = run_cli(capsys, "report", "-o", "site")
+    code, text = cli("report", "-o", "site")
     assert code == 0, text
     assert "leaves the project" in text
     world.assert_untouched(text)
@@ -236,7 +237,7 @@ def test_2_a_poisoned_action_cache_entry_cannot_delete_a_file_outside(
         actions.set(key, json.dumps(entry))
     world.lock_path.unlink()
     shutil.rmtree(world.project / "out")
-    code, text = run_cli(capsys, "run")
+    code, text = cli("run")
     assert code == 0, text
     assert world.precious.read_bytes() == b"precious " + CANARY
     assert (world.project / "out" / "a.png").read_bytes().startswith(b"\x89PNG")
@@ -305,13 +306,13 @@ def test_3_a_lockfile_url_pin_cannot_make_an_outside_file_the_input(
     shutil.rmtree(world.cache)
     _Images.hits.clear()
     for argv in (["plan"], ["status"]):
-        code, text = run_cli(capsys, *argv)
+        code, text = cli(*argv)
         assert code in (0, 2), (argv, text)
     # The entry is ignored and the cache is gone: nothing vouches for out/e.png any more,
     # so run keeps it as it would a retouch; `--force` sets it aside and builds.
-    code, text = run_cli(capsys, "run")
+    code, text = cli("run")
     assert code == 1 and "retouched by hand" in text, text
-    code, text = run_cli(capsys, "run", "--force", "e")
+    code, text = cli("run", "--force", "e")
     assert code == 0, text
     assert _Images.hits, "the URL was never fetched: the pin stood in for it"
     assert world.lock()["assets"]["e"]["fields"]["inputs"][0]["sha256"] == served
@@ -335,7 +336,7 @@ def test_4_checkout_never_writes_an_image_to_a_video_output(
     built(world, capsys)
     _point_teaser_at_the_image(world)
     (world.project / "out" / "teaser.mp4").unlink()
-    code, text = run_cli(capsys, "checkout")
+    code, text = cli("checkout")
     assert code == 1, text
     assert "does not hold the media type" in text
     assert not (world.project / "out" / "teaser.mp4").exists()
@@ -347,14 +348,14 @@ def test_4_an_image_committed_as_a_video_output_is_not_up_to_date(
     built(world, capsys)
     _point_teaser_at_the_image(world)
     shutil.copy(world.project / "out" / "a.png", world.project / "out" / "teaser.mp4")
-    code, text = run_cli(capsys, "--json", "status")
+    code, text = cli("--json", "status")
     assert code == 0
     states = {a["name"]: a["state"] for a in json.loads(text[: text.rindex("}") + 1])["assets"]}
     assert states["teaser"] != "up_to_date"
-    code, text = run_cli(capsys, "run", "--locked")
+    code, text = cli("run", "--locked")
     assert code in (0, 3), text  # restored from the cache, or refused: never "up to date"
     assert "up to date 2" not in text
-    code, text = run_cli(capsys, "run")
+    code, text = cli("run")
     assert code == 0, text
     assert (world.project / "out" / "teaser.mp4").read_bytes()[4:8] == b"ftyp"
 
@@ -372,7 +373,7 @@ def test_5_report_makes_no_folder_outside_from_a_crafted_hash(
     lock = world.lock()
     lock["assets"]["a"]["outputs"][0]["sha256"] = sha
     world.write_lock(lock)
-    code, text = run_cli(capsys, "report")
+    code, text = cli("report")
     assert code == 0, text  # the entry is ignored with a warning; the page shows the rest
     assert "is not a sha256" in text
     assert not (world.tmp / "made-by-report").exists()
@@ -386,7 +387,6 @@ def test_5_report_makes_no_folder_outside_from_a_crafted_hash(
 def test_6_a_symlinked_state_folder_is_refused(
     argv: list[str],
     world: World,
-    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("IMAGINEBUILD_CACHE_DIR")  # the cache lives in the state folder too
@@ -394,7 +394,7 @@ def test_6_a_symlinked_state_folder_is_refused(
     elsewhere.mkdir()
     (world.project / ".imaginebuild").symlink_to(elsewhere)
     world.outside_before = world.outside()
-    code, text = run_cli(capsys, *argv)
+    code, text = cli(*argv)
     assert code == 2, text
     assert ".imaginebuild is a symlink" in text
     assert list(elsewhere.iterdir()) == []
@@ -410,19 +410,18 @@ def test_6_a_symlinked_state_folder_is_refused(
     ids=["crlf", "lf", "non-ascii", "delete"],
 )
 def test_7_a_malformed_api_key_is_refused_without_being_shown(
-    key: str, world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    key: str, world: World, monkeypatch: pytest.MonkeyPatch, fake: FakeXai
 ) -> None:
     xai = MEDIAFILE.replace("provider: local", "provider: xai")
     (world.project / "mediafile.yaml").write_text(xai)
-    with FakeXai() as fake:
-        monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
-        monkeypatch.setenv("XAI_API_KEY", key)
-        for argv in (["run"], ["--json", "run"]):
-            code, text = run_cli(capsys, *argv)
-            assert code == 1, text
-            assert "XAI_API_KEY contains" in text
-            assert KEY[4:] not in text and "Bearer" not in text
-        assert fake.log == []  # refused before any request
+    monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
+    monkeypatch.setenv("XAI_API_KEY", key)
+    for argv in (["run"], ["--json", "run"]):
+        code, text = cli(*argv)
+        assert code == 1, text
+        assert "XAI_API_KEY contains" in text
+        assert KEY[4:] not in text and "Bearer" not in text
+    assert fake.log == []  # refused before any request
 
 
 def test_check_api_key_accepts_a_plain_key() -> None:
@@ -442,7 +441,7 @@ def test_13_report_with_a_nul_in_a_hash_is_not_a_crash(
     lock = world.lock()
     lock["assets"]["a"]["outputs"][0]["sha256"] = "\0" * 64
     world.write_lock(lock)
-    code, text = run_cli(capsys, "report")
+    code, text = cli("report")
     assert code == 0, text
     assert "\0" not in text and "\\x00" in text
 
@@ -457,14 +456,14 @@ def test_13_a_cost_that_is_not_a_text_in_a_record_is_shown_as_none(
     lock["assets"]["a"]["record"]["estimate_usd"] = cost
     world.write_lock(lock)
     for argv in (["show", "a"], ["report"]):
-        code, text = run_cli(capsys, *argv)
+        code, text = cli(*argv)
         assert code == 0, (argv, text)
-    assert "cost: $0.00" in run_cli(capsys, "show", "a")[1]
+    assert "cost: $0.00" in cli("show", "a")[1]
 
 
-def test_13_a_huge_max_cost_is_bad_usage(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_13_a_huge_max_cost_is_bad_usage(world: World) -> None:
     for amount in ("1e999999", "1e13", "NaN", "-1"):
-        code, text = run_cli(capsys, "run", "--max-cost", amount)
+        code, text = cli("run", "--max-cost", amount)
         assert code == 2, (amount, text)
         assert "--max-cost" in text
 
@@ -477,7 +476,7 @@ def test_13_a_registry_entry_pointing_at_dev_zero_does_not_break_gc(
     for i, target in enumerate(("/dev/zero", str(world.precious), "relative.lock")):
         (folder / f"hostile{i}.json").write_text(json.dumps({"lockfile": target}))
     (folder / "huge.json").write_bytes(b"[" * 100_000)
-    code, text = run_cli(capsys, "gc", "--yes")
+    code, text = cli("gc", "--yes")
     assert code == 0, text
     world.assert_untouched(text)
 
@@ -493,17 +492,15 @@ def test_13_another_projects_broken_lockfile_is_named_in_full(
     from imaginebuild.store.cache import Store
 
     Store(world.cache).register_project(other / "mediafile.lock")
-    code, text = run_cli(capsys, "gc", "--yes")
+    code, text = cli("gc", "--yes")
     assert code == 2, text
     assert str(other / "mediafile.lock") in text
 
 
-def test_13_deeply_nested_lockfile_json_is_a_lockfile_error(
-    world: World, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_13_deeply_nested_lockfile_json_is_a_lockfile_error(world: World) -> None:
     world.lock_path.write_text("[" * 200_000)
     for argv in (["status"], ["report"], ["checkout"], ["run"]):
-        code, text = run_cli(capsys, *argv)
+        code, text = cli(*argv)
         assert code in (0, 2), (argv, text)
 
 
@@ -565,12 +562,12 @@ def test_15_escape_sequences_never_reach_the_terminal_raw(
     lock["assets"]["a"]["fields"]["prompt"] = "older \x1b[2J prompt"
     world.write_lock(lock)
     for argv in (["status"], ["why", "a"], ["plan"], ["show", "a"], ["run", "--dry-run"]):
-        code, text = run_cli(capsys, *argv)
+        code, text = cli(*argv)
         assert code == 0, (argv, text)
         assert not any(c in text for c in ESCAPES), (argv, text)
         if argv == ["show", "a"]:
             assert "older \\x1b[2J prompt" in text and "req-\\x1b[31mred" in text, text
-    code, text = run_cli(capsys, "--json", "show", "a")
+    code, text = cli("--json", "show", "a")
     assert code == 0 and "\x1b" not in text  # JSON escapes control characters itself
 
 
@@ -587,21 +584,21 @@ def test_15_escape_sequences_never_reach_the_terminal_raw(
     ],
 )
 def test_17_control_bidi_and_homoglyph_output_paths_are_refused(
-    output: str, why: str, world: World, capsys: pytest.CaptureFixture[str]
+    output: str, why: str, world: World
 ) -> None:
     body = MEDIAFILE + f'  b: {{kind: image, prompt: p, output: "{output}"}}\n'
     (world.project / "mediafile.yaml").write_text(body, encoding="utf-8")
-    code, text = run_cli(capsys, "run")
+    code, text = cli("run")
     assert code == 2, text
     assert "assets.b.output" in text and why in text
     assert not any(c in text for c in ESCAPES)
     assert not (world.project / "out").exists()
 
 
-def test_17_a_path_in_one_script_is_fine(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_17_a_path_in_one_script_is_fine(world: World) -> None:
     body = MEDIAFILE + '  b: {kind: image, prompt: p, output: "out/карта.png"}\n'
     (world.project / "mediafile.yaml").write_text(body, encoding="utf-8")
-    code, text = run_cli(capsys, "-q", "run", "b")
+    code, text = cli("-q", "run", "b")
     assert code == 0, text
     assert (world.project / "out" / "карта.png").is_file()
 
@@ -609,12 +606,12 @@ def test_17_a_path_in_one_script_is_fine(world: World, capsys: pytest.CaptureFix
 # ------------------------------------------------------------------ 14. gc against a live run
 
 
-def _second_project(world: World, capsys: pytest.CaptureFixture[str]) -> Path:
+def _second_project(world: World) -> Path:
     """Project B on the same cache builds, then loses its lockfile (as if not written yet)."""
     other = world.tmp / "b"
     other.mkdir()
     (other / "mediafile.yaml").write_text(MEDIAFILE.replace("a red square", "a blue circle"))
-    code, text = run_cli(capsys, "-C", str(other), "-q", "run", "a")
+    code, text = cli("-C", str(other), "-q", "run", "a")
     assert code == 0, text
     (other / "mediafile.lock").unlink()
     return other
@@ -628,14 +625,12 @@ def test_14_gc_keeps_blobs_another_project_just_paid_for(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
     built(world, capsys)
-    _second_project(world, capsys)
+    _second_project(world)
     before = _blobs(world)
-    code, text = run_cli(capsys, "--json", "gc", "--yes")
+    code, text = cli("--json", "gc", "--yes")
     assert code == 0 and json.loads(text)["blobs"] == 0, text
     assert _blobs(world) == before
-    code, text = run_cli(
-        capsys, "--json", "gc", "--yes", "--min-age", "0"
-    )  # the grace is what kept them
+    code, text = cli("--json", "gc", "--yes", "--min-age", "0")  # the grace is what kept them
     assert code == 0 and json.loads(text)["blobs"] == 1, text
 
 
@@ -648,7 +643,7 @@ def test_14_gc_collects_nothing_while_another_run_uses_the_cache(
     from conftest import wait_for_state
 
     built(world, capsys)
-    _second_project(world, capsys)
+    _second_project(world)
     before = _blobs(world)
     holder = subprocess.Popen(
         [sys.executable, "-c", LIVE_RUN_HOLDER, str(world.cache)],
@@ -661,7 +656,7 @@ def test_14_gc_collects_nothing_while_another_run_uses_the_cache(
         assert holder.stdout is not None
         line = holder.stdout.readline()
         wait_for_state(lambda: line == "live\n", "the holder's live-run marker", child=holder)
-        code, text = run_cli(capsys, "gc", "--yes", "--min-age", "0")
+        code, text = cli("gc", "--yes", "--min-age", "0")
         assert code == 0, text
         assert "another imaginebuild run is using this cache" in text
         assert _blobs(world) == before
@@ -669,7 +664,7 @@ def test_14_gc_collects_nothing_while_another_run_uses_the_cache(
         assert holder.stdin is not None
         holder.stdin.close()  # the holder's block ends: its marker goes
         holder.wait()
-    code, text = run_cli(capsys, "--json", "gc", "--yes", "--min-age", "0")
+    code, text = cli("--json", "gc", "--yes", "--min-age", "0")
     assert code == 0 and json.loads(text)["blobs"] == 1, text
 
 
@@ -691,7 +686,6 @@ with Store(Path(sys.argv[1])).live_run():
 def test_16_a_file_where_the_cache_folder_should_be_is_an_environment_failure(
     argv: list[str],
     world: World,
-    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     blocker = world.tmp / "a-file"
@@ -701,7 +695,7 @@ def test_16_a_file_where_the_cache_folder_should_be_is_an_environment_failure(
     world.project.joinpath("mediafile.lock").write_text(
         json.dumps({"version": 1, "assets": {"a": LOCKED_A}})
     )
-    code, text = run_cli(capsys, *(arg.replace("BLOCKER", str(blocker)) for arg in argv))
+    code, text = cli(*(arg.replace("BLOCKER", str(blocker)) for arg in argv))
     assert code == 74, text
     assert str(blocker) in text
     assert "hint: " in text and "a file stands where a folder is needed" in text
@@ -726,7 +720,7 @@ def test_16_a_stray_file_in_the_cache_does_not_break_gc(
     (world.cache / "projects" / "stray.json").write_text("{")
     (world.cache / "live").mkdir(exist_ok=True)
     (world.cache / "live" / "run-notanumber").write_text("")
-    code, text = run_cli(capsys, "gc", "--yes", "--min-age", "0")
+    code, text = cli("gc", "--yes", "--min-age", "0")
     assert code == 0, text
     assert (some / "notes.txt").exists()  # not a blob: not gc's to delete
 
@@ -760,10 +754,10 @@ def test_16_status_plan_and_show_work_on_a_read_only_project(
     state = world.project / ".imaginebuild"
     _freeze([world.project, world.project / "out", state, world.cache], immutable)
     for argv in (["status"], ["plan"], ["show", "a"], ["why", "a"], ["--json", "status"]):
-        code, text = run_cli(capsys, *argv)
+        code, text = cli(*argv)
         assert code == 0, (argv, text)
     (world.project / "mediafile.yaml").write_text(MEDIAFILE.replace("red square", "blue one"))
-    code, text = run_cli(capsys, "run")
+    code, text = cli("run")
     assert code in (1, 74), text
     assert "Operation not permitted" in text or "permission" in text.lower(), text
 
@@ -793,7 +787,7 @@ class _Trickle(BaseHTTPRequestHandler):
 
 
 def test_10_an_input_server_that_trickles_is_cut_off(
-    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _Trickle.stop.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
@@ -805,7 +799,7 @@ def test_10_an_input_server_that_trickles_is_cut_off(
         url = f"http://127.0.0.1:{server.server_address[1]}/slow.png"
         body = MEDIAFILE + f"  e: {{kind: edit, prompt: p, inputs: ['{url}']}}\n"
         (world.project / "mediafile.yaml").write_text(body)
-        code, text = run_cli(capsys, "run", "e")
+        code, text = cli("run", "e")
         assert code == 1, text
         assert "slower than" in text and "KiB/s" in text
     finally:
@@ -815,7 +809,7 @@ def test_10_an_input_server_that_trickles_is_cut_off(
 
 
 def test_10_a_result_download_that_trickles_is_cut_off_and_retried(
-    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from imaginebuild.testing.fake_xai import Fault, Route
 
@@ -827,7 +821,7 @@ def test_10_a_result_download_that_trickles_is_cut_off_and_retried(
         monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
         monkeypatch.setenv("XAI_API_KEY", KEY)
         fake.inject(Route.DOWNLOAD, Fault.trickle(0.02))
-        code, text = run_cli(capsys, "-v", "run")
+        code, text = cli("-v", "run")
         assert code == 0, text
         downloads = fake.requests(Route.DOWNLOAD)
     assert len(downloads) == 2  # the trickle was cut off, the retry came whole
@@ -855,7 +849,7 @@ def test_hostile_state_files_cannot_hang_crash_or_read_outside(
         (state / name).unlink(missing_ok=True)
         (state / name).symlink_to(world.precious)
     for argv in (["status"], ["report"], ["cost"], ["plan"], ["run"], ["--json", "status"]):
-        code, text = run_cli(capsys, *argv)
+        code, text = cli(*argv)
         assert code in (0, 1), (argv, text)
     world.assert_untouched(text)
 
@@ -863,9 +857,7 @@ def test_hostile_state_files_cannot_hang_crash_or_read_outside(
 # ------------------------------------------------------------------ 12. bounded expansion
 
 
-def test_12_vars_cannot_blow_up_validation_memory(
-    world: World, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_12_vars_cannot_blow_up_validation_memory(world: World) -> None:
     import tracemalloc
 
     lines = ["version: 1", "provider: local", "vars:", "  v0: " + "x" * 1000]
@@ -874,7 +866,7 @@ def test_12_vars_cannot_blow_up_validation_memory(
     (world.project / "mediafile.yaml").write_text("\n".join(lines) + "\n")
     tracemalloc.start()
     try:
-        code, text = run_cli(capsys, "validate")
+        code, text = cli("validate")
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -885,7 +877,7 @@ def test_12_vars_cannot_blow_up_validation_memory(
 
 @pytest.mark.parametrize("body", ["big", "not-an-image"])
 def test_12_a_local_input_the_api_would_refuse_is_never_uploaded_or_paid(
-    body: str, world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    body: str, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     art = world.project / "art"
     art.mkdir()
@@ -900,7 +892,7 @@ def test_12_a_local_input_the_api_would_refuse_is_never_uploaded_or_paid(
     with FakeXai() as fake:
         monkeypatch.setenv("XAI_BASE_URL", fake.base_url)
         monkeypatch.setenv("XAI_API_KEY", KEY)
-        code, text = run_cli(capsys, "run")
+        code, text = cli("run")
         assert fake.log == []  # nothing uploaded, nothing billed
     assert code == 1, text
     assert "the API takes inputs of at most" in text or "does not hold image/png" in text
@@ -965,7 +957,7 @@ def test_no_hostile_entry_makes_any_command_read_or_write_outside(
 ) -> None:
     built(world, capsys)
     _plant(how, world)
-    code, text = run_cli(capsys, *argv)
+    code, text = cli(*argv)
     assert code in (0, 1, 2), text
     world.assert_untouched(text)
     assert world.private_png.read_bytes() == canary_png()

@@ -1,23 +1,21 @@
-"""Every kind end to end: `python -m imaginebuild run` against the fake xAI server."""
+"""Every kind end to end: `imaginebuild run` against the fake xAI server (in-process; a
+real process where it is killed)."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from conftest import CliResult, run_cli, xai_env
 
 from imaginebuild.testing.fake_xai import FakeXai, Route
 
 KEY = "xai-E2E-KEY-fedcba9876543210"
-ROOT = Path(__file__).resolve().parents[1]
 
 ALL_KINDS = """
 version: 1
@@ -44,33 +42,17 @@ assets:
 """
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    with FakeXai(pending_polls=1) as server:
-        yield server
-
-
 def project(tmp_path: Path, text: str) -> Path:
     (tmp_path / "mediafile.yaml").write_text(textwrap.dedent(text))
     return tmp_path
 
 
-def env_for(fake: FakeXai, key: str | None = KEY) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XAI_", "IMAGINEBUILD_"))}
-    env.update(PYTHONPATH=str(ROOT), XAI_BASE_URL=fake.base_url)
-    if key is not None:
-        env["XAI_API_KEY"] = key
-    return env
+def imaginebuild(folder: Path, env: dict[str, str], *args: str) -> CliResult:
+    """`imaginebuild --json ARGS…` in-process in `folder` with exactly `env`."""
+    return run_cli("--json", *args, cwd=folder, env=env)
 
 
-def imaginebuild(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "imaginebuild", "--json", *args],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-
-
-def states(done: subprocess.CompletedProcess[str]) -> dict[str, str]:
+def states(done: CliResult) -> dict[str, str]:
     report = json.loads(done.stdout)
     return {a["name"]: a["state"] for a in report["assets"]}
 
@@ -79,8 +61,8 @@ def test_every_kind_builds_then_a_cached_rerun_makes_no_request(
     fake: FakeXai, tmp_path: Path
 ) -> None:
     folder = project(tmp_path, ALL_KINDS)
-    first = imaginebuild(folder, env_for(fake), "run")
-    assert first.returncode == 0, first.stderr
+    first = imaginebuild(folder, xai_env(fake, key=KEY), "run")
+    assert first.code == 0, first.stderr
     assert set(states(first).values()) == {"built"}
     assert len(fake.requests(Route.IMAGES)) == 1
     assert len(fake.requests(Route.EDITS)) == 1
@@ -91,8 +73,8 @@ def test_every_kind_builds_then_a_cached_rerun_makes_no_request(
     assert all(a["request_ids"] for a in report["assets"] if a["kind"] not in ("image", "edit"))
     assert not list((folder / ".imaginebuild" / "journal").glob("*.json"))
     seen = len(fake.log)
-    again = imaginebuild(folder, env_for(fake, key=None), "run")
-    assert again.returncode == 0, again.stderr
+    again = imaginebuild(folder, xai_env(fake), "run")
+    assert again.code == 0, again.stderr
     assert set(states(again).values()) == {"up_to_date"}
     assert len(fake.log) == seen  # not one HTTP request, and no key needed
     for path in folder.rglob("*"):
@@ -103,8 +85,8 @@ def test_every_kind_builds_then_a_cached_rerun_makes_no_request(
 
 def test_a_missing_key_fails_the_step_with_a_hint(fake: FakeXai, tmp_path: Path) -> None:
     folder = project(tmp_path, ONE_VIDEO)
-    done = imaginebuild(folder, env_for(fake, key=None), "run")
-    assert done.returncode == 1
+    done = imaginebuild(folder, xai_env(fake), "run")
+    assert done.code == 1
     assert "XAI_API_KEY" in done.stderr
     assert fake.log == []
 
@@ -114,7 +96,8 @@ def test_sigkill_while_polling_then_rerun_submits_once(tmp_path: Path) -> None:
     with FakeXai(pending_polls=100_000) as server:
         child = subprocess.Popen(
             [sys.executable, "-m", "imaginebuild", "run"],
-            cwd=folder, env=env_for(server), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=folder, env=xai_env(server, key=KEY),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 30
@@ -127,8 +110,8 @@ def test_sigkill_while_polling_then_rerun_submits_once(tmp_path: Path) -> None:
             child.wait(timeout=10)
         assert list((folder / ".imaginebuild" / "journal").glob("*.json"))
         server.pending_polls = 0
-        rerun = imaginebuild(folder, env_for(server), "run")
-        assert rerun.returncode == 0, rerun.stderr
+        rerun = imaginebuild(folder, xai_env(server, key=KEY), "run")
+        assert rerun.code == 0, rerun.stderr
         assert states(rerun) == {"clip": "built"}
         assert len(server.submissions()) == 1
         assert not list((folder / ".imaginebuild" / "journal").glob("*.json"))

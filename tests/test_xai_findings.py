@@ -8,12 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import wait_for_state
-from test_xai_e2e import env_for, imaginebuild, states
+from conftest import wait_for_state, xai_env
+from test_xai_e2e import KEY, imaginebuild, states
 
 from imaginebuild.errors import JobTimeout, MaybeBilled, MediafileError
 from imaginebuild.mediafile.load import load_mediafile
@@ -43,12 +42,6 @@ assets:
 """
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    with FakeXai(pending_polls=1) as server:
-        yield server
-
-
 def _project(tmp_path: Path, text: str) -> Path:
     (tmp_path / "mediafile.yaml").write_text(textwrap.dedent(text))
     (tmp_path / "square.png").write_bytes(render_image((1024, 1024), (90, 30, 30), "png"))
@@ -60,15 +53,15 @@ def test_single_edit_and_animate_of_a_square_are_built_once_billed_once_kept(
 ) -> None:
     """Finding 1: `aspect_ratio` (inherited from defaults) was sent, and the check demanded it."""
     folder = _project(tmp_path, SQUARE_EDIT_AND_ANIMATE)
-    done = imaginebuild(folder, env_for(fake), "run")
-    assert done.returncode == 0, done.stderr
+    done = imaginebuild(folder, xai_env(fake, key=KEY), "run")
+    assert done.code == 0, done.stderr
     assert states(done) == {"touched": "built", "moving": "built"}
     [edit] = fake.requests(Route.EDITS)
     [animate] = fake.submissions(Route.VIDEOS)
     for sent in (edit, animate):
         assert isinstance(sent.body, dict) and "aspect_ratio" not in sent.body
     assert len(fake.bills) == 2
-    again = imaginebuild(folder, env_for(fake), "run")
+    again = imaginebuild(folder, xai_env(fake, key=KEY), "run")
     assert set(states(again).values()) == {"up_to_date"}
     assert len(fake.bills) == 2  # kept: the rerun pays nothing
 
@@ -152,8 +145,8 @@ def test_a_real_2k_and_an_off_ratio_1k_image_are_kept(fake: FakeXai, tmp_path: P
       wide: {kind: image, prompt: q, resolution: 1k, aspect_ratio: "16:9"}
     """
     folder = _project(tmp_path, text)
-    done = imaginebuild(folder, env_for(fake), "run")
-    assert done.returncode == 0, done.stderr
+    done = imaginebuild(folder, xai_env(fake, key=KEY), "run")
+    assert done.code == 0, done.stderr
     assert states(done) == {"tall": "built", "wide": "built"}
     report = json.loads(done.stdout)
     assert len(report["assets"]) == 2

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,12 +51,6 @@ from imaginebuild.testing.fake_xai import FakeXai, Fault, Route, render_image, r
 
 KEY = "xai-TESTKEY-0123456789abcdef"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeXai]:
-    with FakeXai(pending_polls=1) as server:
-        yield server
 
 
 class Sleeps:
