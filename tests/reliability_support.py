@@ -268,6 +268,12 @@ def all_problems(proj: Proj) -> list[str]:
     )
 
 
+def assert_consistent(proj: Proj, when: str) -> None:
+    """Every on-disk invariant holds; the message names the moment (a kill, a rerun)."""
+    problems = all_problems(proj)
+    assert not problems, f"{when}: " + "; ".join(problems)
+
+
 def leftovers(proj: Proj) -> dict[str, int]:
     """Temp files and work folders a killed process left behind (never served)."""
     tmp = proj.cache / "tmp"
