@@ -12,8 +12,9 @@ lockfile, out/, ledger, journal: the crash-consistency checkers), and at the end
 - the ledger total equals the fake's billed ticks minus the bills lost in the one
   window no client can close (docs/money.md, "A kill"): the server billed a submission
   and the process died before its request id reached the journal. Each such bill lies
-  in a killed run, was made for a step that was submitting at the kill, and was never
-  polled; every job that was polled or journaled is in the ledger;
+  in a killed run, was made for a step that was submitting at the kill (at most one
+  per such step), and was never polled; every job that was polled or journaled is in
+  the ledger;
 - no key is billed twice unless forced, apart from those lost bills (the rerun pays
   again for a job it never heard of);
 - every result the ledger says was billed is in the cache.
@@ -45,6 +46,7 @@ from reliability_support import (
     make_project,
     spawn,
     states,
+    unserved_connections,
 )
 
 from imaginebuild.providers.xai.provider import BACKOFF_ENV
@@ -98,7 +100,7 @@ class Kill:
     steps that were submitting, and the request ids the journal held."""
 
     bills: range
-    submitting: frozenset[str]
+    submitting: Counter[str]
     journaled: frozenset[str]
 
 
@@ -171,8 +173,10 @@ def killed_run(proj: Proj, fake: FakeXai, attempt: Attempt, stderr: Path) -> Kil
     if child.returncode != -signal.SIGKILL:
         return None
     text = stderr.read_text()
-    submitting = {PROMPTS[a] for a, phase in in_flight(text).items() if phase == "upload/submit"}
-    return Kill(range(first_bill, len(fake.bills)), frozenset(submitting), journaled(proj))
+    submitting = Counter(
+        PROMPTS[a] for a, phase in in_flight(text).items() if phase == "upload/submit"
+    )
+    return Kill(range(first_bill, len(fake.bills)), submitting, journaled(proj))
 
 
 def trigger(proj: Proj, fake: FakeXai, attempt: Attempt) -> Callable[[], bool]:
@@ -190,8 +194,9 @@ def trigger(proj: Proj, fake: FakeXai, attempt: Attempt) -> Callable[[], bool]:
 
 
 def settle(fake: FakeXai) -> None:
-    """Wait until every request a killed client left behind has been answered and logged
-    (the server may still bill one after the kill)."""
+    """Wait until every request a killed client left on the wire has been handled and
+    logged (the server may still bill one after the kill)."""
+    wait_for_state(lambda: unserved_connections(fake.port) == 0, "every connection served")
     wait_for_state(lambda: len(fake.log) == fake.received(), "every request logged")
 
 
@@ -228,6 +233,9 @@ def check_books(proj: Proj, fake: FakeXai, kills: list[Kill], forced: Counter[st
     lost = [(index, b) for index, b in enumerate(bills) if b.request_id not in recorded]
     for index, bill in lost:
         check_lost(bill, index, kills)
+    for kill in kills:
+        in_kill = Counter(b.prompt for index, b in lost if index in kill.bills)
+        assert in_kill <= kill.submitting, f"more bills lost than steps submitting: {in_kill}"
     polled = {r.path.rsplit("/", 1)[1] for r in fake.log if r.route in POLLS}
     assert not polled - recorded, "a polled job is missing from the ledger"
     for kill in kills:
