@@ -259,3 +259,39 @@ def check_lost(bill: Bill, index: int, kills: list[Kill]) -> None:
     assert kill is not None, f"a bill of a run that was not killed is missing: {bill}"
     assert bill.prompt in kill.submitting, f"a bill lost outside the submit window: {bill}"
     assert bill.request_id not in kill.journaled, bill
+
+
+ONE_CLIP = """
+version: 1
+provider: xai
+providers:
+  xai: {poll_interval: 0.01}
+assets:
+  clip: {kind: video, prompt: a clip, duration: 1, resolution: 480p}
+"""
+
+
+def test_a_forced_take_killed_while_polling_is_collected_and_recorded_by_the_next_run(
+    tmp_path: Path,
+) -> None:
+    with FakeXai(pending_polls=1) as fake:
+        proj = make_project(tmp_path / "p", fake, ONE_CLIP)
+        assert cli(proj, "run").returncode == 0
+        fake.inject(Route.POLL, Fault.hang(60))  # holds the forced take's first poll
+        err = tmp_path / "forced.stderr"
+        child = spawn(proj, err, "-v", "run", "--force", "clip")
+        try:
+            wait_for_state(lambda: fake.pending_faults() == 0, "the poll", log=err.read_text)
+            child.send_signal(signal.SIGKILL)
+        finally:
+            child.wait(timeout=30)
+        [forced_job] = journaled(proj)
+        rerun = cli(proj, "--json", "run")  # no --force: the take paid for is still collected
+        assert rerun.returncode == 0, rerun.stderr
+        assert states(rerun) == {"clip": "built"}
+        assert len(fake.submissions()) == 2, "the forced job was submitted again"
+        entries = counted(ledger_lines(proj))
+        assert forced_job in {e.request_id for e in entries}
+        assert sum(e.ticks for e in entries) == fake.billed_ticks()
+        assert not journaled(proj)
+        assert_consistent(proj, "after the rerun")
