@@ -15,6 +15,7 @@
     │   ├── CorruptBlob                        a blob's bytes do not match its sha256
     │   └── EnvironmentFailure        exit 74  disk full, permission, read-only: names the path
     ├── InputError                    exit 1   an input file or URL cannot be read or fetched
+    ├── AssetOnHold                   exit 1   a rejected take or a hand retouch waits for a word
     ├── ProviderError                 exit 1   a provider call failed; carries asset / request id
     │   ├── AuthError                          missing or rejected API key (never shows the key)
     │   ├── RequestRejected                    400/403/404/422: the API refused the request
@@ -24,7 +25,8 @@
     │   ├── JobExpired                         an async job's result is gone (resubmit on request)
     │   ├── JobTimeout                         an async job passed its overall deadline
     │   └── InvalidMedia                       a result is empty, truncated or does not decode
-    │       └── DownloadCutOff                 a result's download broke off (fetch it again)
+    │       ├── DownloadCutOff                 a result's download broke off (fetch it again)
+    │       └── RejectedTake                   it failed the check; kept as a rejected take
     └── Interrupted                   exit 130 Ctrl-C; finished steps are kept
 
 Foreign errors (yaml, jsonschema, httpx, diskcache, PyAV) are translated into
@@ -156,6 +158,12 @@ class InputError(ImaginebuildError):
     """An input file or URL of an asset cannot be read, fetched or is not allowed."""
 
 
+class AssetOnHold(ImaginebuildError):
+    """An asset waits for the user's word before anything is paid for or overwritten: a
+    rejected take (`accept NAME` or `run --force NAME`), or an output retouched by hand
+    (`adopt NAME` or `run --force NAME`)."""
+
+
 @dataclass
 class CallInfo:
     """Where a provider failure happened, for messages and the ledger."""
@@ -220,6 +228,11 @@ class InvalidMedia(ProviderError):
 class DownloadCutOff(InvalidMedia):
     """A result's download broke off or came back short: the result itself may be fine,
     and fetching it again from its URL costs nothing."""
+
+
+class RejectedTake(InvalidMedia):
+    """A result failed the output check and is kept as a rejected take of its action key:
+    what was paid for stays (`accept NAME` uses it, `run --force NAME` pays again)."""
 
 
 class Interrupted(ImaginebuildError):

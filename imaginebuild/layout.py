@@ -4,6 +4,7 @@
         lock                    the project lock (one writing process at a time)
         statcache.json          file digests by (size, mtime, inode)
         failures.json           the last failure per asset
+        orphans.json            outputs of assets the mediafile no longer declares
         ledger.jsonl            the cost ledger
         journal/                in-flight provider jobs, for resuming
         settled-<mediafile>.json  the last up-to-date verdict (the no-op fast path)
@@ -66,6 +67,11 @@ class StateLayout:
     def failures(self) -> Path:
         """Asset name → the action key its last failure had."""
         return self.folder / "failures.json"
+
+    @property
+    def orphans(self) -> Path:
+        """Outputs of pruned lockfile entries, for `imaginebuild clean`."""
+        return self.folder / "orphans.json"
 
     @property
     def ledger(self) -> Path:

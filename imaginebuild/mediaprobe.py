@@ -41,6 +41,17 @@ def media_type_for(path: Path) -> str | None:
     return _BY_SUFFIX.get(path.suffix.lower())
 
 
+def suffix_for(media_type: str) -> str:
+    """The file suffix for a media type (`.bin` for one imaginebuild does not make)."""
+    return {PNG: ".png", JPEG: ".jpg", WEBP: ".webp", MP4: ".mp4"}.get(media_type, ".bin")
+
+
+def sniff_file(path: Path) -> str | None:
+    """The media type a file's first bytes announce, or None (raises OSError)."""
+    with path.open("rb") as f:
+        return sniff(f.read(16))
+
+
 def sniff(head: bytes) -> str | None:
     """The media type the first bytes of a file announce, or None (pure)."""
     if head.startswith(b"\x89PNG\r\n\x1a\n"):

@@ -58,9 +58,12 @@ def format_usd(ticks: int) -> str:
     return f"{sign}${whole}.{digits}"
 
 
-def ticks_of_text(text: str | None) -> int:
+def ticks_of_text(text: object) -> int:
     """The ticks of a decimal USD string from an event or a stored record; 0 when it is
-    absent or not a finite amount (a display never fails on one bad figure)."""
+    absent, not a text (a stored record may hold anything) or not a finite amount (a
+    display never fails on one bad figure)."""
+    if text is not None and not isinstance(text, str):
+        return 0
     try:
         return usd_to_ticks(text or "0")
     except ValueError:

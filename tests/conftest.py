@@ -224,6 +224,7 @@ def cli(clean_env: dict[str, str]) -> Callable[..., CliResult]:
             [sys.executable, "-m", "imaginebuild", *args],
             cwd=cwd,
             env={**clean_env, **(env or {})},
+            stdin=subprocess.DEVNULL,  # never the terminal pytest was started from
             capture_output=True,
             text=True,
             timeout=SUBPROCESS_TIMEOUT_S,

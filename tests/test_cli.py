@@ -304,7 +304,7 @@ def test_gc_dry_run_then_gc_drops_an_orphaned_take(
     assert blob.exists()
     young = cli("--json", "gc", "--dry-run", cwd=chain_dir)  # the default grace keeps it
     assert young.json["actions"] == 1 and young.json["blobs"] == 0
-    dropped = cli("gc", "--min-age", "0", cwd=chain_dir).stdout
+    dropped = cli("gc", "--min-age", "0", "--yes", cwd=chain_dir).stdout
     assert "dropped 1 action entries and 1 blobs" in dropped
     assert not blob.exists()
 

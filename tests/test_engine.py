@@ -96,7 +96,12 @@ def test_an_input_rebuilt_to_identical_bytes_cuts_off_its_dependants(
 ) -> None:
     _run(open_project, project_dir)
     before = output_hashes(project_dir)
-    result = _run(open_project, project_dir, force=("london",))
+    project = open_project(project_dir)
+    project.store.delete_action(project.lock_entries()["london"].key)  # forget it was built
+    project.store.close()
+    for out in (project_dir / "out").glob("london-*.png"):
+        out.unlink()
+    result = _run(open_project, project_dir)
     assert result["london"] == "built"  # a call was made: the local provider is deterministic
     assert {n for n, s in result.items() if s != "up_to_date"} == {"london"}
     assert output_hashes(project_dir) == before
@@ -151,7 +156,7 @@ def test_targets_build_only_themselves_and_their_ancestors(
     assert not (project_dir / "out" / "clip_long.mp4").exists()
 
 
-def test_a_modified_output_is_restored_not_rebuilt(
+def test_a_modified_output_is_kept_then_restored_not_rebuilt_when_forced(
     chain_dir: Path, open_project: OpenProject
 ) -> None:
     _run(open_project, chain_dir)
@@ -160,7 +165,9 @@ def test_a_modified_output_is_restored_not_rebuilt(
     out.write_bytes(b"scribbled over")
     status = open_project(chain_dir).status()
     assert states(status)["framed"] == "stale"
-    assert _run(open_project, chain_dir)["framed"] == "restored"
+    assert _run(open_project, chain_dir)["framed"] == "failed"  # a hand edit is never overwritten
+    assert out.read_bytes() == b"scribbled over"
+    assert _run(open_project, chain_dir, force=("framed",))["framed"] == "restored"
     assert sha256_of(out) == before
 
 
@@ -326,12 +333,12 @@ def test_gc_drops_an_orphaned_take(
     edit_yaml(chain_dir / "mediafile.yaml", "A lighthouse at dawn", "A lighthouse at dusk")
     _run(open_project, chain_dir)
     dry = open_project(chain_dir).gc(dry_run=True, min_age=0)
-    assert (dry.actions, dry.blobs) == (1, 1)
+    assert (len(dry.keys), len(dry.blobs)) == (1, 1)
     assert (cache_dir / "blobs" / old[:2] / old).exists()
     done = open_project(chain_dir).gc(min_age=0)
-    assert (done.actions, done.blobs) == (1, 1)
+    assert (len(done.keys), len(done.blobs)) == (1, 1) and done.bytes == dry.bytes > 0
     assert not (cache_dir / "blobs" / old[:2] / old).exists()
-    assert open_project(chain_dir).gc(dry_run=True).actions == 0
+    assert open_project(chain_dir).gc(dry_run=True).empty
     shutil.rmtree(chain_dir / "out")
     assert open_project(chain_dir).checkout().exit_code == 0
 

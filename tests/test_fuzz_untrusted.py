@@ -70,7 +70,7 @@ HOSTILE: list[Any] = [
 ]  # fmt: skip
 COMMANDS: list[list[str]] = [
     ["status"], ["plan"], ["show", "a"], ["show", "b"], ["--json", "show", "b"],
-    ["why", "b"], ["checkout"], ["report", "-o", "site"], ["gc", "--min-age", "0"],
+    ["why", "b"], ["checkout"], ["report", "-o", "site"], ["gc", "--yes", "--min-age", "0"],
     ["run", "--offline"], ["cost"], ["--json", "status"],
 ]  # fmt: skip
 

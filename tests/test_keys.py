@@ -193,3 +193,61 @@ def test_a_var_edit_changes_only_the_keys_that_use_it() -> None:
     after = _keys(text.replace("style: ink", "style: chalk"))
     assert after["a"] != before["a"]
     assert after["b"] == before["b"]
+
+
+# -- the key format, pinned -------------------------------------------------------------------
+# Every cache and lockfile in the world holds keys of this format: a change to the encoding
+# (a renamed field, another separator, ASCII escapes, a dropped field) changes every key, so
+# it must come with a new KEY_FORMAT_VERSION. These vectors are written out by hand.
+
+PINNED_FIELDS = ActionFields(
+    kind="edit",
+    provider="xai",
+    model="grok-imagine-image",
+    params={"resolution": "1k", "aspect_ratio": "1:1"},
+    prompt="Ink <IMAGE_0> — «é»",
+    variant=2,
+    inputs=(InputDigest("base", "a" * 64, "base"), InputDigest("art/logo.png", "b" * 64)),
+)
+PINNED_ENCODING = (
+    '{"inputs":["' + "a" * 64 + '","' + "b" * 64 + '"],"kind":"edit",'
+    '"model":"grok-imagine-image","params":{"aspect_ratio":"1:1","resolution":"1k"},'
+    '"prompt":"Ink <IMAGE_0> — «é»","provider":"xai","v":1,"variant":2}'
+).encode("utf-8")
+
+
+def test_the_key_is_the_sha256_of_the_pinned_canonical_encoding() -> None:
+    import hashlib
+
+    from imaginebuild.engine.keys import canonical_json
+
+    assert canonical_json(PINNED_FIELDS.encoded()) == PINNED_ENCODING
+    assert action_key(PINNED_FIELDS) == hashlib.sha256(PINNED_ENCODING).hexdigest()
+    assert action_key(PINNED_FIELDS) == (
+        "cffb9fb7e92bc49592278d1b470085d21fd94f486cbb753864538644972553e2"
+    )
+
+
+def test_canonical_json_refuses_what_json_cannot_say() -> None:
+    import pytest
+
+    from imaginebuild.engine.keys import canonical_json
+
+    with pytest.raises(ValueError):
+        canonical_json({"x": float("nan")})
+    assert canonical_json({"b": 1, "a": [1.5, None]}) == b'{"a":[1.5,null],"b":1}'
+
+
+def test_the_lockfile_form_keeps_every_reference() -> None:
+    assert PINNED_FIELDS.to_json() == {
+        "kind": "edit",
+        "provider": "xai",
+        "model": "grok-imagine-image",
+        "params": {"resolution": "1k", "aspect_ratio": "1:1"},
+        "prompt": "Ink <IMAGE_0> — «é»",
+        "variant": 2,
+        "inputs": [
+            {"ref": "base", "sha256": "a" * 64, "asset": "base"},
+            {"ref": "art/logo.png", "sha256": "b" * 64},
+        ],
+    }

@@ -99,7 +99,7 @@ def test_a_missing_lockfile_is_empty(tmp_path: Path) -> None:
         ("{ torn", "not valid JSON"),
         ("[]", "a lockfile is a JSON object"),
         ('{"assets": {}}', "version None"),
-        ('{"version": 2, "assets": {}}', "version 2 is not 1"),
+        ('{"version": 3, "assets": {}}', "version 3 is not 1 or 2"),
         ('{"version": 1, "assets": []}', "'assets' must be an object"),
         ('{"version": 1, "assets": {"fox": {"outputs": []}}}', "assets.fox: malformed entry"),
         (

@@ -87,14 +87,25 @@ def mp4_file(folder: Path, seconds: int, aspect: str = "16:9") -> Path:
     return path
 
 
+def rejected_blobs(proj: Proj) -> set[str]:
+    """Blobs of rejected takes: paid results kept, never recorded as a success."""
+    found: set[str] = set()
+    for index in proj.cache.glob("takes/*/*.json"):
+        for take in json.loads(index.read_text())["takes"]:
+            if take["origin"] == "rejected":
+                found |= {o["sha256"] for o in take["outputs"]}
+    return found
+
+
 def assert_nothing_recorded(proj: Proj, remote: Path, asset: str) -> None:
-    """The asset failed and no trace of a success is left anywhere."""
+    """The asset failed and no trace of a success is left anywhere (a paid result that
+    failed the check is kept as a rejected take only)."""
     locked = read_lockfile(proj.folder / "mediafile.lock")
     assert asset not in locked
     assert not list(proj.out.glob(f"{asset}*"))
     known = {o.sha256 for e in locked.values() for o in e.outputs}
     blobs = {p.name for p in (proj.cache / "blobs").glob("*/[!.]*")}
-    assert blobs <= known, "a blob no build claims was kept"
+    assert blobs <= known | rejected_blobs(proj), "a blob no build or rejected take claims"
     assert len(action_entries(proj.cache)) == len(locked)
     assert len(remote_actions(remote)) == len(locked)
     assert all_problems(proj) == []
@@ -183,11 +194,16 @@ def test_a_bad_job_result_is_never_recorded(fake: FakeXai, tmp_path: Path, poiso
     fail_once(fake, tmp_path, poison)
 
 
-def test_after_a_bad_job_result_only_force_submits_a_new_job(fake: FakeXai, tmp_path: Path) -> None:
+def test_after_a_bad_job_result_a_rerun_pays_nothing_and_force_submits_a_new_job(
+    fake: FakeXai, tmp_path: Path
+) -> None:
     proj, remote = fail_once(fake, tmp_path, BAD_RESULTS[1])
-    kept = cli(proj, "--json", "run")  # the paid result is checked again, not paid again
-    assert kept.returncode == 1 and states(kept) == {"clip": "failed"}
-    assert video_submissions(fake.log)["a clip"] == 1
+    assert rejected_blobs(proj), "the paid result was not kept as a rejected take"
+    assert not list(proj.cache.glob("paid/*")), "the rejected result was kept twice"
+    held = cli(proj, "--json", "run")
+    assert held.returncode == 1 and "rejected take" in held.stderr
+    assert states(held) == {"clip": "failed"}
+    assert video_submissions(fake.log)["a clip"] == 1, "the rejected key was paid again"
     assert_nothing_recorded(proj, remote, "clip")
     again = cli(proj, "--json", "run", "--force", "clip")
     assert again.returncode == 0, again.stderr

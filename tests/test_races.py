@@ -166,7 +166,8 @@ def test_a_run_and_a_gc_at_once_keep_every_locked_output(fake: FakeXai, tmp_path
         gc_first = rng.random() < 0.5
         staggered = rng.random() < 0.5  # else both start at once and the kernel decides
         names = ["gc", "run"] if gc_first else ["run", "gc"]
-        children = [start(proj, names[0])]
+        argv = {"gc": ("gc", "--yes"), "run": ("run",)}
+        children = [start(proj, *argv[names[0]])]
         if staggered:  # the second starts once the first holds the project lock
             wait_for_state(
                 holds_the_project_lock(proj, children[0]),
@@ -174,7 +175,7 @@ def test_a_run_and_a_gc_at_once_keep_every_locked_output(fake: FakeXai, tmp_path
                 child=children[0].proc,
                 log=everyones_stderr(children),
             )
-        children.append(start(proj, names[1]))
+        children.append(start(proj, *argv[names[1]]))
         results = finish(children)
         assert [code for code, _, _ in results] == [0, 0], [e for _, _, e in results]
         assert all_problems(proj) == [], f"round {round_}"
@@ -199,7 +200,7 @@ def test_gc_in_one_project_keeps_what_another_project_on_the_same_cache_needs(
     )
     assert cli(one, "run").returncode == 0
     assert cli(other, "run").returncode == 0
-    assert cli(other, "gc").returncode == 0
+    assert cli(other, "gc", "--yes").returncode == 0
     for path in one.out.iterdir():
         path.unlink()  # a fresh checkout of `one`: outputs must come back from the cache
     seen = len(fake.log)

@@ -129,7 +129,11 @@ def test_a_changed_output_is_seen_and_restored(settled_chain: Path, cli: Cli) ->
     good = out.read_bytes()
     out.chmod(0o644)
     out.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
-    result = cli("--json", "run", cwd=settled_chain)
+    held = cli("--json", "run", cwd=settled_chain)  # seen: a hand edit is kept, not restored
+    assert held.code == 1
+    assert states(held.json)["framed"] == "failed"
+    assert "retouched by hand" in held.stderr
+    result = cli("--json", "run", "--force", "framed", cwd=settled_chain)
     assert result.code == 0
     assert states(result.json)["framed"] == "restored"
     assert out.read_bytes() == good

@@ -41,6 +41,7 @@ ARGV: dict[str, tuple[str, ...]] = {
     "pull": ("pull",),
     "push": ("push",),
     "gc": ("gc", "--dry-run"),
+    "clean": ("clean",),
     "cost": ("cost",),
     "prices": ("prices",),
     "report": ("report",),
@@ -48,6 +49,10 @@ ARGV: dict[str, tuple[str, ...]] = {
     "schema": ("schema",),
     "team": ("team", "status"),
     "completion": ("completion", "bash"),
+    "takes": ("takes", "base"),
+    "pick": ("pick", "base", "1"),
+    "accept": ("accept", "base"),
+    "adopt": ("adopt", "base"),
 }
 
 
@@ -121,11 +126,43 @@ def piped(cwd: Path, env: dict[str, str], *args: str) -> CliResult:
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
-def folder_for(command: str, built: tuple[Path, dict[str, str]], tmp_path: Path) -> Path:
-    """Where a command runs: `init` in an empty folder, the others in the built project."""
+def setting_for(
+    command: str, built: tuple[Path, dict[str, str]], tmp_path: Path
+) -> tuple[Path, dict[str, str]]:
+    """Where a command runs and with what environment: `init` in an empty folder; `pick`,
+    `accept` and `adopt` in a copy of the built project and its caches (they change the
+    lockfile and push), with what they work on (a rejected take, an output retouched by hand); the
+    others in the built project."""
     if command == "init":
-        return tmp_path
-    return built[0]
+        return tmp_path, built[1]
+    if command not in ("pick", "accept", "adopt"):
+        return built
+    project, cache, remote = tmp_path / "chain", tmp_path / "cache", tmp_path / "remote"
+    shutil.copytree(built[0], project)
+    shutil.copytree(built[1]["IMAGINEBUILD_CACHE_DIR"], cache)
+    shutil.copytree(built[1]["IMAGINEBUILD_REMOTE"].removeprefix("file://"), remote)
+    env = {
+        **built[1],
+        "IMAGINEBUILD_CACHE_DIR": str(cache),
+        "IMAGINEBUILD_REMOTE": f"file://{remote}",
+    }
+    lock = json.loads((project / "mediafile.lock").read_text())
+    if command == "adopt":  # bytes neither the lockfile nor the cache knows
+        with (project / lock["assets"]["base"]["outputs"][0]["path"]).open("ab") as out:
+            out.write(b"retouched")
+        return project, env
+    if command == "pick":
+        return project, env
+    from imaginebuild.store.cache import BlobRef, Store
+    from imaginebuild.store.takes import Take, TakeBook, TakeOrigin
+
+    # A rejected take of base's key, as a paid result the output check refused would be.
+    base, out = lock["assets"]["base"], lock["assets"]["other"]["outputs"][0]
+    blob = BlobRef(out["sha256"], out["bytes"], out["media_type"])
+    lockfile = (project / "mediafile.yaml").resolve().with_suffix(".lock")
+    take = Take(base["key"], (blob,), TakeOrigin.REJECTED, "", {}, base["fields"], "too small")
+    TakeBook.for_project(Store(cache), lockfile).add("base", take)
+    return project, env
 
 
 def check_cell(cell: str, stream: str, which: str, command: str) -> None:
@@ -153,7 +190,8 @@ def test_each_command_prints_what_the_table_says(
     command: str, built: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     row = TABLE[command]
-    done = piped(folder_for(command, built, tmp_path), built[1], *ARGV[command])
+    folder, env = setting_for(command, built, tmp_path)
+    done = piped(folder, env, *ARGV[command])
     assert done.code in row.exit_codes and done.code == 0, done.stderr
     check_cell(row.stdout, done.stdout, "stdout", command)
     quiet_stderr = row.stderr.startswith(("nothing", "warnings", "hints", "every"))
@@ -170,8 +208,8 @@ def test_each_command_prints_one_json_object_with_the_table_keys(
     row = TABLE[command]
     if not row.json_keys:
         pytest.skip(f"{command} has no JSON form")
-    folder = folder_for(command, built, tmp_path)
-    done = piped(folder, built[1], "--json", *ARGV[command])
+    folder, env = setting_for(command, built, tmp_path)
+    done = piped(folder, env, "--json", *ARGV[command])
     assert done.code == 0, done.stderr
     data = json.loads(done.stdout)  # the whole of stdout is one JSON document
     assert isinstance(data, dict)

@@ -156,7 +156,7 @@ def test_1_a_lockfile_hash_cannot_delete_or_read_a_file_outside(
     lock["assets"]["a"]["outputs"][0]["sha256"] = CLIMB_TO_PRECIOUS
     world.write_lock(lock)
     (world.project / "out" / "a.png").unlink()
-    for argv in (["checkout"], ["status"], ["show", "a"], ["--json", "show", "a"], ["gc"]):
+    for argv in (["checkout"], ["status"], ["show", "a"], ["--json", "show", "a"], ["gc", "--yes"]):
         code, text = run_cli(capsys, *argv)
         assert code in (0, 1, 2), (argv, text)
         assert "is not a sha256" in text, (argv, text)
@@ -304,9 +304,15 @@ def test_3_a_lockfile_url_pin_cannot_make_an_outside_file_the_input(
     world.write_lock(lock)
     shutil.rmtree(world.cache)
     _Images.hits.clear()
-    for argv in (["plan"], ["status"], ["run"]):
+    for argv in (["plan"], ["status"]):
         code, text = run_cli(capsys, *argv)
         assert code in (0, 2), (argv, text)
+    # The entry is ignored and the cache is gone: nothing vouches for out/e.png any more,
+    # so run keeps it as it would a retouch; `--force` sets it aside and builds.
+    code, text = run_cli(capsys, "run")
+    assert code == 1 and "retouched by hand" in text, text
+    code, text = run_cli(capsys, "run", "--force", "e")
+    assert code == 0, text
     assert _Images.hits, "the URL was never fetched: the pin stood in for it"
     assert world.lock()["assets"]["e"]["fields"]["inputs"][0]["sha256"] == served
     world.assert_untouched(text)
@@ -376,7 +382,7 @@ def test_5_report_makes_no_folder_outside_from_a_crafted_hash(
 # ------------------------------------------------------------------ 6. the state folder
 
 
-@pytest.mark.parametrize("argv", [["run"], ["report"], ["status"], ["checkout"], ["gc"]])
+@pytest.mark.parametrize("argv", [["run"], ["report"], ["status"], ["checkout"], ["gc", "--yes"]])
 def test_6_a_symlinked_state_folder_is_refused(
     argv: list[str],
     world: World,
@@ -441,6 +447,21 @@ def test_13_report_with_a_nul_in_a_hash_is_not_a_crash(
     assert "\0" not in text and "\\x00" in text
 
 
+@pytest.mark.parametrize("cost", [0.5, ["1"], {"usd": 1}, True])
+def test_13_a_cost_that_is_not_a_text_in_a_record_is_shown_as_none(
+    world: World, capsys: pytest.CaptureFixture[str], cost: object
+) -> None:
+    built(world, capsys)
+    lock = world.lock()
+    lock["assets"]["a"]["record"]["cost_usd"] = cost
+    lock["assets"]["a"]["record"]["estimate_usd"] = cost
+    world.write_lock(lock)
+    for argv in (["show", "a"], ["report"]):
+        code, text = run_cli(capsys, *argv)
+        assert code == 0, (argv, text)
+    assert "cost: $0.00" in run_cli(capsys, "show", "a")[1]
+
+
 def test_13_a_huge_max_cost_is_bad_usage(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     for amount in ("1e999999", "1e13", "NaN", "-1"):
         code, text = run_cli(capsys, "run", "--max-cost", amount)
@@ -456,7 +477,7 @@ def test_13_a_registry_entry_pointing_at_dev_zero_does_not_break_gc(
     for i, target in enumerate(("/dev/zero", str(world.precious), "relative.lock")):
         (folder / f"hostile{i}.json").write_text(json.dumps({"lockfile": target}))
     (folder / "huge.json").write_bytes(b"[" * 100_000)
-    code, text = run_cli(capsys, "gc")
+    code, text = run_cli(capsys, "gc", "--yes")
     assert code == 0, text
     world.assert_untouched(text)
 
@@ -472,7 +493,7 @@ def test_13_another_projects_broken_lockfile_is_named_in_full(
     from imaginebuild.store.cache import Store
 
     Store(world.cache).register_project(other / "mediafile.lock")
-    code, text = run_cli(capsys, "gc")
+    code, text = run_cli(capsys, "gc", "--yes")
     assert code == 2, text
     assert str(other / "mediafile.lock") in text
 
@@ -609,10 +630,12 @@ def test_14_gc_keeps_blobs_another_project_just_paid_for(
     built(world, capsys)
     _second_project(world, capsys)
     before = _blobs(world)
-    code, text = run_cli(capsys, "--json", "gc")
+    code, text = run_cli(capsys, "--json", "gc", "--yes")
     assert code == 0 and json.loads(text)["blobs"] == 0, text
     assert _blobs(world) == before
-    code, text = run_cli(capsys, "--json", "gc", "--min-age", "0")  # the grace is what kept them
+    code, text = run_cli(
+        capsys, "--json", "gc", "--yes", "--min-age", "0"
+    )  # the grace is what kept them
     assert code == 0 and json.loads(text)["blobs"] == 1, text
 
 
@@ -638,7 +661,7 @@ def test_14_gc_collects_nothing_while_another_run_uses_the_cache(
         assert holder.stdout is not None
         line = holder.stdout.readline()
         wait_for_state(lambda: line == "live\n", "the holder's live-run marker", child=holder)
-        code, text = run_cli(capsys, "gc", "--min-age", "0")
+        code, text = run_cli(capsys, "gc", "--yes", "--min-age", "0")
         assert code == 0, text
         assert "another imaginebuild run is using this cache" in text
         assert _blobs(world) == before
@@ -646,7 +669,7 @@ def test_14_gc_collects_nothing_while_another_run_uses_the_cache(
         assert holder.stdin is not None
         holder.stdin.close()  # the holder's block ends: its marker goes
         holder.wait()
-    code, text = run_cli(capsys, "--json", "gc", "--min-age", "0")
+    code, text = run_cli(capsys, "--json", "gc", "--yes", "--min-age", "0")
     assert code == 0 and json.loads(text)["blobs"] == 1, text
 
 
@@ -664,7 +687,7 @@ with Store(Path(sys.argv[1])).live_run():
 # ------------------------------------------------------------------ 16. the machine refuses
 
 
-@pytest.mark.parametrize("argv", [["run"], ["gc"], ["report", "-o", "BLOCKER/site"]])
+@pytest.mark.parametrize("argv", [["run"], ["gc", "--yes"], ["report", "-o", "BLOCKER/site"]])
 def test_16_a_file_where_the_cache_folder_should_be_is_an_environment_failure(
     argv: list[str],
     world: World,
@@ -703,7 +726,7 @@ def test_16_a_stray_file_in_the_cache_does_not_break_gc(
     (world.cache / "projects" / "stray.json").write_text("{")
     (world.cache / "live").mkdir(exist_ok=True)
     (world.cache / "live" / "run-notanumber").write_text("")
-    code, text = run_cli(capsys, "gc", "--min-age", "0")
+    code, text = run_cli(capsys, "gc", "--yes", "--min-age", "0")
     assert code == 0, text
     assert (some / "notes.txt").exists()  # not a blob: not gc's to delete
 
@@ -897,7 +920,18 @@ def test_12_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path: Path)
 
 # ------------------------------------------------------------------ every command, every guard
 
-COMMANDS = (["report"], ["status"], ["show", "a"], ["checkout"], ["run"], ["gc", "--min-age", "0"])
+COMMANDS = (
+    ["report"],
+    ["status"],
+    ["show", "a"],
+    ["checkout"],
+    ["run"],
+    ["gc", "--yes", "--min-age", "0"],
+    ["takes", "a", "--export", "exported"],
+    ["pick", "a", "1"],
+    ["accept", "a"],
+    ["adopt", "a"],
+)
 
 
 def _plant(how: str, world: World) -> None:

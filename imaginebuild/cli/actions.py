@@ -1,4 +1,4 @@
-"""The commands that change things: run, checkout and pull, push, gc, init, report, team."""
+"""The commands that change things: run, checkout and pull, push, gc, clean, init, report, team."""
 
 from __future__ import annotations
 
@@ -83,22 +83,36 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_gc(args: argparse.Namespace) -> int:
     """`gc`: drop cache entries (local, or `--remote`) no lockfile references."""
     project = open_project(args)
-    if args.remote:
-        result = project.gc_remote(dry_run=args.dry_run or not args.yes, min_age=args.min_age)
-    else:
-        result = project.gc(dry_run=args.dry_run, min_age=args.min_age)
+    if not args.remote:
+        from imaginebuild.cli.housekeeping import run_gc
+
+        return run_gc(
+            project,
+            dry_run=args.dry_run,
+            yes=args.yes,
+            only_current=args.only_current,
+            min_age=args.min_age,
+            as_json=args.json,
+        )
+    result = project.gc_remote(dry_run=args.dry_run or not args.yes, min_age=args.min_age)
     if args.json:
         emit_json(dataclasses.asdict(result))
         return 0
     verb = "would drop" if result.dry_run else "dropped"
-    where = " from the remote cache" if args.remote else ""
     result_line(
         f"{verb} {result.actions} action entries and {result.blobs} blobs "
-        f"({result.bytes} bytes){where}"
+        f"({result.bytes} bytes) from the remote cache"
     )
-    if args.remote and result.dry_run and not args.dry_run:
+    if result.dry_run and not args.dry_run:
         say("hint: run `imaginebuild gc --remote --yes` to delete them")
     return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    """`clean`: list (or, `--yes`, remove) outputs of assets the mediafile no longer has."""
+    from imaginebuild.cli.housekeeping import run_clean
+
+    return run_clean(open_project(args), yes=args.yes, as_json=args.json)
 
 
 def cmd_init(args: argparse.Namespace) -> int:

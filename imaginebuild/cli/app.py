@@ -6,7 +6,9 @@
     invocation  the grammar: commands, their options, the global options
     context     what every handler needs: mediafile, reporter, project, options, streams
     survey      commands that read: plan, status, why, show, dag, validate, cost, schema
-    actions     commands that change things: run, checkout, pull, push, gc, init, report, team
+    actions     commands that change things: run, checkout, pull, push, gc, clean, init, report,
+                team
+    takescmd    the take commands: takes, pick, accept, adopt
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ def _report_error(exc: ImaginebuildError, as_json: bool) -> int:
 
 def _handler(command: str) -> Handler:
     """The handler of a command (its module is imported only now)."""
-    if command in ("run", "checkout", "pull", "push", "gc", "init", "report", "team"):
+    if command in ("run", "checkout", "pull", "push", "gc", "clean", "init", "report", "team"):
         from imaginebuild.cli import actions
 
         return {
@@ -124,9 +126,19 @@ def _handler(command: str) -> Handler:
             "pull": actions.cmd_checkout,
             "push": actions.cmd_push,
             "gc": actions.cmd_gc,
+            "clean": actions.cmd_clean,
             "init": actions.cmd_init,
             "report": actions.cmd_report,
             "team": actions.cmd_team,
+        }[command]
+    if command in ("takes", "pick", "accept", "adopt"):
+        from imaginebuild.cli import takescmd
+
+        return {
+            "takes": takescmd.cmd_takes,
+            "pick": takescmd.cmd_pick,
+            "accept": takescmd.cmd_accept,
+            "adopt": takescmd.cmd_adopt,
         }[command]
     if command == "prices":
         from imaginebuild.cli.pricesview import cmd_prices

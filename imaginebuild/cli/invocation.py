@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_survey_commands(sub)
     _add_cache_commands(sub)
     _add_team(sub)
+    _add_take_commands(sub)
     completion = sub.add_parser("completion", help="shell completion: commands, options, assets")
     completion.add_argument(
         "shell", nargs="?", choices=SHELLS, help="print the script for this shell"
@@ -244,7 +245,9 @@ def _add_cache_commands(sub: argparse._SubParsersAction[Parser]) -> None:
     gc.add_argument(
         "--remote", action="store_true", help="collect the remote cache (dry run unless --yes)"
     )
-    gc.add_argument("--yes", action="store_true", help="with --remote: really delete")
+    gc.add_argument(
+        "--yes", action="store_true", help="drop without asking (scripts); --remote: really delete"
+    )
     gc.add_argument(
         "--min-age",
         metavar="SECONDS",
@@ -253,10 +256,32 @@ def _add_cache_commands(sub: argparse._SubParsersAction[Parser]) -> None:
         help="keep blobs younger than this: a run elsewhere may not have locked them yet "
         "(default 3600)",
     )
+    gc.add_argument(
+        "--only-current",
+        action="store_true",
+        help="keep only what the current lockfiles name, not what git history names",
+    )
+    clean = sub.add_parser("clean", help="remove outputs of assets the mediafile no longer has")
+    clean.add_argument("--yes", action="store_true", help="really remove (else: only list)")
     init = sub.add_parser("init", help="scaffold a mediafile and .gitignore entries")
     init.add_argument(
         "--ignore-outputs", action="store_true", help="also ignore the output folder in git"
     )
+
+
+def _add_take_commands(sub: argparse._SubParsersAction[Parser]) -> None:
+    takes = sub.add_parser("takes", help="an asset's takes: when, cost, request ids, current")
+    takes.add_argument("name", metavar="NAME", help="the asset")
+    takes.add_argument("--export", metavar="DIR", help="also write viewable copies into DIR")
+    pick = sub.add_parser("pick", help="make one of an asset's takes current (no call)")
+    pick.add_argument("name", metavar="NAME", help="the asset")
+    pick.add_argument("take", metavar="TAKE", help="the take's number in `takes NAME`, or its id")
+    sub.add_parser(
+        "accept", help="use an asset's rejected take despite the output check (no call)"
+    ).add_argument("name", metavar="NAME", help="the asset")
+    sub.add_parser(
+        "adopt", help="make an asset's outputs, as retouched by hand, its current take"
+    ).add_argument("name", metavar="NAME", help="the asset")
 
 
 def _add_team(sub: argparse._SubParsersAction[Parser]) -> None:

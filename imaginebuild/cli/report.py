@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imaginebuild.atomic import atomic_write_bytes, atomic_writer
+from imaginebuild.cli.reporttakes import CSS as TAKES_CSS
+from imaginebuild.cli.reporttakes import TakeItem, render_takes, take_items
 from imaginebuild.engine.graph import generations
 from imaginebuild.errors import EnvironmentFailure, ImaginebuildError, StoreError
 from imaginebuild.model import Asset, InputRef, RefKind
@@ -95,6 +97,7 @@ class Card:
     key: str | None = None
     built_from_older_prompt: bool = False
     template: str | None = None  # the matrix template the asset was expanded from
+    takes: tuple[TakeItem, ...] = ()  # every take side by side (issue 17), when several
 
 
 @dataclass(frozen=True)
@@ -155,9 +158,11 @@ def collect(project: Project, out_dir: Path) -> Page:
     for name in project.dag.order:
         asset = mediafile.assets[name]
         state, reason = states.get(name, ("never_built" if name not in entries else "", ""))
-        cards.append(
-            _card(asset, entries.get(name), state, reason, project.dag.children[name], copier)
-        )
+        card = _card(asset, entries.get(name), state, reason, project.dag.children[name], copier)
+        with contextlib.suppress(ImaginebuildError):
+            rows = project.takes(name) if name in entries else ()
+            card = dataclasses.replace(card, takes=take_items(rows, name, copier.output))
+        cards.append(card)
     spent, maybe, ledger_notes = _spent(project)
     return Page(
         title=project.root.name or "imaginebuild",
@@ -342,7 +347,11 @@ def _prune_media(folder: Path, page: Page) -> None:
     keep = {
         Path(m.href).name
         for card in page.cards
-        for m in (*card.outputs, *(i.media for i in card.inputs if i.media))
+        for m in (
+            *card.outputs,
+            *(i.media for i in card.inputs if i.media),
+            *(m for t in card.takes for m in t.media),
+        )
         if m.href
     }
     for path in folder.iterdir():
@@ -427,7 +436,7 @@ def render_page(page: Page) -> str:
     return _DOCUMENT.format(
         title=esc(page.title),
         mediafile=esc(page.mediafile),
-        css=_CSS,
+        css=_CSS + TAKES_CSS,
         count=len(page.cards),
         built=built,
         spent=esc(_spent_text(page)),
@@ -515,7 +524,7 @@ def render_card(card: Card) -> str:
         f'<h2><a href="#asset-{esc(card.name)}">{esc(card.name)}</a> '
         f'<span class="kind">{esc(card.kind)}</span> '
         f'<span class="state"{reason}>{esc(state)}</span></h2>'
-        f"{_media_block(card)}"
+        f"{_media_block(card)}{render_takes(card.takes)}"
         f'<blockquote class="prompt">{esc(card.prompt)}</blockquote>{older}'
         f"{_facts(card)}{_lineage(card)}{_outputs_table(card)}"
         "</article>"

@@ -225,6 +225,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     ids = [str(i) for i in request_ids] if isinstance(request_ids, list) else []
     result_line("request_ids: " + (", ".join(ids) or "none"))
     result_line(f"imaginebuild: {rec.get('imaginebuild')}")
+    for key in ("picked", "retouched", "accepted_despite_check"):  # a take chosen by hand
+        if rec.get(key):
+            result_line(f"{key}: {rec[key]}")
     result_line(f"earlier takes in the cache: {len(record['earlier_takes'])}")
     return 0
 

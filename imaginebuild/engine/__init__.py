@@ -9,6 +9,8 @@
     assess      one asset's facts gathered and decided (plan, status, every step)
     fetch       URL inputs fetched into the cache
     outputcheck what a provider's outputs must be before they are kept
+    takes       holds (rejected takes, hand retouches) and making a take current
+    takedesk    the take commands: list, pick, accept, adopt
     runner      one run from its collaborators (assessor, state, materializer)
     results     what a command reports back, as data and as JSON
 

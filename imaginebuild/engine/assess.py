@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from imaginebuild.engine import takes
 from imaginebuild.engine.estimates import Estimator
 from imaginebuild.engine.facts import Facts, RunOptions, is_forced, url_pins
 from imaginebuild.engine.graph import Dag
 from imaginebuild.engine.keys import ActionFields, InputDigest, action_key
-from imaginebuild.engine.rebuild import Action, decide
+from imaginebuild.engine.rebuild import Action, Decision, decide
 from imaginebuild.errors import ImaginebuildError, InputError
 from imaginebuild.mediaprobe import media_type_for, sniff
 from imaginebuild.model import Asset, Mediafile, RefKind
@@ -27,6 +29,7 @@ from imaginebuild.store.cache import ActionEntry, BlobRef, Store
 from imaginebuild.store.failures import Failure
 from imaginebuild.store.lockfile import LockEntry
 from imaginebuild.store.state import ProjectState
+from imaginebuild.store.takes import Take, TakeBook, TakeOrigin, retouched
 from imaginebuild.untrusted import media_matches
 
 
@@ -52,6 +55,7 @@ class Assessor:
         self.remote = remote
         self.estimator = estimator
         self.env = env
+        self._rejected_by_key: dict[str, tuple[str, Take]] | None = None
 
     def asset_for(self, name: str, options: RunOptions) -> Asset:
         """The asset as this run builds it (`--provider` / IMAGINEBUILD_PROVIDER override)."""
@@ -107,12 +111,17 @@ class Assessor:
                 cached=False,
                 pending=pending,
             )
+            touched = self._retouched(asset, locked)
+            decision = self._review(decision, asset, None, locked, touched, forced)
             return Facts(asset, None, None, decision, None)
         key = action_key(fields)
         up_to_date = locked is not None and locked.key == key and self._outputs_ok(asset, locked)
         entry = None if (up_to_date and not forced) else self.store.get_action(key)
+        touched = () if up_to_date else self._retouched(asset, locked)  # issue 17: takes
+        if not up_to_date:
+            entry = takes.prefer_locked(self.store, locked, key, entry)
         if entry is not None and len(entry.outputs) != len(asset.outputs):
-            entry = None  # a cache entry of another shape cannot be restored
+            entry = None  # a cache entry (or a picked take) of another shape cannot be restored
         decision = decide(
             fields=fields,
             key=key,
@@ -120,9 +129,10 @@ class Assessor:
             locked_fields=locked.fields if locked else None,
             outputs_ok=up_to_date,
             cached=entry is not None,
-            forced=forced,
+            forced=forced and not touched,
             resuming=self._uncollected_job(key, locked, entry),
         )
+        decision = self._review(decision, asset, key, locked, touched, forced)
         outputs: tuple[BlobRef, ...] | None = None
         if decision.action is Action.UP_TO_DATE and locked is not None:
             outputs = tuple(BlobRef(o.sha256, o.size, o.media_type) for o in locked.outputs)
@@ -140,8 +150,49 @@ class Assessor:
         if record is None:
             return False
         entry = entry or self.store.get_action(key)
-        takes = [t.record for t in (locked, entry) if t is not None and t.key == key]
-        return not any(record.request_id in map(str, r.get("request_ids", ())) for r in takes)
+        stored = [t.record for t in (locked, entry) if t is not None and t.key == key]
+        return not any(record.request_id in map(str, r.get("request_ids", ())) for r in stored)
+
+    @functools.cached_property
+    def takes_book(self) -> TakeBook:
+        """Every take of every asset of the project, indexed in the cache folder."""
+        return TakeBook.for_project(self.store, self.mediafile.lockfile_path)
+
+    def _retouched(self, asset: Asset, locked: LockEntry | None) -> tuple[str, ...]:
+        """Outputs edited by hand: their bytes match neither the lockfile nor any blob."""
+        return retouched(
+            asset.outputs, locked, self.root, self.state.stat_cache().sha256, self.store.has_blob
+        )
+
+    def _review(
+        self,
+        decision: Decision,
+        asset: Asset,
+        key: str | None,
+        locked: LockEntry | None,
+        touched: tuple[str, ...],
+        forced: bool,
+    ) -> Decision:
+        """The decision after the asset's takes have their say (a hold, a stale pick)."""
+        rejected = None
+        if key is not None and decision.action is Action.CALL and not forced and not touched:
+            rejected = self._rejected(asset.name, key)
+        return takes.review(decision, name=asset.name, key=key, locked=locked, touched=touched,
+                            forced=forced, rejected=rejected)  # fmt: skip
+
+    def _rejected(self, name: str, key: str) -> tuple[str, Take] | None:
+        """The rejected take waiting under `key`: the asset's own, else one another asset
+        with the same action key paid for (the key is what was paid; read once a command)."""
+        own = self.takes_book.read(name).rejected(key)
+        if own is not None:
+            return name, own
+        if self._rejected_by_key is None:
+            self._rejected_by_key = {}
+            for index in self.takes_book.indexes():
+                for take in index.takes:
+                    if take.origin is TakeOrigin.REJECTED:
+                        self._rejected_by_key[take.key] = (index.asset, take)
+        return self._rejected_by_key.get(key)
 
     def _inputs(
         self,

@@ -24,6 +24,7 @@ class Action(str, enum.Enum):
     UP_TO_DATE = "up_to_date"  # outputs present with the locked hashes for this key
     RESTORE = "restore"  # the key is cached: materialize its outputs, no call
     CALL = "call"  # call the provider
+    HOLD = "hold"  # wait for the user's word: a rejected take, or an output retouched by hand
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,16 @@ from imaginebuild.engine.keys import ActionFields
 from imaginebuild.engine.rebuild import Action, Decision
 from imaginebuild.engine.results import AssetResult, CommandResult, usd
 from imaginebuild.engine.scheduler import StepStatus, run_steps
+from imaginebuild.engine.takes import (
+    REASON_SET_ASIDE,
+    hold_error,
+    keep_rejected,
+    kept_pick,
+    note,
+    set_aside,
+)
 from imaginebuild.errors import (
+    AssetOnHold,
     BudgetExceeded,
     CoordinatorUnavailable,
     CorruptBlob,
@@ -35,6 +44,7 @@ from imaginebuild.errors import (
     InvalidMedia,
     LockfileWouldChange,
     OfflineCallNeeded,
+    RejectedTake,
     StoreError,
     TeamCapReached,
     UnsettledCall,
@@ -60,6 +70,7 @@ from imaginebuild.remote.link import BuiltElsewhere
 from imaginebuild.store.cache import ActionEntry, BlobRef
 from imaginebuild.store.hashing import sha256_file
 from imaginebuild.store.lockfile import LockedOutput, LockEntry, PacedWriter
+from imaginebuild.store.takes import TakeBook
 from imaginebuild.untrusted import check_inputs_for_api
 from imaginebuild.version import __version__
 
@@ -117,6 +128,11 @@ class Runner:
         )
         self._lock_timer: asyncio.TimerHandle | None = None
         self.team = _TeamLink(options.no_coordinator, self.env)  # issue 19
+        self.takes = TakeBook.for_project(  # issue 17: every result an asset had
+            self.store, self.mediafile.lockfile_path,
+            lambda text: self.reporter.emit(Message("warning", text)),
+        )  # fmt: skip
+        self.rejected_keys: dict[str, tuple[str, str]] = {}  # key -> (asset, rejected take id)
 
     async def run(self, targets: tuple[str, ...]) -> CommandResult:
         """Schedule the selected steps and carry each one through; the run's result."""
@@ -209,12 +225,14 @@ class Runner:
             f = self.assessor.assess(
                 asset, self.outputs, forced=is_forced(name, self.options), fetch=True, urls=urls
             )
+            await self._takes_first(f)  # a hold stops here; a retouch is set aside first
             if f.decision.action is Action.CALL and f.key:
                 async with self.key_turns.turn(f.key) as again:  # a key is paid once per run
                     if again:
                         forced = is_forced(name, self.options) and f.key not in self.key_turns.built
                         f = self.assessor.assess(asset, self.outputs, forced=forced, fetch=True,
                                                  urls=urls)  # fmt: skip
+                        self._hold_after_turn(f)
                     return await self._carry(f, started)
             return await self._carry(f, started)
         except ImaginebuildError as exc:
@@ -276,6 +294,7 @@ class Runner:
         inputs = tuple(self._verified_input(asset, i) for i in f.inputs)
         self.reporter.emit(StepStarted(asset.name, "call"))
         workdir = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=self.store.tmp_dir()))
+        held = contextlib.AsyncExitStack()
         account = self.billing.account(asset, f.key, estimate)
         try:
             request = GenerationRequest(
@@ -287,6 +306,7 @@ class Runner:
                 params=asset.params(),
                 inputs=inputs,
                 workdir=workdir,
+                roll=self._roll(asset.name, f.key),
                 on_billed=account.on_billed,  # record first: the ledger line before all else
             )
 
@@ -295,10 +315,12 @@ class Runner:
 
             hold = None
             try:
-                async with (
-                    self.remote.lease(f.key, self.run_id, self.options.no_push),
-                    self.pools[asset.provider],
-                ):
+                # The lease is held until the build is pushed (closed below), so a machine
+                # waiting on it finds the entry, never a released lease and nothing to fetch.
+                await held.enter_async_context(
+                    self.remote.lease(f.key, self.run_id, self.options.no_push)
+                )
+                async with self.pools[asset.provider]:
                     # -- team coordinator hook (issue 19): hold the estimate in the team's
                     # caps, take a slot before each POST, settle or release below.
                     hold = self.team.hold(asset, f.key, billable)
@@ -343,6 +365,7 @@ class Runner:
             self.key_turns.built.add(f.key)
             return self._finish(built, entry, "built", started)
         finally:
+            await held.aclose()
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _keep(
@@ -358,9 +381,20 @@ class Runner:
         assert f.key is not None and f.fields is not None
         try:
             check_outputs(f.asset, result.outputs, inputs)
-        except InvalidMedia:
+        except InvalidMedia as exc:
             self._forget_job(f.key)  # bad at the source: resuming the job cannot help
-            raise
+            files = [(o.path, o.media_type) for o in result.outputs]
+            kept = keep_rejected(self.store, self.takes, f.asset.name, f.key, f.fields.to_json(),
+                                 files, record, exc.message)  # fmt: skip
+            if kept is None:
+                raise
+            self.rejected_keys[f.key] = (f.asset.name, kept.id)
+            raise RejectedTake(
+                f"{exc.message}; the paid result is kept as rejected take {kept.id}",
+                info=exc.info,
+                hint=f"`imaginebuild accept {f.asset.name}` uses it despite the check; "
+                f"`imaginebuild run --force {f.asset.name}` pays for a new take",
+            ) from exc
         blobs = tuple(self.store.put_file(o.path, o.media_type, move=True) for o in result.outputs)
         previous = f.entry or self.store.get_action(f.key)
         takes = (*previous.takes, previous.outputs) if previous is not None else ()
@@ -370,6 +404,52 @@ class Runner:
             f.asset, blobs, {"key": f.key, **f.fields.to_json(), **record}
         )
         return entry
+
+    def _hold_after_turn(self, f: Facts) -> None:
+        """Hold a step assessed again after another step's turn on its key: on hold as
+        such, or because that step just paid for the key and had the result rejected (a
+        key is paid once per run; that result waits for `accept` or `--force`)."""
+        if f.decision.action is Action.HOLD:
+            raise hold_error(f.asset.name, f.decision)
+        if f.decision.action is not Action.CALL or f.key not in self.rejected_keys:
+            return
+        if is_forced(f.asset.name, self.options):
+            return
+        other, take = self.rejected_keys[f.key]
+        raise AssetOnHold(
+            f"{f.asset.name}: the same request was just paid for {other} and its result "
+            f"failed the output check (rejected take {take}); not paid for again",
+            hint=f"`imaginebuild accept {other}` and run again, or "
+            f"`imaginebuild run --force {f.asset.name}`",
+        )
+
+    def _roll(self, name: str, key: str) -> int:
+        """Which take of `key` a call makes: a `--force` asks for the next one; any other
+        call for the first (a deterministic provider then remakes the same bytes)."""
+        if not is_forced(name, self.options):
+            return 0
+        return sum(t.key == key for t in self.takes.read(name).takes)
+
+    async def _takes_first(self, f: Facts) -> None:
+        """Stop an asset on hold (a rejected take, an output retouched by hand); keep the
+        retouched outputs as a take before `--force` restores the generated ones."""
+        if f.decision.action is Action.HOLD:
+            raise hold_error(f.asset.name, f.decision)
+        if f.key is not None and any(r.code == REASON_SET_ASIDE for r in f.decision.reasons):
+            locked = self.state.lock_entries().get(f.asset.name)
+            kept = await asyncio.to_thread(
+                set_aside,
+                self.store,
+                self.takes,
+                f.asset.name,
+                f.asset.outputs,
+                locked,
+                self.mediafile.root,
+                f.key,
+            )
+            self.reporter.emit(Message("warning", f"{f.asset.name}: the outputs retouched by "
+                                       f"hand are kept as take {kept.id} "
+                                       f"(`imaginebuild takes {f.asset.name}`)"))  # fmt: skip
 
     async def _store_paid(
         self,
@@ -389,7 +469,9 @@ class Runner:
             # worker thread, so the event loop keeps polling and starting other steps.
             entry = await asyncio.to_thread(self._keep, f, result, inputs, record)
         except (ImaginebuildError, OSError) as exc:
-            if paid and self.store.get_action(f.key) is None:
+            if isinstance(exc, RejectedTake):
+                self.paid.discard(f.key)  # kept once, as the rejected take: not also here
+            elif paid and self.store.get_action(f.key) is None:
                 self.paid.note(f.key, str(exc))
                 if isinstance(exc, OSError):
                     raise StoreError(
@@ -498,6 +580,7 @@ class Runner:
         assert outputs is not None
         if entry is not None:
             self._lock_asset(f.asset, f.key, f.fields, outputs, entry.record)
+            note(self.takes, f.asset.name, entry, f.fields.to_json(), outcome == "built")
         self.outputs[f.asset.name] = outputs
         self.state.failures.clear(f.asset.name)
         record: Mapping[str, Any] = entry.record if entry is not None else {}
@@ -600,6 +683,7 @@ class Runner:
                 for path, b in zip(asset.outputs, blobs, strict=True)
             ),
             record=record,
+            pick=kept_pick(entries.get(asset.name), key, blobs),  # a restore keeps the pick
         )
         self.lock_writer.changed()
         if self.lock_writer.pending and self._lock_timer is None:

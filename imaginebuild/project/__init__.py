@@ -3,7 +3,8 @@
     load(path) ─▶ Project ─┬─ plan()/status()/why()/show()  survey: the assessor decides
                            ├─ run()                   run: the no-op path, else engine.runner
                            ├─ checkout()/pull()/push() sync: lockfile ↔ local and remote cache
-                           ├─ gc()/gc_remote()        sync: garbage collection
+                           ├─ gc()/gc_remote()/clean() sync: garbage collection, orphans
+                           ├─ takes()/pick()/accept()/adopt()  takes: no call
                            └─ prices()/refresh_prices() the price table; xAI's live prices
     wiring: what they share (DAG, project state, store, remote, assessor, materializer)
 
@@ -23,11 +24,12 @@ from imaginebuild.project.price_commands import PriceCommands
 from imaginebuild.project.run import RunCommands
 from imaginebuild.project.survey import SurveyCommands
 from imaginebuild.project.sync import GcResult, SyncCommands
+from imaginebuild.project.takes import TakeCommands
 
 __all__ = ["GcResult", "Project", "load"]
 
 
-class Project(SurveyCommands, RunCommands, SyncCommands, PriceCommands):
+class Project(SurveyCommands, RunCommands, SyncCommands, TakeCommands, PriceCommands):
     """One mediafile with its lockfile, cache and providers."""
 
 

@@ -39,6 +39,7 @@ class RunCommands(ProjectCore):
                 settled_result = self._settled(wanted, options)
             if settled_result is not None:
                 self.state.save_stat_cache()
+                settled_result = self._with_orphan_note(settled_result)
                 return dataclasses.replace(settled_result, seconds=self.clock() - started)
             settled.discard(self.mediafile.path)  # this run changes what the verdict rested on
             import asyncio
@@ -66,7 +67,7 @@ class RunCommands(ProjectCore):
                     hint="run again to finish: jobs in flight are resumed, not paid twice",
                 ) from None
             self.state.save_stat_cache()
-        result = result.with_templates(self.templates)
+        result = self._with_orphan_note(result.with_templates(self.templates))
         return dataclasses.replace(result, seconds=self.clock() - started)
 
     def _settled(self, targets: tuple[str, ...], options: RunOptions) -> CommandResult | None:

@@ -153,6 +153,7 @@ def _plan_reason(decision: Decision, resumes: bool = False) -> str:
         Action.UP_TO_DATE: "up to date",
         Action.RESTORE: "restore from cache",
         Action.CALL: "call",
+        Action.HOLD: "hold",  # waits for accept / adopt / --force: nothing is paid
     }
     head = verb[decision.action]
     return head if not decision.reasons else f"{head}: {decision.summary}"

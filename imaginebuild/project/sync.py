@@ -1,24 +1,28 @@
-"""The lockfile against the caches: checkout, pull, push and gc.
+"""The lockfile against the caches: checkout, pull, push, gc and clean.
 
 `checkout` puts the lockfile's outputs in place from the local cache (fetching
 missing blobs from the remote cache); `pull` also brings the action entries in;
-`push` uploads locked builds; `gc` drops what no known lockfile references.
-None of them ever calls a provider.
+`push` uploads locked builds; `gc` drops what no known lockfile references
+(in a git work tree, in any committed version); `clean` removes outputs of
+assets the mediafile no longer declares. None of them ever calls a provider.
 """
 
 from __future__ import annotations
 
-import time
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
+from imaginebuild.engine import takes
 from imaginebuild.engine.facts import url_pins
 from imaginebuild.engine.results import AssetResult, CommandResult
 from imaginebuild.errors import ImaginebuildError, LockfileError, StoreError
 from imaginebuild.events import Message, RunStarted, StepFinished
 from imaginebuild.project.wiring import ProjectCore
+from imaginebuild.store import orphans
 from imaginebuild.store.cache import GC_GRACE_S, BlobRef, gc_busy_message
+from imaginebuild.store.collect import GcPlan, collect, survey
+from imaginebuild.store.history import References, lockfile_history
 from imaginebuild.store.lockfile import LockEntry, read_lockfile
 
 
@@ -33,7 +37,7 @@ class GcResult:
 
 
 class SyncCommands(ProjectCore):
-    """checkout, pull, push and gc."""
+    """checkout, pull, push, gc and clean."""
 
     def checkout(self, targets: Iterable[str] = (), *, pull: bool = False) -> CommandResult:
         """Materialize the lockfile's outputs from the cache, fetching missing blobs from
@@ -113,8 +117,17 @@ class SyncCommands(ProjectCore):
             len(dropped.drop_keys), len(dropped.drop_blobs), dropped.freed_bytes, dry_run
         )
 
-    def gc(self, *, dry_run: bool = False, min_age: float = GC_GRACE_S) -> GcResult:
-        """Drop cache entries and blobs that the lockfile does not reference.
+    def gc(
+        self,
+        *,
+        dry_run: bool = False,
+        only_current: bool = False,
+        min_age: float = GC_GRACE_S,
+        agreed: GcPlan | None = None,
+    ) -> GcPlan:
+        """Drop cache entries and blobs no lockfile references: this one, other projects'
+        on the same cache and, in a git work tree, every committed version of each (unless
+        `only_current`). `dry_run` only surveys; `agreed` drops no more than that plan.
 
         Blobs stored or reused less than `min_age` seconds ago are kept, and nothing
         is collected while another run uses the cache: what a run elsewhere has just
@@ -125,35 +138,62 @@ class SyncCommands(ProjectCore):
             busy = self.store.live_runs()
             if busy:  # another project's run may hold blobs no lockfile names yet
                 self.reporter.emit(Message("warning", gc_busy_message(busy)))
-                return GcResult(0, 0, 0, dry_run)
-            entries = list(self.lock_entries().values())
-            for lockfile in self.store.registered_lockfiles():
-                if lockfile != self.mediafile.lockfile_path:
-                    # a shared cache: keep theirs (named in full if it cannot be read)
-                    entries += read_lockfile(lockfile, label=str(lockfile)).values()
-            keep_keys = {e.key for e in entries}
-            keep_blobs = {o.sha256 for e in entries for o in e.outputs}
-            keep_blobs |= {sha for e in entries for sha in url_pins(e).values()}
-            drop_keys = []
-            for key in self.store.action_keys():
-                entry = self.store.get_action(key)
-                if key in keep_keys and entry is not None:
-                    keep_blobs |= {o.sha256 for take in (entry.outputs, *entry.takes) for o in take}
-                else:
-                    drop_keys.append(key)
-            now = time.time()
-            drop_blobs = [
-                sha
-                for sha in self.store.iter_blobs()
-                if sha not in keep_blobs and self.store.collectable(sha, now, min_age)
-            ]
-            freed = sum(_size(self.store.blob_path(sha)) for sha in drop_blobs)
-            if not dry_run:
-                for key in drop_keys:
-                    self.store.delete_action(key)
-                for sha in drop_blobs:
-                    self.store.delete_blob(sha)
-        return GcResult(len(drop_keys), len(drop_blobs), freed, dry_run)
+                return GcPlan((), ())
+            refs, versions = self._gc_references(only_current)
+            found = dataclasses.replace(
+                survey(self.store, refs, min_age), history_versions=versions
+            )
+            if dry_run:
+                return found
+            dropped = collect(self.store, agreed or found, refs, min_age)
+            takes.gc_forget(self.store, {b.sha256 for b in dropped.blobs})
+            return dropped
+
+    def _gc_references(self, only_current: bool) -> tuple[References, int]:
+        """What gc keeps, and how many committed lockfile versions that includes."""
+        lockfiles = [self.mediafile.lockfile_path]
+        entries = list(self.lock_entries().values())
+        for lockfile in self.store.registered_lockfiles():
+            if lockfile != self.mediafile.lockfile_path:
+                lockfiles.append(lockfile)
+                # a shared cache: keep theirs (named in full if it cannot be read)
+                entries += read_lockfile(lockfile, label=str(lockfile)).values()
+        blobs = {o.sha256 for e in entries for o in e.outputs}
+        blobs |= {sha for e in entries for sha in url_pins(e).values()}
+        refs = References(frozenset(e.key for e in entries), frozenset(blobs))
+        versions = 0
+        warned: set[str] = set()
+
+        def warn(text: str) -> None:
+            if text not in warned:
+                warned.add(text)
+                self.reporter.emit(Message("warning", text))
+
+        for lockfile in () if only_current else lockfiles:
+            history = lockfile_history(lockfile, warn)
+            if history is not None:
+                refs |= history.references
+                versions += history.versions
+        picked_keys, _ = takes.gc_keep(self.store, set(refs.keys))  # a picked take stays
+        _, take_blobs = takes.gc_keep(self.store, set(refs.keys) | picked_keys)
+        return refs | References(frozenset(picked_keys), frozenset(take_blobs)), versions
+
+    def clean(self, *, dry_run: bool = True) -> list[orphans.Finding]:
+        """Remove outputs of assets the mediafile no longer declares, when their bytes are
+        still what imaginebuild wrote; returns what was (or, `dry_run`, would be) done."""
+        with self.state.exclusive(self._wait_message):
+            self.state.forget_lock_entries()
+            self._prune_lock(locked=False)
+            record = self._orphan_record()
+            known, in_use = record.read(), self._paths_in_use()
+            findings = orphans.judge(self.root, known.values(), in_use)
+            if dry_run:
+                return findings
+            removed = orphans.remove(self.root, findings)
+            done = {f.orphan.path for f in removed} | (known.keys() & in_use)  # owned again
+            done |= {f.orphan.path for f in findings if f.verdict is orphans.Verdict.GONE}
+            record.write({p: o for p, o in known.items() if p not in done})
+            return [f for f in findings if f.verdict is not orphans.Verdict.REMOVE or f in removed]
 
     def _checkout_one(self, name: str, entry: LockEntry, pull: bool) -> AssetResult:
         asset = self.mediafile.assets.get(name)
@@ -181,11 +221,12 @@ class SyncCommands(ProjectCore):
             changed = False
             for out in entry.outputs:
                 blob = BlobRef(out.sha256, out.size, out.media_type)
-                changed |= self.materializer.place(out.path, blob, provenance)
+                changed |= self.materializer.place(name, out.path, blob, provenance)
         except ImaginebuildError as exc:
             return AssetResult(
                 name, kind, "failed", exc.message, paths, entry.key, error=exc.message,
-                hint="run `imaginebuild run` to rebuild it (or pull it from the remote cache)",
+                hint=exc.hint or "run `imaginebuild run` to rebuild it (or pull it from the "
+                "remote cache)",
             )  # fmt: skip
         state = "restored" if changed else "up_to_date"
         return AssetResult(
@@ -199,10 +240,3 @@ class SyncCommands(ProjectCore):
             name, asset.kind.value, "skipped", "never built", asset.outputs,
             hint=f"imaginebuild run {name}",
         )  # fmt: skip
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0

@@ -10,6 +10,7 @@ remember a settled verdict). The commands themselves live beside it: `survey`,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import time
@@ -21,12 +22,13 @@ from imaginebuild.engine.assess import Assessor
 from imaginebuild.engine.estimates import Estimator
 from imaginebuild.engine.facts import Facts, RunOptions
 from imaginebuild.engine.graph import Dag
+from imaginebuild.engine.results import CommandResult
 from imaginebuild.errors import ImaginebuildError, LockfileWouldChange
 from imaginebuild.events import Message, NullReporter, Reporter
 from imaginebuild.model import Asset, Mediafile, RefKind
 from imaginebuild.project.prices import project_price_table
 from imaginebuild.remote.link import RemoteLink
-from imaginebuild.store import settled
+from imaginebuild.store import orphans, settled
 from imaginebuild.store.cache import BlobRef, Store, default_cache_dir
 from imaginebuild.store.failures import FailureLog
 from imaginebuild.store.hashing import StatCache
@@ -180,9 +182,40 @@ class ProjectCore:
                 f"--locked: the lockfile still lists removed assets: {', '.join(removed)}",
                 hint="run without --locked and commit mediafile.lock",
             )
+        self._orphan_record().add(  # so `clean` can remove their files later
+            orphans.Orphan(o.path, o.sha256, name)
+            for name in removed
+            for o in entries[name].outputs
+        )
         for name in removed:
             del entries[name]
         write_lockfile(self.mediafile.lockfile_path, entries)
+
+    def _orphan_record(self) -> orphans.OrphanRecord:
+        """The record of outputs whose assets left the mediafile."""
+        return orphans.OrphanRecord(self.state.layout.orphans)
+
+    def _paths_in_use(self) -> set[str]:
+        """Project-relative paths an asset declares as an output or reads as an input."""
+        used = {rel for a in self.mediafile.assets.values() for rel in a.outputs}
+        for asset in self.mediafile.assets.values():
+            used |= {r.path for r in asset.inputs if r.kind is RefKind.FILE and r.path}
+        return used
+
+    def _with_orphan_note(self, result: CommandResult) -> CommandResult:
+        """`result` with a message naming outputs of removed assets still on disk."""
+        recorded = self._orphan_record().read()
+        left = (
+            orphans.present(self.root, recorded.values(), self._paths_in_use()) if recorded else []
+        )
+        if not left:
+            return result
+        names = ", ".join(o.path for o in left[:3]) + (", …" if len(left) > 3 else "")
+        note = (
+            f"{len(left)} output(s) of assets no longer in the mediafile remain ({names}): "
+            "`imaginebuild clean` lists them, `imaginebuild clean --yes` removes them"
+        )
+        return dataclasses.replace(result, messages=(*result.messages, note))
 
     def _settled_stamp(self, targets: Sequence[str], options: RunOptions) -> str | None:
         """The settled snapshot's fingerprint for this command (None: no snapshot)."""

@@ -61,6 +61,9 @@ class GenerationRequest:
     params: Mapping[str, object]  # resolution / aspect_ratio / count / duration, per kind
     inputs: tuple[InputFile, ...]
     workdir: Path  # an empty folder for the outputs, on the cache's filesystem
+    # Which take of this key the call makes: 0 for the first, n for the n-th re-roll
+    # (`--force`). Deterministic providers mix it into their seed so a re-roll differs.
+    roll: int = 0
     # Team coordinator hook (issue 19): awaited with the model before every request that may
     # bill (each POST attempt); it waits for the team's submission slot. None: no team limits.
     gate: Callable[[str], Awaitable[None]] | None = None

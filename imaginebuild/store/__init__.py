@@ -1,8 +1,12 @@
 """This machine's disk: the content-addressed cache and the project's state files.
 
     cache       blobs and the action cache, atomic writes, materializing
+    takes       every take of each asset, indexed beside the cache
     hashing     file digests and the stat cache
     lockfile    mediafile.lock, read and written atomically
+    history     what committed versions of a lockfile reference (git)
+    collect     garbage collection of the cache against those references
+    orphans     outputs of assets the mediafile no longer declares
     ledger      the cost ledger and provenance records
     journal     in-flight provider jobs, for resuming
     settled     the last up-to-date verdict and what it rested on

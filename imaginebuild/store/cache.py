@@ -99,6 +99,11 @@ class ActionEntry:
             raise StoreError(f"malformed action entry: {printable(str(exc))[:200]}") from exc
 
 
+def project_id(lockfile: Path) -> str:
+    """The name a project goes by in a cache shared by several: from its lockfile's path."""
+    return hashlib.sha256(str(lockfile).encode()).hexdigest()[:24]
+
+
 def default_cache_dir(root: Path, env: dict[str, str] | os._Environ[str]) -> Path:
     """`IMAGINEBUILD_CACHE_DIR` if set, else `<project>/.imaginebuild/cache`."""
     override = env.get("IMAGINEBUILD_CACHE_DIR")
@@ -323,7 +328,7 @@ class Store:
     def register_project(self, lockfile: Path) -> None:
         """Note that a project's lockfile uses this cache, so gc elsewhere keeps its entries."""
         folder = self.folder / "projects"
-        name = hashlib.sha256(str(lockfile).encode()).hexdigest()[:24] + ".json"
+        name = project_id(lockfile) + ".json"
         body = json.dumps({"lockfile": str(lockfile)}).encode()
         path = folder / name
         with contextlib.suppress(OSError):

@@ -9,19 +9,24 @@ top-level entry, so diffs in git read line by line:
           "key": "<action key>",
           "fields": {kind, provider, model, params, prompt, variant, inputs[{ref, sha256, asset?}]},
           "outputs": [{"path", "sha256", "bytes", "media_type"}],
-          "record": {provenance: request_ids, cost, timestamps, imaginebuild version…}
+          "record": {provenance: request_ids, cost, timestamps, imaginebuild version…},
+          "pick": {"take": "<take id>", "made_under": "<action key>"}    (only when picked)
         }
       },
       "version": 1
     }
 
-It is rewritten atomically after every finished step.
+It is rewritten atomically after every finished step. A lockfile that records a
+pick (`imaginebuild pick`) is version 2, so a reader that does not know picks
+refuses it rather than restore another take; one without picks stays version 1,
+byte for byte as before.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +46,13 @@ from imaginebuild.untrusted import (
 )
 
 LOCKFILE_VERSION = 1
+LOCKFILE_VERSION_PICKS = 2  # written only when some entry records a pick
+_TAKE_ID = re.compile(r"[0-9a-f]{12}")
+
+
+def is_take_id(value: object) -> bool:
+    """Whether `value` is a take's id as `store.takes.take_id` makes it: 12 lowercase hex."""
+    return isinstance(value, str) and _TAKE_ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,30 @@ class LockedOutput:
 
 
 @dataclass(frozen=True)
+class LockPick:
+    """A take chosen by hand (`imaginebuild pick`): which, and the key it was made under."""
+
+    take: str  # the take's id (12 hex digits)
+    made_under: str  # the action key the take was made under (may differ by `variant`)
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {"take": self.take, "made_under": self.made_under}
+
+    @classmethod
+    def from_json(cls, data: object) -> LockPick:
+        """Parse the JSON form; ValueError unless both fields are well-formed hex."""
+        if not isinstance(data, dict):
+            raise ValueError("a pick is an object")
+        take, under = data.get("take"), data.get("made_under")
+        if not is_take_id(take):
+            raise ValueError(f"pick: take {shown(take)} is not a take id")
+        if not is_sha256(under):
+            raise ValueError(f"pick: made_under {shown(under)} is not an action key")
+        return cls(str(take), str(under))
+
+
+@dataclass(frozen=True)
 class LockEntry:
     """What the lockfile says about one asset."""
 
@@ -70,15 +106,19 @@ class LockEntry:
     fields: Mapping[str, Any]
     outputs: tuple[LockedOutput, ...]
     record: Mapping[str, Any] = field(default_factory=dict)
+    pick: LockPick | None = None  # the take chosen by hand, if one was
 
     def to_json(self) -> dict[str, object]:
-        """JSON-ready form."""
-        return {
+        """JSON-ready form (no `pick` key unless a take was picked)."""
+        data: dict[str, object] = {
             "key": self.key,
             "fields": dict(self.fields),
             "outputs": [o.to_json() for o in self.outputs],
             "record": dict(self.record),
         }
+        if self.pick is not None:
+            data["pick"] = self.pick.to_json()
+        return data
 
     @functools.cached_property
     def rendered(self) -> str:
@@ -108,10 +148,11 @@ def parse_lockfile(
             f"{name}: a lockfile is a JSON object, not {type(data).__name__}",
             hint="restore it from git, or delete it: the cache will rebuild it without calls",
         )
-    if data.get("version") != LOCKFILE_VERSION:
+    if data.get("version") not in (LOCKFILE_VERSION, LOCKFILE_VERSION_PICKS):
         version = data.get("version")
         raise LockfileError(
-            f"{name}: lockfile version {version!r} is not {LOCKFILE_VERSION}",
+            f"{name}: lockfile version {version!r} is not {LOCKFILE_VERSION} "
+            f"or {LOCKFILE_VERSION_PICKS}",
             hint="it was written by another imaginebuild version; upgrade, or delete the file",
         )
     entries: dict[str, LockEntry] = {}
@@ -138,6 +179,7 @@ def parse_lockfile(
                     for o in raw["outputs"]
                 ),
                 record=dict(raw.get("record") or {}),
+                pick=None if raw.get("pick") is None else LockPick.from_json(raw["pick"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise LockfileError(
@@ -181,12 +223,14 @@ def render_lockfile(entries: Mapping[str, LockEntry]) -> str:
     if not entries:
         empty = {"version": LOCKFILE_VERSION, "assets": {}}
         return json.dumps(empty, indent=2, sort_keys=True) + "\n"
+    picked = any(e.pick is not None for e in entries.values())
+    version = LOCKFILE_VERSION_PICKS if picked else LOCKFILE_VERSION
     body = ",\n".join(
         f"    {json.dumps(name, ensure_ascii=False)}: "
         + entries[name].rendered.replace("\n", "\n    ")
         for name in sorted(entries)
     )
-    return f'{{\n  "assets": {{\n{body}\n  }},\n  "version": {LOCKFILE_VERSION}\n}}\n'
+    return f'{{\n  "assets": {{\n{body}\n  }},\n  "version": {version}\n}}\n'
 
 
 def read_lockfile(

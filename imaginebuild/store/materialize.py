@@ -12,6 +12,7 @@ from imaginebuild.errors import CorruptBlob, StoreError
 from imaginebuild.model import Asset
 from imaginebuild.store.cache import BlobRef, Store
 from imaginebuild.store.state import ProjectState
+from imaginebuild.store.takes import refuse_overwrite
 from imaginebuild.untrusted import confine, media_matches, wrong_media
 
 if TYPE_CHECKING:
@@ -42,15 +43,18 @@ class Materializer:
         """Put an asset's outputs in place; False if they all were there already."""
         changed = False
         for rel, blob in zip(asset.outputs, blobs, strict=True):
-            changed |= self.place(rel, blob, provenance)
+            changed |= self.place(asset.name, rel, blob, provenance)
         return changed
 
-    def place(self, rel: str, blob: BlobRef, provenance: Mapping[str, Any]) -> bool:
-        """Copy (or sign) one blob to its output path unless it is already there."""
+    def place(self, name: str, rel: str, blob: BlobRef, provenance: Mapping[str, Any]) -> bool:
+        """Copy (or sign) one blob to `name`'s output path unless it is already there; never
+        over a file retouched by hand (AssetOnHold)."""
         dest = confine(self.root, rel, StoreError)
         with contextlib.suppress(OSError):
             if self.state.stat_cache().sha256(dest) == blob.sha256 and media_matches(dest, rel):
                 return False
+        refuse_overwrite(name, rel, self.state.lock_entries().get(name), self.root,
+                         self.state.stat_cache().sha256, self.store.has_blob)  # fmt: skip
         if not self.store.has_blob(blob.sha256):
             raise CorruptBlob(f"{rel}: blob {blob.sha256[:12]} is not in the cache")
         if not media_matches(self.store.blob_path(blob.sha256), rel):

@@ -32,6 +32,11 @@ def render(request: GenerationRequest) -> tuple[OutputFile, ...]:
     return _RENDERERS[request.kind](request)
 
 
+def _seed_key(request: GenerationRequest) -> str:
+    """What a render is seeded from: the action key, and the roll after a `--force`."""
+    return request.key if not request.roll else f"{request.key}#{request.roll}"
+
+
 def _text(params: Mapping[str, object], name: str) -> str | None:
     value = params.get(name)
     return None if value is None else str(value)
@@ -44,6 +49,8 @@ def _number(params: Mapping[str, object], name: str, default: int) -> int:
 
 def _footer(request: GenerationRequest, size: Size, extra: str = "") -> str:
     parts = [f"local {request.kind.value}", extra, f"{size[0]}×{size[1]}", request.key[:12]]
+    if request.roll:
+        parts.append(f"take {request.roll + 1}")
     return " · ".join(part for part in parts if part)
 
 
@@ -90,7 +97,7 @@ def _image(request: GenerationRequest) -> tuple[OutputFile, ...]:
     pictures = (
         images.compose(
             request.prompt,
-            Seed(request.key, "image", index),
+            Seed(_seed_key(request), "image", index),
             size,
             _footer(request, size, f"#{index + 1}/{count}"),
         )
@@ -110,7 +117,7 @@ def _edit(request: GenerationRequest) -> tuple[OutputFile, ...]:
         images.edit(
             inputs,
             request.prompt,
-            Seed(request.key, "edit", index),
+            Seed(_seed_key(request), "edit", index),
             size,
             _footer(request, size, f"#{index + 1}/{count}"),
         )
@@ -128,7 +135,7 @@ def _video(request: GenerationRequest) -> tuple[OutputFile, ...]:
     size = geometry.video_size(_text(params, "resolution"), _text(params, "aspect_ratio"))
     total = geometry.frame_count(_duration(request))
     frames = motion.text_to_video(
-        request.prompt, Seed(request.key, "video"), size, total, _footer(request, size)
+        request.prompt, Seed(_seed_key(request), "video"), size, total, _footer(request, size)
     )
     return _write_mp4(request, lambda out: video.encode(out, size, frames))
 
@@ -139,7 +146,7 @@ def _animate(request: GenerationRequest) -> tuple[OutputFile, ...]:
     aspect = _text(params, "aspect_ratio") or geometry.nearest_video_aspect(*picture.size)
     size = geometry.video_size(_text(params, "resolution"), aspect)
     total = geometry.frame_count(_duration(request))
-    frames = motion.animate(picture, Seed(request.key, "animate"), size, total)
+    frames = motion.animate(picture, Seed(_seed_key(request), "animate"), size, total)
     return _write_mp4(request, lambda out: video.encode(out, size, frames))
 
 
@@ -148,7 +155,7 @@ def _reference_video(request: GenerationRequest) -> tuple[OutputFile, ...]:
     refs = _input_images(request)
     size = geometry.video_size(_text(params, "resolution"), _text(params, "aspect_ratio"))
     total = geometry.frame_count(_duration(request))
-    seed = Seed(request.key, "reference_video")
+    seed = Seed(_seed_key(request), "reference_video")
     frames = motion.references(refs, request.prompt, seed, size, total, _footer(request, size))
     return _write_mp4(request, lambda out: video.encode(out, size, frames))
 
@@ -163,7 +170,7 @@ def _video_edit(request: GenerationRequest) -> tuple[OutputFile, ...]:
     path, info = _inspect(request)
     size = geometry.inherited_video_size(info.width, info.height)
     total = geometry.frame_count(float(info.duration))
-    seed = Seed(request.key, "video_edit")
+    seed = Seed(_seed_key(request), "video_edit")
     footer = _footer(request, size)
 
     def encode(out: Path) -> object:
@@ -178,7 +185,7 @@ def _extend(request: GenerationRequest) -> tuple[OutputFile, ...]:
     size = geometry.inherited_video_size(info.width, info.height)
     original = geometry.frame_count(float(info.duration))
     added = geometry.frame_count(_duration(request))
-    seed = Seed(request.key, "extend")
+    seed = Seed(_seed_key(request), "extend")
     footer = _footer(request, size)
 
     def continuation() -> Iterator[Image.Image]:
