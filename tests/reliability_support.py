@@ -259,6 +259,12 @@ def all_problems(proj: Proj) -> list[str]:
     )
 
 
+def assert_consistent(proj: Proj, when: str) -> None:
+    """Every on-disk invariant holds; the message names the moment (a kill, a rerun)."""
+    problems = all_problems(proj)
+    assert not problems, f"{when}: " + "; ".join(problems)
+
+
 def leftovers(proj: Proj) -> dict[str, int]:
     """Temp files and work folders a killed process left behind (never served)."""
     tmp = proj.cache / "tmp"
@@ -273,6 +279,24 @@ def leftovers(proj: Proj) -> dict[str, int]:
 
 
 # -- what the fake saw ---------------------------------------------------------------------
+
+
+# TCP states (include/net/tcp_states.h) in which a server still owes a connection an
+# answer: established, waiting to be accepted, or closed by the client but not yet by it.
+_UNSERVED_TCP_STATES = frozenset({"01", "03", "08"})  # ESTABLISHED, SYN_RECV, CLOSE_WAIT
+
+
+def unserved_connections(port: int) -> int:
+    """How many connections to 127.0.0.1:`port` the server has not finished with, from
+    /proc/net/tcp: a request a killed client left on the wire is still handled (and may
+    be billed) after the client is gone, until this is 0."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].rsplit(":", 1)[1], 16)
+        if local_port == port and fields[3] in _UNSERVED_TCP_STATES:
+            count += 1
+    return count
 
 
 def prompt_of(request: LoggedRequest) -> str:

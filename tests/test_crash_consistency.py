@@ -35,7 +35,7 @@ from reliability_support import (
     ASSETS_20,
     PHASE_ORDER,
     Proj,
-    all_problems,
+    assert_consistent,
     cli,
     image_calls,
     in_flight,
@@ -227,12 +227,6 @@ def _check_submissions(fake: FakeXai, first: int, kills: list[Kill]) -> int:
         assert extra <= exposed, f"{asset} submitted {extra + 1} times, {exposed} kills explain it"
         repeats += max(0, extra)
     return repeats
-
-
-def assert_consistent(proj: Proj, when: str) -> None:
-    """Every on-disk invariant holds; the message names the kill."""
-    problems = all_problems(proj)
-    assert not problems, f"{when}: " + "; ".join(problems)
 
 
 def test_sigkill_at_random_points_leaves_a_consistent_project(tmp_path: Path) -> None:

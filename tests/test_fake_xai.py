@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 import av
 import httpx
 import pytest
+from conftest import wait_for_state
 from PIL import Image
 
 from imaginebuild.testing.fake_xai import (
@@ -266,6 +268,23 @@ def test_log_keeps_no_authorization_value(api: httpx.Client, fake: FakeXai) -> N
     assert entry.body == {"prompt": "x"}
     assert entry.route is Route.IMAGES
     assert entry.status == 200
+
+
+def test_a_body_the_client_never_finished_is_logged_as_cut_short_and_not_billed(
+    fake: FakeXai,
+) -> None:
+    head = (
+        b"POST /v1/images/generations HTTP/1.1\r\nHost: fake\r\nAuthorization: Bearer k\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", fake.port)) as dying:
+        dying.sendall(head + b'{"prompt": "x", "n')  # the client dies mid-body
+    wait_for_state(lambda: len(fake.log) == 1, "the cut-short request logged")
+    [entry] = fake.log
+    assert entry.cut_short and entry.body == '{"prompt": "x", "n'
+    assert fake.billed_ticks() == 0
+    httpx.post(f"{fake.base_url}/images/generations", json={"prompt": "x"}, headers=AUTH)
+    assert [e.cut_short for e in fake.log] == [True, False]
 
 
 def test_parse_fault_specs() -> None:

@@ -25,7 +25,7 @@ from imaginebuild.mediaprobe import media_type_for, sniff
 from imaginebuild.model import Asset, Mediafile, RefKind
 from imaginebuild.providers.base import InputFile
 from imaginebuild.remote.link import RemoteLink
-from imaginebuild.store.cache import BlobRef, Store
+from imaginebuild.store.cache import ActionEntry, BlobRef, Store
 from imaginebuild.store.failures import Failure
 from imaginebuild.store.lockfile import LockEntry
 from imaginebuild.store.state import ProjectState
@@ -129,6 +129,7 @@ class Assessor:
             outputs_ok=up_to_date,
             cached=entry is not None,
             forced=forced and not touched,
+            resuming=self._uncollected_job(key, locked, entry),
         )
         decision = self._review(decision, asset, key, locked, touched, forced)
         outputs: tuple[BlobRef, ...] | None = None
@@ -137,6 +138,19 @@ class Assessor:
         elif decision.action is Action.RESTORE and entry is not None:
             outputs = entry.outputs
         return Facts(asset, fields, key, decision, outputs, entry, inputs)
+
+    def _uncollected_job(
+        self, key: str, locked: LockEntry | None, entry: ActionEntry | None
+    ) -> bool:
+        """Whether the journal holds a paid job of `key` that is not the take already
+        stored (a run stopped after submitting a new take): it must be collected, or its
+        bill would never reach the ledger."""
+        record = self.state.journal_record(key)
+        if record is None:
+            return False
+        entry = entry or self.store.get_action(key)
+        stored = [t.record for t in (locked, entry) if t is not None and t.key == key]
+        return not any(record.request_id in map(str, r.get("request_ids", ())) for r in stored)
 
     @functools.cached_property
     def takes_book(self) -> TakeBook:

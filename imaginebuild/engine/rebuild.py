@@ -62,6 +62,7 @@ class Decision:
 
 NEVER_BUILT = Reason("never_built", "never built")
 FORCED = Reason("forced", "a new take was asked for (--force)")
+RESUMING = Reason("resume", "a paid job of this key is still to be collected (a run was stopped)")
 
 
 def decide(
@@ -74,13 +75,16 @@ def decide(
     cached: bool,
     forced: bool = False,
     pending: tuple[str, ...] = (),
+    resuming: bool = False,
 ) -> Decision:
     """Decide one asset's fate.
 
     `key` is None when inputs in `pending` (upstream assets or unfetched URLs)
     must be built first; `fields.inputs` then lacks them, and the asset's own
     changes are still named. `outputs_ok` says the materialized outputs match
-    the lockfile; `cached` that the action cache holds `key`.
+    the lockfile; `cached` that the action cache holds `key`; `resuming` that the
+    journal holds a paid job of `key` whose take is not the stored one (a forced run
+    was stopped): it is collected, not left unrecorded.
     """
     if key is None:
         own = (
@@ -95,6 +99,8 @@ def decide(
         return Decision(Action.CALL, (*own, *waits))
     if forced:
         return Decision(Action.CALL, (FORCED,))
+    if resuming:
+        return Decision(Action.CALL, (RESUMING,))
     if locked_key == key:
         if outputs_ok:
             return Decision(Action.UP_TO_DATE)

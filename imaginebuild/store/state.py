@@ -14,7 +14,7 @@ from pathlib import Path
 from imaginebuild.layout import StateLayout
 from imaginebuild.store.failures import FailureLog
 from imaginebuild.store.hashing import StatCache
-from imaginebuild.store.journal import Journal
+from imaginebuild.store.journal import JobRecord, Journal
 from imaginebuild.store.lockfile import LockEntry, read_lockfile
 from imaginebuild.store.projectlock import ProjectLock
 
@@ -56,6 +56,12 @@ class ProjectState:
         """Write the stat cache if it was opened and the state folder exists."""
         if self._stat is not None and self.folder.is_dir():
             self._stat.save()
+
+    def journal_record(self, key: str) -> JobRecord | None:
+        """The provider job journaled for `key` (submitted, not yet collected), if any."""
+        if not self.layout.journal.is_dir():
+            return None
+        return Journal(self.layout.journal).get(key)
 
     def journaled_keys(self) -> set[str]:
         """The keys of provider jobs submitted (paid) but not finished: a run resumes them."""

@@ -139,6 +139,7 @@ class LoggedRequest:
     body: object | None
     status: int | None = None  # what was answered; None for a reset or hang
     at: float = 0.0
+    cut_short: bool = False  # the body ended before its Content-Length (the client died)
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ class Bill:
     route: Route
     ticks: int
     request_id: str | None = None
+    prompt: str = ""  # what the billed request asked for (tests tell calls apart by it)
 
 
 @dataclass
@@ -441,9 +443,11 @@ class FakeXai:
         with self._lock:
             return list(self._answers)
 
-    def _bill(self, route: Route, ticks: int, request_id: str | None = None) -> None:
+    def _bill(
+        self, route: Route, ticks: int, request_id: str | None = None, prompt: str = ""
+    ) -> None:
         with self._lock:
-            self._bills.append(Bill(route, ticks, request_id))
+            self._bills.append(Bill(route, ticks, request_id, prompt))
 
     def _add_file(
         self, suffix: str, content_type: str, data: bytes | None, path: Path | None
@@ -565,9 +569,11 @@ class _Handler(BaseHTTPRequestHandler):
                 body = raw.decode("utf-8", "replace")
         headers = {k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"}
         auth = self.headers.get("Authorization")
+        short = len(raw) < int(self.headers.get("Content-Length") or 0)
         self._entry: LoggedRequest | None = LoggedRequest(
-            number, method, self.path, route, headers, auth is not None, body, None, time.time()
-        )
+            number, method, self.path, route, headers, auth is not None, body, None, time.time(),
+            cut_short=short,
+        )  # fmt: skip
         try:
             self._handle(number, method, route, arg, body, raw, auth)
         finally:
@@ -755,7 +761,7 @@ class _Handler(BaseHTTPRequestHandler):
         delay = self.fake.image_latency_for(order.prompt)
         if delay > 0 and self.fake._stopping.wait(delay):
             return self._send_json(503, error_body(503, "the server is stopping"))
-        self.fake._bill(route, ticks)
+        self.fake._bill(route, ticks, prompt=order.prompt)
         payload = {"data": self._image_data(order), "usage": {"cost_in_usd_ticks": ticks}}
         return self._send_json(200, json.dumps(payload).encode())
 
@@ -768,7 +774,7 @@ class _Handler(BaseHTTPRequestHandler):
         request_id = str(uuid.uuid4())
         with self.fake._lock:
             self.fake._image_jobs[request_id] = (order, time.time(), ticks)
-        self.fake._bill(route, ticks, request_id)
+        self.fake._bill(route, ticks, request_id, order.prompt)
         return self._send_json(200, json.dumps({"request_id": request_id}).encode())
 
     def _poll_images(self, request_id: str, fault: Fault | None) -> int:
@@ -828,7 +834,7 @@ class _Handler(BaseHTTPRequestHandler):
             job.fate, job.fate_message = fault.kind, fault.message
         with self.fake._lock:
             self.fake._jobs[request_id] = job
-        self.fake._bill(route, ticks, request_id)
+        self.fake._bill(route, ticks, request_id, job.prompt)
         return self._send_json(200, json.dumps({"request_id": request_id}).encode())
 
     def _poll(self, request_id: str, fault: Fault | None) -> int:
