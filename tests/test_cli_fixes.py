@@ -15,7 +15,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SUBPROCESS_TIMEOUT_S, CliResult, edit_yaml, run_cli, wait_for_state, xai_env
+from conftest import (
+    SUBPROCESS_TIMEOUT_S,
+    CliResult,
+    assert_still_running,
+    edit_yaml,
+    run_cli,
+    wait_for_state,
+    xai_env,
+)
 
 from imaginebuild.project import Project
 from imaginebuild.testing.fake_xai import FakeXai, Route
@@ -275,6 +283,7 @@ def on_a_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:
 
 
 @pytest.mark.fake(pending_polls=100_000)
+@pytest.mark.usefixtures("sigint_not_ignored")
 def test_after_an_interrupt_plan_shows_the_journaled_job_as_resume_paid(
     tmp_path: Path, clean_env: dict[str, str], cli: Cli, fake: FakeXai
 ) -> None:
@@ -290,9 +299,11 @@ def test_after_an_interrupt_plan_shows_the_journaled_job_as_resume_paid(
         journal = folder / ".imaginebuild" / "journal"
         wait_for_state(lambda: any(journal.glob("*.json")), "a journaled job", child=child)
         wait_for_state(lambda: len(fake.requests(Route.POLL)) >= 1, "a poll", child=child)
+        assert_still_running(child, "the SIGINT", lambda: "", signal.SIGINT)
         child.send_signal(signal.SIGINT)
     finally:
-        child.wait(timeout=SUBPROCESS_TIMEOUT_S)
+        code = child.wait(timeout=SUBPROCESS_TIMEOUT_S)
+    assert code == 130
     plan = cli("plan", cwd=folder, env=env)
     clip = next(x for x in plan.stdout.splitlines() if x.startswith("clip"))
     assert clip.split(None, 2)[2].strip() == "resume (paid)", plan.stdout

@@ -105,6 +105,7 @@ def test_concurrent_appends_from_two_processes(tmp_path: Path) -> None:
         worker.start()
     for worker in workers:
         worker.join(timeout=30)
+        assert worker.exitcode is not None, "harness: a writer did not finish within 30 s"
         assert worker.exitcode == 0
     ledger = Ledger(path)
     entries = ledger.entries()

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CliResult, run_cli, xai_env
+from conftest import CliResult, assert_still_running, run_cli, xai_env
 from redisserver import RedisServer
 
 from imaginebuild.coordinator.base import (
@@ -174,6 +174,7 @@ def test_a_killed_runners_reservations_expire_after_its_ttl(spec: str) -> None:
     assert proc.stdout.readline().strip() == "ready"
     assert proc.stdout.readline().strip() == "held"
     assert coordinator.status().reserved_ticks == 1000
+    assert_still_running(proc, "the kill", lambda: "")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     wait_for("the dead runner's reservations expired", lambda: not coordinator.status().runners)

@@ -8,10 +8,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-from conftest import CliResult, run_cli, xai_env
+from conftest import CliResult, assert_still_running, run_cli, wait_for_state, xai_env
 
 from imaginebuild.testing.fake_xai import FakeXai, Route
 
@@ -100,11 +99,10 @@ def test_sigkill_while_polling_then_rerun_submits_once(tmp_path: Path) -> None:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 30
-            while len(server.requests(Route.POLL)) < 3:
-                assert time.monotonic() < deadline, "the run never polled"
-                assert child.poll() is None, "the run ended early"
-                time.sleep(0.02)
+            wait_for_state(
+                lambda: len(server.requests(Route.POLL)) >= 3, "three polls", child=child
+            )
+            assert_still_running(child, "the kill", lambda: "")
             child.send_signal(signal.SIGKILL)
         finally:
             child.wait(timeout=10)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import assert_still_running, wait_for_state
 
 from imaginebuild.errors import (
     AuthError,
@@ -633,11 +634,10 @@ def test_sigkill_while_polling_then_rerun_submits_once(tmp_path: Path) -> None:
             [sys.executable, "-c", _CHILD, server.base_url, str(tmp_path)], env=env
         )
         try:
-            deadline = time.monotonic() + 20
-            while len(server.requests(Route.POLL)) < 3:
-                assert time.monotonic() < deadline, "the child never polled"
-                assert child.poll() is None, "the child died early"
-                time.sleep(0.02)
+            wait_for_state(
+                lambda: len(server.requests(Route.POLL)) >= 3, "three polls", child=child
+            )
+            assert_still_running(child, "the kill", lambda: "")
             child.send_signal(signal.SIGKILL)
         finally:
             child.wait(timeout=10)
