@@ -40,6 +40,11 @@ class Module:
     tests: tuple[str, ...]
 
 
+PRICING_TESTS = (
+    "tests/test_pricing.py",
+    "tests/test_pricing_table.py",
+    "tests/test_pricing_overrides.py",
+)
 MODULES = {
     "keys": Module("imaginebuild/engine/keys.py", ("tests/test_keys.py",)),
     "rebuild": Module(
@@ -49,7 +54,8 @@ MODULES = {
         "imaginebuild/engine/budget.py",
         ("tests/test_budget.py", "tests/test_budget_edges.py", "tests/test_money.py"),
     ),
-    "pricing": Module("imaginebuild/engine/pricing.py", ("tests/test_pricing.py",)),
+    "pricing": Module("imaginebuild/engine/pricing.py", PRICING_TESTS),
+    "priceoverrides": Module("imaginebuild/engine/priceoverrides.py", PRICING_TESTS),
     "money": Module("imaginebuild/money.py", ("tests/test_money.py", "tests/test_money_units.py")),
     "lockfile": Module(
         "imaginebuild/store/lockfile.py",

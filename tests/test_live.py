@@ -347,13 +347,19 @@ def test_a_closed_terminal_silences_the_reporter() -> None:
 
 def test_a_closed_pipe_before_the_display_starts_silences_the_reporter() -> None:
     class Broken(io.StringIO):
+        attempts = 0
+
         def write(self, s: str) -> int:
+            Broken.attempts += 1
             raise BrokenPipeError(32, "Broken pipe")
 
     live = LiveReporter(Broken(), clock=FakeClock(), auto_refresh=False)
     live.emit(RunStarted(1))
     live.emit(Message("warning", "budget reached"))  # must not raise
-    live.emit(RunFinished({}, 0.0, "0"))
+    assert Broken.attempts == 1  # the plain line was written, and met the closed pipe
+    live.emit(StepStarted("a", "call"))  # would start the display, on a dead stream
+    live.emit(RunFinished({}, 0.0, "0"))  # would print the summary
+    assert Broken.attempts == 1  # silenced: nothing more was tried
 
 
 def test_rich_loads_only_once_a_step_is_in_flight() -> None:

@@ -122,15 +122,11 @@ def test_edit_adds_input_images(table: PriceTable) -> None:
     assert result.lines[-1] == "3 × input image at $0.002"
 
 
-def test_video_seconds_sum_exactly(table: PriceTable) -> None:
+def test_video_seconds_at_720p_are_exact_ticks(table: PriceTable) -> None:
     params = {"duration": 7, "resolution": "720p"}
     one = estimate(table, kind=Kind.VIDEO, model="grok-imagine-video", params=params)
     assert one.ticks == 7 * 700_000_000
-    three = sum(
-        estimate(table, kind=Kind.VIDEO, model="grok-imagine-video", params=params).ticks
-        for _ in range(3)
-    )
-    assert three == usd_to_ticks("1.47")  # floats would give 1.4699999999999998
+    assert one.usd == Decimal("0.49")  # 7 × 0.07 in floats would be 0.49000000000000005
 
 
 def test_video_default_duration_and_resolution(table: PriceTable) -> None:
