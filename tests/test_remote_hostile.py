@@ -154,6 +154,36 @@ def test_4_a_remote_entry_naming_the_wrong_blob_is_never_restored(
     assert (folder_c / "out" / "teaser.mp4").read_bytes()[4:8] == b"ftyp"
 
 
+@pytest.mark.parametrize("argv", [["pull"], ["checkout"], ["run"]], ids=lambda a: a[0])
+def test_4_a_remote_entry_climbing_out_of_the_cache_is_neither_read_nor_written(
+    argv: list[str], remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    canary = b"CANARY-remote-entry-outside"
+    victim = remote.tmp / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_bytes(b"precious " + canary)
+    lock = built_on_a(remote, monkeypatch)
+    key = lock["assets"]["a"]["key"]
+    doc = remote.entry(key)
+    climb = "../../../victim/precious.txt"  # from <cache>/blobs/<2>/ to the victim
+    doc["entry"]["outputs"] = [{"sha256": climb, "bytes": 15, "media_type": "image/png"}]
+    remote.put_entry(key, doc)
+    folder = remote.machine("b", monkeypatch)
+    (folder / "mediafile.lock").write_text(json.dumps(lock))  # b is a clone of a's commit
+    code, text = cli(*argv)
+    assert code in (0, 1), text  # never 70
+    if argv != ["checkout"]:  # checkout fetches the lockfile's blobs, not action entries
+        assert "ignoring the entry for" in text and "not a valid blob hash" in text, text
+    assert canary.decode() not in text
+    assert (victim / "precious.txt").read_bytes() == b"precious " + canary
+    assert sorted(p.name for p in victim.iterdir()) == ["precious.txt"]
+    for mine in (folder, remote.tmp / "cache-b"):
+        for path in mine.rglob("*"):
+            assert not path.is_file() or canary not in path.read_bytes(), path
+    if argv == ["run"]:  # a is built again (or restored from a's good blob), never the victim
+        assert (folder / "out" / "a.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_8_a_corrupt_blob_on_a_writable_remote_warns_rebuilds_and_repairs(
     remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
