@@ -12,6 +12,11 @@ show NAME` in the scratch folder prints a survivor's diff. It also applies the
 hand-made mutants below (bugs mutmut's operators do not make) and runs the
 module's tests against each: each must be killed.
 
+A survivor is then applied again as a plain edit of the source and judged by the
+same tests ("killed as an edit"). This catches what mutmut's switch cannot reach:
+code that runs while the module is imported (a schema built by a function call at
+module level) runs before any mutant is switched on, so no test can see it there.
+
 mutmut is in the optional dependency group `mutation` (`pip install -e .[mutation]`);
 this never runs in CI: it takes minutes per module.
 """
@@ -128,8 +133,8 @@ def clean_env(folder: Path) -> dict[str, str]:
     return env
 
 
-def run_mutmut(name: str, module: Module) -> Counter[str]:
-    """mutmut on one module; the count of mutants per outcome (survivors are listed)."""
+def run_mutmut(name: str, module: Module) -> tuple[Counter[str], list[str]]:
+    """mutmut on one module: the count of mutants per outcome, and the survivors' names."""
     folder = scratch_copy(name)
     configure(folder, module)
     mutmut = shutil.which("mutmut") or "mutmut"
@@ -145,14 +150,73 @@ def run_mutmut(name: str, module: Module) -> Counter[str]:
         raise SystemExit(f"mutmut failed on {name} (exit {done.returncode})")
     meta = json.loads((folder / "mutants" / (module.path + ".meta")).read_text())
     outcome: Counter[str] = Counter()
+    survivors: list[str] = []
     for mutant, code in sorted(meta["exit_code_by_key"].items()):
         status = {1: "killed", 3: "killed", 0: "survived", 33: "no tests", 5: "no tests"}.get(
             code, "timeout" if code in (24, -24, 36, 152, 255) else f"exit {code}"
         )
         outcome[status] += 1
         if status == "survived":
+            survivors.append(mutant)
+    return outcome, survivors
+
+
+def mutant_as_edit(folder: Path, mutant: str) -> tuple[str, str] | None:
+    """(old, new) source text of one mutant from `mutmut show`, or None if it cannot tell."""
+    mutmut = shutil.which("mutmut") or "mutmut"
+    shown = subprocess.run(
+        [mutmut, "show", mutant], cwd=folder, env=clean_env(folder / "mutants"),
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    old: list[str] = []
+    new: list[str] = []
+    hunks = 0
+    for line in shown.stdout.splitlines():
+        if line.startswith(("---", "+++")):
+            continue
+        if line.startswith("@@"):
+            hunks += 1
+        elif line.startswith("-"):
+            old.append(line[1:])
+        elif line.startswith("+"):
+            new.append(line[1:])
+        elif line.startswith(" ") or line == "":
+            old.append(line[1:])
+            new.append(line[1:])
+    if hunks != 1:
+        return None
+    return "\n".join(old) + "\n", "\n".join(new) + "\n"
+
+
+def tests_fail(folder: Path, tests: tuple[str, ...]) -> bool:
+    """Whether `tests` fail in the scratch copy `folder`."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+        cwd=folder, env=clean_env(folder), check=False, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return done.returncode != 0
+
+
+def recheck_as_edits(name: str, module: Module, survivors: list[str]) -> list[str]:
+    """The survivors the module's tests kill once applied as plain source edits."""
+    judged = WORK / name
+    folder = scratch_copy(f"{name}-edits")
+    target = folder / module.path
+    original = target.read_text(encoding="utf-8")
+    killed = []
+    for mutant in survivors:
+        edit = mutant_as_edit(judged, mutant)
+        if edit is None or original.count(edit[0]) != 1:
+            print(f"  survived (not applied as an edit): {mutant}", file=sys.stderr)
+            continue
+        target.write_text(original.replace(*edit), encoding="utf-8")
+        if tests_fail(folder, module.tests):
+            killed.append(mutant)
+        else:
             print(f"  survived: {mutant}", file=sys.stderr)
-    return outcome
+    target.write_text(original, encoding="utf-8")
+    return killed
 
 
 def run_hand_mutant(mutant: HandMutant) -> bool:
@@ -163,12 +227,7 @@ def run_hand_mutant(mutant: HandMutant) -> bool:
     if text.count(mutant.old) != 1:
         raise SystemExit(f"hand mutant {mutant.name!r}: the code it changes has moved")
     target.write_text(text.replace(mutant.old, mutant.new), encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *mutant.tests],
-        cwd=folder, env=clean_env(folder), check=False, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    return done.returncode != 0
+    return tests_fail(folder, mutant.tests)
 
 
 def main() -> int:
@@ -187,15 +246,17 @@ def main() -> int:
     unknown = [n for n in names if n not in MODULES]
     if unknown:
         raise SystemExit(f"unknown module(s): {', '.join(unknown)}; see --list")
-    print("| module | mutants | killed | survived | no tests | other | killed % |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| module | mutants | killed | as an edit | survived | no tests | other | killed % |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in names:
-        outcome = run_mutmut(name, MODULES[name])
+        outcome, survivors = run_mutmut(name, MODULES[name])
+        as_edit = len(recheck_as_edits(name, MODULES[name], survivors))
         total = sum(outcome.values())
+        killed = outcome["killed"] + as_edit
         other = total - outcome["killed"] - outcome["survived"] - outcome["no tests"]
-        share = 100 * outcome["killed"] / total if total else 0.0
+        share = 100 * killed / total if total else 0.0
         print(
-            f"| {name} | {total} | {outcome['killed']} | {outcome['survived']} "
+            f"| {name} | {total} | {killed} | {as_edit} | {outcome['survived'] - as_edit} "
             f"| {outcome['no tests']} | {other} | {share:.1f} |",
             flush=True,
         )
