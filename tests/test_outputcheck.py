@@ -215,3 +215,25 @@ def test_an_edit_of_a_clip_names_the_shape_it_had_to_keep(tmp_path: Path) -> Non
     asset = video(Kind.VIDEO_EDIT, duration=None, aspect_ratio=None)
     with pytest.raises(InvalidMedia, match=r"the video is 160×90, not the shape of its input$"):
         check_outputs(asset, [mp4(tmp_path, (160, 90), 2)], [source])
+
+
+def test_a_single_image_edit_keeps_the_shape_of_its_input(tmp_path: Path) -> None:
+    # a mediafile's edit asks for "auto": the API derives the ratio from the one input image
+    wide = [InputFile(png(tmp_path, (160, 90), "wide.png").path, "0" * 64, "image/png")]
+    asset = image(kind=Kind.EDIT, aspect_ratio="auto", resolution=None)
+    check_outputs(asset, [png(tmp_path, (320, 180))], wide)
+    with pytest.raises(InvalidMedia, match=r"the image is 100×100, not the shape of its input$"):
+        check_outputs(asset, [png(tmp_path, (100, 100), "square.png")], wide)
+    # with two inputs the API keeps no input's shape: any shape is the answer to "auto"
+    two = [*wide, InputFile(png(tmp_path, (90, 160), "tall.png").path, "1" * 64, "image/png")]
+    check_outputs(asset, [png(tmp_path, (100, 100), "square.png")], two)
+
+
+def test_a_ratio_without_a_mirror_among_those_offered_is_checked_as_itself(
+    tmp_path: Path,
+) -> None:
+    # 5:2 is offered but 2:5 is not: a shape 2.2 wide snaps to 20:9, not to the asked 5:2
+    asset = image(aspect_ratio="5:2", resolution=None)
+    check_outputs(asset, [png(tmp_path, (1250, 500))])
+    with pytest.raises(InvalidMedia, match="the image is 1100×500, not the asked 5:2"):
+        check_outputs(asset, [png(tmp_path, (1100, 500), "narrower.png")])
