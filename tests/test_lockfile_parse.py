@@ -112,3 +112,37 @@ def test_the_paced_writer_waits_ten_times_a_write_or_fifty_ms(tmp_path: Path) ->
     fast = PacedWriter(tmp_path / "other.lock", entries, SteppedClock(0.0))
     fast.changed()
     assert fast.due_in() == 0.05
+
+
+def test_a_pick_is_read_back_as_written() -> None:
+    from imaginebuild.store.lockfile import LockPick
+
+    picked = {**entry("out/a.png"), "pick": {"take": "0123456789ab", "made_under": "c" * 64}}
+    body = json.dumps({"version": 2, "assets": {"a": picked, "b": entry("out/b.png")}})
+    found = parse_lockfile(body, "L", lambda message: None)
+    assert found["a"].pick == LockPick("0123456789ab", "c" * 64)
+    assert found["b"].pick is None
+
+
+def test_a_malformed_pick_is_a_located_error() -> None:
+    picked = {**entry("out/a.png"), "pick": {"take": "../x", "made_under": "c" * 64}}
+    with pytest.raises(LockfileError, match=r"L: assets\.a: malformed entry .*pick: take"):
+        parse_lockfile(text({"a": picked}), "L", lambda message: None)
+
+
+def test_an_input_hash_that_is_not_a_sha256_drops_the_entry_others_are_kept() -> None:
+    inputs = [{"ref": "art/a.png", "sha256": "d" * 64}, {"ref": "art/b.png"}, "art/c.png", 7]
+    good = {**entry("out/g.png"), "fields": {"inputs": inputs}}
+    bad = {**entry("out/b.png"), "fields": {"inputs": [*inputs, {"sha256": "../x"}]}}
+    warnings: list[str] = []
+    found = parse_lockfile(text({"good": good, "bad": bad}), "L", warnings.append)
+    assert list(found) == ["good"]
+    assert warnings == ["L: assets.bad: ignored: input hash '../x' is not a sha256"]
+
+
+def test_an_output_hash_that_is_not_a_sha256_is_named() -> None:
+    bad = entry("out/a.png")
+    bad["outputs"][0]["sha256"] = "../../x"
+    warnings: list[str] = []
+    assert parse_lockfile(text({"a": bad}), "L", warnings.append) == {}
+    assert warnings == ["L: assets.a: ignored: output hash '../../x' is not a sha256"]
