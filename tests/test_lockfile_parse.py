@@ -81,7 +81,7 @@ def test_reading_passes_warnings_on_and_refuses_what_is_not_utf8(tmp_path: Path)
     path.write_bytes(b'{"version": 1, "assets": {"\xff": 1}}')
     with pytest.raises(LockfileError) as caught:
         read_lockfile(path)
-    assert caught.value.message.startswith(f"cannot read {path}: ")
+    assert caught.value.message.startswith(f"cannot read {path}: 'utf-8' codec can't decode")
     assert caught.value.hint == GIT_HINT
 
 
@@ -146,3 +146,35 @@ def test_an_output_hash_that_is_not_a_sha256_is_named() -> None:
     warnings: list[str] = []
     assert parse_lockfile(text({"a": bad}), "L", warnings.append) == {}
     assert warnings == ["L: assets.a: ignored: output hash '../../x' is not a sha256"]
+
+
+def test_a_pick_survives_a_round_trip_and_raises_the_version() -> None:
+    from imaginebuild.store.lockfile import LockedOutput, LockEntry, LockPick, render_lockfile
+
+    out = LockedOutput("out/a.png", "a" * 64, 1, "image/png")
+    plain = LockEntry("b" * 64, {}, (out,))
+    picked = LockEntry("c" * 64, {}, (out,), pick=LockPick("0123456789ab", "d" * 64))
+    assert json.loads(render_lockfile({"a": plain}))["version"] == 1
+    written = render_lockfile({"a": picked, "b": plain})
+    data = json.loads(written)
+    assert data["version"] == 2
+    assert data["assets"]["a"]["pick"] == {"take": "0123456789ab", "made_under": "d" * 64}
+    assert "pick" not in data["assets"]["b"]
+    assert parse_lockfile(written, "L", lambda message: None)["a"].pick == picked.pick
+
+
+@pytest.mark.parametrize(
+    ("pick", "reason"),
+    [
+        (["0123456789ab"], "a pick is an object"),
+        ({"take": "0123456789AB", "made_under": "d" * 64}, "pick: take '0123456789AB' is not"),
+        ({"take": "0123456789ab", "made_under": "d" * 63}, "pick: made_under 'ddd"),
+    ],
+    ids=["not-an-object", "take-not-lowercase-hex", "key-too-short"],
+)
+def test_each_malformed_pick_says_what_is_wrong(pick: object, reason: str) -> None:
+    body = text({"a": {**entry("out/a.png"), "pick": pick}})
+    with pytest.raises(LockfileError) as caught:
+        parse_lockfile(body, "L", lambda message: None)
+    assert caught.value.message.startswith("L: assets.a: malformed entry (ValueError(")
+    assert reason in caught.value.message
