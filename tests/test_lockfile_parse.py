@@ -166,7 +166,7 @@ def test_a_pick_survives_a_round_trip_and_raises_the_version() -> None:
 @pytest.mark.parametrize(
     ("pick", "reason"),
     [
-        (["0123456789ab"], "a pick is an object"),
+        (["0123456789ab"], "('a pick is an object')"),
         ({"take": "0123456789AB", "made_under": "d" * 64}, "pick: take '0123456789AB' is not"),
         ({"take": "0123456789ab", "made_under": "d" * 63}, "pick: made_under 'ddd"),
     ],
