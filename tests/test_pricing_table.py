@@ -86,7 +86,10 @@ def test_a_model_without_fees_or_sources_has_zero_fees_and_inferred_figures() ->
     ("raw", "message"),
     [
         ({**small_table(), "format": 2}, "price table format 2 is not 1"),
-        ({k: v for k, v in small_table().items() if k != "format"}, "price table format None is not 1"),
+        (
+            {k: v for k, v in small_table().items() if k != "format"},
+            "price table format None is not 1",
+        ),
         ({**small_table(), "models": ["m"]}, "the price table has no `models` mapping"),
     ],
     ids=["newer-format", "no-format", "models-not-a-mapping"],
