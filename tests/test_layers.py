@@ -57,6 +57,7 @@ VOCABULARY = frozenset(
         "gcpause",
         "layout",
         "untrusted",
+        "spelled",
         "capabilities",
     }
 )

@@ -18,7 +18,6 @@ from imaginebuild.model import (
     IMAGE_ASPECT_RATIOS,
     IMAGE_RESOLUTIONS,
     KIND_SPECS,
-    PROVIDERS,
     VIDEO_ASPECT_RATIOS,
     VIDEO_RESOLUTIONS,
     InputRef,
@@ -26,6 +25,7 @@ from imaginebuild.model import (
     Media,
     RefKind,
 )
+from imaginebuild.spelled import PROVIDERS
 
 SCHEMA = load_schema()
 LOCAL_HINT = "for a local file, copy it into the project and give its relative path"

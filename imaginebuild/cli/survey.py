@@ -20,6 +20,8 @@ from imaginebuild.cli.context import (
     terminal_width,
 )
 from imaginebuild.errors import UsageError
+from imaginebuild.events import AssetState
+from imaginebuild.spelled import ProviderName
 
 if TYPE_CHECKING:
     from imaginebuild.engine.budget import LimitState
@@ -51,7 +53,8 @@ def print_plan(args: argparse.Namespace, project: Project, options: RunOptions) 
     billable = sum(
         a.estimate_ticks
         for a in result.assets
-        if project.asset_for(a.name, options).provider != "local"  # rehearsals bill nothing
+        # rehearsals bill nothing
+        if project.asset_for(a.name, options).provider != ProviderName.LOCAL
     )
     over = allowance.exceeded_by(billable)
     if over and getattr(args, "check", False):
@@ -95,7 +98,7 @@ def _plan_text(
     from imaginebuild.cli.console import fit_table, grouped
     from imaginebuild.money import format_usd
 
-    shown = [a for a in result.assets if everything or a.state != "up_to_date"]
+    shown = [a for a in result.assets if everything or a.state != AssetState.UP_TO_DATE]
     rows = grouped(
         [
             (
@@ -157,7 +160,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from imaginebuild.cli.console import grouped, table
 
     result = settled_answer(args) or open_project(args).status(args.targets)
-    if args.exit_code and any(a.state != "up_to_date" for a in result.assets):
+    if args.exit_code and any(a.state != AssetState.UP_TO_DATE for a in result.assets):
         result = dataclasses.replace(result, exit_code=1)
     if args.json:
         emit_json(result.to_json())
@@ -178,7 +181,7 @@ def cmd_why(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({**result.to_json(), "causes": [c.to_json() for c in causes]})
         return 0
-    if result.state == "failed":
+    if result.state == AssetState.FAILED:
         result_line(f"{result.name}: {result.reason}")
         if result.hint:
             result_line(f"  hint: {result.hint}")

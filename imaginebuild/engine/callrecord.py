@@ -9,6 +9,7 @@ from typing import Any
 from imaginebuild.model import Asset
 from imaginebuild.money import usd_json
 from imaginebuild.providers.base import GenerationResult
+from imaginebuild.spelled import ProviderName
 from imaginebuild.store.ledger import format_time
 from imaginebuild.version import __version__
 
@@ -23,7 +24,7 @@ def call_record(asset: Asset, result: GenerationResult, cost: int, estimate: int
         "model": asset.model,
         "request_ids": list(result.request_ids),
         "cost_usd": usd_json(cost),
-        "cost_estimated": result.reported_ticks is None and asset.provider != "local",
+        "cost_estimated": result.reported_ticks is None and asset.provider != ProviderName.LOCAL,
         "estimate_usd": usd_json(estimate),
         "calls": [
             {

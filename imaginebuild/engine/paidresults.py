@@ -21,6 +21,7 @@ from imaginebuild.engine.jobs import JobBook
 from imaginebuild.engine.takes import keep_rejected
 from imaginebuild.errors import ImaginebuildError, InvalidMedia, RejectedTake, StoreError
 from imaginebuild.providers.base import GenerationResult, InputFile, OutputFile
+from imaginebuild.spelled import ProviderName
 from imaginebuild.store.cache import ActionEntry, Store
 from imaginebuild.store.paid import PaidResults
 from imaginebuild.store.takes import TakeBook
@@ -92,7 +93,8 @@ class ResultKeeper:
         """Check and store a result that was paid for; whatever fails, it stays kept under
         its key so no later run pays for it again."""
         assert f.key is not None
-        paid = f.asset.provider != "local" and keep_received(self.paid, f.key, result, record)
+        billed = f.asset.provider != ProviderName.LOCAL  # a rehearsal has nothing to keep
+        paid = billed and keep_received(self.paid, f.key, result, record)
         try:
             # Decoding, hashing, copying and fsyncs take milliseconds per output: done on a
             # worker thread, so the event loop keeps polling and starting other steps.

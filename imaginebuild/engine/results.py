@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from imaginebuild.events import AssetState
 from imaginebuild.money import usd_json
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ class AssetResult:
 
     name: str
     kind: str
-    state: str
+    state: AssetState
     reason: str
     outputs: tuple[str, ...] = ()
     key: str | None = None
@@ -74,7 +75,7 @@ class CommandResult:
     rate_limit_s: float | None = None  # plan: the least time xAI's rate limits imply
 
     @property
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[AssetState, int]:
         """How many assets ended in each state."""
         return dict(sorted(Counter(a.state for a in self.assets).items()))
 

@@ -22,7 +22,7 @@ from imaginebuild.engine.graph import Dag
 from imaginebuild.engine.rebuild import changes_since
 from imaginebuild.engine.results import AssetResult, CommandResult
 from imaginebuild.errors import StoreError, UsageError
-from imaginebuild.events import Message, Reporter
+from imaginebuild.events import AssetState, Message, MessageLevel, Reporter
 from imaginebuild.model import Asset, Mediafile
 from imaginebuild.store.cache import ActionEntry, BlobRef, Store
 from imaginebuild.store.failures import FailureLog
@@ -91,7 +91,8 @@ class TakeDesk:
                                 record, LockPick(take.id, take.key))  # fmt: skip
         self._make_current(f.asset, current)
         self.book.pick(name, f.key, take.id)
-        return self._result("pick", f.asset, "picked", f"take {row.number} ({take.id}) is current")
+        current_now = f"take {row.number} ({take.id}) is current"
+        return self._result("pick", f.asset, AssetState.PICKED, current_now)
 
     def accept(self, name: str) -> CommandResult:
         """Make the rejected take of `name`'s current key current, despite the output check."""
@@ -112,8 +113,8 @@ class TakeDesk:
                                 record, LockPick(take.id, take.key))  # fmt: skip
         self._make_current(f.asset, current)
         self.book.change(name, take.id, TakeOrigin.ACCEPTED, take.reason)
-        return self._result("accept", f.asset, "accepted", f"take {take.id} accepted despite "
-                            f"the check: {take.reason}")  # fmt: skip
+        accepted = f"take {take.id} accepted despite the check: {take.reason}"
+        return self._result("accept", f.asset, AssetState.ACCEPTED, accepted)
 
     def adopt(self, name: str) -> CommandResult:
         """Make the outputs of `name` as edited by hand its current take (dependants rebuild)."""
@@ -139,7 +140,7 @@ class TakeDesk:
         reason = f"retouched by hand from take {origin}"
         self.book.add(name, Take(locked.key, blobs, TakeOrigin.RETOUCHED, takes.now_iso(),
                                  record, locked.fields, reason))  # fmt: skip
-        return self._result("adopt", asset, "adopted", f"{', '.join(changed)}: {reason}")
+        return self._result("adopt", asset, AssetState.ADOPTED, f"{', '.join(changed)}: {reason}")
 
     # ------------------------------------------------------------------ helpers
 
@@ -200,9 +201,9 @@ class TakeDesk:
         try:
             remote.push(entry, self.project.store)
         except StoreError as exc:
-            self.project.reporter.emit(Message("warning", f"remote cache: {exc}"))
+            self.project.reporter.emit(Message(MessageLevel.WARNING, f"remote cache: {exc}"))
 
-    def _result(self, command: str, asset: Asset, state: str, reason: str) -> CommandResult:
+    def _result(self, command: str, asset: Asset, state: AssetState, reason: str) -> CommandResult:
         locked = self.project.lock_entries()[asset.name]
         one = AssetResult(asset.name, asset.kind.value, state, reason, asset.outputs, locked.key)
         return CommandResult(command, (one,))

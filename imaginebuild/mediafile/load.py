@@ -47,7 +47,6 @@ from imaginebuild.model import (
     KIND_SPECS,
     MEDIAFILE_VERSION,
     PROJECT_ONLY,
-    PROVIDERS,
     VIDEO_ASPECT_RATIOS,
     VIDEO_RESOLUTIONS,
     Asset,
@@ -58,6 +57,7 @@ from imaginebuild.model import (
     Mediafile,
     ProviderSettings,
 )
+from imaginebuild.spelled import PROVIDERS, ProviderName
 from imaginebuild.untrusted import check_state_dir
 from imaginebuild.version import __version__
 
@@ -373,7 +373,7 @@ def _build(
         path=path,
         root=root,
         assets=assets,
-        provider=str(data.get("provider", "xai")),
+        provider=ProviderName(str(data.get("provider", "xai"))),  # checked by the schema
         output_dir=output_dir,
         vars=resolve_vars(data.get("vars"), where, MarkedProblems(where)),
         budget_usd=budget["max_usd"],
@@ -415,7 +415,7 @@ def _asset(
     return Asset(
         name=draft.name,
         kind=Kind(draft.kind),  # only drafts with a valid kind reach the build
-        provider=str(values["provider"]),
+        provider=ProviderName(str(values["provider"])),  # a known name (_draft)
         prompt=str(values["prompt"]),
         inputs=inputs,
         model=str(values["model"]),

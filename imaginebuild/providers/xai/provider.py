@@ -75,6 +75,7 @@ from imaginebuild.providers.xai.models import (
 )
 from imaginebuild.providers.xai.pacing import Pacer
 from imaginebuild.retry import RetryPolicy, policy_with_backoff
+from imaginebuild.spelled import ProviderName
 from imaginebuild.store.journal import JobRecord, Journal
 from imaginebuild.untrusted import Untrusted, check_api_key
 
@@ -106,7 +107,7 @@ class _NoDeferred(Exception):
 class XaiProvider:
     """Makes assets with xAI's Grok Imagine API (see the module docstring for the flow)."""
 
-    name = "xai"
+    name = ProviderName.XAI
 
     def __init__(
         self,
