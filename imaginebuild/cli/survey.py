@@ -197,7 +197,9 @@ def cmd_why(args: argparse.Namespace) -> int:
 
 def _own_reasons(asset: AssetResult) -> tuple[Reason, ...]:
     """An asset's reasons other than waiting for an input to be built."""
-    return tuple(r for r in asset.reasons if r.code != "upstream")
+    from imaginebuild.engine.rebuild import ReasonCode
+
+    return tuple(r for r in asset.reasons if r.code != ReasonCode.UPSTREAM)
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -100,13 +100,15 @@ class CommandResult:
         """The upstream assets behind `name`'s "will be built first" reasons, followed down
         the chain, nearest first: the last ones are where a field changed (or that were
         never built). Only assets in this result are followed."""
+        from imaginebuild.engine.rebuild import ReasonCode  # `why` only: off the no-op path
+
         by_name = {a.name: a for a in self.assets}
         chain: list[AssetResult] = []
         queue = [name]
         while queue:
             current = by_name.get(queue.pop(0))
             for reason in current.reasons if current is not None else ():
-                upstream = reason.asset if reason.code == "upstream" else None
+                upstream = reason.asset if reason.code == ReasonCode.UPSTREAM else None
                 if upstream in by_name and all(c.name != upstream for c in chain):
                     chain.append(by_name[upstream])
                     queue.append(upstream)

@@ -31,7 +31,7 @@ from imaginebuild.engine.jobs import JobBook, refuse_unsettled
 from imaginebuild.engine.locking import LockKeeper
 from imaginebuild.engine.paidresults import ResultKeeper, take_kept
 from imaginebuild.engine.providerpool import ProviderPool
-from imaginebuild.engine.rebuild import Action, Decision
+from imaginebuild.engine.rebuild import Action, Decision, ReasonCode
 from imaginebuild.engine.results import AssetResult, CommandResult
 from imaginebuild.engine.runtakes import RunTakes
 from imaginebuild.engine.samekey import KeyTurns
@@ -396,7 +396,7 @@ class Runner:
         )
         if await self.remote.fetch_async(f.entry):
             return dataclasses.replace(f, remote=False)
-        reasons = tuple(r for r in f.decision.reasons if r.code != "remote")
+        reasons = tuple(r for r in f.decision.reasons if r.code != ReasonCode.REMOTE)
         return dataclasses.replace(
             f, decision=Decision(Action.CALL, reasons), entry=None, outputs=None, remote=False
         )

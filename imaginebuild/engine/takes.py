@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imaginebuild.engine.rebuild import Action, Decision, Reason
+from imaginebuild.engine.rebuild import Action, Decision, Reason, ReasonCode
 from imaginebuild.errors import AssetOnHold, StoreError, UsageError
 from imaginebuild.store.cache import ActionEntry, BlobRef, Store
 from imaginebuild.store.lockfile import LockedOutput, LockEntry, LockPick, write_lockfile
@@ -44,10 +44,10 @@ __all__ = [
     "prefer_locked", "request_ids", "retouched", "review", "set_aside", "take_id",
 ]  # fmt: skip
 
-REASON_RETOUCHED = "retouched"
-REASON_SET_ASIDE = "set_aside"
-REASON_REJECTED = "rejected"
-REASON_PICK_STALE = "pick_stale"
+REASON_RETOUCHED = ReasonCode.RETOUCHED
+REASON_SET_ASIDE = ReasonCode.SET_ASIDE
+REASON_REJECTED = ReasonCode.REJECTED
+REASON_PICK_STALE = ReasonCode.PICK_STALE
 
 
 def now_iso() -> str:
@@ -112,7 +112,7 @@ def review(
 
 def hold_error(name: str, decision: Decision) -> AssetOnHold:
     """The error a run step stops with when its decision is HOLD."""
-    reason = decision.reasons[0] if decision.reasons else Reason("hold", "on hold")
+    reason = decision.reasons[0] if decision.reasons else Reason(ReasonCode.HOLD, "on hold")
     if reason.code == REASON_REJECTED:
         hint = (
             f"`imaginebuild accept {reason.asset or name}` uses the paid result; "

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from imaginebuild.engine.facts import Facts, RunOptions
-from imaginebuild.engine.rebuild import Action, Decision
+from imaginebuild.engine.rebuild import Action, Decision, ReasonCode
 from imaginebuild.engine.results import AssetResult, CommandResult, without_name
 from imaginebuild.errors import UsageError
 from imaginebuild.events import AssetState
@@ -139,7 +139,7 @@ class SurveyCommands(ProjectCore):
 def _survey_state(decision: Decision, command: str) -> AssetState:
     if decision.action is Action.UP_TO_DATE:
         return AssetState.UP_TO_DATE
-    if any(r.code == "never_built" for r in decision.reasons):
+    if any(r.code == ReasonCode.NEVER_BUILT for r in decision.reasons):
         return AssetState.NEVER_BUILT
     return AssetState.STALE
 
@@ -149,7 +149,9 @@ def _plan_reason(decision: Decision, resumes: bool = False) -> str:
     `call: why`, `restore from cache: why` or `up to date`."""
     if resumes:
         return "resume (paid)"
-    if decision.action is Action.CALL and any(r.code == "never_built" for r in decision.reasons):
+    if decision.action is Action.CALL and any(
+        r.code == ReasonCode.NEVER_BUILT for r in decision.reasons
+    ):
         return "new"
     verb = {
         Action.UP_TO_DATE: "up to date",
