@@ -58,6 +58,7 @@ VOCABULARY = frozenset(
         "layout",
         "untrusted",
         "spelled",
+        "provenance",
         "capabilities",
     }
 )

@@ -23,6 +23,7 @@ from conftest import STATE_DEADLINE_S, wait_for_state
 from s3server import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, FaultProxy, S3Server, start_s3
 
 from imaginebuild.errors import CorruptBlob, StoreError, UsageError
+from imaginebuild.provenance import Provenance
 from imaginebuild.remote.cache import RemoteCache, decode_entry, encode_entry
 from imaginebuild.remote.sync import is_precondition_failed, is_transient, redact
 from imaginebuild.retry import RetryPolicy
@@ -118,7 +119,9 @@ def make_entry(store: Store, tmp_path: Path, *sizes: int, seed: str = "") -> Act
     """An action entry whose outputs are fresh blobs of the given sizes."""
     key = hashlib.sha256(f"key-{seed}-{uuid.uuid4().hex}".encode()).hexdigest()
     outputs = tuple(add_blob(store, tmp_path, s, f"{seed}{key}{i}") for i, s in enumerate(sizes))
-    entry = ActionEntry(key=key, outputs=outputs, record={"asset": "x", "prompt": "p"})
+    entry = ActionEntry(
+        key=key, outputs=outputs, record=Provenance.from_json({"asset": "x", "prompt": "p"})
+    )
     store.put_action(entry)
     return entry
 

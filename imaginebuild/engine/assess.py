@@ -151,7 +151,7 @@ class Assessor:
             return False
         entry = entry or self.store.get_action(key)
         stored = [t.record for t in (locked, entry) if t is not None and t.key == key]
-        return not any(record.request_id in map(str, r.get("request_ids", ())) for r in stored)
+        return not any(record.request_id in r.request_ids for r in stored)
 
     @functools.cached_property
     def takes_book(self) -> TakeBook:

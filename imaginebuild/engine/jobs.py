@@ -34,7 +34,7 @@ class JobBook:
 
         journal = Journal(self.folder)
         record = journal.get(key)
-        stored = {str(r) for r in entry.record.get("request_ids", [])}
+        stored = set(entry.record.request_ids)
         if record is not None and record.request_id in stored:
             journal.remove(key)
 

@@ -18,9 +18,9 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from imaginebuild.engine.billing import BillingBook
 from imaginebuild.engine.budget import Budget, run_allowance
@@ -59,7 +59,8 @@ from imaginebuild.events import (
     StepStarted,
 )
 from imaginebuild.model import Asset
-from imaginebuild.money import format_usd, ticks_of_text
+from imaginebuild.money import format_usd
+from imaginebuild.provenance import NO_RECORD
 from imaginebuild.providers.base import (
     GenerationRequest,
     GenerationResult,
@@ -381,7 +382,7 @@ class Runner:
                 )
             )
             inputs = self._verified_inputs(f)
-            entry = await self.keeper.store_paid(f, result, inputs, dict(record))
+            entry = await self.keeper.store_paid(f, result, inputs, record)
             self.jobs.forget(f.key)
             stored = dataclasses.replace(f, outputs=entry.outputs, entry=entry)
             return self._finish(stored, entry, AssetState.RESTORED, started)
@@ -415,7 +416,7 @@ class Runner:
     def _restore(self, f: Facts) -> ActionEntry:
         assert f.entry is not None and f.fields is not None and f.key is not None
         self.jobs.drop_stored(f.key, f.entry)
-        provenance = {"key": f.key, **f.fields.to_json(), **f.entry.record}
+        provenance = {"key": f.key, **f.fields.to_json(), **f.entry.record.to_json()}
         self.materializer.materialize(f.asset, f.entry.outputs, provenance)
         return f.entry
 
@@ -435,8 +436,8 @@ class Runner:
             note(self.takes, f.asset.name, entry, f.fields.to_json(), outcome == AssetState.BUILT)
         self.outputs[f.asset.name] = outputs
         self.state.failures.clear(f.asset.name)
-        record: Mapping[str, Any] = entry.record if entry is not None else {}
-        cost = ticks_of_text(record.get("cost_usd")) if outcome == AssetState.BUILT else 0
+        built = entry.record if entry is not None and outcome == AssetState.BUILT else NO_RECORD
+        cost = built.cost_ticks or 0
         reason = f.decision.summary if outcome != AssetState.UP_TO_DATE else "up to date"
         self.results[f.asset.name] = AssetResult(
             name=f.asset.name,
@@ -446,10 +447,8 @@ class Runner:
             outputs=f.asset.outputs,
             key=f.key,
             cost_ticks=cost,
-            estimate_ticks=ticks_of_text(record.get("estimate_usd"))
-            if outcome == AssetState.BUILT
-            else 0,
-            request_ids=tuple(record.get("request_ids", ())) if outcome == AssetState.BUILT else (),
+            estimate_ticks=built.estimate_ticks or 0,
+            request_ids=built.request_ids,
             reasons=f.decision.reasons,
         )
         self.reporter.emit(

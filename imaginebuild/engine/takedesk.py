@@ -86,7 +86,7 @@ class TakeDesk:
         row = takes.choose(rows, name, wanted)
         _check_pickable(row, f, name)
         take = row.take
-        record = {**take.record, "picked": {"take": take.id, "at": takes.now_iso()}}
+        record = take.record.marked(picked={"take": take.id, "at": takes.now_iso()})
         current = takes.Current(name, f.asset.outputs, f.key, f.fields.to_json(), take.outputs,
                                 record, LockPick(take.id, take.key))  # fmt: skip
         self._make_current(f.asset, current)
@@ -104,11 +104,10 @@ class TakeDesk:
                 f"{name} has no rejected take for its current prompt and inputs",
                 hint=f"`imaginebuild takes {name}` lists its takes",
             )
-        record = {
-            **take.record,
-            "accepted_despite_check": take.reason or "failed the output check",
-            "accepted_at": takes.now_iso(),
-        }
+        record = take.record.marked(
+            accepted_despite_check=take.reason or "failed the output check",
+            accepted_at=takes.now_iso(),
+        )
         current = takes.Current(name, f.asset.outputs, f.key, f.fields.to_json(), take.outputs,
                                 record, LockPick(take.id, take.key))  # fmt: skip
         self._make_current(f.asset, current)
@@ -129,10 +128,9 @@ class TakeDesk:
             raise UsageError(f"{name}: its outputs are as generated; nothing to adopt")
         blobs = takes.current_blobs(asset.outputs, locked, self.project.root, self.project.store)
         origin = takes.take_id(takes.blobs_of(locked))
-        record = {
-            **locked.record,
-            "retouched": {"from_take": origin, "files": list(changed), "at": takes.now_iso()},
-        }
+        record = locked.record.marked(
+            retouched={"from_take": origin, "files": list(changed), "at": takes.now_iso()}
+        )
         chosen = LockPick(takes.take_id(blobs), locked.key)
         current = takes.Current(name, asset.outputs, locked.key, locked.fields, blobs, record,
                                 chosen)  # fmt: skip

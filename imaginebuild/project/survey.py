@@ -61,7 +61,7 @@ class SurveyCommands(ProjectCore):
             "key": entry.key,
             **dict(entry.fields),
             "outputs": [o.to_json() for o in entry.outputs],
-            "record": dict(entry.record),
+            "record": entry.record.to_json(),
             "earlier_takes": takes,
         }
 

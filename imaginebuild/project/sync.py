@@ -212,7 +212,7 @@ class SyncCommands(ProjectCore):
                 remote.fetch_blobs(blobs, self.store)
             except StoreError as exc:
                 self.reporter.emit(Message(MessageLevel.WARNING, f"{name}: {exc}"))
-        provenance = {"key": entry.key, **dict(entry.fields), **dict(entry.record)}
+        provenance = {"key": entry.key, **dict(entry.fields), **entry.record.to_json()}
         try:
             if asset is None or asset.outputs != paths:
                 raise LockfileError(
