@@ -208,7 +208,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(record)
         return 0
-    from imaginebuild.money import format_usd, ticks_of_text
+    from imaginebuild.money import format_usd
+    from imaginebuild.provenance import Provenance
 
     for key in ("name", "kind", "key", "provider", "model", "prompt", "variant"):
         result_line(f"{key}: {record.get(key)}")
@@ -221,18 +222,16 @@ def cmd_show(args: argparse.Namespace) -> int:
             result_line(f"input: {item.get('ref')}  sha256 {item.get('sha256')}")
     for out in record["outputs"]:
         result_line(f"output: {out['path']}  sha256 {out['sha256']}  {out['bytes']} bytes")
-    rec = record["record"]
-    estimated = " (estimated)" if rec.get("cost_estimated") else ""
-    result_line(f"built_at: {rec.get('built_at')}")
-    result_line(f"cost: {format_usd(ticks_of_text(rec.get('cost_usd')))}{estimated}")
-    result_line(f"estimate: {format_usd(ticks_of_text(rec.get('estimate_usd')))}")
-    request_ids = rec.get("request_ids")
-    ids = [str(i) for i in request_ids] if isinstance(request_ids, list) else []
-    result_line("request_ids: " + (", ".join(ids) or "none"))
-    result_line(f"imaginebuild: {rec.get('imaginebuild')}")
+    rec = Provenance.from_json(record["record"])
+    estimated = " (estimated)" if rec.cost_estimated else ""
+    result_line(f"built_at: {rec.built_at}")
+    result_line(f"cost: {format_usd(rec.cost_ticks or 0)}{estimated}")
+    result_line(f"estimate: {format_usd(rec.estimate_ticks or 0)}")
+    result_line("request_ids: " + (", ".join(rec.request_ids) or "none"))
+    result_line(f"imaginebuild: {rec.imaginebuild}")
     for key in ("picked", "retouched", "accepted_despite_check"):  # a take chosen by hand
-        if rec.get(key):
-            result_line(f"{key}: {rec[key]}")
+        if rec.extra.get(key):
+            result_line(f"{key}: {rec.extra[key]}")
     result_line(f"earlier takes in the cache: {len(record['earlier_takes'])}")
     return 0
 
