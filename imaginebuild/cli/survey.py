@@ -20,7 +20,6 @@ from imaginebuild.cli.context import (
     terminal_width,
 )
 from imaginebuild.errors import UsageError
-from imaginebuild.events import AssetState
 from imaginebuild.spelled import ProviderName
 
 if TYPE_CHECKING:
@@ -96,6 +95,7 @@ def _plan_text(
 ) -> None:
     """The plan as a table that fits the terminal; up-to-date rows only with `--all`."""
     from imaginebuild.cli.console import fit_table, grouped
+    from imaginebuild.events import AssetState  # not on the validate path
     from imaginebuild.money import format_usd
 
     shown = [a for a in result.assets if everything or a.state != AssetState.UP_TO_DATE]
@@ -158,6 +158,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """`status`: each asset up to date, stale (why), never built or failed; with
     `--exit-code`, exit 1 unless every asset is up to date."""
     from imaginebuild.cli.console import grouped, table
+    from imaginebuild.events import AssetState  # not on the validate path
 
     result = settled_answer(args) or open_project(args).status(args.targets)
     if args.exit_code and any(a.state != AssetState.UP_TO_DATE for a in result.assets):
@@ -175,6 +176,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_why(args: argparse.Namespace) -> int:
     """`why NAME`: what changed since the asset was last built, following "will be built
     first" down the chain of inputs to the fields that changed."""
+    from imaginebuild.events import AssetState  # not on the validate path
+
     explained = open_project(args).explain(args.name)
     result = explained.get(args.name)
     causes = [c for c in explained.causes(args.name) if _own_reasons(c)]
