@@ -407,6 +407,16 @@ class FakeXai:
             for entry in self._files.values():
                 entry.expires_at = 0.0
 
+    def lapse_urls(self) -> None:
+        """Make every result URL issued so far expire now, as a temporary link lapses while
+        its job is still known: the job's next poll answers with a fresh URL."""
+        self.expire_urls()
+        with self._lock:
+            for job in self._jobs.values():
+                job.file_name = None
+            for order, _, _ in self._image_jobs.values():
+                order.data = None
+
     # -- internals used by the handler ----------------------------------------
 
     def job_latency_for(self, prompt: str) -> float:
