@@ -157,7 +157,9 @@ class JobRunner:
     ) -> GenerationResult:
         """One job to its outputs: from its journaled result, else polled until done."""
         if record.result is not None:
-            fetched = await self._from_journal(http, request, record, attempt, progress)
+            fetched = await self._from_journal(
+                http, request, record, record.result, attempt, progress
+            )
             if fetched is not None:
                 return fetched
         done, poll_retries = await self.poll(http, request, record, progress, attempt.timings)
@@ -174,13 +176,12 @@ class JobRunner:
         http: XaiHttp,
         request: GenerationRequest,
         record: JobRecord,
+        result: JobResult,
         attempt: Attempt,
         progress: ProgressFn,
     ) -> GenerationResult | None:
         """The outputs fetched from the journaled result URLs; None when they are refused
         or have lapsed (the job is then polled for fresh ones)."""
-        result = record.result
-        assert result is not None
         refused = refused_urls(record, result.urls)
         if refused is not None:
             progress(
