@@ -199,6 +199,16 @@ class FakeState:
             for entry in self._files.values():
                 entry.expires_at = 0.0
 
+    def lapse_urls(self) -> None:
+        """Make every result URL issued so far expire now, as a temporary link lapses while
+        its job is still known: the job's next poll answers with a fresh URL."""
+        self.expire_urls()
+        with self._lock:
+            for job in self._jobs.values():
+                job.file_name = None
+            for order, _, _ in self._image_jobs.values():
+                order.data = None
+
     def job_latency_for(self, prompt: str) -> float:
         """Seconds a video job with `prompt` stays pending at least."""
         return latency_for(prompt, self.job_latency, self.job_latency_max, self.latency_seed)
