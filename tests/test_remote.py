@@ -24,7 +24,8 @@ from s3server import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, FaultProxy, S3Serve
 
 from imaginebuild.errors import CorruptBlob, StoreError, UsageError
 from imaginebuild.provenance import Provenance
-from imaginebuild.remote.cache import RemoteCache, decode_entry, encode_entry
+from imaginebuild.remote.cache import RemoteCache
+from imaginebuild.remote.entries import decode_entry, encode_entry
 from imaginebuild.remote.sync import is_precondition_failed, is_transient, redact
 from imaginebuild.retry import RetryPolicy
 from imaginebuild.store.cache import ActionEntry, BlobRef, Store
