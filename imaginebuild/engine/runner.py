@@ -59,7 +59,6 @@ from imaginebuild.events import (
     StepStarted,
 )
 from imaginebuild.model import Asset
-from imaginebuild.money import format_usd
 from imaginebuild.provenance import NO_RECORD
 from imaginebuild.providers.base import (
     GenerationRequest,
@@ -67,7 +66,6 @@ from imaginebuild.providers.base import (
     InputFile,
     Phase,
     Provider,
-    ProviderContext,
 )
 from imaginebuild.remote.link import BuiltElsewhere
 from imaginebuild.spelled import ProviderName
@@ -125,7 +123,7 @@ class Runner:
         self.key_turns = KeyTurns()
         self.outputs: dict[str, tuple[BlobRef, ...]] = {}
         self.results: dict[str, AssetResult] = {}
-        self.providers = ProviderPool(self._provider_context)
+        self.providers = ProviderPool(self.mediafile, state.folder, self.env, options.retry_expired)
         self.refused: list[str] = []
         self.lock = LockKeeper(self.mediafile.lockfile_path, state.lock_entries())
         self.team = TeamLink(options.no_coordinator, self.env)  # issue 19
@@ -484,21 +482,13 @@ class Runner:
         )  # fmt: skip
         return StepStatus.REFUSED if refused else StepStatus.FAILED
 
-    def _provider_context(self, name: str) -> ProviderContext:
-        return ProviderContext(
-            settings=self.mediafile.settings(name),
-            state_dir=self.state.folder,
-            env=self.env,
-            retry_expired=self.options.retry_expired,
-        )
-
     def _refusal_messages(self, results: list[AssetResult]) -> tuple[str, ...]:
         if not self.refused:
             return ()
-        left = [r for r in results if r.state == AssetState.SKIPPED]
-        would = sum(self.estimator.ticks(self.mediafile.assets[r.name]) for r in left)
-        names = ", ".join(r.name for r in left)
-        return (
-            f"{self.budget.limit_name()} budget reached: left unbuilt {names} "
-            f"(estimated {format_usd(would)} more)",
-        )
+        assets = self.mediafile.assets
+        left = {
+            r.name: self.estimator.ticks(assets[r.name])
+            for r in results
+            if r.state == AssetState.SKIPPED
+        }
+        return (self.budget.stopped(left),)
