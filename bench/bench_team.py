@@ -1,6 +1,6 @@
 """Team scale: four runners, one Redis coordinator, one remote cache, one rate-limited API.
 
-    python bench/bench_team.py [--images 100] [--videos 10] [--runners 4] [--json F]
+    python bench/bench_team.py [--images 100] [--videos 10] [--runners 4] [--json F] [--timeline]
 
 Four `imaginebuild run` processes, each in its own clone of one project of
 `--images` images and `--videos` one-second videos, share a Redis coordinator
@@ -22,6 +22,10 @@ after the first, and a video then renders for the job latency; the bound is the
 larger of the two models' figures. The runs start from cold processes, so
 start-up, polls, downloads and pushes all count against it.
 
+`--timeline` prints, per round, where the makespan went (`team_timeline.py`):
+each runner's session, slots, lease waits and end, and the submission stream
+against the ideal one.
+
 Exit 1 when an invariant breaks or the ratio passes 1.15.
 """
 
@@ -34,6 +38,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -44,7 +49,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from redisserver import RedisServer
 from s3server import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, start_s3
+from team_timeline import RunnerTimes, summary
 
+from imaginebuild.coordinator.redisteam import RedisCoordinator
 from imaginebuild.money import format_usd, usd_to_ticks
 from imaginebuild.testing.fake_xai import FakeXai, Route
 
@@ -74,6 +81,7 @@ class Round:
     billed_usd: str
     billed_ticks: int
     cap_ticks: int
+    timeline: tuple[str, ...] = ()
 
     @property
     def ratio(self) -> float:
@@ -128,13 +136,13 @@ def one_round(
         raise SystemExit(f"team set failed: {capped.stderr}")
     seen, refused = len(fake.log), fake.rate_limits.refused
     billed_before = fake.billed_ticks()
-    started = time.perf_counter()
+    t0, started = time.time(), time.perf_counter()
     argv = [sys.executable, "-m", "imaginebuild", "run", "-j", "16"]
     procs = [
         subprocess.Popen(argv, cwd=c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for c in clones
     ]
-    errors = [p.communicate(timeout=1800)[1].decode("utf-8", "replace") for p in procs]
+    errors, ended = wait_all(procs)
     makespan = time.perf_counter() - started
     codes = tuple(p.returncode for p in procs)
     for code, err in zip(codes, errors, strict=True):
@@ -146,6 +154,16 @@ def one_round(
         and r.status == 200 and isinstance(r.body, dict)
     )  # fmt: skip
     billed = fake.billed_ticks() - billed_before
+    timeline: list[str] = []
+    if args.timeline:
+        times = [
+            RunnerTimes(p.pid, t0, end, e.count("waiting for its push"))
+            for p, end, e in zip(procs, ended, errors, strict=True)
+        ]
+        team = RedisCoordinator(env["IMAGINEBUILD_COORDINATOR"], team=env["IMAGINEBUILD_TEAM"])
+        grants = team.grants()
+        team.close()
+        timeline = summary(t0, times, grants, new, RATES, args.startup_s)
     return Round(
         cap_usd=format_usd(cap_ticks),
         estimate_usd=format_usd(estimate),
@@ -160,7 +178,36 @@ def one_round(
         billed_usd=format_usd(billed),
         billed_ticks=billed,
         cap_ticks=cap_ticks,
+        timeline=tuple(timeline),
     )
+
+
+def wait_all(procs: list[subprocess.Popen[bytes]]) -> tuple[list[str], list[float]]:
+    """Every runner's stderr and the wall-clock time it ended, each waited for on its own."""
+    errors, ended = [""] * len(procs), [0.0] * len(procs)
+
+    def wait(i: int) -> None:
+        errors[i] = procs[i].communicate(timeout=1800)[1].decode("utf-8", "replace")
+        ended[i] = time.time()
+
+    threads = [threading.Thread(target=wait, args=(i,)) for i in range(len(procs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors, ended
+
+
+def startup_s() -> float:
+    """The best of five `python -m imaginebuild --version`: a runner's bare start-up."""
+    best = float("inf")
+    for _ in range(5):
+        began = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "imaginebuild", "--version"], cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                       check=True)  # fmt: skip
+        best = min(best, time.perf_counter() - began)
+    return best
 
 
 def main() -> int:
@@ -170,7 +217,9 @@ def main() -> int:
     parser.add_argument("--videos", type=int, default=10)
     parser.add_argument("--runners", type=int, default=4)
     parser.add_argument("--json", metavar="F", help="write the rounds as JSON here")
+    parser.add_argument("--timeline", action="store_true", help="print where the time went")
     args = parser.parse_args()
+    args.startup_s = startup_s()
     with tempfile.TemporaryDirectory(prefix="bench-team-") as tmp:
         folder = Path(tmp)
         redis = RedisServer.start_in(folder / "redis")
@@ -230,6 +279,8 @@ def report(rounds: dict[str, Round], args: argparse.Namespace) -> int:
             print(f"\n{name}: submitted more than once: {', '.join(r.paid_twice)}")
         for line in r.warnings[:10]:
             print(f"{name}: a runner said: {line[:300]}")
+        if r.timeline:
+            print(f"\n{name}, " + "\n".join(r.timeline))
     print(f"\nmakespan ÷ bound (cap above the cost): {over.ratio:.2f} (target ≤ {TARGET_RATIO})")
     print("invariants and target: " + ("ok" if ok else "MISSED"))
     if args.json:

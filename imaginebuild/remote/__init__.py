@@ -4,6 +4,7 @@
     backend the object store a URL names, opened with the environment's options
     sync   transfers with retries and verification
     link   how a run uses the remote: look up before a call, push after it
+    leases what a build lease says;  leasewait  how a run waits on another's lease
 
 Layer 2, beside `providers`.
 May import: the shared vocabulary, `mediafile` and `store`.
