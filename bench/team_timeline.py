@@ -60,6 +60,9 @@ def summary(
     subs = [e.at - t0 for e in log if e.route in SUBMISSIONS and e.status == 200]
     downloads = [e.at - t0 for e in log if e.route == Route.DOWNLOAD]
     polls = sum(1 for e in log if e.route in (Route.POLL, Route.IMAGE_POLL))
+    refused = [e for e in log if e.route in SUBMISSIONS and e.status == 429]
+    if refused:
+        lines.append("429s: " + ", ".join(f"{e.route.value} at {e.at - t0:.2f}" for e in refused))
     if subs:
         lines.append(
             f"last submission {max(subs):.2f}, last download "
