@@ -55,7 +55,7 @@ def summary(
         )
     end = max(r.ended for r in runners) - t0
     for route, model in zip(SUBMISSIONS, rates, strict=True):
-        lines += stream(t0, [e for e in log if e.route == route and e.status == 200],
+        lines += stream(t0, [e for e in log if e.route == route and e.status in (200, 429)],
                         model, rates[model], grants)  # fmt: skip
     subs = [e.at - t0 for e in log if e.route in SUBMISSIONS and e.status == 200]
     downloads = [e.at - t0 for e in log if e.route == Route.DOWNLOAD]
@@ -75,14 +75,16 @@ def summary(
 def stream(
     t0: float, arrivals: Sequence[LoggedRequest], model: str, rate: int, grants: Sequence[Grant]
 ) -> list[str]:
-    """One model's submissions against the ideal stream from its first one."""
-    if not arrivals:
+    """One model's submissions (answered 200) against the ideal stream from its first one;
+    each arrival, 429s included, paired with the grant it used (both in order)."""
+    tried = sorted(e.at - t0 for e in arrivals)
+    at = sorted(e.at - t0 for e in arrivals if e.status == 200)
+    if not at:
         return []
-    at = sorted(e.at - t0 for e in arrivals)
     granted = sorted(g.time_ns / 1e9 - t0 for g in grants if g.model == model)
     ideal_last = at[0] + (len(at) - 1) / rate
     gaps = sorted(((b - a, a) for a, b in itertools.pairwise(at)), reverse=True)[:5]
-    late = [a - g for a, g in zip(at, granted, strict=False)]
+    late = [a - g for a, g in zip(tried, granted, strict=False)]
     per_s = [sum(1 for a in at if int(a) == s) for s in range(int(at[-1]) + 1)]
     return [
         f"{model}: {len(at)} submissions, first {at[0]:.2f}, last {at[-1]:.2f} "
@@ -91,4 +93,4 @@ def stream(
         f"max {max(late) * 1e3:.0f} ms",
         f"  widest gaps: {', '.join(f'{g:.2f} s at {a:.1f}' for g, a in gaps)}",
         f"  per second: {' '.join(map(str, per_s))}",
-    ]
+    ] + [f"  grant → arrival ms: {' '.join(f'{x * 1e3:.0f}' for x in late)}"] * (len(late) <= 20)

@@ -587,11 +587,11 @@ def test_a_waiting_machine_gets_the_entry_the_lease_holder_pushes(
     wait_for_state(lambda: bool(waits) or not waiter.is_alive(), "b waiting on a's lease")
     assert waiter.is_alive() and got == [], got  # b is waiting, not building
     a.push(entry, store_a)
-    pushed.set()  # a has not released its lease yet: b sees the entry, not a free lease
+    a.release_lease(entry.key, "a")  # a holder lets go only after its push
+    pushed.set()
     waiter.join(timeout=STATE_DEADLINE_S)
     assert got == [entry]
     assert waits == [LEASE_PACE.first_s]  # one pause, the shortest, then the entry
-    a.release_lease(entry.key, "a")
     b.fetch(entry, store_b)
     assert b.lease_holder(entry.key) is None
 
@@ -614,6 +614,28 @@ def test_a_wait_grows_its_pauses_to_the_cap_and_claims_again_at_the_reclaim_inte
     assert asyncio.run(wait) is None  # b took the lease over at its first claim after 1.5 s
     assert pauses[:4] == [0.1, 0.2, 0.4, 0.4] and max(pauses) == 0.4
     assert 2.0 <= now[0] - 1000.0 < 2.4  # the reclaim interval, not the lease's end, set when
+    assert b.lease_holder(key) == "b"
+
+
+def test_a_waiting_machine_builds_soon_after_the_holder_lets_go_without_a_push(
+    make_remote: Make,
+) -> None:
+    """The holder stopped (a cap, a failed call) and released its lease: the waiter sees
+    the lease gone at its next look and builds, long before its reclaim interval."""
+    key = "4" * 64
+    now = [1000.0]
+    a, b = make_remote(clock=lambda: now[0]), make_remote(clock=lambda: now[0])
+    assert a.acquire_lease(key, "a", ttl=60)
+
+    async def pause(seconds: float) -> None:
+        now[0] += seconds
+        if now[0] >= 1000.3:
+            a.release_lease(key, "a")
+
+    pace = LeasePace(first_s=0.1, max_s=0.1, reclaim_s=100.0)
+    wait = claim_or_wait(b, key, "b", ttl=60, timeout=600, pace=pace, sleep=pause)
+    assert asyncio.run(wait) is None  # b builds
+    assert now[0] < 1000.45  # at its first look after the release, not at 1100
     assert b.lease_holder(key) == "b"
 
 
@@ -673,6 +695,7 @@ def test_waits_on_many_leases_hold_none_of_the_loops_worker_threads(
         await asyncio.wait_for(all_pausing.wait(), STATE_DEADLINE_S)  # each looked once
         for entry in entries:
             await asyncio.wait_for(asyncio.to_thread(a.push, entry, store), STATE_DEADLINE_S)
+            await asyncio.wait_for(asyncio.to_thread(a.release_lease, entry.key, "a"), 60)
         pushed.set()
         return await asyncio.wait_for(asyncio.gather(*waits), STATE_DEADLINE_S)
 

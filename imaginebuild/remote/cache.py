@@ -462,6 +462,10 @@ class RemoteCache:
             return True, None
         return False, self.get_action(key)
 
+    def lease_exists(self, key: str) -> bool:
+        """Whether a lease object for `key` is there (expired or not: one HEAD)."""
+        return self.transport.info(self.lease_path(key)) is not None
+
     def lease_holder(self, key: str) -> str | None:
         """Who holds an unexpired lease on `key`, if anyone."""
         if not self.supports_leases:

@@ -1,11 +1,14 @@
 """How a run waits on another machine's build lease: soon after its push, holding no thread.
 
-A machine that finds a key's lease held looks for the holder's entry at once,
-then again after pauses that grow from `LeasePace.first_s` by `growth` up to
-`max_s`, so a short build is seen within tens of milliseconds of its push and a
-long one costs at most one small GET per `max_s` (0.5 s: about 7,200 GETs an
-hour of waiting, a fraction of a cent on S3). Every `reclaim_s` it tries the
-lease itself again, which takes over a lease that expired or whose holder died.
+A machine that finds a key's lease held looks whether the lease is still there
+after pauses that grow from `LeasePace.first_s` by `growth` up to `max_s`. The
+holder releases its lease only after pushing its build (or when its call never
+happened: a cap, a failure), so once the lease is gone the waiter claims again
+at once and either finds the entry or builds. A short build is seen within tens
+of milliseconds of its release and a long one costs one HEAD per `max_s` (0.5 s:
+7,200 an hour of waiting, a fraction of a cent on S3). Every `reclaim_s` it
+claims again regardless, which takes over a lease that expired or whose holder
+died.
 
 Each look runs in a worker thread only for its round trip; the pauses are the
 event loop's, so any number of waits hold none of the loop's few worker threads
@@ -71,8 +74,8 @@ async def claim_or_wait(
         while clock() < reclaim_at:
             await sleep(pause)
             pause = pace.next_pause(pause)
-            entry = await asyncio.to_thread(remote.get_action, key)
-            if entry is not None:
-                return entry
-        if clock() >= deadline:
-            return None
+            if not await asyncio.to_thread(remote.lease_exists, key):
+                break  # released: pushed, or given up; the claim tells which
+        else:
+            if clock() >= deadline:
+                return None
