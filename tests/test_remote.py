@@ -24,7 +24,8 @@ from conftest import STATE_DEADLINE_S, wait_for_state
 from s3server import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, FaultProxy, S3Server, start_s3
 
 from imaginebuild.errors import CorruptBlob, StoreError, UsageError
-from imaginebuild.remote.cache import RemoteCache, decode_entry, encode_entry
+from imaginebuild.remote.cache import RemoteCache
+from imaginebuild.remote.entries import decode_entry, encode_entry
 from imaginebuild.remote.leasewait import LEASE_PACE, LeasePace, claim_or_wait
 from imaginebuild.remote.sync import is_precondition_failed, is_transient, redact
 from imaginebuild.retry import RetryPolicy

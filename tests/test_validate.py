@@ -10,9 +10,9 @@ from typing import Any
 import jsonschema
 import pytest
 
+from imaginebuild.mediafile.inputs import Problem, project_path, resolve_input
 from imaginebuild.mediafile.schema import load_schema
 from imaginebuild.mediafile.schemacheck import schema_diagnostics
-from imaginebuild.mediafile.validate import Problem, project_path, resolve_input
 from imaginebuild.mediafile.yamlload import compose
 from imaginebuild.model import (
     IMAGE_ASPECT_RATIOS,

@@ -23,17 +23,13 @@ from imaginebuild.errors import Diagnostic, MediafileError
 from imaginebuild.gcpause import paused_gc
 from imaginebuild.layout import StateLayout, text_digest
 from imaginebuild.layout import absolute as absolute_path
+from imaginebuild.mediafile.inputs import resolve_input
 from imaginebuild.mediafile.interpolate import interpolate, resolve_vars
 from imaginebuild.mediafile.matrix import Combination, expand_matrices
 from imaginebuild.mediafile.relabel import relabel
 from imaginebuild.mediafile.schema import schema_text
 from imaginebuild.mediafile.schemacheck import kind_of, schema_diagnostics
-from imaginebuild.mediafile.validate import (
-    Draft,
-    outputs_of,
-    resolve_input,
-    semantic_diagnostics,
-)
+from imaginebuild.mediafile.validate import Draft, outputs_of, semantic_diagnostics
 from imaginebuild.mediafile.yamlload import (
     JsonPath,
     MarkedProblems,

@@ -35,8 +35,6 @@ AWS_PROFILE, ~/.aws, instance roles); they are never stored or shown.
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -46,6 +44,7 @@ from typing import Any
 from imaginebuild.errors import CorruptBlob, StoreError
 from imaginebuild.remote import leases
 from imaginebuild.remote.backend import open_fs
+from imaginebuild.remote.entries import check_name, decode_entry, encode_entry
 from imaginebuild.remote.sync import (
     DEFAULT_POLICY,
     Progress,
@@ -55,16 +54,12 @@ from imaginebuild.remote.sync import (
 )
 from imaginebuild.retry import RetryPolicy
 from imaginebuild.store.cache import ActionEntry, BlobRef, Store
-from imaginebuild.untrusted import Untrusted, load_json
-from imaginebuild.version import KEY_FORMAT_VERSION
+from imaginebuild.untrusted import is_sha256
 
-REMOTE_FORMAT = "imaginebuild-remote-action"
-REMOTE_FORMAT_VERSION = 1
 LAYOUT = "v1"
 DEFAULT_JOBS = 8
 DEFAULT_GC_MIN_AGE = 3600.0  # a blob younger than this may belong to a push in progress
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _LEASE_PROTOCOLS = frozenset({"s3", "s3a", "file", "local"})
 
@@ -83,55 +78,6 @@ class RemoteGc:
     drop_blobs: tuple[str, ...]
     freed_bytes: int
     dry_run: bool
-
-
-def _is_sha256(value: str) -> bool:
-    return _SHA256.fullmatch(value) is not None
-
-
-def _check_name(value: str, what: str) -> str:
-    # Names become object paths; refusing anything but hex keeps a hostile entry
-    # from steering a download outside the store.
-    if not _is_sha256(value):
-        raise StoreError(f"not a valid {what}: {value[:80]!r}")
-    return value
-
-
-def encode_entry(entry: ActionEntry) -> bytes:
-    """The remote form of an action entry: versioned, with the key-format version."""
-    doc = {
-        "format": REMOTE_FORMAT,
-        "v": REMOTE_FORMAT_VERSION,
-        "key_format": KEY_FORMAT_VERSION,
-        "entry": entry.to_json(),
-    }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
-
-
-def decode_entry(raw: bytes, key: str) -> ActionEntry:
-    """Parse and validate a remote entry for `key`; StoreError says what is wrong."""
-    try:
-        doc = load_json(raw)
-    except Untrusted as exc:
-        raise StoreError(str(exc)) from exc
-    if not isinstance(doc, dict) or doc.get("format") != REMOTE_FORMAT:
-        raise StoreError("not an imaginebuild remote action entry")
-    if doc.get("v") != REMOTE_FORMAT_VERSION:
-        raise StoreError(f"remote entry format {doc.get('v')!r} is not {REMOTE_FORMAT_VERSION}")
-    if doc.get("key_format") != KEY_FORMAT_VERSION:
-        raise StoreError(f"key format {doc.get('key_format')!r} is not {KEY_FORMAT_VERSION}")
-    body = doc.get("entry")
-    if not isinstance(body, dict):
-        raise StoreError("the entry is missing")
-    entry = ActionEntry.from_json(body)
-    if entry.key != key:
-        raise StoreError(f"it is filed under {key[:12]} but names key {entry.key[:12]}")
-    if not entry.outputs:
-        raise StoreError("it names no outputs")
-    for blob in (*entry.outputs, *(b for take in entry.takes for b in take)):
-        if not _is_sha256(blob.sha256) or blob.size < 0:
-            raise StoreError(f"it names an invalid blob {blob.sha256[:80]!r}")
-    return entry
 
 
 class RemoteCache:
@@ -189,17 +135,17 @@ class RemoteCache:
 
     def blob_path(self, sha256: str) -> str:
         """The object path of a blob."""
-        sha = _check_name(sha256, "blob hash")
+        sha = check_name(sha256, "blob hash")
         return f"{self.base}/blobs/{sha[:2]}/{sha}"
 
     def action_path(self, key: str) -> str:
         """The object path of an action entry."""
-        checked = _check_name(key, "action key")
+        checked = check_name(key, "action key")
         return f"{self.base}/actions/{checked[:2]}/{checked}.json"
 
     def lease_path(self, key: str) -> str:
         """The object path of a key's build lease."""
-        return f"{self.base}/leases/{_check_name(key, 'action key')}.json"
+        return f"{self.base}/leases/{check_name(key, 'action key')}.json"
 
     # -- action entries ----------------------------------------------------------------
 
@@ -224,7 +170,7 @@ class RemoteCache:
         keys = []
         for obj in self.transport.list_files(f"{self.base}/actions"):
             name = str(obj["name"]).rsplit("/", 1)[-1]
-            if name.endswith(".json") and _is_sha256(name[:-5]):
+            if name.endswith(".json") and is_sha256(name[:-5]):
                 keys.append(name[:-5])
         return sorted(keys)
 
@@ -239,7 +185,7 @@ class RemoteCache:
         found = {}
         for obj in self.transport.list_files(f"{self.base}/blobs"):
             name = str(obj["name"]).rsplit("/", 1)[-1]
-            if _is_sha256(name):
+            if is_sha256(name):
                 found[name] = obj
         return found
 
@@ -263,7 +209,7 @@ class RemoteCache:
         """
         wanted: dict[str, BlobRef] = {}
         for blob in blobs:
-            _check_name(blob.sha256, "blob hash")
+            check_name(blob.sha256, "blob hash")
             if not store.has_blob(blob.sha256):
                 wanted.setdefault(blob.sha256, blob)
         todo = list(wanted.values())
