@@ -21,8 +21,9 @@ Two machines that miss the same key at once would both pay for it. A lease
 closes that window where the backend has conditional writes (S3 and its
 clones: `If-None-Match: *` answers 412 to the second creator; file:// uses an
 exclusive link): `acquire_lease` returns True to exactly one of them until the
-lease expires or is released; `claim_or_wait` is the whole protocol (claim,
-else poll for the entry until the lease expires or a timeout passes).
+lease expires or is released; `claim` is one try and `leasewait.claim_or_wait`
+the whole protocol (claim, else look for the entry until the lease ends or a
+timeout passes).
 Limits: a holder that outlives its `ttl` without renewing may be joined by a
 second builder; on file:// an expired lease is taken over by delete-then-create,
 where two takers can race; on backends without conditional writes (gs://…)
@@ -34,7 +35,6 @@ AWS_PROFILE, ~/.aws, instance roles); they are never stored or shown.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -106,8 +106,7 @@ class RemoteCache:
         self.transport = Transport(fs, label=self.url, policy=policy, jobs=jobs, sleep=sleep)
         protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
         self.supports_leases = bool(_LEASE_PROTOCOLS & set(protocols))
-        self._clock = clock
-        self._sleep = sleep
+        self.clock = clock
         self._warn = warn
 
     @classmethod
@@ -335,7 +334,7 @@ class RemoteCache:
             if entry is not None:
                 keep.update(b.sha256 for b in entry.outputs)
                 keep.update(b.sha256 for take in entry.takes for b in take)
-        now = self._clock()
+        now = self.clock()
         drop_blobs, freed = [], 0
         for sha, obj in sorted(self._blob_objects().items()):
             if sha in keep or now - _mtime(obj, now) < min_age:
@@ -363,7 +362,7 @@ class RemoteCache:
         if self.readonly or not self.supports_leases:
             return True
         path = self.lease_path(key)
-        body = leases.encode(owner, self._clock() + min(ttl, leases.MAX_LEASE_S))
+        body = leases.encode(owner, self.clock() + min(ttl, leases.MAX_LEASE_S))
         if self.transport.create_exclusive(path, body):
             return True
         info = self.transport.info(path)
@@ -392,41 +391,26 @@ class RemoteCache:
     def _holds(self, lease: leases.Lease, info: Mapping[str, Any]) -> bool:
         """Whether a lease still binds others: unexpired (its lifetime capped from when
         it was written) and not held by a process of this host that is gone."""
-        now = self._clock()
+        now = self.clock()
         return lease.ends_at(_mtime(info, now)) > now and not lease.holder_is_dead_here()
 
-    def claim_or_wait(
-        self,
-        key: str,
-        owner: str,
-        *,
-        ttl: float,
-        timeout: float,
-        poll: float = 2.0,
-        stop: threading.Event | None = None,
-    ) -> ActionEntry | None:
-        """Before paying for a key missing everywhere: build it, or wait for whoever is.
-
-        Returns None when the caller should build (it holds the lease, or gave
-        up waiting after `timeout` seconds; either way it calls `release_lease`
-        after its push), or the entry another machine pushed meanwhile. Setting
-        `stop` ends the wait at once (Ctrl-C, SIGTERM); it then returns None.
-        """
-        deadline = self._clock() + timeout
-        while True:
-            if self.acquire_lease(key, owner, ttl):
-                # The holder may have pushed and released between our miss and our claim.
-                entry = self.get_action(key)
-                if entry is not None:
-                    self.release_lease(key, owner)
-                return entry
+    def claim(self, key: str, owner: str, ttl: float) -> tuple[bool, ActionEntry | None]:
+        """One try before paying for a key missing everywhere: (True, None) when this
+        owner now holds the lease and builds; (False, entry) when another machine's build
+        is there to restore; (False, None) when another holds the lease (wait and look
+        again: `leasewait.claim_or_wait`)."""
+        if self.acquire_lease(key, owner, ttl):
+            # The holder may have pushed and released between our miss and our claim.
             entry = self.get_action(key)
-            if entry is not None or self._clock() >= deadline:
-                return entry
-            if stop is None:
-                self._sleep(poll)
-            elif stop.wait(poll):
-                return None
+            if entry is not None:
+                self.release_lease(key, owner)
+                return False, entry
+            return True, None
+        return False, self.get_action(key)
+
+    def lease_exists(self, key: str) -> bool:
+        """Whether a lease object for `key` is there (expired or not: one HEAD)."""
+        return self.transport.info(self.lease_path(key)) is not None
 
     def lease_holder(self, key: str) -> str | None:
         """Who holds an unexpired lease on `key`, if anyone."""
