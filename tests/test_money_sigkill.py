@@ -143,7 +143,7 @@ def test_the_books_balance_when_runs_are_killed_at_random_points(
                 kills.append(kill)
                 assert_consistent(proj, f"attempt {number} killed at {attempt}")
         final = cli(proj, "--json", "run")
-        assert final.returncode == 0, final.stderr
+        assert final.code == 0, final.stderr
         assert set(states(final).values()) <= FINISHED, final.stdout
         assert_consistent(proj, "the run to completion")
         settle(fake)
@@ -276,7 +276,7 @@ def test_a_forced_take_killed_while_polling_is_collected_and_recorded_by_the_nex
 ) -> None:
     with FakeXai(pending_polls=1) as fake:
         proj = make_project(tmp_path / "p", fake, ONE_CLIP)
-        assert cli(proj, "run").returncode == 0
+        assert cli(proj, "run").code == 0
         fake.inject(Route.POLL, Fault.hang(60))  # holds the forced take's first poll
         err = tmp_path / "forced.stderr"
         child = spawn(proj, err, "-v", "run", "--force", "clip")
@@ -287,7 +287,7 @@ def test_a_forced_take_killed_while_polling_is_collected_and_recorded_by_the_nex
             child.wait(timeout=30)
         [forced_job] = journaled(proj)
         rerun = cli(proj, "--json", "run")  # no --force: the take paid for is still collected
-        assert rerun.returncode == 0, rerun.stderr
+        assert rerun.code == 0, rerun.stderr
         assert states(rerun) == {"clip": "built"}
         assert len(fake.submissions()) == 2, "the forced job was submitted again"
         entries = counted(ledger_lines(proj))
