@@ -75,3 +75,33 @@ def test_a_bad_runner_ttl_fails_the_paid_step_before_any_call(
     ) in result.stderr
     assert fake.log == [] and fake.bills == []
     assert not (tmp_path / "out").exists()
+
+
+def test_team_set_restores_a_default_rate_and_lifts_a_cap_and_refuses_a_negative_one(
+    cli: Cli, tmp_path: Path
+) -> None:
+    file = tmp_path / "team.sqlite3"
+    env = {"IMAGINEBUILD_COORDINATOR": f"sqlite:{file}"}
+    done = cli(
+        "--json", "team", "set", "--max-usd-per-day", "50", "--rate", "grok-imagine-image=3/2",
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert done.code == 0, done.stderr
+    assert done.json["caps"]["rates"] == {"grok-imagine-image": "3/2"}
+    status = cli("team", "status", cwd=tmp_path, env=env)
+    assert "rate grok-imagine-image: 0 of 3 in the last 2" in status.stdout
+    assert "of $50.00" in status.stdout
+
+    reset = cli(
+        "--json", "team", "set", "--rate", "grok-imagine-image=default",
+        "--max-usd-per-day", "none", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert reset.code == 0, reset.stderr
+    assert reset.json["caps"] == {"max_per_day_ticks": None, "max_total_ticks": None, "rates": {}}
+    assert "rate grok-imagine-image" not in cli("team", "status", cwd=tmp_path, env=env).stdout
+
+    negative = cli("team", "set", "--max-usd-total", "-5", cwd=tmp_path, env=env)
+    assert negative.code == 2
+    assert "error: --max-usd-total '-5' must not be negative" in negative.stderr
+    after = cli("--json", "team", "status", cwd=tmp_path, env=env)
+    assert after.json["caps"]["max_total_ticks"] is None  # nothing changed
