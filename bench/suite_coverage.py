@@ -3,6 +3,7 @@
     python bench/suite_coverage.py                      # the whole suite, then the tables
     python bench/suite_coverage.py tests/test_cli.py    # some tests only (any pytest arguments)
     python bench/suite_coverage.py --report-only        # the tables of the data already collected
+    python bench/suite_coverage.py --report-only --module remote/link.py --module cli/
 
 The settings are pyproject.toml's `[tool.coverage.*]`: branch measurement, one data file per
 process, and coverage's `patch = ["subprocess"]`, which hands the measurement to every child
@@ -88,6 +89,21 @@ def tables(report: dict[str, object]) -> tuple[list[tuple[str, Tally]], Tally]:
     return sorted(per_package.items()), total
 
 
+def named_rows(report: dict[str, object], prefixes: list[str]) -> list[tuple[str, Tally]]:
+    """One row per prefix: the files under imaginebuild/ whose path starts with it."""
+    files = report["files"]
+    assert isinstance(files, dict)
+    rows = []
+    for prefix in prefixes:
+        tally = Tally()
+        for path, entry in files.items():
+            inner = Path(path).as_posix().split("imaginebuild/", 1)[-1]
+            if inner.startswith(prefix):
+                tally.add(entry["summary"])
+        rows.append((f"`{prefix}`", tally))
+    return rows
+
+
 def markdown(rows: list[tuple[str, Tally]], total: Tally) -> str:
     """The table bench/README.md shows."""
     lines = [
@@ -107,14 +123,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report-only", action="store_true", help="report the data collected")
     parser.add_argument("--files", action="store_true", help="also print coverage's per-file table")
+    parser.add_argument(
+        "--module",
+        action="append",
+        default=[],
+        help="also a row for the files under imaginebuild/ whose path starts with this "
+        "(`remote/link.py`, `cli/`); repeatable",
+    )
     options, pytest_args = parser.parse_known_args(argv)
     code = 0 if options.report_only else run_suite(pytest_args)
     if coverage("json", "-q", "-o", str(JSON_REPORT)) != 0:
         return 1
     if options.files:
         coverage("report", "--skip-covered", "--sort=cover")
-    rows, total = tables(json.loads(JSON_REPORT.read_text()))
+    report = json.loads(JSON_REPORT.read_text())
+    rows, total = tables(report)
     print(markdown(rows, total))
+    if options.module:
+        print()
+        print(markdown(named_rows(report, options.module), total))
     if code != 0:
         print(f"\npytest exited {code}: the figures count the tests that ran.", file=sys.stderr)
     return code
