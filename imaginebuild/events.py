@@ -10,6 +10,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from imaginebuild.spelled import Spelled
+
+
+class AssetState(Spelled):
+    """How an asset stands after a command, as events, results and `--json` spell it.
+
+    The scheduler's own `StepStatus` (ok/failed/refused/skipped) says only whether a
+    step's dependants may start; a state says what happened to the asset.
+    """
+
+    UP_TO_DATE = "up_to_date"  # nothing to do: outputs match the lockfile for this key
+    RESTORED = "restored"  # put in place from a cache, no call
+    BUILT = "built"  # a provider call made it
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not attempted: a parent failed, a policy refused it, never built
+    STALE = "stale"  # status/plan: its key or outputs changed since the last build
+    NEVER_BUILT = "never_built"  # status/plan: the lockfile has no entry for it
+    PUSHED = "pushed"  # push: uploaded to the remote cache
+    PICKED = "picked"  # takes: an earlier take made current
+    ACCEPTED = "accepted"  # takes: a rejected take accepted despite the output check
+    ADOPTED = "adopted"  # takes: outputs retouched by hand made the current take
+
+
+class MessageLevel(Spelled):
+    """How loud a free-form message is; the display decides what each verbosity shows."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+
 
 @dataclass(frozen=True)
 class RunStarted:
@@ -39,31 +69,31 @@ class StepPhase:
 
 @dataclass(frozen=True)
 class StepFinished:
-    """A step ended in `state` (up_to_date/restored/built/failed/skipped)."""
+    """A step ended in `state`; `cost_ticks` is what its calls were billed."""
 
     asset: str
-    state: str
+    state: AssetState
     reason: str
     seconds: float
-    cost_usd: str = "0"
+    cost_ticks: int = 0
     error: str | None = None
 
 
 @dataclass(frozen=True)
 class Message:
-    """A free-form note for humans (`level`: info, warning, debug)."""
+    """A free-form note for humans."""
 
-    level: str
+    level: MessageLevel
     text: str
 
 
 @dataclass(frozen=True)
 class RunFinished:
-    """The run is over; counts per state, wall time and spend."""
+    """The run is over; counts per state, wall time and spend (ticks)."""
 
-    counts: dict[str, int]
+    counts: dict[AssetState, int]
     seconds: float
-    cost_usd: str
+    cost_ticks: int
 
 
 Event = RunStarted | StepStarted | StepPhase | StepFinished | Message | RunFinished

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from imaginebuild.spelled import ProviderName
+
 MEDIAFILE_VERSION = 1
 
 IMAGE_ASPECT_RATIOS = (
@@ -18,7 +20,6 @@ IMAGE_ASPECT_RATIOS = (
 VIDEO_ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
 IMAGE_RESOLUTIONS = ("1k", "1.5k", "2k")
 VIDEO_RESOLUTIONS = ("480p", "720p", "1080p")
-PROVIDERS = ("xai", "local")
 
 PNG = "image/png"
 MP4 = "video/mp4"
@@ -153,7 +154,7 @@ class Asset:
 
     name: str
     kind: Kind
-    provider: str
+    provider: ProviderName
     prompt: str
     inputs: tuple[InputRef, ...] = ()
     model: str = ""
@@ -211,7 +212,7 @@ class Mediafile:
     path: Path  # absolute path of the mediafile
     root: Path  # the project folder (the mediafile's folder), absolute
     assets: Mapping[str, Asset]  # in declaration order
-    provider: str = "xai"
+    provider: ProviderName = ProviderName.XAI
     output_dir: str = "out"
     vars: Mapping[str, str] = field(default_factory=dict)
     budget_usd: Decimal | None = None  # budget.max_usd: one run's limit

@@ -28,7 +28,8 @@ from conftest import CliResult, run_cli, xai_env
 
 from imaginebuild.store.journal import decode_record
 from imaginebuild.store.lockfile import read_lockfile
-from imaginebuild.testing.fake_xai import VIDEO_SUBMISSIONS, FakeXai, LoggedRequest, Route
+from imaginebuild.testing.fake_state import VIDEO_SUBMISSIONS
+from imaginebuild.testing.fake_xai import FakeXai, LoggedRequest, Route
 
 KEY = "xai-RELIABILITY-0123456789abcdef"
 SUBPROCESS_TIMEOUT_S = 120

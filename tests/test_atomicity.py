@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import wait_for_state
 
+from imaginebuild.provenance import Provenance
 from imaginebuild.store import settled
 from imaginebuild.store.cache import ActionEntry, BlobRef, Store
 from imaginebuild.store.ledger import Ledger, LedgerEntry
@@ -117,7 +118,7 @@ def lock_entries(count: int, tag: str) -> dict[str, LockEntry]:
                     "image/png",
                 ),
             ),
-            record={"cost_usd": "0.02"},
+            record=Provenance.from_json({"cost_usd": "0.02"}),
         )
         for i in range(count)
     }
@@ -204,11 +205,15 @@ def test_action_entry_rewrites_are_never_seen_torn(store: Store, tmp_path: Path)
 
     key = "a" * 64
     entries = [
-        ActionEntry(key=key, outputs=(blob(100),), record={"asset": "x", "prompt": "p"}),
+        ActionEntry(
+            key=key,
+            outputs=(blob(100),),
+            record=Provenance.from_json({"asset": "x", "prompt": "p"}),
+        ),
         ActionEntry(
             key=key,
             outputs=tuple(blob(200 + i) for i in range(20)),
-            record={"asset": "x", "prompt": "p" * 20_000},
+            record=Provenance.from_json({"asset": "x", "prompt": "p" * 20_000}),
         ),
     ]
     store.put_action(entries[0])

@@ -312,12 +312,14 @@ def test_an_error_that_names_its_asset_is_not_named_twice() -> None:
 
     from imaginebuild.cli.console import PlainReporter
     from imaginebuild.cli.live import finished_line
-    from imaginebuild.events import RunStarted, StepFinished
+    from imaginebuild.events import AssetState, RunStarted, StepFinished
 
     stream = io.StringIO()
     reporter = PlainReporter(stream)
     reporter.emit(RunStarted(1))
-    failed = StepFinished("banner", "failed", "call failed", 1.0, error="banner: the image is 1×1")
+    failed = StepFinished(
+        "banner", AssetState.FAILED, "call failed", 1.0, error="banner: the image is 1×1"
+    )
     reporter.emit(failed)
     assert stream.getvalue() == "[1/1] failed banner: the image is 1×1\n"
     assert finished_line(failed, 1, 1).text == "✗ [1/1] failed banner: the image is 1×1"
@@ -391,13 +393,13 @@ def test_the_local_renderer_draws_every_character_of_a_caption() -> None:
 
 def test_the_live_eta_expects_videos_to_take_longer_than_images() -> None:
     from imaginebuild.cli.live import Board
-    from imaginebuild.events import RunStarted, StepFinished, StepStarted
+    from imaginebuild.events import AssetState, RunStarted, StepFinished, StepStarted
 
     board = Board()
     expected = (("still", 10.0), ("clip", 150.0), ("clip2", 150.0))  # a 6 s video: 60 + 15 × 6
     board.apply(RunStarted(3, expected), 0.0)
     board.apply(StepStarted("still", "call"), 0.0)
-    board.apply(StepFinished("still", "built", "never built", 1.0), 1.0)  # 10x quicker
+    board.apply(StepFinished("still", AssetState.BUILT, "never built", 1.0), 1.0)  # 10x quicker
     eta = board.eta(1.0)
     assert eta is not None and eta == pytest.approx(30.0)  # 15 s each, one at a time
     pace_only = 1.0 / 1 * 2  # what finished steps per second alone would say

@@ -207,7 +207,7 @@ def _stale_journal_records(proj: Proj) -> int:
     for record in left:
         entry = locked[record.asset]
         assert entry.key == record.key, f"a journal record of an unknown key: {record}"
-        assert record.request_id in entry.record.get("request_ids", ()), record
+        assert record.request_id in entry.record.request_ids, record
     return len(left)
 
 
@@ -331,7 +331,7 @@ def test_a_kill_between_the_store_write_and_the_journal_removal_leaves_no_job_to
         JobRecord(
             key=locked.key,
             asset="clip",
-            request_id=str(locked.record["request_ids"][0]),
+            request_id=locked.record.request_ids[0],
             endpoint="/videos/generations",
             model="grok-imagine-video",
             submitted_at=time.time(),

@@ -167,6 +167,18 @@ def test_result_urls_expire() -> None:
         assert client.get(body["data"][0]["url"]).status_code == 404
 
 
+def test_a_lapsed_url_is_replaced_by_the_next_poll(api: httpx.Client, fake: FakeXai) -> None:
+    request_id = api.post("/videos/generations", json={"prompt": "x"}).json()["request_id"]
+    assert api.get(f"/videos/{request_id}").status_code == 202  # one pending poll
+    old = api.get(f"/videos/{request_id}").json()["video"]["url"]
+    fake.expire_urls()
+    assert api.get(f"/videos/{request_id}").json()["video"]["url"] == old  # gone for good
+    fake.lapse_urls()
+    fresh = api.get(f"/videos/{request_id}").json()["video"]["url"]
+    assert fresh != old
+    assert api.get(old).status_code == 404 and api.get(fresh).status_code == 200
+
+
 def test_video_job_goes_pending_then_done_with_real_mp4(api: httpx.Client, fake: FakeXai) -> None:
     submitted = api.post("/videos/generations", json={"prompt": "x", "duration": 2})
     request_id = submitted.json()["request_id"]

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from imaginebuild.cli.app import main
 from imaginebuild.errors import LockfileError, StoreError
 from imaginebuild.remote import leases
-from imaginebuild.remote.cache import decode_entry
+from imaginebuild.remote.entries import decode_entry
 from imaginebuild.store.cache import ActionEntry
 from imaginebuild.store.lockfile import parse_lockfile
 

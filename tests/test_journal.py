@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 
 from imaginebuild.errors import StoreError
-from imaginebuild.store.journal import JobRecord, Journal
+from imaginebuild.store.journal import JOURNAL_VERSION, JobRecord, JobResult, Journal
 
 
 def record(key: str = "ab12", request_id: str = "req-1", at: float = 1.0) -> JobRecord:
@@ -74,3 +76,43 @@ def test_unwritable_folder_is_a_store_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(StoreError):
         Journal(blocker / "journal").put(record())
+
+
+def test_a_result_round_trips_and_a_version_1_record_still_loads(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    result = JobResult(("https://vidgen.x.ai/a.mp4",), "grok-imagine-video", 5, 2.0)
+    done = replace(record(), result=result)
+    journal.put(done)
+    assert journal.get("ab12") == done
+    assert json.loads(journal.path_for("ab12").read_text())["version"] == JOURNAL_VERSION
+    old = {k: v for k, v in asdict(record()).items() if k != "result"}
+    journal.path_for("ab12").write_text(json.dumps({"version": 1, **old}))
+    assert journal.get("ab12") == record()  # submitted, no result: resumed by polling
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        [],
+        {"urls": ["u"] * 17, "model": "m", "cost_ticks": None, "done_at": 1.0},
+        {"urls": ["u" * 9000], "model": "m", "cost_ticks": None, "done_at": 1.0},
+        {"urls": ["u"], "model": "m", "cost_ticks": -1, "done_at": 1.0},
+        {"urls": ["u"], "model": "m", "cost_ticks": True, "done_at": 1.0},
+        {"urls": ["u"], "model": "m", "cost_ticks": None, "done_at": "soon"},
+        {"urls": ["u"], "cost_ticks": None, "done_at": 1.0},
+    ],
+)
+def test_a_misshapen_result_makes_the_record_corrupt(tmp_path: Path, result: object) -> None:
+    journal = Journal(tmp_path)
+    data = {"version": JOURNAL_VERSION, **asdict(record()), "result": result}
+    journal.path_for("ab12").write_text(json.dumps(data))
+    with pytest.raises(StoreError, match=r"ab12\.json: unreadable journal record"):
+        journal.get("ab12")
+
+
+def test_an_unknown_version_is_corrupt(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    data = {"version": JOURNAL_VERSION + 1, **asdict(record())}
+    journal.path_for("ab12").write_text(json.dumps(data))
+    with pytest.raises(StoreError, match="not a version"):
+        journal.get("ab12")

@@ -57,6 +57,8 @@ VOCABULARY = frozenset(
         "gcpause",
         "layout",
         "untrusted",
+        "spelled",
+        "provenance",
         "capabilities",
     }
 )

@@ -23,7 +23,9 @@ from imaginebuild.cli.live import (
     summary_text,
 )
 from imaginebuild.events import (
+    AssetState,
     Message,
+    MessageLevel,
     RunFinished,
     RunStarted,
     StepFinished,
@@ -95,9 +97,13 @@ def test_board_tracks_states_counts_cost_and_queue() -> None:
     )
     assert board.rows["london"].started == 10.0  # elapsed counts from the step's start
     assert board.queued == 3
-    board.apply(StepFinished("london", "built", "never built", 4.0, "0.07"), 14.0)
-    board.apply(StepFinished("sketch", "restored", "from the cache", 0.1, "0"), 14.0)
-    board.apply(StepFinished("clip", "built", "never built", 9.0, "0.202"), 15.0)
+    board.apply(
+        StepFinished("london", AssetState.BUILT, "never built", 4.0, usd_to_ticks("0.07")), 14.0
+    )
+    board.apply(StepFinished("sketch", AssetState.RESTORED, "from the cache", 0.1, 0), 14.0)
+    board.apply(
+        StepFinished("clip", AssetState.BUILT, "never built", 9.0, usd_to_ticks("0.202")), 15.0
+    )
     assert board.rows == {}
     assert board.done == 3 and board.queued == 1
     assert board.counts == {"built": 2, "restored": 1}
@@ -108,21 +114,21 @@ def test_eta_is_the_pace_so_far_times_steps_left() -> None:
     board = Board()
     board.apply(RunStarted(4), 100.0)
     assert board.eta(130.0) is None  # nothing finished: no pace to extrapolate
-    board.apply(StepFinished("a", "built", "never built", 10.0), 110.0)
+    board.apply(StepFinished("a", AssetState.BUILT, "never built", 10.0), 110.0)
     assert board.eta(110.0) == pytest.approx(30.0)  # 10 s per step, 3 left
-    board.apply(StepFinished("b", "built", "never built", 10.0), 140.0)
+    board.apply(StepFinished("b", AssetState.BUILT, "never built", 10.0), 140.0)
     assert board.eta(140.0) == pytest.approx(40.0)  # 20 s per step, 2 left
     for name in ("c", "d"):
-        board.apply(StepFinished(name, "restored", "", 0.0), 141.0)
+        board.apply(StepFinished(name, AssetState.RESTORED, "", 0.0), 141.0)
     assert board.eta(141.0) is None  # done
 
 
-def test_garbage_cost_does_not_break_the_total() -> None:
+def test_the_board_adds_up_the_ticks_of_the_steps() -> None:
     board = Board()
     board.apply(RunStarted(2), 0.0)
-    board.apply(StepFinished("a", "built", "", 1.0, "not money"), 1.0)
-    board.apply(StepFinished("b", "built", "", 1.0, "0.5"), 1.0)
-    assert board.cost == usd_to_ticks("0.5")
+    board.apply(StepFinished("a", AssetState.BUILT, "", 1.0, usd_to_ticks("0.25")), 1.0)
+    board.apply(StepFinished("b", AssetState.BUILT, "", 1.0, usd_to_ticks("0.5")), 1.0)
+    assert board.cost == usd_to_ticks("0.75")
 
 
 @pytest.mark.parametrize(
@@ -160,12 +166,12 @@ def test_log_lines_follow_verbosity(verbosity: int, expected: list[str]) -> None
         RunStarted(3),
         StepStarted("a", "call"),
         StepPhase("a", "polling", "job r-1"),
-        StepFinished("a", "built", "never built", 1.0, "0.07"),
-        StepFinished("b", "up_to_date", "up to date", 0.0),
-        StepFinished("c", "failed", "call failed", 2.0, error="HTTP 500 after 4 tries"),
-        Message("warning", "slow down"),
-        Message("info", "note"),
-        Message("debug", "GET /v1/videos/r-1 200"),
+        StepFinished("a", AssetState.BUILT, "never built", 1.0, usd_to_ticks("0.07")),
+        StepFinished("b", AssetState.UP_TO_DATE, "up to date", 0.0),
+        StepFinished("c", AssetState.FAILED, "call failed", 2.0, error="HTTP 500 after 4 tries"),
+        Message(MessageLevel.WARNING, "slow down"),
+        Message(MessageLevel.INFO, "note"),
+        Message(MessageLevel.DEBUG, "GET /v1/videos/r-1 200"),
     ]
     lines = [line.text for e in events for line in board.apply(e, 0.0)]
     assert lines == expected
@@ -179,7 +185,9 @@ def test_formats() -> None:
     assert format_usd(usd_to_ticks("0.4")) == "$0.40"
     assert format_usd(usd_to_ticks("0.002")) == "$0.002"
     assert format_usd(usd_to_ticks("12")) == "$12.00"
-    finished = RunFinished({"built": 3, "up_to_date": 4}, 12.34, "0.44")
+    finished = RunFinished(
+        {AssetState.BUILT: 3, AssetState.UP_TO_DATE: 4}, 12.34, usd_to_ticks("0.44")
+    )
     assert summary_text(finished) == (
         "built 3, restored 0, up to date 4, failed 0, skipped 0 in 12.3s, $0.44"
     )
@@ -201,7 +209,7 @@ def test_live_display_shows_rows_elapsed_cost_and_eta() -> None:
     assert "ETA" not in last
 
     clock.advance(8)
-    live.emit(StepFinished("london", "built", "never built", 10.0, "0.07"))
+    live.emit(StepFinished("london", AssetState.BUILT, "never built", 10.0, usd_to_ticks("0.07")))
     live.emit(StepStarted("clip", "call"))
     clock.advance(65)
     live.emit(StepPhase("clip", "downloading", "job r-2"))
@@ -216,8 +224,8 @@ def test_run_finished_erases_the_display_and_leaves_the_summary() -> None:
     live.emit(RunStarted(1))
     live.emit(StepStarted("a", "call"))
     clock.advance(3)
-    live.emit(StepFinished("a", "built", "never built", 3.0, "0.05"))
-    live.emit(RunFinished({"built": 1}, 3.0, "0.05"))
+    live.emit(StepFinished("a", AssetState.BUILT, "never built", 3.0, usd_to_ticks("0.05")))
+    live.emit(RunFinished({AssetState.BUILT: 1}, 3.0, usd_to_ticks("0.05")))
     out = buffer.getvalue()
     assert SHOW_CURSOR in out
     assert out.rstrip("\n").endswith(
@@ -225,7 +233,7 @@ def test_run_finished_erases_the_display_and_leaves_the_summary() -> None:
     )
     assert out.count(HIDE_CURSOR) == 1
     # Events after the end (none expected) do not bring the display back.
-    live.emit(Message("info", "late"))
+    live.emit(Message(MessageLevel.INFO, "late"))
     assert buffer.getvalue().count(HIDE_CURSOR) == 1
 
 
@@ -233,8 +241,8 @@ def test_a_run_with_nothing_to_do_prints_its_summary_alone() -> None:
     live, _, buffer = reporter()
     live.emit(RunStarted(3))
     for name in ("a", "b", "c"):
-        live.emit(StepFinished(name, "up_to_date", "up to date", 0.0))
-    live.emit(RunFinished({"up_to_date": 3}, 0.0, "0"))
+        live.emit(StepFinished(name, AssetState.UP_TO_DATE, "up to date", 0.0))
+    live.emit(RunFinished({AssetState.UP_TO_DATE: 3}, 0.0, 0))
     assert buffer.getvalue() == (
         "built 0, restored 0, up to date 3, failed 0, skipped 0 in 0.0s, $0.00\n"
     )
@@ -269,7 +277,7 @@ def test_user_text_is_shown_literally_not_as_markup() -> None:
     live, _, buffer = reporter()
     live.emit(RunStarted(1))
     live.emit(StepPhase("a", "polling", "[bold red]job[/] <b>"))
-    live.emit(StepFinished("a", "failed", "x", 1.0, error="rejected: '[link=x]y[/link]'"))
+    live.emit(StepFinished("a", AssetState.FAILED, "x", 1.0, error="rejected: '[link=x]y[/link]'"))
     text = plain(buffer)
     assert "[bold red]job[/] <b>" in text
     assert "rejected: '[link=x]y[/link]'" in text
@@ -279,10 +287,10 @@ def test_quiet_draws_nothing_live_only_failures_and_summary() -> None:
     live, _, buffer = reporter(VERBOSITY_QUIET)
     live.emit(RunStarted(2))
     live.emit(StepStarted("a", "call"))
-    live.emit(StepFinished("a", "built", "never built", 1.0))
+    live.emit(StepFinished("a", AssetState.BUILT, "never built", 1.0))
     live.emit(StepStarted("b", "call"))
-    live.emit(StepFinished("b", "failed", "x", 1.0, error="boom"))
-    live.emit(RunFinished({"built": 1, "failed": 1}, 2.0, "0"))
+    live.emit(StepFinished("b", AssetState.FAILED, "x", 1.0, error="boom"))
+    live.emit(RunFinished({AssetState.BUILT: 1, AssetState.FAILED: 1}, 2.0, 0))
     assert HIDE_CURSOR not in buffer.getvalue()
     assert plain(buffer).splitlines() == [
         "✗ [2/2] failed b: boom",
@@ -337,10 +345,10 @@ def test_a_closed_terminal_silences_the_reporter() -> None:
     console = make_console(Broken(), force_terminal=True, width=80, color_system=None)
     live = LiveReporter(sys.stderr, clock=FakeClock(), console=console, auto_refresh=False)
     live.emit(RunStarted(2))  # must not raise
-    live.emit(StepFinished("a", "built", "never built", 1.0))
+    live.emit(StepFinished("a", AssetState.BUILT, "never built", 1.0))
     tried = Broken.attempts
     assert tried >= 1  # it did write, and met the closed pipe
-    live.emit(StepFinished("b", "built", "never built", 1.0))
+    live.emit(StepFinished("b", AssetState.BUILT, "never built", 1.0))
     live.close()  # rich's default Console would have raised SystemExit above
     assert Broken.attempts == tried  # silenced: nothing more was written after the pipe closed
 
@@ -352,8 +360,8 @@ def test_a_closed_pipe_before_the_display_starts_silences_the_reporter() -> None
 
     live = LiveReporter(Broken(), clock=FakeClock(), auto_refresh=False)
     live.emit(RunStarted(1))
-    live.emit(Message("warning", "budget reached"))  # must not raise
-    live.emit(RunFinished({}, 0.0, "0"))
+    live.emit(Message(MessageLevel.WARNING, "budget reached"))  # must not raise
+    live.emit(RunFinished({}, 0.0, 0))
 
 
 def test_rich_loads_only_once_a_step_is_in_flight() -> None:
@@ -366,9 +374,9 @@ def test_rich_loads_only_once_a_step_is_in_flight() -> None:
         out = io.StringIO()
         live = LiveReporter(out)
         live.emit(RunStarted(1))
-        live.emit(Message("warning", "w"))
-        live.emit(StepFinished("a", "up_to_date", "up to date", 0.0))
-        live.emit(RunFinished({"up_to_date": 1}, 0.0, "0"))
+        live.emit(Message(MessageLevel.WARNING, "w"))
+        live.emit(StepFinished("a", AssetState.UP_TO_DATE, "up to date", 0.0))
+        live.emit(RunFinished({AssetState.UP_TO_DATE: 1}, 0.0, 0))
         print("rich" in sys.modules, repr(out.getvalue()))
     """
     out = subprocess.run(

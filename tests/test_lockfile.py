@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imaginebuild.errors import LockfileError
+from imaginebuild.provenance import Provenance
 from imaginebuild.store.lockfile import (
     LOCKFILE_VERSION,
     LockedOutput,
@@ -38,7 +39,9 @@ entries = st.builds(
         {"prompt": st.text(max_size=30), "variant": st.integers(0, 9), "kind": st.just("image")}
     ),
     outputs=st.lists(outputs, min_size=1, max_size=3).map(tuple),
-    record=st.fixed_dictionaries({"cost_usd": st.sampled_from(["0", "0.02"])}),
+    record=st.fixed_dictionaries({"cost_usd": st.sampled_from(["0", "0.02"])}).map(
+        Provenance.from_json
+    ),
 )
 locks = st.dictionaries(names, entries, max_size=5)
 
@@ -67,7 +70,7 @@ def _entry(prompt: str = "A fox") -> LockEntry:
         "a" * 64,
         {"prompt": prompt, "params": {"resolution": "1k", "count": 1}},
         (LockedOutput("out/fox.png", "b" * 64, 10, "image/png"),),
-        {"cost_usd": "0.02"},
+        Provenance.from_json({"cost_usd": "0.02"}),
     )
 
 
@@ -160,7 +163,9 @@ json_values = st.recursive(
             key=hexes,
             fields=st.dictionaries(st.text(max_size=6), json_values, max_size=4),
             outputs=st.lists(outputs, max_size=2).map(tuple),
-            record=st.dictionaries(st.text(max_size=6), json_values, max_size=4),
+            record=st.dictionaries(st.text(max_size=6), json_values, max_size=4).map(
+                Provenance.from_json
+            ),
         ),
         max_size=4,
     )

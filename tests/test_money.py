@@ -323,12 +323,12 @@ def test_a_step_line_prints_ten_cents_as_cents() -> None:
     import io
 
     from imaginebuild.cli.console import PlainReporter
-    from imaginebuild.events import RunStarted, StepFinished
+    from imaginebuild.events import AssetState, RunStarted, StepFinished
 
     stream = io.StringIO()
     reporter = PlainReporter(stream)
     reporter.emit(RunStarted(1))
-    reporter.emit(StepFinished("a", "built", "never built", 1.0, "0.1"))
+    reporter.emit(StepFinished("a", AssetState.BUILT, "never built", 1.0, usd_to_ticks("0.1")))
     assert stream.getvalue() == "[1/1] built a  1.0s  $0.10  (never built)\n"
 
 

@@ -7,11 +7,12 @@ prefix of one bucket; the server starts once per session.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,10 @@ from conftest import STATE_DEADLINE_S, wait_for_state
 from s3server import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, FaultProxy, S3Server, start_s3
 
 from imaginebuild.errors import CorruptBlob, StoreError, UsageError
-from imaginebuild.remote.cache import RemoteCache, decode_entry, encode_entry
+from imaginebuild.provenance import Provenance
+from imaginebuild.remote.cache import RemoteCache
+from imaginebuild.remote.entries import decode_entry, encode_entry
+from imaginebuild.remote.leasewait import LEASE_PACE, LeasePace, claim_or_wait
 from imaginebuild.remote.sync import is_precondition_failed, is_transient, redact
 from imaginebuild.retry import RetryPolicy
 from imaginebuild.store.cache import ActionEntry, BlobRef, Store
@@ -118,7 +122,9 @@ def make_entry(store: Store, tmp_path: Path, *sizes: int, seed: str = "") -> Act
     """An action entry whose outputs are fresh blobs of the given sizes."""
     key = hashlib.sha256(f"key-{seed}-{uuid.uuid4().hex}".encode()).hexdigest()
     outputs = tuple(add_blob(store, tmp_path, s, f"{seed}{key}{i}") for i, s in enumerate(sizes))
-    entry = ActionEntry(key=key, outputs=outputs, record={"asset": "x", "prompt": "p"})
+    entry = ActionEntry(
+        key=key, outputs=outputs, record=Provenance.from_json({"asset": "x", "prompt": "p"})
+    )
     store.put_action(entry)
     return entry
 
@@ -572,44 +578,132 @@ def test_a_waiting_machine_gets_the_entry_the_lease_holder_pushes(
     pushed = threading.Event()
     waits: list[float] = []
 
-    def wait_for_the_push(seconds: float) -> None:  # b's poll pause ends when a has pushed
+    async def wait_for_the_push(seconds: float) -> None:  # b's pause ends when a has pushed
         waits.append(seconds)
-        pushed.wait(STATE_DEADLINE_S)
+        await asyncio.to_thread(pushed.wait, STATE_DEADLINE_S)
 
-    a, b = make_remote(), make_remote(sleep=wait_for_the_push)
-    assert a.claim_or_wait(entry.key, "a", ttl=60, timeout=5) is None  # a builds
+    a, b = make_remote(), make_remote()
+    assert asyncio.run(claim_or_wait(a, entry.key, "a", ttl=60, timeout=5)) is None  # a builds
     got: list[ActionEntry | None] = []
-    waiter = threading.Thread(
-        target=lambda: got.append(b.claim_or_wait(entry.key, "b", ttl=60, timeout=20, poll=0.05))
-    )
+    wait = claim_or_wait(b, entry.key, "b", ttl=60, timeout=20, sleep=wait_for_the_push)
+    waiter = threading.Thread(target=lambda: got.append(asyncio.run(wait)))
     waiter.start()
     wait_for_state(lambda: bool(waits) or not waiter.is_alive(), "b waiting on a's lease")
     assert waiter.is_alive() and got == [], got  # b is waiting, not building
     a.push(entry, store_a)
-    a.release_lease(entry.key, "a")
+    a.release_lease(entry.key, "a")  # a holder lets go only after its push
     pushed.set()
     waiter.join(timeout=STATE_DEADLINE_S)
     assert got == [entry]
+    assert waits == [LEASE_PACE.first_s]  # one pause, the shortest, then the entry
     b.fetch(entry, store_b)
     assert b.lease_holder(entry.key) is None
+
+
+def test_a_wait_grows_its_pauses_to_the_cap_and_claims_again_at_the_reclaim_interval(
+    make_remote: Make,
+) -> None:
+    key = "3" * 64
+    now = [1000.0]
+    pauses: list[float] = []
+
+    async def pause(seconds: float) -> None:  # the machines' clock moves only when they wait
+        pauses.append(seconds)
+        now[0] += seconds
+
+    a, b = make_remote(clock=lambda: now[0]), make_remote(clock=lambda: now[0])
+    pace = LeasePace(first_s=0.1, max_s=0.4, growth=2.0, reclaim_s=2.0)
+    assert a.acquire_lease(key, "a", ttl=1.5)  # and then a dies without pushing
+    wait = claim_or_wait(b, key, "b", ttl=60, timeout=20, pace=pace, sleep=pause)
+    assert asyncio.run(wait) is None  # b took the lease over at its first claim after 1.5 s
+    assert pauses[:4] == [0.1, 0.2, 0.4, 0.4] and max(pauses) == 0.4
+    assert 2.0 <= now[0] - 1000.0 < 2.4  # the reclaim interval, not the lease's end, set when
+    assert b.lease_holder(key) == "b"
+
+
+def test_a_waiting_machine_builds_soon_after_the_holder_lets_go_without_a_push(
+    make_remote: Make,
+) -> None:
+    """The holder stopped (a cap, a failed call) and released its lease: the waiter sees
+    the lease gone at its next look and builds, long before its reclaim interval."""
+    key = "4" * 64
+    now = [1000.0]
+    a, b = make_remote(clock=lambda: now[0]), make_remote(clock=lambda: now[0])
+    assert a.acquire_lease(key, "a", ttl=60)
+
+    async def pause(seconds: float) -> None:
+        now[0] += seconds
+        if now[0] >= 1000.3:
+            a.release_lease(key, "a")
+
+    pace = LeasePace(first_s=0.1, max_s=0.1, reclaim_s=100.0)
+    wait = claim_or_wait(b, key, "b", ttl=60, timeout=600, pace=pace, sleep=pause)
+    assert asyncio.run(wait) is None  # b builds
+    assert now[0] < 1000.45  # at its first look after the release, not at 1100
+    assert b.lease_holder(key) == "b"
 
 
 def test_a_waiting_machine_builds_when_the_holder_vanishes(make_remote: Make) -> None:
     key = "2" * 64
     now = [1000.0]
 
-    def pause(seconds: float) -> None:  # the machines' clock moves only when they wait
+    async def pause(seconds: float) -> None:  # the machines' clock moves only when they wait
         now[0] += seconds
 
-    a = make_remote(clock=lambda: now[0], sleep=pause)
-    b = make_remote(clock=lambda: now[0], sleep=pause)
+    a = make_remote(clock=lambda: now[0])
+    b = make_remote(clock=lambda: now[0])
+    c = make_remote(clock=lambda: now[0])
+    pace = LeasePace(first_s=0.05, max_s=0.05, reclaim_s=0.05)
     assert a.acquire_lease(key, "a", ttl=0.5)  # and then a dies without pushing
-    assert b.claim_or_wait(key, "b", ttl=60, timeout=20, poll=0.05) is None
+    waits_out = claim_or_wait(b, key, "b", ttl=60, timeout=20, pace=pace, sleep=pause)
+    assert asyncio.run(waits_out) is None
     assert 1000.5 <= now[0] < 1000.6  # b waited out a's lease, polling, then took it
     assert b.lease_holder(key) == "b"
-    c = make_remote(clock=lambda: now[0], sleep=pause)
-    assert c.claim_or_wait(key, "c", ttl=60, timeout=0.2, poll=0.05) is None  # gives up: builds
+    gives_up = claim_or_wait(c, key, "c", ttl=60, timeout=0.2, pace=pace, sleep=pause)
+    assert asyncio.run(gives_up) is None  # c gives up after its timeout: builds
     assert b.lease_holder(key) == "b"
+
+
+def test_waits_on_many_leases_hold_none_of_the_loops_worker_threads(
+    tmp_path: Path, make_remote: Make
+) -> None:
+    """Eight waits on a loop with two worker threads: the holder's pushes, run on the same
+    threads, still go through, and every wait ends with the pushed entry."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = make_store(tmp_path, "a")
+    entries = [make_entry(store, tmp_path, 100, seed=str(i)) for i in range(8)]
+    a, b = make_remote(), make_remote()
+    for entry in entries:
+        assert a.acquire_lease(entry.key, "a", 60)
+
+    async def scenario() -> list[ActionEntry | None]:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=2))
+        pushed, all_pausing = asyncio.Event(), asyncio.Event()
+        pausing: set[str] = set()
+
+        def pauser(key: str) -> Callable[[float], Awaitable[None]]:
+            async def pause(_seconds: float) -> None:
+                pausing.add(key)
+                if len(pausing) == len(entries):
+                    all_pausing.set()
+                await pushed.wait()
+
+            return pause
+
+        waits = [
+            asyncio.create_task(claim_or_wait(b, e.key, "b", ttl=60, timeout=60,
+                                              sleep=pauser(e.key)))
+            for e in entries
+        ]  # fmt: skip
+        await asyncio.wait_for(all_pausing.wait(), STATE_DEADLINE_S)  # each looked once
+        for entry in entries:
+            await asyncio.wait_for(asyncio.to_thread(a.push, entry, store), STATE_DEADLINE_S)
+            await asyncio.wait_for(asyncio.to_thread(a.release_lease, entry.key, "a"), 60)
+        pushed.set()
+        return await asyncio.wait_for(asyncio.gather(*waits), STATE_DEADLINE_S)
+
+    assert asyncio.run(scenario()) == entries
 
 
 def test_leases_on_a_file_remote(tmp_path: Path) -> None:

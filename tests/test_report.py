@@ -282,8 +282,9 @@ def test_names_and_paths_are_escaped_in_attributes_too() -> None:
 
 
 def test_page_totals_and_notes() -> None:
-    def card(name: str, cost: str | None) -> Card:
-        return Card(name, "image", "up_to_date", "", "p", "xai", "m", {}, 0, cost_usd=cost)
+    def card(name: str, cost: str) -> Card:
+        ticks = usd_to_ticks(cost)
+        return Card(name, "image", "up_to_date", "", "p", "xai", "m", {}, 0, cost_ticks=ticks)
 
     cards = (card("a", "0.07"), card("b", "0.132"))
     page = Page("proj<1>", "mediafile.yaml", cards, ("n<1>",), spent_ticks=usd_to_ticks("1.5"))

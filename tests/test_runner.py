@@ -20,7 +20,7 @@ from imaginebuild.engine.facts import RunOptions
 from imaginebuild.engine.graph import Dag
 from imaginebuild.engine.results import CommandResult
 from imaginebuild.engine.runner import Runner
-from imaginebuild.events import Message, RecordingReporter
+from imaginebuild.events import Message, MessageLevel, RecordingReporter
 from imaginebuild.layout import StateLayout
 from imaginebuild.mediafile.load import load_mediafile
 from imaginebuild.model import InputPolicy
@@ -44,7 +44,9 @@ def _runner(folder: Path, cache: Path, reporter: RecordingReporter, **options: b
     """A Runner wired by hand: the collaborators a Project would give it."""
     mediafile = load_mediafile(folder / "mediafile.yaml", InputPolicy.from_env(ENV))
     state = ProjectState(
-        mediafile.root, mediafile.lockfile_path, lambda t: reporter.emit(Message("warning", t))
+        mediafile.root,
+        mediafile.lockfile_path,
+        lambda t: reporter.emit(Message(MessageLevel.WARNING, t)),
     )
     store = Store(cache)
     assessor = Assessor(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from imaginebuild.errors import CorruptBlob, StoreError
+from imaginebuild.provenance import Provenance
 from imaginebuild.store.cache import ActionEntry, BlobRef, Store, default_cache_dir
 
 
@@ -88,7 +89,7 @@ def test_verify_blob_detects_a_flipped_byte(store: Store, tmp_path: Path) -> Non
 
 def test_an_action_entry_round_trips(store: Store, tmp_path: Path) -> None:
     ref = store.put_file(_file(tmp_path, b"out"), "image/png")
-    entry = ActionEntry("k" * 64, (ref,), {"cost_usd": "0.02"}, ((ref,),))
+    entry = ActionEntry("k" * 64, (ref,), Provenance.from_json({"cost_usd": "0.02"}), ((ref,),))
     store.put_action(entry)
     assert store.get_action("k" * 64) == entry
     assert store.action_keys() == ["k" * 64]

@@ -22,6 +22,7 @@ import pytest
 from conftest import PROJECTS, CliResult, run_cli
 
 from imaginebuild.cli.invocation import build_parser
+from imaginebuild.provenance import NO_RECORD
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BACKTICKED = re.compile(r"`([^`]+)`")
@@ -148,7 +149,9 @@ def setting_for(
     base, out = lock["assets"]["base"], lock["assets"]["other"]["outputs"][0]
     blob = BlobRef(out["sha256"], out["bytes"], out["media_type"])
     lockfile = (project / "mediafile.yaml").resolve().with_suffix(".lock")
-    take = Take(base["key"], (blob,), TakeOrigin.REJECTED, "", {}, base["fields"], "too small")
+    take = Take(
+        base["key"], (blob,), TakeOrigin.REJECTED, "", NO_RECORD, base["fields"], "too small"
+    )
     TakeBook.for_project(Store(cache), lockfile).add("base", take)
     return project, env
 

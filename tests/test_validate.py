@@ -10,15 +10,14 @@ from typing import Any
 import jsonschema
 import pytest
 
+from imaginebuild.mediafile.inputs import Problem, project_path, resolve_input
 from imaginebuild.mediafile.schema import load_schema
 from imaginebuild.mediafile.schemacheck import schema_diagnostics
-from imaginebuild.mediafile.validate import Problem, project_path, resolve_input
 from imaginebuild.mediafile.yamlload import compose
 from imaginebuild.model import (
     IMAGE_ASPECT_RATIOS,
     IMAGE_RESOLUTIONS,
     KIND_SPECS,
-    PROVIDERS,
     VIDEO_ASPECT_RATIOS,
     VIDEO_RESOLUTIONS,
     InputRef,
@@ -26,6 +25,7 @@ from imaginebuild.model import (
     Media,
     RefKind,
 )
+from imaginebuild.spelled import PROVIDERS
 
 SCHEMA = load_schema()
 LOCAL_HINT = "for a local file, copy it into the project and give its relative path"

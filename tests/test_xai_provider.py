@@ -540,8 +540,13 @@ def test_request_id_is_journaled_before_the_first_poll(fake: FakeXai, tmp_path: 
     assert seen and seen[0] is not None
     assert seen[0].request_id == result.calls[0].request_id
     assert fake.requests(Route.POLL)[0].number > fake.submissions()[0].number
-    # the provider leaves the record: the engine drops it once the outputs are stored
-    assert provider.journal.get(request.key) == seen[0]
+    # the provider leaves the record, now with the job's result (its URL and bill): the
+    # engine drops it once the outputs are stored
+    kept = provider.journal.get(request.key)
+    assert kept is not None and kept.result is not None
+    assert replace(kept, result=None) == seen[0]
+    assert kept.result.urls[0].startswith(f"{fake.origin}/files/")
+    assert kept.result.cost_ticks == result.calls[0].cost_ticks == fake.bills[0].ticks
 
 
 def test_a_journaled_job_is_resumed_not_resubmitted(fake: FakeXai, tmp_path: Path) -> None:

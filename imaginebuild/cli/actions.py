@@ -18,6 +18,7 @@ from imaginebuild.cli.context import (
     settled_answer,
 )
 from imaginebuild.cli.invocation import DEFAULT_MEDIAFILE
+from imaginebuild.events import AssetState
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -41,7 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for message in result.messages:
         say(message)
     for asset in result.assets:
-        if asset.state == "failed" and asset.hint:
+        if asset.state == AssetState.FAILED and asset.hint:
             say(f"hint: {asset.name}: {asset.hint}")
     if not getattr(events, "shows_summary", False):
         say(summary_line(result))
@@ -57,12 +58,13 @@ def cmd_checkout(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result.to_json())
     for asset in result.assets:
-        if asset.state == "failed" and asset.hint:
+        if asset.state == AssetState.FAILED and asset.hint:
             say(f"hint: {asset.name}: {asset.hint}")
     counts = result.counts
     say(
-        f"restored {counts.get('restored', 0)}, up to date {counts.get('up_to_date', 0)}, "
-        f"failed {counts.get('failed', 0)}"
+        f"restored {counts.get(AssetState.RESTORED, 0)}, "
+        f"up to date {counts.get(AssetState.UP_TO_DATE, 0)}, "
+        f"failed {counts.get(AssetState.FAILED, 0)}"
     )
     return result.exit_code
 
@@ -74,8 +76,9 @@ def cmd_push(args: argparse.Namespace) -> int:
         emit_json(result.to_json())
     counts = result.counts
     say(
-        f"pushed {counts.get('pushed', 0)}, already there {counts.get('up_to_date', 0)}, "
-        f"skipped {counts.get('skipped', 0)}, failed {counts.get('failed', 0)}"
+        f"pushed {counts.get(AssetState.PUSHED, 0)}, "
+        f"already there {counts.get(AssetState.UP_TO_DATE, 0)}, "
+        f"skipped {counts.get(AssetState.SKIPPED, 0)}, failed {counts.get(AssetState.FAILED, 0)}"
     )
     return result.exit_code
 

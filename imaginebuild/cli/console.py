@@ -11,21 +11,30 @@ from typing import TextIO
 
 from imaginebuild.engine.results import CommandResult, without_name
 from imaginebuild.events import (
+    AssetState,
     Event,
     Message,
+    MessageLevel,
     RunStarted,
     StepFinished,
     StepPhase,
     StepStarted,
 )
-from imaginebuild.money import format_usd, ticks_of_text
+from imaginebuild.money import format_usd
 from imaginebuild.untrusted import printable
 
 VERBOSITY_QUIET = -1
 VERBOSITY_NORMAL = 0
 VERBOSITY_VERBOSE = 1
 
-_SUMMARY_STATES = ("built", "restored", "up_to_date", "failed", "skipped")
+SUMMARY_STATES = (  # what a run's summary line counts, in this order
+    AssetState.BUILT,
+    AssetState.RESTORED,
+    AssetState.UP_TO_DATE,
+    AssetState.FAILED,
+    AssetState.SKIPPED,
+)
+_WITH_REASON = (AssetState.BUILT, AssetState.SKIPPED, AssetState.PUSHED)  # "(why)" shown
 
 
 class PlainReporter:
@@ -50,16 +59,15 @@ class PlainReporter:
             return None
         if isinstance(event, StepFinished):
             self.done += 1
-            if event.state == "failed":
+            if event.state == AssetState.FAILED:
                 what = without_name(event.asset, event.error or event.reason)
                 return f"[{self.done}/{self.total}] failed {event.asset}: {what}"
             if self.verbosity < VERBOSITY_NORMAL:
                 return None
-            if event.state == "up_to_date" and self.verbosity < VERBOSITY_VERBOSE:
+            if event.state == AssetState.UP_TO_DATE and self.verbosity < VERBOSITY_VERBOSE:
                 return None
-            ticks = ticks_of_text(event.cost_usd)
-            cost = f"  {format_usd(ticks)}" if ticks else ""
-            detail = f"  ({event.reason})" if event.state in ("built", "skipped", "pushed") else ""
+            cost = f"  {format_usd(event.cost_ticks)}" if event.cost_ticks else ""
+            detail = f"  ({event.reason})" if event.state in _WITH_REASON else ""
             return (
                 f"[{self.done}/{self.total}] {event.state.replace('_', ' ')} {event.asset}"
                 f"  {event.seconds:.1f}s{cost}{detail}"
@@ -71,11 +79,11 @@ class PlainReporter:
                 return f"  {event.asset}: {event.phase} {event.detail}".rstrip()
             return f"  {event.asset}: {event.action}"
         if isinstance(event, Message):
-            if event.level == "debug" and self.verbosity < VERBOSITY_VERBOSE:
+            if event.level == MessageLevel.DEBUG and self.verbosity < VERBOSITY_VERBOSE:
                 return None
-            if event.level == "info" and self.verbosity < VERBOSITY_NORMAL:
+            if event.level == MessageLevel.INFO and self.verbosity < VERBOSITY_NORMAL:
                 return None
-            prefix = "warning: " if event.level == "warning" else ""
+            prefix = "warning: " if event.level == MessageLevel.WARNING else ""
             return f"{prefix}{event.text}"
         return None  # RunFinished: the CLI prints the summary from the result
 
@@ -83,7 +91,7 @@ class PlainReporter:
 def summary_line(result: CommandResult) -> str:
     """`built 3, restored 1, up to date 4, failed 0, skipped 0 in 12.3s, $0.44`."""
     counts = result.counts
-    parts = [f"{state.replace('_', ' ')} {counts.get(state, 0)}" for state in _SUMMARY_STATES]
+    parts = [f"{state.replace('_', ' ')} {counts.get(state, 0)}" for state in SUMMARY_STATES]
     return f"{', '.join(parts)} in {result.seconds:.1f}s, {format_usd(result.cost_ticks)}"
 
 

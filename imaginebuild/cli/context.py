@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from imaginebuild.cli.invocation import DEFAULT_MEDIAFILE
 from imaginebuild.errors import UsageError
+from imaginebuild.spelled import PROVIDERS
 from imaginebuild.untrusted import finite_decimal, printable
 
 if TYPE_CHECKING:
@@ -77,11 +78,7 @@ def settled_answer(
     """
     if getattr(args, "force", None) is not None or getattr(args, "dry_run", False):
         return None
-    if getattr(args, "jobs", 1) < 1 or getattr(args, "provider", None) not in (
-        None,
-        "xai",
-        "local",
-    ):
+    if getattr(args, "jobs", 1) < 1 or getattr(args, "provider", None) not in (None, *PROVIDERS):
         return None
     money(getattr(args, "max_cost", None))
     from imaginebuild.store import settled

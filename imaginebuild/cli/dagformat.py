@@ -34,7 +34,11 @@ def asset_graph(dag: Dag, assets: Mapping[str, Asset], selected: tuple[str, ...]
     """The selected assets as a networkx DiGraph: each node has its kind, provider and
     model; each edge the input references (`london[0]`) it stands for."""
     attributes = {
-        n: {"kind": assets[n].kind.value, "provider": assets[n].provider, "model": assets[n].model}
+        n: {
+            "kind": assets[n].kind.value,
+            "provider": str(assets[n].provider),
+            "model": assets[n].model,
+        }
         for n in selected
     }
     graph = digraph(selected, dag.parents, attributes)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from imaginebuild.errors import UsageError
+from imaginebuild.spelled import PROVIDERS
 from imaginebuild.version import __version__
 
 DEFAULT_MEDIAFILE = "mediafile.yaml"
@@ -150,9 +151,7 @@ def _add_run(sub: argparse._SubParsersAction[Parser]) -> None:
     run = sub.add_parser("run", help="build targets (default: all) and what they need")
     run.add_argument("targets", nargs="*", metavar="TARGET", help=TARGET_HELP)
     run.add_argument("-j", "--jobs", type=int, default=8, help="steps at once (default 8)")
-    run.add_argument(
-        "--provider", choices=("xai", "local"), help="build every asset with this provider"
-    )
+    run.add_argument("--provider", choices=PROVIDERS, help="build every asset with this provider")
     run.add_argument(
         "--force", nargs="*", metavar="NAME", help="a new take of these assets (all if none named)"
     )
@@ -183,7 +182,7 @@ def _add_run(sub: argparse._SubParsersAction[Parser]) -> None:
 def _add_survey_commands(sub: argparse._SubParsersAction[Parser]) -> None:
     plan = sub.add_parser("plan", help="what would run, why, and its estimated cost")
     plan.add_argument("targets", nargs="*", metavar="TARGET", help=TARGET_HELP)
-    plan.add_argument("--provider", choices=("xai", "local"))
+    plan.add_argument("--provider", choices=PROVIDERS)
     plan.add_argument("--force", nargs="*", metavar="NAME")
     plan.add_argument(
         "--critical-path",

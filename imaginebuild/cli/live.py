@@ -20,17 +20,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+from imaginebuild.cli.console import SUMMARY_STATES
 from imaginebuild.engine.results import without_name
 from imaginebuild.events import (
+    AssetState,
     Event,
     Message,
+    MessageLevel,
     RunFinished,
     RunStarted,
     StepFinished,
     StepPhase,
     StepStarted,
 )
-from imaginebuild.money import format_usd, ticks_of_text
+from imaginebuild.money import format_usd
 from imaginebuild.untrusted import printable
 
 if TYPE_CHECKING:
@@ -41,7 +44,6 @@ VERBOSITY_QUIET = -1
 VERBOSITY_NORMAL = 0
 VERBOSITY_VERBOSE = 1
 
-_SUMMARY_STATES = ("built", "restored", "up_to_date", "failed", "skipped")
 _ACTION_STATES = {"check": "checking", "call": "calling"}
 _STATE_STYLES = {
     "checking": "dim",
@@ -49,18 +51,18 @@ _STATE_STYLES = {
     "polling": "blue",
     "downloading": "magenta",
     "rendering": "cyan",
-    "built": "green",
-    "restored": "green",
-    "up_to_date": "dim",
-    "failed": "bold red",
-    "skipped": "yellow",
+    AssetState.BUILT: "green",
+    AssetState.RESTORED: "green",
+    AssetState.UP_TO_DATE: "dim",
+    AssetState.FAILED: "bold red",
+    AssetState.SKIPPED: "yellow",
 }
 _FINISHED_MARKS = {
-    "built": "✓",
-    "restored": "↺",
-    "up_to_date": "·",
-    "failed": "✗",
-    "skipped": "-",
+    AssetState.BUILT: "✓",
+    AssetState.RESTORED: "↺",
+    AssetState.UP_TO_DATE: "·",
+    AssetState.FAILED: "✗",
+    AssetState.SKIPPED: "-",
 }
 
 
@@ -100,7 +102,7 @@ class Board:
     total: int = 0
     started_at: float | None = None
     done: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[AssetState, int] = field(default_factory=dict)
     cost: int = 0  # ticks
     rows: dict[str, Row] = field(default_factory=dict)
     finished: RunFinished | None = None
@@ -153,28 +155,28 @@ class Board:
         self.rows.pop(event.asset, None)
         self.done += 1
         self.finished_assets.add(event.asset)
-        if event.state == "built" and self.expected.get(event.asset):
+        if event.state == AssetState.BUILT and self.expected.get(event.asset):
             self.called_seconds += event.seconds
             self.called_expected += self.expected[event.asset]
         self.counts[event.state] = self.counts.get(event.state, 0) + 1
-        self.cost += ticks_of_text(event.cost_usd)
+        self.cost += event.cost_ticks
         line = finished_line(event, self.done, self.total)
-        if event.state == "failed":
+        if event.state == AssetState.FAILED:
             return [line]
         if self.verbosity < VERBOSITY_NORMAL:
             return []
-        if event.state == "up_to_date" and self.verbosity < VERBOSITY_VERBOSE:
+        if event.state == AssetState.UP_TO_DATE and self.verbosity < VERBOSITY_VERBOSE:
             return []
         return [line]
 
     def _message(self, event: Message) -> list[LogLine]:
-        if event.level == "debug" and self.verbosity < VERBOSITY_VERBOSE:
+        if event.level == MessageLevel.DEBUG and self.verbosity < VERBOSITY_VERBOSE:
             return []
-        if event.level == "info" and self.verbosity < VERBOSITY_NORMAL:
+        if event.level == MessageLevel.INFO and self.verbosity < VERBOSITY_NORMAL:
             return []
-        if event.level == "warning":
+        if event.level == MessageLevel.WARNING:
             return [LogLine(f"warning: {event.text}", "yellow")]
-        return [LogLine(event.text, "dim" if event.level == "debug" else "")]
+        return [LogLine(event.text, "dim" if event.level == MessageLevel.DEBUG else "")]
 
     @property
     def queued(self) -> int:
@@ -216,19 +218,18 @@ def finished_line(event: StepFinished, done: int, total: int) -> LogLine:
     """`✓ [3/7] built london  4.2s  $0.07  (never built)` for a finished step."""
     mark = _FINISHED_MARKS.get(event.state, "•")
     head = f"{mark} [{done}/{total}] {event.state.replace('_', ' ')} {event.asset}"
-    if event.state == "failed":
+    if event.state == AssetState.FAILED:
         what = without_name(event.asset, event.error or event.reason)
-        return LogLine(f"{head}: {what}", _STATE_STYLES["failed"])
-    cost = ticks_of_text(event.cost_usd)
-    money = f"  {format_usd(cost)}" if cost else ""
-    why = f"  ({event.reason})" if event.state in ("built", "skipped") else ""
+        return LogLine(f"{head}: {what}", _STATE_STYLES[AssetState.FAILED])
+    money = f"  {format_usd(event.cost_ticks)}" if event.cost_ticks else ""
+    why = f"  ({event.reason})" if event.state in (AssetState.BUILT, AssetState.SKIPPED) else ""
     return LogLine(f"{head}  {format_seconds(event.seconds)}{money}{why}", "")
 
 
 def summary_text(event: RunFinished) -> str:
     """`built 3, restored 1, up to date 4, failed 0, skipped 0 in 12.3s, $0.44`."""
-    parts = [f"{s.replace('_', ' ')} {event.counts.get(s, 0)}" for s in _SUMMARY_STATES]
-    cost = format_usd(ticks_of_text(event.cost_usd))
+    parts = [f"{s.replace('_', ' ')} {event.counts.get(s, 0)}" for s in SUMMARY_STATES]
+    cost = format_usd(event.cost_ticks)
     return f"{', '.join(parts)} in {event.seconds:.1f}s, {cost}"
 
 
@@ -272,8 +273,9 @@ def _footer(board: Board, now: float) -> RenderableType:
         f" · {format_seconds(board.elapsed(now))}",
         f" · ETA {format_seconds(eta)}" if eta is not None else "",
     )
-    if board.counts.get("failed"):
-        text.append(f" · {board.counts['failed']} failed", style=_STATE_STYLES["failed"])
+    failed = board.counts.get(AssetState.FAILED, 0)
+    if failed:
+        text.append(f" · {failed} failed", style=_STATE_STYLES[AssetState.FAILED])
     grid = Table.grid(padding=(0, 1))
     grid.add_column(no_wrap=True)
     grid.add_column(overflow="fold")

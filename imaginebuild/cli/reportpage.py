@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from imaginebuild.cli.reporttakes import CSS as TAKES_CSS
 from imaginebuild.cli.reporttakes import TakeItem, render_takes
 from imaginebuild.engine.graph import generations
-from imaginebuild.money import format_usd, ticks_of_text
+from imaginebuild.money import format_usd
 from imaginebuild.version import __version__
 
 # ---------------------------------------------------------------------- data
@@ -54,9 +54,9 @@ class Card:
     inputs: tuple[InputItem, ...] = ()
     dependants: tuple[str, ...] = ()
     outputs: tuple[MediaItem, ...] = ()
-    cost_usd: str | None = None
+    cost_ticks: int | None = None  # None: the record does not say
     cost_estimated: bool = False
-    estimate_usd: str | None = None
+    estimate_ticks: int | None = None
     request_ids: tuple[str, ...] = ()
     built_at: str | None = None
     key: str | None = None
@@ -157,7 +157,7 @@ def render_page(page: Page) -> str:
     kinds = {c.name: c.kind for c in page.cards}
     states = {c.name: c.state for c in page.cards}
     layout = layout_dag([c.name for c in page.cards], _parents(page.cards), kinds)
-    outputs_cost = sum(ticks_of_text(c.cost_usd) for c in page.cards)
+    outputs_cost = sum(c.cost_ticks or 0 for c in page.cards)
     built = sum(1 for c in page.cards if c.outputs)
     notes = "".join(f"<li>{esc(n)}</li>" for n in page.notes)
     return _DOCUMENT.format(
@@ -283,11 +283,11 @@ def _facts(card: Card) -> str:
     rows += [(k, "" if v is None else str(v)) for k, v in card.params.items() if v is not None]
     if card.variant:
         rows.append(("variant", str(card.variant)))
-    if card.cost_usd is not None:
-        cost = format_usd(ticks_of_text(card.cost_usd))
+    if card.cost_ticks is not None:
+        cost = format_usd(card.cost_ticks)
         rows.append(("cost", f"{cost} (estimated)" if card.cost_estimated else cost))
-    if card.estimate_usd is not None:
-        rows.append(("estimate", format_usd(ticks_of_text(card.estimate_usd))))
+    if card.estimate_ticks is not None:
+        rows.append(("estimate", format_usd(card.estimate_ticks)))
     if card.built_at:
         rows.append(("built", card.built_at))
     if card.request_ids:

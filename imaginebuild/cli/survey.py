@@ -20,6 +20,7 @@ from imaginebuild.cli.context import (
     terminal_width,
 )
 from imaginebuild.errors import UsageError
+from imaginebuild.spelled import ProviderName
 
 if TYPE_CHECKING:
     from imaginebuild.engine.budget import LimitState
@@ -51,7 +52,8 @@ def print_plan(args: argparse.Namespace, project: Project, options: RunOptions) 
     billable = sum(
         a.estimate_ticks
         for a in result.assets
-        if project.asset_for(a.name, options).provider != "local"  # rehearsals bill nothing
+        # rehearsals bill nothing
+        if project.asset_for(a.name, options).provider != ProviderName.LOCAL
     )
     over = allowance.exceeded_by(billable)
     if over and getattr(args, "check", False):
@@ -93,9 +95,10 @@ def _plan_text(
 ) -> None:
     """The plan as a table that fits the terminal; up-to-date rows only with `--all`."""
     from imaginebuild.cli.console import fit_table, grouped
+    from imaginebuild.events import AssetState  # not on the validate path
     from imaginebuild.money import format_usd
 
-    shown = [a for a in result.assets if everything or a.state != "up_to_date"]
+    shown = [a for a in result.assets if everything or a.state != AssetState.UP_TO_DATE]
     rows = grouped(
         [
             (
@@ -155,9 +158,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     """`status`: each asset up to date, stale (why), never built or failed; with
     `--exit-code`, exit 1 unless every asset is up to date."""
     from imaginebuild.cli.console import grouped, table
+    from imaginebuild.events import AssetState  # not on the validate path
 
     result = settled_answer(args) or open_project(args).status(args.targets)
-    if args.exit_code and any(a.state != "up_to_date" for a in result.assets):
+    if args.exit_code and any(a.state != AssetState.UP_TO_DATE for a in result.assets):
         result = dataclasses.replace(result, exit_code=1)
     if args.json:
         emit_json(result.to_json())
@@ -172,13 +176,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_why(args: argparse.Namespace) -> int:
     """`why NAME`: what changed since the asset was last built, following "will be built
     first" down the chain of inputs to the fields that changed."""
+    from imaginebuild.events import AssetState  # not on the validate path
+
     explained = open_project(args).explain(args.name)
     result = explained.get(args.name)
     causes = [c for c in explained.causes(args.name) if _own_reasons(c)]
     if args.json:
         emit_json({**result.to_json(), "causes": [c.to_json() for c in causes]})
         return 0
-    if result.state == "failed":
+    if result.state == AssetState.FAILED:
         result_line(f"{result.name}: {result.reason}")
         if result.hint:
             result_line(f"  hint: {result.hint}")
@@ -194,7 +200,9 @@ def cmd_why(args: argparse.Namespace) -> int:
 
 def _own_reasons(asset: AssetResult) -> tuple[Reason, ...]:
     """An asset's reasons other than waiting for an input to be built."""
-    return tuple(r for r in asset.reasons if r.code != "upstream")
+    from imaginebuild.engine.rebuild import ReasonCode
+
+    return tuple(r for r in asset.reasons if r.code != ReasonCode.UPSTREAM)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -203,7 +211,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(record)
         return 0
-    from imaginebuild.money import format_usd, ticks_of_text
+    from imaginebuild.money import format_usd
+    from imaginebuild.provenance import Provenance
 
     for key in ("name", "kind", "key", "provider", "model", "prompt", "variant"):
         result_line(f"{key}: {record.get(key)}")
@@ -216,18 +225,16 @@ def cmd_show(args: argparse.Namespace) -> int:
             result_line(f"input: {item.get('ref')}  sha256 {item.get('sha256')}")
     for out in record["outputs"]:
         result_line(f"output: {out['path']}  sha256 {out['sha256']}  {out['bytes']} bytes")
-    rec = record["record"]
-    estimated = " (estimated)" if rec.get("cost_estimated") else ""
-    result_line(f"built_at: {rec.get('built_at')}")
-    result_line(f"cost: {format_usd(ticks_of_text(rec.get('cost_usd')))}{estimated}")
-    result_line(f"estimate: {format_usd(ticks_of_text(rec.get('estimate_usd')))}")
-    request_ids = rec.get("request_ids")
-    ids = [str(i) for i in request_ids] if isinstance(request_ids, list) else []
-    result_line("request_ids: " + (", ".join(ids) or "none"))
-    result_line(f"imaginebuild: {rec.get('imaginebuild')}")
+    rec = Provenance.from_json(record["record"])
+    estimated = " (estimated)" if rec.cost_estimated else ""
+    result_line(f"built_at: {rec.built_at}")
+    result_line(f"cost: {format_usd(rec.cost_ticks or 0)}{estimated}")
+    result_line(f"estimate: {format_usd(rec.estimate_ticks or 0)}")
+    result_line("request_ids: " + (", ".join(rec.request_ids) or "none"))
+    result_line(f"imaginebuild: {rec.imaginebuild}")
     for key in ("picked", "retouched", "accepted_despite_check"):  # a take chosen by hand
-        if rec.get(key):
-            result_line(f"{key}: {rec[key]}")
+        if rec.extra.get(key):
+            result_line(f"{key}: {rec.extra[key]}")
     result_line(f"earlier takes in the cache: {len(record['earlier_takes'])}")
     return 0
 

@@ -61,14 +61,13 @@ def cmd_adopt(args: argparse.Namespace) -> int:
 def render_takes(name: str, rows: Sequence[TakeRow]) -> str:
     """The takes as a table, oldest first, the current one marked."""
     from imaginebuild.cli.console import table
-    from imaginebuild.engine.takes import request_ids
-    from imaginebuild.money import format_usd, ticks_of_text
+    from imaginebuild.money import format_usd
 
     if not rows:
         return f"{name} has no takes yet"
     lines = []
     for row in rows:
-        take, cost = row.take, row.take.record.get("cost_usd")
+        take, cost = row.take, row.take.record.cost_ticks
         marks = [m for m, on in (("current", row.current), ("picked", row.picked)) if on]
         if not row.available:
             marks.append("not in the cache")
@@ -80,8 +79,8 @@ def render_takes(name: str, rows: Sequence[TakeRow]) -> str:
                 str(row.number),
                 take.id,
                 take.made_at or "?",
-                "" if cost is None else format_usd(ticks_of_text(cost)),
-                ", ".join(str(r) for r in request_ids(take.record)),
+                "" if cost is None else format_usd(cost),
+                ", ".join(take.record.request_ids),
                 what,
                 ", ".join(marks),
             )

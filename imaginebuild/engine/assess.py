@@ -23,6 +23,7 @@ from imaginebuild.engine.rebuild import Action, Decision, decide
 from imaginebuild.errors import ImaginebuildError, InputError
 from imaginebuild.mediaprobe import media_type_for, sniff
 from imaginebuild.model import Asset, Mediafile, RefKind
+from imaginebuild.providers import provider_name
 from imaginebuild.providers.base import InputFile
 from imaginebuild.remote.link import RemoteLink
 from imaginebuild.store.cache import ActionEntry, BlobRef, Store
@@ -62,7 +63,7 @@ class Assessor:
         asset = self.mediafile.assets[name]
         provider = options.provider or self.env.get("IMAGINEBUILD_PROVIDER") or None
         if provider and provider != asset.provider:
-            return dataclasses.replace(asset, provider=provider)
+            return dataclasses.replace(asset, provider=provider_name(provider))
         return asset
 
     def survey(self, selected: Iterable[str], options: RunOptions) -> dict[str, Facts]:
@@ -93,7 +94,7 @@ class Assessor:
         inputs, digests, pending = self._inputs(asset, known, locked, urls or {})
         fields = ActionFields(
             kind=asset.kind.value,
-            provider=asset.provider,
+            provider=str(asset.provider),  # the key hashes the plain spelling
             model=asset.model,
             params=asset.params(),
             prompt=asset.prompt,
@@ -150,7 +151,7 @@ class Assessor:
             return False
         entry = entry or self.store.get_action(key)
         stored = [t.record for t in (locked, entry) if t is not None and t.key == key]
-        return not any(record.request_id in map(str, r.get("request_ids", ())) for r in stored)
+        return not any(record.request_id in r.request_ids for r in stored)
 
     @functools.cached_property
     def takes_book(self) -> TakeBook:

@@ -38,11 +38,12 @@ from imaginebuild.errors import (
 from imaginebuild.model import Asset
 from imaginebuild.money import Billing, format_usd
 from imaginebuild.providers.base import CallRecord, GenerationResult
+from imaginebuild.spelled import ProviderName
 from imaginebuild.store.ledger import Ledger, LedgerEntry, format_time
 
 
 def _is_local(asset: Asset) -> bool:
-    return asset.provider == "local"
+    return asset.provider == ProviderName.LOCAL
 
 
 class BillingBook:

@@ -259,3 +259,11 @@ class Budget:
     def limit_name(self) -> str:
         """The name of the budget that binds this run (`per-day`), for the run's message."""
         return binding_name(self.allowance.binding)
+
+    def stopped(self, left: Mapping[str, int]) -> str:
+        """The run's closing message when this budget stopped it: the binding limit, the
+        assets `left` unbuilt and what they would still cost (their estimates in ticks)."""
+        return (
+            f"{self.limit_name()} budget reached: left unbuilt {', '.join(left)} "
+            f"(estimated {format_usd(sum(left.values()))} more)"
+        )

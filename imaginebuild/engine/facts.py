@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from imaginebuild.engine.keys import ActionFields
-from imaginebuild.engine.rebuild import RESUMING, Action, Decision, Reason
+from imaginebuild.engine.rebuild import RESUMING, Action, Decision, Reason, ReasonCode
 from imaginebuild.model import Asset
 from imaginebuild.providers.base import InputFile
 from imaginebuild.store.cache import ActionEntry, BlobRef
@@ -80,7 +80,7 @@ class Facts:
         """A CALL turned into a restore from the remote cache, when the remote has the key."""
         if entry is None or RESUMING in self.decision.reasons:
             return self  # a paid job in flight is collected, not replaced by another take
-        found = Reason("remote", "outputs are in the remote cache")
+        found = Reason(ReasonCode.REMOTE, "outputs are in the remote cache")
         decision = Decision(Action.RESTORE, (*self.decision.reasons, found))
         return dataclasses.replace(
             self, decision=decision, entry=entry, outputs=entry.outputs, remote=True

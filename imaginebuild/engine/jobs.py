@@ -9,6 +9,7 @@ from imaginebuild.engine.billing import BillingBook
 from imaginebuild.errors import UnsettledCall
 from imaginebuild.model import Asset
 from imaginebuild.money import format_usd
+from imaginebuild.spelled import ProviderName
 from imaginebuild.store.cache import ActionEntry
 
 
@@ -33,7 +34,7 @@ class JobBook:
 
         journal = Journal(self.folder)
         record = journal.get(key)
-        stored = {str(r) for r in entry.record.get("request_ids", [])}
+        stored = set(entry.record.request_ids)
         if record is not None and record.request_id in stored:
             journal.remove(key)
 
@@ -51,7 +52,7 @@ def refuse_unsettled(
     """A key whose last call may have been billed (its answer was lost) is not sent
     again unless forced; a journaled job of it is resumed instead, at no charge."""
     held = billing.unsettled(key)
-    if held is None or forced or asset.provider == "local" or jobs.has(key):
+    if held is None or forced or asset.provider == ProviderName.LOCAL or jobs.has(key):
         return
     raise UnsettledCall(
         f"{asset.name} not started: its last call ({held.request_id or 'no request id'}, "

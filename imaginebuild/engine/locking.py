@@ -7,7 +7,6 @@ import asyncio
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from imaginebuild.engine.facts import Facts
 from imaginebuild.engine.keys import ActionFields
@@ -15,6 +14,7 @@ from imaginebuild.engine.rebuild import Action
 from imaginebuild.engine.takes import kept_pick
 from imaginebuild.errors import LockfileWouldChange
 from imaginebuild.model import Asset
+from imaginebuild.provenance import Provenance
 from imaginebuild.store.cache import BlobRef
 from imaginebuild.store.lockfile import LockedOutput, LockEntry, PacedWriter
 
@@ -33,7 +33,7 @@ class LockKeeper:
         key: str,
         fields: ActionFields,
         blobs: tuple[BlobRef, ...],
-        record: Mapping[str, Any],
+        record: Provenance,
     ) -> None:
         """The asset's entry now names `blobs` built under `key`; written when due."""
         self.entries[asset.name] = LockEntry(  # a restore keeps the pick

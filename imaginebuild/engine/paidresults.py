@@ -12,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from imaginebuild.engine.facts import Facts
 from imaginebuild.engine.jobs import JobBook
 from imaginebuild.engine.takes import keep_rejected
 from imaginebuild.errors import ImaginebuildError, InvalidMedia, RejectedTake, StoreError
+from imaginebuild.provenance import Provenance
 from imaginebuild.providers.base import GenerationResult, InputFile, OutputFile
+from imaginebuild.spelled import ProviderName
 from imaginebuild.store.cache import ActionEntry, Store
 from imaginebuild.store.paid import PaidResults
 from imaginebuild.store.takes import TakeBook
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 
 def keep_received(
-    paid: PaidResults, key: str, result: GenerationResult, record: Mapping[str, Any]
+    paid: PaidResults, key: str, result: GenerationResult, record: Provenance
 ) -> bool:
     """Link a paid result's outputs under `key` before anything can fail; False when
     the file system refused (the work files are then the only copy)."""
@@ -43,7 +44,7 @@ def keep_received(
 
 def take_kept(
     paid: PaidResults, key: str, workdir: Path
-) -> tuple[GenerationResult, Mapping[str, Any], str] | None:
+) -> tuple[GenerationResult, Provenance, str] | None:
     """A kept result of `key` as work files in `workdir` (links: the kept entry stays until
     the result is stored), its provenance record and why it was kept; None when there is
     none or it cannot be linked."""
@@ -87,12 +88,13 @@ class ResultKeeper:
         f: Facts,
         result: GenerationResult,
         inputs: tuple[InputFile, ...],
-        record: dict[str, Any],
+        record: Provenance,
     ) -> ActionEntry:
         """Check and store a result that was paid for; whatever fails, it stays kept under
         its key so no later run pays for it again."""
         assert f.key is not None
-        paid = f.asset.provider != "local" and keep_received(self.paid, f.key, result, record)
+        billed = f.asset.provider != ProviderName.LOCAL  # a rehearsal has nothing to keep
+        paid = billed and keep_received(self.paid, f.key, result, record)
         try:
             # Decoding, hashing, copying and fsyncs take milliseconds per output: done on a
             # worker thread, so the event loop keeps polling and starting other steps.
@@ -120,7 +122,7 @@ class ResultKeeper:
         f: Facts,
         result: GenerationResult,
         inputs: tuple[InputFile, ...],
-        record: dict[str, Any],
+        record: Provenance,
     ) -> ActionEntry:
         """Check a call's outputs, store them, record the action and put them in place."""
         from imaginebuild.engine.outputcheck import check_outputs
@@ -148,6 +150,6 @@ class ResultKeeper:
         entry = ActionEntry(f.key, blobs, record, takes)
         self.store.put_action(entry)
         self.materializer.materialize(
-            f.asset, blobs, {"key": f.key, **f.fields.to_json(), **record}
+            f.asset, blobs, {"key": f.key, **f.fields.to_json(), **record.to_json()}
         )
         return entry

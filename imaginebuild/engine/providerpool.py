@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Mapping
+from pathlib import Path
 
+from imaginebuild.model import Mediafile
 from imaginebuild.providers.base import Provider, ProviderContext
 
 
 class ProviderPool:
-    """Providers by name, created lazily from `context_for(name)`."""
+    """Providers by name, created lazily with the mediafile's settings for each."""
 
-    def __init__(self, context_for: Callable[[str], ProviderContext]) -> None:
-        self.context_for = context_for
+    def __init__(
+        self, mediafile: Mediafile, state_dir: Path, env: Mapping[str, str], retry_expired: bool
+    ) -> None:
+        self.mediafile = mediafile
+        self.state_dir = state_dir
+        self.env = env
+        self.retry_expired = retry_expired
         self.providers: dict[str, Provider] = {}
         self.slots: dict[str, asyncio.Semaphore] = {}
 
@@ -27,6 +34,16 @@ class ProviderPool:
             self.providers[name] = provider
             self.slots[name] = asyncio.Semaphore(max(1, provider.max_concurrency))
         return self.providers[name]
+
+    def context_for(self, name: str) -> ProviderContext:
+        """What the provider `name` is created with: its settings, the state folder, the
+        environment (its key) and whether expired jobs are retried."""
+        return ProviderContext(
+            settings=self.mediafile.settings(name),
+            state_dir=self.state_dir,
+            env=self.env,
+            retry_expired=self.retry_expired,
+        )
 
     async def aclose(self) -> None:
         """Close every provider created (their connections); a failing close is ignored."""

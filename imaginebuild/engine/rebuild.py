@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imaginebuild.engine.keys import ActionFields
+from imaginebuild.spelled import Spelled
 
 
 class Action(str, enum.Enum):
@@ -27,11 +28,32 @@ class Action(str, enum.Enum):
     HOLD = "hold"  # wait for the user's word: a rejected take, or an output retouched by hand
 
 
+class ReasonCode(Spelled):
+    """What kind of cause a Reason names, as `--json` spells it (`reasons[].code`)."""
+
+    NEVER_BUILT = "never_built"  # the lockfile has no entry for the asset
+    FORCED = "forced"  # --force asked for a new take
+    RESUME = "resume"  # a paid job of this key is still to be collected
+    UPSTREAM = "upstream"  # an input asset will be built first
+    OUTPUT_MISSING = "output_missing"  # outputs missing or modified on disk
+    KEY_FORMAT = "key_format"  # same fields, a key written by another key format
+    PARAM = "param"  # kind, provider, model, variant or a parameter changed
+    PROMPT = "prompt"
+    INPUTS = "inputs"  # the list of inputs changed
+    INPUT = "input"  # one input's bytes changed
+    REMOTE = "remote"  # the outputs are in the remote cache
+    HOLD = "hold"  # waiting for the user's word
+    RETOUCHED = "retouched"  # outputs edited by hand since they were generated
+    SET_ASIDE = "set_aside"  # a retouch set aside for a new take
+    REJECTED = "rejected"  # the take failed the output check
+    PICK_STALE = "pick_stale"  # a picked take no longer matches the declaration
+
+
 @dataclass(frozen=True)
 class Reason:
     """Why an asset is not up to date; `text` is for humans, the rest for --json."""
 
-    code: str
+    code: ReasonCode
     text: str
     field: str | None = None
     old: Any = None
@@ -60,9 +82,11 @@ class Decision:
         return "; ".join(r.text for r in self.reasons)
 
 
-NEVER_BUILT = Reason("never_built", "never built")
-FORCED = Reason("forced", "a new take was asked for (--force)")
-RESUMING = Reason("resume", "a paid job of this key is still to be collected (a run was stopped)")
+NEVER_BUILT = Reason(ReasonCode.NEVER_BUILT, "never built")
+FORCED = Reason(ReasonCode.FORCED, "a new take was asked for (--force)")
+RESUMING = Reason(
+    ReasonCode.RESUME, "a paid job of this key is still to be collected (a run was stopped)"
+)
 
 
 def decide(
@@ -93,7 +117,7 @@ def decide(
             else (NEVER_BUILT,)
         )
         waits = tuple(
-            Reason("upstream", f"input {name!r} will be built first", asset=name)
+            Reason(ReasonCode.UPSTREAM, f"input {name!r} will be built first", asset=name)
             for name in pending
         )
         return Decision(Action.CALL, (*own, *waits))
@@ -104,11 +128,11 @@ def decide(
     if locked_key == key:
         if outputs_ok:
             return Decision(Action.UP_TO_DATE)
-        missing = Reason("output_missing", "outputs missing or modified")
+        missing = Reason(ReasonCode.OUTPUT_MISSING, "outputs missing or modified")
         return Decision(Action.RESTORE if cached else Action.CALL, (missing,))
     changes = changes_since(locked_fields, fields) if locked_fields else (NEVER_BUILT,)
     if not changes:  # the lockfile was written by another key format: same fields, new key
-        changes = (Reason("key_format", "key format changed"),)
+        changes = (Reason(ReasonCode.KEY_FORMAT, "key format changed"),)
     return Decision(Action.RESTORE if cached else Action.CALL, changes)
 
 
@@ -129,7 +153,7 @@ def changes_since(
     if old.get("prompt") != new.prompt:
         reasons.append(
             Reason(
-                "prompt",
+                ReasonCode.PROMPT,
                 f"prompt changed: {prompt_diff(str(old.get('prompt', '')), new.prompt)}",
                 field="prompt",
                 old=old.get("prompt"),
@@ -142,7 +166,7 @@ def changes_since(
 
 
 def _changed(name: str, old: Any, new: Any) -> Reason:
-    return Reason("param", f"{name} {old!r} → {new!r}", field=name, old=old, new=new)
+    return Reason(ReasonCode.PARAM, f"{name} {old!r} → {new!r}", field=name, old=old, new=new)
 
 
 def _input_changes(old_inputs: list[Mapping[str, Any]], new: ActionFields) -> list[Reason]:
@@ -151,7 +175,7 @@ def _input_changes(old_inputs: list[Mapping[str, Any]], new: ActionFields) -> li
     if old_refs != new_refs:
         return [
             Reason(
-                "inputs",
+                ReasonCode.INPUTS,
                 f"inputs {old_refs} → {new_refs}",
                 field="inputs",
                 old=old_refs,
@@ -166,7 +190,7 @@ def _input_changes(old_inputs: list[Mapping[str, Any]], new: ActionFields) -> li
                 why = " (rebuilt upstream)" if now.ref == now.asset else f" (asset {now.asset!r})"
             reasons.append(
                 Reason(
-                    "input",
+                    ReasonCode.INPUT,
                     f"input {now.ref!r} changed{why}",
                     field="inputs",
                     old=before.get("sha256"),

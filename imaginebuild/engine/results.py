@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from imaginebuild.events import AssetState
 from imaginebuild.money import usd_json
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ class AssetResult:
 
     name: str
     kind: str
-    state: str
+    state: AssetState
     reason: str
     outputs: tuple[str, ...] = ()
     key: str | None = None
@@ -74,7 +75,7 @@ class CommandResult:
     rate_limit_s: float | None = None  # plan: the least time xAI's rate limits imply
 
     @property
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[AssetState, int]:
         """How many assets ended in each state."""
         return dict(sorted(Counter(a.state for a in self.assets).items()))
 
@@ -99,13 +100,15 @@ class CommandResult:
         """The upstream assets behind `name`'s "will be built first" reasons, followed down
         the chain, nearest first: the last ones are where a field changed (or that were
         never built). Only assets in this result are followed."""
+        from imaginebuild.engine.rebuild import ReasonCode  # `why` only: off the no-op path
+
         by_name = {a.name: a for a in self.assets}
         chain: list[AssetResult] = []
         queue = [name]
         while queue:
             current = by_name.get(queue.pop(0))
             for reason in current.reasons if current is not None else ():
-                upstream = reason.asset if reason.code == "upstream" else None
+                upstream = reason.asset if reason.code == ReasonCode.UPSTREAM else None
                 if upstream in by_name and all(c.name != upstream for c in chain):
                     chain.append(by_name[upstream])
                     queue.append(upstream)

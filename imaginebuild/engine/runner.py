@@ -18,9 +18,9 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from imaginebuild.engine.billing import BillingBook
 from imaginebuild.engine.budget import Budget, run_allowance
@@ -31,7 +31,7 @@ from imaginebuild.engine.jobs import JobBook, refuse_unsettled
 from imaginebuild.engine.locking import LockKeeper
 from imaginebuild.engine.paidresults import ResultKeeper, take_kept
 from imaginebuild.engine.providerpool import ProviderPool
-from imaginebuild.engine.rebuild import Action, Decision
+from imaginebuild.engine.rebuild import Action, Decision, ReasonCode
 from imaginebuild.engine.results import AssetResult, CommandResult
 from imaginebuild.engine.runtakes import RunTakes
 from imaginebuild.engine.samekey import KeyTurns
@@ -49,7 +49,9 @@ from imaginebuild.errors import (
     UnsettledCall,
 )
 from imaginebuild.events import (
+    AssetState,
     Message,
+    MessageLevel,
     RunFinished,
     RunStarted,
     StepFinished,
@@ -57,16 +59,16 @@ from imaginebuild.events import (
     StepStarted,
 )
 from imaginebuild.model import Asset
-from imaginebuild.money import format_usd, ticks_of_text, usd_json
+from imaginebuild.provenance import NO_RECORD
 from imaginebuild.providers.base import (
     GenerationRequest,
     GenerationResult,
     InputFile,
     Phase,
     Provider,
-    ProviderContext,
 )
 from imaginebuild.remote.link import BuiltElsewhere
+from imaginebuild.spelled import ProviderName
 from imaginebuild.store.cache import ActionEntry, BlobRef
 from imaginebuild.store.paid import PaidResults
 from imaginebuild.store.takes import TakeBook
@@ -112,7 +114,7 @@ class Runner:
         self.jobs = JobBook(state.layout.journal)
         self.takes = TakeBook.for_project(  # issue 17: every result an asset had
             self.store, self.mediafile.lockfile_path,
-            lambda text: self.reporter.emit(Message("warning", text)),
+            lambda text: self.reporter.emit(Message(MessageLevel.WARNING, text)),
         )  # fmt: skip
         self.keeper = ResultKeeper(self.store, self.paid, materializer, self.jobs, self.takes)
         self.take_rules = RunTakes(
@@ -121,7 +123,7 @@ class Runner:
         self.key_turns = KeyTurns()
         self.outputs: dict[str, tuple[BlobRef, ...]] = {}
         self.results: dict[str, AssetResult] = {}
-        self.providers = ProviderPool(self._provider_context)
+        self.providers = ProviderPool(self.mediafile, state.folder, self.env, options.retry_expired)
         self.refused: list[str] = []
         self.lock = LockKeeper(self.mediafile.lockfile_path, state.lock_entries())
         self.team = TeamLink(options.no_coordinator, self.env)  # issue 19
@@ -167,11 +169,11 @@ class Runner:
             )
             results.append(
                 AssetResult(
-                    name, asset.kind.value, "skipped", why, asset.outputs,
+                    name, asset.kind.value, AssetState.SKIPPED, why, asset.outputs,
                     estimate_ticks=self.estimator.ticks(asset),
                 )
             )  # fmt: skip
-            self.reporter.emit(StepFinished(name, "skipped", why, 0.0))
+            self.reporter.emit(StepFinished(name, AssetState.SKIPPED, why, 0.0))
         ledger_messages = self.billing.finish()
         exit_code = exit_code_of(statuses) or (1 if ledger_messages else 0)
         messages = (
@@ -180,9 +182,7 @@ class Runner:
             *ledger_messages,
         )
         result = CommandResult("run", tuple(results), exit_code=exit_code, messages=messages)
-        self.reporter.emit(
-            RunFinished(result.counts, self.clock() - started, usd_json(result.cost_ticks))
-        )
+        self.reporter.emit(RunFinished(result.counts, self.clock() - started, result.cost_ticks))
         return result
 
     def _up_to_date_unstarted(self, name: str) -> bool:
@@ -198,9 +198,9 @@ class Runner:
             return False
         self.outputs[name] = f.outputs
         self.results[name] = AssetResult(
-            name, asset.kind.value, "up_to_date", "up to date", asset.outputs, f.key
+            name, asset.kind.value, AssetState.UP_TO_DATE, "up to date", asset.outputs, f.key
         )
-        self.reporter.emit(StepFinished(name, "up_to_date", "up to date", 0.0))
+        self.reporter.emit(StepFinished(name, AssetState.UP_TO_DATE, "up to date", 0.0))
         return True
 
     async def _step(self, name: str) -> StepStatus:
@@ -238,9 +238,9 @@ class Runner:
         if f.decision.action is Action.RESTORE:
             try:
                 restored = await asyncio.to_thread(self._restore, f)  # copies: off the loop
-                return self._finish(f, restored, "restored", started)
+                return self._finish(f, restored, AssetState.RESTORED, started)
             except CorruptBlob as exc:
-                self.reporter.emit(Message("warning", f"{name}: {exc}; building it again"))
+                self._warn(f"{name}: {exc}; building it again")
                 self.store.delete_action(f.key or "")
                 self.remote.distrust(f.key or "", f.entry.outputs if f.entry else ())
                 f = dataclasses.replace(
@@ -248,7 +248,7 @@ class Runner:
                 )
         if f.decision.action is Action.UP_TO_DATE:
             assert f.outputs is not None
-            return self._finish(f, None, "up_to_date", started)
+            return self._finish(f, None, AssetState.UP_TO_DATE, started)
         try:
             return await self._call(f, started)
         except BuiltElsewhere:
@@ -257,7 +257,7 @@ class Runner:
             if f.decision.action is not Action.RESTORE:
                 return await self._call(f, started)
             restored = await asyncio.to_thread(self._restore, f)
-            return self._finish(f, restored, "restored", started)
+            return self._finish(f, restored, AssetState.RESTORED, started)
 
     async def _call(self, f: Facts, started: float) -> StepStatus:
         """Refuse a call that must not be paid for, store a result paid for earlier, or
@@ -265,12 +265,13 @@ class Runner:
         asset = f.asset
         assert f.key is not None
         estimate = self.estimator.ticks(asset)
-        billable = 0 if asset.provider == "local" else estimate  # rehearsals cost nothing
+        rehearsal = asset.provider == ProviderName.LOCAL
+        billable = 0 if rehearsal else estimate  # rehearsals cost nothing
         if self.options.offline:
             raise OfflineCallNeeded(
                 f"{asset.name} needs a provider call ({f.decision.summary}) and --offline was given"
             )
-        if asset.provider != "local":  # the API's input limits, checked before it is paid
+        if not rehearsal:  # the API's input limits, checked before it is paid
             check_inputs_for_api(asset.name, f.inputs)
         forced = is_forced(asset.name, self.options)
         if forced:
@@ -315,7 +316,7 @@ class Runner:
             await self.remote.push_async(entry, self.options.no_push)
             built = dataclasses.replace(f, outputs=entry.outputs, entry=entry)
             self.key_turns.built.add(f.key)
-            return self._finish(built, entry, "built", started)
+            return self._finish(built, entry, AssetState.BUILT, started)
         finally:
             await held.aclose()
             shutil.rmtree(workdir, ignore_errors=True)
@@ -334,7 +335,7 @@ class Runner:
         asset = f.asset
         assert f.key is not None
         estimate = account.estimate
-        billable = 0 if asset.provider == "local" else estimate
+        billable = 0 if asset.provider == ProviderName.LOCAL else estimate
 
         def progress(phase: Phase, detail: str) -> None:
             self.reporter.emit(StepPhase(asset.name, phase.value, detail))
@@ -373,13 +374,16 @@ class Runner:
                 raise StoreError(f"{f.asset.name}: the kept result of {f.key[:12]} is unreadable")
             result, record, why = kept
             self.reporter.emit(
-                Message("info", f"{f.asset.name}: storing the result paid for earlier ({why})")
+                Message(
+                    MessageLevel.INFO,
+                    f"{f.asset.name}: storing the result paid for earlier ({why})",
+                )
             )
             inputs = self._verified_inputs(f)
-            entry = await self.keeper.store_paid(f, result, inputs, dict(record))
+            entry = await self.keeper.store_paid(f, result, inputs, record)
             self.jobs.forget(f.key)
             stored = dataclasses.replace(f, outputs=entry.outputs, entry=entry)
-            return self._finish(stored, entry, "restored", started)
+            return self._finish(stored, entry, AssetState.RESTORED, started)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -391,13 +395,13 @@ class Runner:
         )
         if await self.remote.fetch_async(f.entry):
             return dataclasses.replace(f, remote=False)
-        reasons = tuple(r for r in f.decision.reasons if r.code != "remote")
+        reasons = tuple(r for r in f.decision.reasons if r.code != ReasonCode.REMOTE)
         return dataclasses.replace(
             f, decision=Decision(Action.CALL, reasons), entry=None, outputs=None, remote=False
         )
 
     def _warn(self, text: str) -> None:
-        self.reporter.emit(Message("warning", text))
+        self.reporter.emit(Message(MessageLevel.WARNING, text))
 
     def _verified_inputs(self, f: Facts) -> tuple[InputFile, ...]:
         """The step's inputs, each cached blob checked against its hash (stepinputs)."""
@@ -410,7 +414,7 @@ class Runner:
     def _restore(self, f: Facts) -> ActionEntry:
         assert f.entry is not None and f.fields is not None and f.key is not None
         self.jobs.drop_stored(f.key, f.entry)
-        provenance = {"key": f.key, **f.fields.to_json(), **f.entry.record}
+        provenance = {"key": f.key, **f.fields.to_json(), **f.entry.record.to_json()}
         self.materializer.materialize(f.asset, f.entry.outputs, provenance)
         return f.entry
 
@@ -418,7 +422,7 @@ class Runner:
         self,
         f: Facts,
         entry: ActionEntry | None,
-        outcome: str,
+        outcome: AssetState,
         started: float,
     ) -> StepStatus:
         """Record a finished step: lockfile first, then the result and the event."""
@@ -427,12 +431,12 @@ class Runner:
         assert outputs is not None
         if entry is not None:
             self.lock.record(f.asset, f.key, f.fields, outputs, entry.record)
-            note(self.takes, f.asset.name, entry, f.fields.to_json(), outcome == "built")
+            note(self.takes, f.asset.name, entry, f.fields.to_json(), outcome == AssetState.BUILT)
         self.outputs[f.asset.name] = outputs
         self.state.failures.clear(f.asset.name)
-        record: Mapping[str, Any] = entry.record if entry is not None else {}
-        cost = ticks_of_text(record.get("cost_usd")) if outcome == "built" else 0
-        reason = f.decision.summary if outcome != "up_to_date" else "up to date"
+        built = entry.record if entry is not None and outcome == AssetState.BUILT else NO_RECORD
+        cost = built.cost_ticks or 0
+        reason = f.decision.summary if outcome != AssetState.UP_TO_DATE else "up to date"
         self.results[f.asset.name] = AssetResult(
             name=f.asset.name,
             kind=f.asset.kind.value,
@@ -441,12 +445,12 @@ class Runner:
             outputs=f.asset.outputs,
             key=f.key,
             cost_ticks=cost,
-            estimate_ticks=ticks_of_text(record.get("estimate_usd")) if outcome == "built" else 0,
-            request_ids=tuple(record.get("request_ids", ())) if outcome == "built" else (),
+            estimate_ticks=built.estimate_ticks or 0,
+            request_ids=built.request_ids,
             reasons=f.decision.reasons,
         )
         self.reporter.emit(
-            StepFinished(f.asset.name, outcome, reason, self.clock() - started, usd_json(cost))
+            StepFinished(f.asset.name, outcome, reason, self.clock() - started, cost)
         )
         return StepStatus.OK
 
@@ -455,7 +459,7 @@ class Runner:
             exc, (BudgetExceeded, OfflineCallNeeded, CoordinatorUnavailable, UnsettledCall)
         )
         billed = self.billing.billed.get(asset.name, 0)  # a billed failure keeps its cost
-        state_name = "skipped" if refused else "failed"
+        state_name = AssetState.SKIPPED if refused else AssetState.FAILED
         if not refused:
             self.assessor.record_failure(asset, self.outputs, exc)
         self.results[asset.name] = AssetResult(
@@ -472,27 +476,19 @@ class Runner:
         )
         self.reporter.emit(
             StepFinished(
-                asset.name, state_name, exc.message, self.clock() - started, usd_json(billed),
+                asset.name, state_name, exc.message, self.clock() - started, billed,
                 error=exc.message,
             )
         )  # fmt: skip
         return StepStatus.REFUSED if refused else StepStatus.FAILED
 
-    def _provider_context(self, name: str) -> ProviderContext:
-        return ProviderContext(
-            settings=self.mediafile.settings(name),
-            state_dir=self.state.folder,
-            env=self.env,
-            retry_expired=self.options.retry_expired,
-        )
-
     def _refusal_messages(self, results: list[AssetResult]) -> tuple[str, ...]:
         if not self.refused:
             return ()
-        left = [r for r in results if r.state == "skipped"]
-        would = sum(self.estimator.ticks(self.mediafile.assets[r.name]) for r in left)
-        names = ", ".join(r.name for r in left)
-        return (
-            f"{self.budget.limit_name()} budget reached: left unbuilt {names} "
-            f"(estimated {format_usd(would)} more)",
-        )
+        assets = self.mediafile.assets
+        left = {
+            r.name: self.estimator.ticks(assets[r.name])
+            for r in results
+            if r.state == AssetState.SKIPPED
+        }
+        return (self.budget.stopped(left),)

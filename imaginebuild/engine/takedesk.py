@@ -22,7 +22,7 @@ from imaginebuild.engine.graph import Dag
 from imaginebuild.engine.rebuild import changes_since
 from imaginebuild.engine.results import AssetResult, CommandResult
 from imaginebuild.errors import StoreError, UsageError
-from imaginebuild.events import Message, Reporter
+from imaginebuild.events import AssetState, Message, MessageLevel, Reporter
 from imaginebuild.model import Asset, Mediafile
 from imaginebuild.store.cache import ActionEntry, BlobRef, Store
 from imaginebuild.store.failures import FailureLog
@@ -86,12 +86,13 @@ class TakeDesk:
         row = takes.choose(rows, name, wanted)
         _check_pickable(row, f, name)
         take = row.take
-        record = {**take.record, "picked": {"take": take.id, "at": takes.now_iso()}}
+        record = take.record.marked(picked={"take": take.id, "at": takes.now_iso()})
         current = takes.Current(name, f.asset.outputs, f.key, f.fields.to_json(), take.outputs,
                                 record, LockPick(take.id, take.key))  # fmt: skip
         self._make_current(f.asset, current)
         self.book.pick(name, f.key, take.id)
-        return self._result("pick", f.asset, "picked", f"take {row.number} ({take.id}) is current")
+        current_now = f"take {row.number} ({take.id}) is current"
+        return self._result("pick", f.asset, AssetState.PICKED, current_now)
 
     def accept(self, name: str) -> CommandResult:
         """Make the rejected take of `name`'s current key current, despite the output check."""
@@ -103,17 +104,16 @@ class TakeDesk:
                 f"{name} has no rejected take for its current prompt and inputs",
                 hint=f"`imaginebuild takes {name}` lists its takes",
             )
-        record = {
-            **take.record,
-            "accepted_despite_check": take.reason or "failed the output check",
-            "accepted_at": takes.now_iso(),
-        }
+        record = take.record.marked(
+            accepted_despite_check=take.reason or "failed the output check",
+            accepted_at=takes.now_iso(),
+        )
         current = takes.Current(name, f.asset.outputs, f.key, f.fields.to_json(), take.outputs,
                                 record, LockPick(take.id, take.key))  # fmt: skip
         self._make_current(f.asset, current)
         self.book.change(name, take.id, TakeOrigin.ACCEPTED, take.reason)
-        return self._result("accept", f.asset, "accepted", f"take {take.id} accepted despite "
-                            f"the check: {take.reason}")  # fmt: skip
+        accepted = f"take {take.id} accepted despite the check: {take.reason}"
+        return self._result("accept", f.asset, AssetState.ACCEPTED, accepted)
 
     def adopt(self, name: str) -> CommandResult:
         """Make the outputs of `name` as edited by hand its current take (dependants rebuild)."""
@@ -128,10 +128,9 @@ class TakeDesk:
             raise UsageError(f"{name}: its outputs are as generated; nothing to adopt")
         blobs = takes.current_blobs(asset.outputs, locked, self.project.root, self.project.store)
         origin = takes.take_id(takes.blobs_of(locked))
-        record = {
-            **locked.record,
-            "retouched": {"from_take": origin, "files": list(changed), "at": takes.now_iso()},
-        }
+        record = locked.record.marked(
+            retouched={"from_take": origin, "files": list(changed), "at": takes.now_iso()}
+        )
         chosen = LockPick(takes.take_id(blobs), locked.key)
         current = takes.Current(name, asset.outputs, locked.key, locked.fields, blobs, record,
                                 chosen)  # fmt: skip
@@ -139,7 +138,7 @@ class TakeDesk:
         reason = f"retouched by hand from take {origin}"
         self.book.add(name, Take(locked.key, blobs, TakeOrigin.RETOUCHED, takes.now_iso(),
                                  record, locked.fields, reason))  # fmt: skip
-        return self._result("adopt", asset, "adopted", f"{', '.join(changed)}: {reason}")
+        return self._result("adopt", asset, AssetState.ADOPTED, f"{', '.join(changed)}: {reason}")
 
     # ------------------------------------------------------------------ helpers
 
@@ -200,9 +199,9 @@ class TakeDesk:
         try:
             remote.push(entry, self.project.store)
         except StoreError as exc:
-            self.project.reporter.emit(Message("warning", f"remote cache: {exc}"))
+            self.project.reporter.emit(Message(MessageLevel.WARNING, f"remote cache: {exc}"))
 
-    def _result(self, command: str, asset: Asset, state: str, reason: str) -> CommandResult:
+    def _result(self, command: str, asset: Asset, state: AssetState, reason: str) -> CommandResult:
         locked = self.project.lock_entries()[asset.name]
         one = AssetResult(asset.name, asset.kind.value, state, reason, asset.outputs, locked.key)
         return CommandResult(command, (one,))

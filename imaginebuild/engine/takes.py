@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imaginebuild.engine.rebuild import Action, Decision, Reason
+from imaginebuild.engine.rebuild import Action, Decision, Reason, ReasonCode
 from imaginebuild.errors import AssetOnHold, StoreError, UsageError
+from imaginebuild.provenance import NO_RECORD, Provenance
 from imaginebuild.store.cache import ActionEntry, BlobRef, Store
 from imaginebuild.store.lockfile import LockedOutput, LockEntry, LockPick, write_lockfile
 from imaginebuild.store.takes import (
@@ -41,13 +42,13 @@ __all__ = [
     "REASON_PICK_STALE", "REASON_REJECTED", "REASON_RETOUCHED", "REASON_SET_ASIDE", "Current",
     "TakeRow", "blobs_of", "choose", "current_blobs", "export", "gc_forget", "gc_keep",
     "hold_error", "keep_rejected", "kept_pick", "listing", "make_current", "note", "now_iso",
-    "prefer_locked", "request_ids", "retouched", "review", "set_aside", "take_id",
+    "prefer_locked", "retouched", "review", "set_aside", "take_id",
 ]  # fmt: skip
 
-REASON_RETOUCHED = "retouched"
-REASON_SET_ASIDE = "set_aside"
-REASON_REJECTED = "rejected"
-REASON_PICK_STALE = "pick_stale"
+REASON_RETOUCHED = ReasonCode.RETOUCHED
+REASON_SET_ASIDE = ReasonCode.SET_ASIDE
+REASON_REJECTED = ReasonCode.REJECTED
+REASON_PICK_STALE = ReasonCode.PICK_STALE
 
 
 def now_iso() -> str:
@@ -112,7 +113,7 @@ def review(
 
 def hold_error(name: str, decision: Decision) -> AssetOnHold:
     """The error a run step stops with when its decision is HOLD."""
-    reason = decision.reasons[0] if decision.reasons else Reason("hold", "on hold")
+    reason = decision.reasons[0] if decision.reasons else Reason(ReasonCode.HOLD, "on hold")
     if reason.code == REASON_REJECTED:
         hint = (
             f"`imaginebuild accept {reason.asset or name}` uses the paid result; "
@@ -138,7 +139,7 @@ def prefer_locked(
         return entry
     if not blobs or not all(store.has_blob(b.sha256) for b in blobs):
         return entry
-    return ActionEntry(key, blobs, dict(locked.record), entry.takes if entry is not None else ())
+    return ActionEntry(key, blobs, locked.record, entry.takes if entry is not None else ())
 
 
 def kept_pick(previous: LockEntry | None, key: str, blobs: Sequence[BlobRef]) -> LockPick | None:
@@ -158,7 +159,7 @@ def note(
 ) -> None:
     """Index the outputs a run step built or restored (once per set of outputs)."""
     origin = TakeOrigin.BUILT if built else TakeOrigin.RESTORED
-    made_at = str(entry.record.get("built_at") or now_iso())
+    made_at = entry.record.built_at or now_iso()
     try:
         book.add(name, Take(entry.key, entry.outputs, origin, made_at, entry.record, fields))
     except OSError as exc:
@@ -172,7 +173,7 @@ def keep_rejected(
     key: str,
     fields: Mapping[str, Any],
     files: Sequence[tuple[Path, str]],
-    record: Mapping[str, Any],
+    record: Provenance,
     reason: str,
 ) -> Take | None:
     """Keep a paid result that failed the output check as a rejected take of `key`
@@ -184,7 +185,7 @@ def keep_rejected(
                 blobs.append(store.put_file(path, media_type, move=True))
         if not blobs:
             return None
-        made_at = str(record.get("built_at") or now_iso())
+        made_at = record.built_at or now_iso()
         take = Take(key, tuple(blobs), TakeOrigin.REJECTED, made_at, record, fields, reason)
         return book.add(name, take)
     except (StoreError, OSError) as exc:
@@ -233,7 +234,7 @@ def set_aside(
         else "found in the output folder"
     ) + "; set aside by run --force"
     fields = dict(locked.fields) if locked is not None else {}
-    record = dict(locked.record) if locked is not None else {}
+    record = locked.record if locked is not None else NO_RECORD
     take = Take(locked.key if locked else key, blobs, TakeOrigin.SET_ASIDE, now_iso(), record,
                 fields, reason)  # fmt: skip
     return book.add(name, take)
@@ -251,7 +252,7 @@ class Current:
     key: str
     fields: Mapping[str, Any]
     blobs: tuple[BlobRef, ...]
-    record: Mapping[str, Any]
+    record: Provenance
     pick: LockPick | None = None
 
 
@@ -270,7 +271,7 @@ def make_current(
             f"{current.name}: blob {missing[0]} of that take is not in the cache",
             hint="`imaginebuild pull` may bring it from the remote cache",
         )
-    place(current.blobs, {"key": current.key, **current.fields, **current.record})
+    place(current.blobs, {"key": current.key, **current.fields, **current.record.to_json()})
     previous = store.get_action(current.key)
     earlier = () if previous is None else (*previous.takes, previous.outputs)
     mine = [b.sha256 for b in current.blobs]
@@ -278,7 +279,7 @@ def make_current(
     for outs in earlier:
         if [b.sha256 for b in outs] != mine and outs not in kept:
             kept.append(outs)
-    entry = ActionEntry(current.key, current.blobs, dict(current.record), tuple(kept))
+    entry = ActionEntry(current.key, current.blobs, current.record, tuple(kept))
     store.put_action(entry)
     lock_entries[current.name] = LockEntry(
         key=current.key,
@@ -287,7 +288,7 @@ def make_current(
             LockedOutput(path, b.sha256, b.size, b.media_type)
             for path, b in zip(current.paths, current.blobs, strict=True)
         ),
-        record=dict(current.record),
+        record=current.record,
         pick=current.pick,
     )
     write_lockfile(lockfile, lock_entries)
@@ -309,10 +310,10 @@ class TakeRow:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form."""
-        from imaginebuild.money import ticks_of_text, usd_json
+        from imaginebuild.money import usd_json
 
         record = self.take.record
-        cost = record.get("cost_usd")
+        cost = record.cost_ticks
         return {
             "number": self.number,
             "id": self.take.id,
@@ -320,20 +321,14 @@ class TakeRow:
             "made_at": self.take.made_at or None,
             "key": self.take.key,
             "variant": self.take.fields.get("variant"),
-            "cost_usd": None if cost is None else usd_json(ticks_of_text(cost)),
-            "request_ids": [str(r) for r in request_ids(record)],
+            "cost_usd": None if cost is None else usd_json(cost),
+            "request_ids": list(record.request_ids),
             "outputs": [o.to_json() for o in self.take.outputs],
             "reason": self.take.reason,
             "current": self.current,
             "picked": self.picked,
             "available": self.available,
         }
-
-
-def request_ids(record: Mapping[str, Any]) -> list[Any]:
-    """A take's request ids; none when its record (read from disk, untrusted) has no list."""
-    ids = record.get("request_ids")
-    return ids if isinstance(ids, list) else []
 
 
 def listing(
@@ -359,17 +354,17 @@ def _unindexed(store: Store, locked: LockEntry | None, known: set[str]) -> list[
     if locked is None:
         return []
     cached = store.get_action(locked.key)
-    found: list[tuple[tuple[BlobRef, ...], Mapping[str, Any]]] = []
+    found: list[tuple[tuple[BlobRef, ...], Provenance]] = []
     if cached is not None:
-        found += [(outs, {}) for outs in cached.takes] + [(cached.outputs, cached.record)]
+        found += [(outs, NO_RECORD) for outs in cached.takes] + [(cached.outputs, cached.record)]
     found.append((blobs_of(locked), locked.record))
     takes: list[Take] = []
     for outs, record in found:
         if take_id(outs) not in known:
             known.add(take_id(outs))
-            made_at = str(record.get("built_at", ""))
+            made_at = record.built_at or ""
             takes.append(Take(locked.key, outs, TakeOrigin.RESTORED, made_at, record,
-                              locked.fields if record else {}))  # fmt: skip
+                              locked.fields if record.to_json() else {}))  # fmt: skip
     return takes
 
 

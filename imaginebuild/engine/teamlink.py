@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from imaginebuild.errors import CoordinatorUnavailable, TeamCapReached
 from imaginebuild.model import Asset
+from imaginebuild.spelled import ProviderName
 
 if TYPE_CHECKING:
     from imaginebuild.coordinator.session import SubmitGate, TeamHold, TeamSession
@@ -27,7 +28,7 @@ class TeamLink:
 
     def hold(self, asset: Asset, key: str, ticks: int) -> TeamHold | None:
         """The step's hold in the team caps (None: local provider, or no coordinator)."""
-        if self.disabled or asset.provider == "local":
+        if self.disabled or asset.provider == ProviderName.LOCAL:
             return None
         from imaginebuild.coordinator.session import TeamSession
 

@@ -6,6 +6,7 @@
     schema    the packaged JSON Schema
     schemacheck the schema layer: jsonschema errors as located, plain-word diagnostics
     validate  the semantic checks (references, inputs, cycles, paths), all at once
+    inputs    what one `inputs:` entry refers to (asset output, URL, project file), or why not
     interpolate `${var}` replaced in every string, with its caps
     load      the front end: defaults, the model, and the source digest
     scaffold  the starter mediafile of `imaginebuild init`

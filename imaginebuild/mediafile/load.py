@@ -23,17 +23,13 @@ from imaginebuild.errors import Diagnostic, MediafileError
 from imaginebuild.gcpause import paused_gc
 from imaginebuild.layout import StateLayout, text_digest
 from imaginebuild.layout import absolute as absolute_path
+from imaginebuild.mediafile.inputs import resolve_input
 from imaginebuild.mediafile.interpolate import interpolate, resolve_vars
 from imaginebuild.mediafile.matrix import Combination, expand_matrices
 from imaginebuild.mediafile.relabel import relabel
 from imaginebuild.mediafile.schema import schema_text
 from imaginebuild.mediafile.schemacheck import kind_of, schema_diagnostics
-from imaginebuild.mediafile.validate import (
-    Draft,
-    outputs_of,
-    resolve_input,
-    semantic_diagnostics,
-)
+from imaginebuild.mediafile.validate import Draft, outputs_of, semantic_diagnostics
 from imaginebuild.mediafile.yamlload import (
     JsonPath,
     MarkedProblems,
@@ -47,7 +43,6 @@ from imaginebuild.model import (
     KIND_SPECS,
     MEDIAFILE_VERSION,
     PROJECT_ONLY,
-    PROVIDERS,
     VIDEO_ASPECT_RATIOS,
     VIDEO_RESOLUTIONS,
     Asset,
@@ -58,6 +53,7 @@ from imaginebuild.model import (
     Mediafile,
     ProviderSettings,
 )
+from imaginebuild.spelled import PROVIDERS, ProviderName
 from imaginebuild.untrusted import check_state_dir
 from imaginebuild.version import __version__
 
@@ -373,7 +369,7 @@ def _build(
         path=path,
         root=root,
         assets=assets,
-        provider=str(data.get("provider", "xai")),
+        provider=ProviderName(str(data.get("provider", "xai"))),  # checked by the schema
         output_dir=output_dir,
         vars=resolve_vars(data.get("vars"), where, MarkedProblems(where)),
         budget_usd=budget["max_usd"],
@@ -415,7 +411,7 @@ def _asset(
     return Asset(
         name=draft.name,
         kind=Kind(draft.kind),  # only drafts with a valid kind reach the build
-        provider=str(values["provider"]),
+        provider=ProviderName(str(values["provider"])),  # a known name (_draft)
         prompt=str(values["prompt"]),
         inputs=inputs,
         model=str(values["model"]),

@@ -18,11 +18,11 @@ from imaginebuild.mediafile.yamlload import JsonPath, MarkedProblems, Parsed
 from imaginebuild.model import (
     IMAGE_ASPECT_RATIOS,
     KIND_SPECS,
-    PROVIDERS,
     VIDEO_ASPECT_RATIOS,
     VIDEO_RESOLUTIONS,
     Kind,
 )
+from imaginebuild.spelled import PROVIDERS
 
 if TYPE_CHECKING:
     import jsonschema

@@ -15,14 +15,15 @@ import itertools
 import os
 import posixpath
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import TYPE_CHECKING, Any
+from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import urlsplit
 
 from imaginebuild.capabilities import capability, ratio_follows_input
-from imaginebuild.errors import Diagnostic, did_you_mean
+from imaginebuild.errors import Diagnostic
+from imaginebuild.mediafile.inputs import ASSET_REF, Problem, project_path, resolve_input
 from imaginebuild.mediafile.yamlload import JsonPath, MarkedProblems, Parsed
 from imaginebuild.model import (
     KIND_SPECS,
@@ -33,21 +34,9 @@ from imaginebuild.model import (
     Media,
     RefKind,
 )
-from imaginebuild.untrusted import (
-    Untrusted,
-    confine,
-    printable,
-    relative_path,
-    spoofing_problem,
-)
-from imaginebuild.urls import is_loopback_host
-
-if TYPE_CHECKING:
-    pass
+from imaginebuild.untrusted import printable, spoofing_problem
 
 ASSET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-_ASSET_REF = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)(?:\[(\d+)\])?$")
-_BAD_INDEX = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)\[.*\]$")  # looks like NAME[i] but is not
 FILE_MEDIA: Mapping[str, Media] = {
     ".png": Media.IMAGE,
     ".jpg": Media.IMAGE,
@@ -65,14 +54,6 @@ NAME_MAX = 255
 PATH_MAX = 4096
 _TEMP_EXTRA = len("..XXXXXXXX.tmp")
 _WORK_EXTRA = len("-9.png")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Why an input reference or path is not acceptable, with the next step."""
-
-    message: str
-    hint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,101 +112,6 @@ def semantic_diagnostics(
     _check_cycles(drafts, report)
     _check_duplicate_outputs(drafts, output_dir, report)
     return report.diagnostics
-
-
-def resolve_input(
-    raw: str, names: Collection[str], root: Path, policy: InputPolicy = PROJECT_ONLY
-) -> InputRef | Problem:
-    """Classify one `inputs:` entry: another asset's output, an https URL or a project file
-    (or a file in a folder the user allowed with --allow-read).
-
-    `names` is asked only for membership (pass a mapping or set: a file of 10,000
-    assets resolves 10,000 inputs)."""
-    if "://" in raw:
-        return _url_ref(raw, policy)
-    bad_index = None if _ASSET_REF.match(raw) else _BAD_INDEX.match(raw)
-    if bad_index is not None:
-        return Problem(
-            f"'{raw}' is not a valid output index",
-            f"write {bad_index.group(1)}[0], {bad_index.group(1)}[1], … (0-based)",
-        )
-    match = _ASSET_REF.match(raw)
-    if match is not None:
-        name, index = match.group(1), match.group(2)
-        if name in names:
-            return InputRef(
-                raw, RefKind.ASSET, asset=name, index=None if index is None else int(index)
-            )
-        return Problem(
-            f"unknown asset '{name}'{did_you_mean(name, names)}",
-            None if index is not None else "a local file needs its extension, e.g. art/logo.png",
-        )
-    relative = project_path(raw, root)
-    if relative is None:
-        allowed = _allowed_outside(raw, root, policy)
-        return _outside(raw) if allowed is None else InputRef(raw, RefKind.FILE, path=allowed)
-    return InputRef(raw, RefKind.FILE, path=relative)
-
-
-def _allowed_outside(raw: str, root: Path, policy: InputPolicy) -> str | None:
-    """The resolved absolute path of an outside file inside an --allow-read folder, or None."""
-    if not policy.allow_read or not raw or "\0" in raw:
-        return None
-    try:
-        real = (root / raw).resolve()
-    except (OSError, RuntimeError, ValueError):
-        return None
-    for folder in policy.allow_read:
-        if real == folder or folder in real.parents:
-            return real.as_posix()
-    return None
-
-
-def _url_ref(raw: str, policy: InputPolicy) -> InputRef | Problem:
-    try:
-        parts = urlsplit(raw)
-    except ValueError:
-        return Problem(f"'{raw}' is not a valid URL")
-    loopback = parts.scheme.lower() == "http" and is_loopback_host(parts.hostname or "")
-    if loopback and policy.allow_http_loopback:
-        return InputRef(raw, RefKind.URL, url=raw)
-    if parts.scheme.lower() != "https":
-        return Problem(
-            f"only https:// URLs are allowed as inputs, got {parts.scheme or 'no'}://",
-            "for a local file, copy it into the project and give its relative path",
-        )
-    if not parts.netloc:
-        return Problem(f"'{raw}' has no host")
-    return InputRef(raw, RefKind.URL, url=raw)
-
-
-def _outside(raw: str) -> Problem:
-    what = "an absolute path" if _is_absolute(raw) else "a path outside the project"
-    return Problem(
-        f"input '{raw}' is {what}",
-        "copy the file into the project folder and give its path relative to the mediafile, "
-        "or allow its folder with --allow-read DIR",
-    )
-
-
-def _is_absolute(text: str) -> bool:
-    return PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute()
-
-
-def project_path(raw: str, root: Path) -> str | None:
-    """`raw` as a normalized project-relative POSIX path, or None if it leaves the project.
-
-    Leaving means an absolute path, a `..` escape, or a symlink on the way that
-    resolves outside the project folder.
-    """
-    normal = relative_path(raw)
-    if normal is None:
-        return None
-    try:
-        confine(root, normal)  # the one confinement check, symlinks included
-    except Untrusted:
-        return None
-    return normal
 
 
 def media_of(ref: InputRef, by_name: Mapping[str, Draft]) -> Media | None:
@@ -474,7 +360,7 @@ def _check_cycles(drafts: Sequence[Draft], report: MarkedProblems) -> None:
     reads: dict[str, dict[str, int]] = {}  # asset → {asset it reads: first index in inputs}
     for draft in drafts:
         for index, raw in draft.inputs:
-            match = _ASSET_REF.match(raw)
+            match = ASSET_REF.match(raw)
             target = match.group(1) if match else None
             if target in order and target != draft.name and "://" not in raw:
                 reads.setdefault(draft.name, {}).setdefault(target or "", index)

@@ -34,6 +34,7 @@ from imaginebuild.layout import user_prices_path
 from imaginebuild.model import Mediafile
 from imaginebuild.money import format_usd, usd_json
 from imaginebuild.providers.xai.models import LivePrices
+from imaginebuild.spelled import ProviderName
 from imaginebuild.untrusted import Untrusted, load_json, read_capped
 
 USER_PRICES_FORMAT = 1
@@ -156,7 +157,7 @@ def refresh_user_prices(
 
     before = project_price_table(mediafile, env)  # also: a bad file is refused first
     current = read_user_prices(env)
-    provider = XaiProvider(ProviderContext(mediafile.settings("xai"), state_dir, env))
+    provider = XaiProvider(ProviderContext(mediafile.settings(ProviderName.XAI), state_dir, env))
 
     async def fetch() -> LivePrices:
         try:

@@ -17,6 +17,7 @@ from imaginebuild.engine.results import CommandResult
 from imaginebuild.errors import ImaginebuildError, Interrupted, UsageError
 from imaginebuild.gcpause import paused_gc
 from imaginebuild.project.wiring import ProjectCore, _settled_asset
+from imaginebuild.spelled import PROVIDERS
 from imaginebuild.store import settled
 from imaginebuild.store.cache import BlobRef
 
@@ -100,5 +101,5 @@ class RunCommands(ProjectCore):
         for name in options.force or ():
             if name not in self.mediafile.assets:
                 self.dag.select([name])
-        if options.provider is not None and options.provider not in ("xai", "local"):
+        if options.provider is not None and options.provider not in PROVIDERS:
             raise UsageError(f"unknown provider {options.provider!r}", hint="use xai or local")

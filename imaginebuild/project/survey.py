@@ -12,12 +12,14 @@ from dataclasses import replace
 from typing import Any
 
 from imaginebuild.engine.facts import Facts, RunOptions
-from imaginebuild.engine.rebuild import Action, Decision
+from imaginebuild.engine.rebuild import Action, Decision, ReasonCode
 from imaginebuild.engine.results import AssetResult, CommandResult, without_name
 from imaginebuild.errors import UsageError
+from imaginebuild.events import AssetState
 from imaginebuild.gcpause import paused_gc
 from imaginebuild.project.wiring import ProjectCore
 from imaginebuild.providers.xai.pacing import rate_limit_bound_s
+from imaginebuild.spelled import ProviderName
 
 
 class SurveyCommands(ProjectCore):
@@ -59,7 +61,7 @@ class SurveyCommands(ProjectCore):
             "key": entry.key,
             **dict(entry.fields),
             "outputs": [o.to_json() for o in entry.outputs],
-            "record": dict(entry.record),
+            "record": entry.record.to_json(),
             "earlier_takes": takes,
         }
 
@@ -82,7 +84,7 @@ class SurveyCommands(ProjectCore):
             f = facts[name]
             state = _survey_state(f.decision, command)
             failure = failures.get(name)
-            if failure is None or failure.key != f.key or state == "up_to_date":
+            if failure is None or failure.key != f.key or state == AssetState.UP_TO_DATE:
                 failure = None
             resumes = f.decision.action is Action.CALL and f.key in resumable
             reason = f.decision.summary
@@ -95,7 +97,7 @@ class SurveyCommands(ProjectCore):
                 AssetResult(
                     name=name,
                     kind=f.asset.kind.value,
-                    state="failed" if failure is not None else state,
+                    state=AssetState.FAILED if failure is not None else state,
                     reason=reason,
                     outputs=f.asset.outputs,
                     key=f.key,
@@ -122,11 +124,11 @@ class SurveyCommands(ProjectCore):
                 priced.append(result)
                 continue
             asset = self.asset_for(result.name, options)
-            if asset.provider == "xai":
+            if asset.provider == ProviderName.XAI:
                 calls[asset.model] += 1
             unconfirmed = self.estimator.estimate(asset).unconfirmed
             priced.append(replace(result, unconfirmed_prices=unconfirmed))
-        rates = self.mediafile.settings("xai").rate_limits
+        rates = self.mediafile.settings(ProviderName.XAI).rate_limits
         bound = rate_limit_bound_s(calls, rates) if calls else None
         return CommandResult("plan", tuple(priced), rate_limit_s=bound)
 
@@ -134,12 +136,12 @@ class SurveyCommands(ProjectCore):
 # ---------------------------------------------------------------------- pure helpers
 
 
-def _survey_state(decision: Decision, command: str) -> str:
+def _survey_state(decision: Decision, command: str) -> AssetState:
     if decision.action is Action.UP_TO_DATE:
-        return "up_to_date"
-    if any(r.code == "never_built" for r in decision.reasons):
-        return "never_built"
-    return "stale"
+        return AssetState.UP_TO_DATE
+    if any(r.code == ReasonCode.NEVER_BUILT for r in decision.reasons):
+        return AssetState.NEVER_BUILT
+    return AssetState.STALE
 
 
 def _plan_reason(decision: Decision, resumes: bool = False) -> str:
@@ -147,7 +149,9 @@ def _plan_reason(decision: Decision, resumes: bool = False) -> str:
     `call: why`, `restore from cache: why` or `up to date`."""
     if resumes:
         return "resume (paid)"
-    if decision.action is Action.CALL and any(r.code == "never_built" for r in decision.reasons):
+    if decision.action is Action.CALL and any(
+        r.code == ReasonCode.NEVER_BUILT for r in decision.reasons
+    ):
         return "new"
     verb = {
         Action.UP_TO_DATE: "up to date",

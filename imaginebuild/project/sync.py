@@ -17,7 +17,7 @@ from imaginebuild.engine import takes
 from imaginebuild.engine.facts import url_pins
 from imaginebuild.engine.results import AssetResult, CommandResult
 from imaginebuild.errors import ImaginebuildError, LockfileError, StoreError
-from imaginebuild.events import Message, RunStarted, StepFinished
+from imaginebuild.events import AssetState, Message, MessageLevel, RunStarted, StepFinished
 from imaginebuild.project.wiring import ProjectCore
 from imaginebuild.store import orphans
 from imaginebuild.store.cache import GC_GRACE_S, BlobRef, gc_busy_message
@@ -69,7 +69,7 @@ class SyncCommands(ProjectCore):
                     )
                 )
             self.state.save_stat_cache()
-        failed = any(r.state == "failed" for r in results)
+        failed = any(r.state == AssetState.FAILED for r in results)
         command = "pull" if pull else "checkout"
         result = CommandResult(command, tuple(results), exit_code=1 if failed else 0)
         return result.with_templates(self.templates)
@@ -87,19 +87,21 @@ class SyncCommands(ProjectCore):
             entry = self.store.get_action(locked.key) if locked else None
             if locked is None or entry is None:
                 why = "never built" if locked is None else "not in the local cache"
-                results.append(AssetResult(name, kind, "skipped", why))
+                results.append(AssetResult(name, kind, AssetState.SKIPPED, why))
                 continue
             try:
                 pushed = remote.push(entry, self.store)
             except StoreError as exc:
-                results.append(AssetResult(name, kind, "failed", exc.message, error=exc.message))
+                results.append(
+                    AssetResult(name, kind, AssetState.FAILED, exc.message, error=exc.message)
+                )
                 continue
-            state = "pushed" if pushed else "up_to_date"
+            state = AssetState.PUSHED if pushed else AssetState.UP_TO_DATE
             size = sum(o.size for o in entry.outputs)
             reason = f"{size / 1e6:.1f} MB" if pushed else "already in the remote cache"
             results.append(AssetResult(name, kind, state, reason, key=entry.key))
             self.reporter.emit(StepFinished(name, state, reason, self.clock() - started))
-        failed = any(r.state == "failed" for r in results)
+        failed = any(r.state == AssetState.FAILED for r in results)
         return CommandResult("push", tuple(results), exit_code=1 if failed else 0)
 
     def gc_remote(self, *, dry_run: bool = True, min_age: float = GC_GRACE_S) -> GcResult:
@@ -137,7 +139,7 @@ class SyncCommands(ProjectCore):
             self._prune_lock(locked=False)
             busy = self.store.live_runs()
             if busy:  # another project's run may hold blobs no lockfile names yet
-                self.reporter.emit(Message("warning", gc_busy_message(busy)))
+                self.reporter.emit(Message(MessageLevel.WARNING, gc_busy_message(busy)))
                 return GcPlan((), ())
             refs, versions = self._gc_references(only_current)
             found = dataclasses.replace(
@@ -167,7 +169,7 @@ class SyncCommands(ProjectCore):
         def warn(text: str) -> None:
             if text not in warned:
                 warned.add(text)
-                self.reporter.emit(Message("warning", text))
+                self.reporter.emit(Message(MessageLevel.WARNING, text))
 
         for lockfile in () if only_current else lockfiles:
             history = lockfile_history(lockfile, warn)
@@ -209,8 +211,8 @@ class SyncCommands(ProjectCore):
                         remote.fetch(found, self.store)
                 remote.fetch_blobs(blobs, self.store)
             except StoreError as exc:
-                self.reporter.emit(Message("warning", f"{name}: {exc}"))
-        provenance = {"key": entry.key, **dict(entry.fields), **dict(entry.record)}
+                self.reporter.emit(Message(MessageLevel.WARNING, f"{name}: {exc}"))
+        provenance = {"key": entry.key, **dict(entry.fields), **entry.record.to_json()}
         try:
             if asset is None or asset.outputs != paths:
                 raise LockfileError(
@@ -224,11 +226,11 @@ class SyncCommands(ProjectCore):
                 changed |= self.materializer.place(name, out.path, blob, provenance)
         except ImaginebuildError as exc:
             return AssetResult(
-                name, kind, "failed", exc.message, paths, entry.key, error=exc.message,
+                name, kind, AssetState.FAILED, exc.message, paths, entry.key, error=exc.message,
                 hint=exc.hint or "run `imaginebuild run` to rebuild it (or pull it from the "
                 "remote cache)",
             )  # fmt: skip
-        state = "restored" if changed else "up_to_date"
+        state = AssetState.RESTORED if changed else AssetState.UP_TO_DATE
         return AssetResult(
             name, kind, state, "from the cache" if changed else "up to date", paths, entry.key
         )
@@ -237,6 +239,6 @@ class SyncCommands(ProjectCore):
         """A selected asset with no lockfile entry: nothing to restore."""
         asset = self.mediafile.assets[name]
         return AssetResult(
-            name, asset.kind.value, "skipped", "never built", asset.outputs,
+            name, asset.kind.value, AssetState.SKIPPED, "never built", asset.outputs,
             hint=f"imaginebuild run {name}",
         )  # fmt: skip

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from imaginebuild.engine.results import CommandResult
-from imaginebuild.events import Message
+from imaginebuild.events import Message, MessageLevel
 from imaginebuild.project.wiring import ProjectCore
 from imaginebuild.store.takes import TakeBook
 
@@ -28,7 +28,7 @@ class TakeCommands(ProjectCore):
         return TakeBook.for_project(
             self.store,
             self.mediafile.lockfile_path,
-            lambda text: self.reporter.emit(Message("warning", text)),
+            lambda text: self.reporter.emit(Message(MessageLevel.WARNING, text)),
         )
 
     def takes(self, name: str) -> tuple[TakeRow, ...]:

@@ -24,7 +24,7 @@ from imaginebuild.engine.facts import Facts, RunOptions
 from imaginebuild.engine.graph import Dag
 from imaginebuild.engine.results import CommandResult
 from imaginebuild.errors import LockfileWouldChange
-from imaginebuild.events import Message, NullReporter, Reporter
+from imaginebuild.events import Message, MessageLevel, NullReporter, Reporter
 from imaginebuild.model import Asset, Mediafile, RefKind
 from imaginebuild.project.prices import project_price_table
 from imaginebuild.remote.link import RemoteLink
@@ -56,7 +56,7 @@ class ProjectCore:
         self.state = ProjectState(
             self.root,
             mediafile.lockfile_path,
-            lambda text: self.reporter.emit(Message("warning", text)),
+            lambda text: self.reporter.emit(Message(MessageLevel.WARNING, text)),
         )
         check_state_dir(self.state.folder)  # through a symlink, state would land outside
         self.store = Store(default_cache_dir(self.root, dict(self.env)))
@@ -68,8 +68,8 @@ class ProjectCore:
             mediafile,
             self.env,
             self.store,
-            warn=lambda text: self.reporter.emit(Message("warning", text)),
-            info=lambda text: self.reporter.emit(Message("info", text)),
+            warn=lambda text: self.reporter.emit(Message(MessageLevel.WARNING, text)),
+            info=lambda text: self.reporter.emit(Message(MessageLevel.INFO, text)),
         )
         self.estimator = Estimator(mediafile, lambda: project_price_table(mediafile, self.env))
         self.assessor = Assessor(
@@ -126,7 +126,10 @@ class ProjectCore:
 
     def _wait_message(self, holder: str) -> None:
         self.reporter.emit(
-            Message("warning", f"waiting for another imaginebuild process ({holder}) to finish")
+            Message(
+                MessageLevel.WARNING,
+                f"waiting for another imaginebuild process ({holder}) to finish",
+            )
         )
 
     def _tidy(self) -> None:

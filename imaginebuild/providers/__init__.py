@@ -13,18 +13,27 @@ journal in `store`.)
 from __future__ import annotations
 
 from imaginebuild.errors import UsageError
-from imaginebuild.model import PROVIDERS
 from imaginebuild.providers.base import Provider, ProviderContext
+from imaginebuild.spelled import PROVIDERS, ProviderName
+
+
+def provider_name(text: str) -> ProviderName:
+    """The provider a user named (`--provider`, IMAGINEBUILD_PROVIDER); UsageError if none is."""
+    try:
+        return ProviderName(text)
+    except ValueError:
+        raise UsageError(
+            f"unknown provider {text!r}", hint=f"use one of: {', '.join(PROVIDERS)}"
+        ) from None
 
 
 def create_provider(name: str, context: ProviderContext) -> Provider:
     """Build the provider called `name`; its module is imported only now, when needed."""
-    if name == "local":
+    which = provider_name(name)
+    if which is ProviderName.LOCAL:
         from imaginebuild.providers.local.provider import LocalProvider
 
         return LocalProvider(context)
-    if name == "xai":
-        from imaginebuild.providers.xai.provider import XaiProvider
+    from imaginebuild.providers.xai.provider import XaiProvider
 
-        return XaiProvider(context)
-    raise UsageError(f"unknown provider {name!r}", hint=f"use one of: {', '.join(PROVIDERS)}")
+    return XaiProvider(context)

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from imaginebuild.model import Kind, ProviderSettings
 from imaginebuild.money import Billing
+from imaginebuild.spelled import ProviderName
 
 
 class Phase(str, enum.Enum):
@@ -130,7 +131,7 @@ class ProviderContext:
 class Provider(Protocol):
     """A backend that turns a request into media files."""
 
-    name: str
+    name: ProviderName
     max_concurrency: int
 
     async def generate(

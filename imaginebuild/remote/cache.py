@@ -21,8 +21,9 @@ Two machines that miss the same key at once would both pay for it. A lease
 closes that window where the backend has conditional writes (S3 and its
 clones: `If-None-Match: *` answers 412 to the second creator; file:// uses an
 exclusive link): `acquire_lease` returns True to exactly one of them until the
-lease expires or is released; `claim_or_wait` is the whole protocol (claim,
-else poll for the entry until the lease expires or a timeout passes).
+lease expires or is released; `claim` is one try and `leasewait.claim_or_wait`
+the whole protocol (claim, else look for the entry until the lease ends or a
+timeout passes).
 Limits: a holder that outlives its `ttl` without renewing may be joined by a
 second builder; on file:// an expired lease is taken over by delete-then-create,
 where two takers can race; on backends without conditional writes (gs://…)
@@ -34,9 +35,6 @@ AWS_PROFILE, ~/.aws, instance roles); they are never stored or shown.
 
 from __future__ import annotations
 
-import json
-import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -46,6 +44,7 @@ from typing import Any
 from imaginebuild.errors import CorruptBlob, StoreError
 from imaginebuild.remote import leases
 from imaginebuild.remote.backend import open_fs
+from imaginebuild.remote.entries import check_name, decode_entry, encode_entry
 from imaginebuild.remote.sync import (
     DEFAULT_POLICY,
     Progress,
@@ -55,16 +54,12 @@ from imaginebuild.remote.sync import (
 )
 from imaginebuild.retry import RetryPolicy
 from imaginebuild.store.cache import ActionEntry, BlobRef, Store
-from imaginebuild.untrusted import Untrusted, load_json
-from imaginebuild.version import KEY_FORMAT_VERSION
+from imaginebuild.untrusted import is_sha256
 
-REMOTE_FORMAT = "imaginebuild-remote-action"
-REMOTE_FORMAT_VERSION = 1
 LAYOUT = "v1"
 DEFAULT_JOBS = 8
 DEFAULT_GC_MIN_AGE = 3600.0  # a blob younger than this may belong to a push in progress
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _LEASE_PROTOCOLS = frozenset({"s3", "s3a", "file", "local"})
 
@@ -83,55 +78,6 @@ class RemoteGc:
     drop_blobs: tuple[str, ...]
     freed_bytes: int
     dry_run: bool
-
-
-def _is_sha256(value: str) -> bool:
-    return _SHA256.fullmatch(value) is not None
-
-
-def _check_name(value: str, what: str) -> str:
-    # Names become object paths; refusing anything but hex keeps a hostile entry
-    # from steering a download outside the store.
-    if not _is_sha256(value):
-        raise StoreError(f"not a valid {what}: {value[:80]!r}")
-    return value
-
-
-def encode_entry(entry: ActionEntry) -> bytes:
-    """The remote form of an action entry: versioned, with the key-format version."""
-    doc = {
-        "format": REMOTE_FORMAT,
-        "v": REMOTE_FORMAT_VERSION,
-        "key_format": KEY_FORMAT_VERSION,
-        "entry": entry.to_json(),
-    }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
-
-
-def decode_entry(raw: bytes, key: str) -> ActionEntry:
-    """Parse and validate a remote entry for `key`; StoreError says what is wrong."""
-    try:
-        doc = load_json(raw)
-    except Untrusted as exc:
-        raise StoreError(str(exc)) from exc
-    if not isinstance(doc, dict) or doc.get("format") != REMOTE_FORMAT:
-        raise StoreError("not an imaginebuild remote action entry")
-    if doc.get("v") != REMOTE_FORMAT_VERSION:
-        raise StoreError(f"remote entry format {doc.get('v')!r} is not {REMOTE_FORMAT_VERSION}")
-    if doc.get("key_format") != KEY_FORMAT_VERSION:
-        raise StoreError(f"key format {doc.get('key_format')!r} is not {KEY_FORMAT_VERSION}")
-    body = doc.get("entry")
-    if not isinstance(body, dict):
-        raise StoreError("the entry is missing")
-    entry = ActionEntry.from_json(body)
-    if entry.key != key:
-        raise StoreError(f"it is filed under {key[:12]} but names key {entry.key[:12]}")
-    if not entry.outputs:
-        raise StoreError("it names no outputs")
-    for blob in (*entry.outputs, *(b for take in entry.takes for b in take)):
-        if not _is_sha256(blob.sha256) or blob.size < 0:
-            raise StoreError(f"it names an invalid blob {blob.sha256[:80]!r}")
-    return entry
 
 
 class RemoteCache:
@@ -160,8 +106,7 @@ class RemoteCache:
         self.transport = Transport(fs, label=self.url, policy=policy, jobs=jobs, sleep=sleep)
         protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
         self.supports_leases = bool(_LEASE_PROTOCOLS & set(protocols))
-        self._clock = clock
-        self._sleep = sleep
+        self.clock = clock
         self._warn = warn
 
     @classmethod
@@ -190,17 +135,17 @@ class RemoteCache:
 
     def blob_path(self, sha256: str) -> str:
         """The object path of a blob."""
-        sha = _check_name(sha256, "blob hash")
+        sha = check_name(sha256, "blob hash")
         return f"{self.base}/blobs/{sha[:2]}/{sha}"
 
     def action_path(self, key: str) -> str:
         """The object path of an action entry."""
-        checked = _check_name(key, "action key")
+        checked = check_name(key, "action key")
         return f"{self.base}/actions/{checked[:2]}/{checked}.json"
 
     def lease_path(self, key: str) -> str:
         """The object path of a key's build lease."""
-        return f"{self.base}/leases/{_check_name(key, 'action key')}.json"
+        return f"{self.base}/leases/{check_name(key, 'action key')}.json"
 
     # -- action entries ----------------------------------------------------------------
 
@@ -225,7 +170,7 @@ class RemoteCache:
         keys = []
         for obj in self.transport.list_files(f"{self.base}/actions"):
             name = str(obj["name"]).rsplit("/", 1)[-1]
-            if name.endswith(".json") and _is_sha256(name[:-5]):
+            if name.endswith(".json") and is_sha256(name[:-5]):
                 keys.append(name[:-5])
         return sorted(keys)
 
@@ -240,7 +185,7 @@ class RemoteCache:
         found = {}
         for obj in self.transport.list_files(f"{self.base}/blobs"):
             name = str(obj["name"]).rsplit("/", 1)[-1]
-            if _is_sha256(name):
+            if is_sha256(name):
                 found[name] = obj
         return found
 
@@ -264,7 +209,7 @@ class RemoteCache:
         """
         wanted: dict[str, BlobRef] = {}
         for blob in blobs:
-            _check_name(blob.sha256, "blob hash")
+            check_name(blob.sha256, "blob hash")
             if not store.has_blob(blob.sha256):
                 wanted.setdefault(blob.sha256, blob)
         todo = list(wanted.values())
@@ -389,7 +334,7 @@ class RemoteCache:
             if entry is not None:
                 keep.update(b.sha256 for b in entry.outputs)
                 keep.update(b.sha256 for take in entry.takes for b in take)
-        now = self._clock()
+        now = self.clock()
         drop_blobs, freed = [], 0
         for sha, obj in sorted(self._blob_objects().items()):
             if sha in keep or now - _mtime(obj, now) < min_age:
@@ -417,7 +362,7 @@ class RemoteCache:
         if self.readonly or not self.supports_leases:
             return True
         path = self.lease_path(key)
-        body = leases.encode(owner, self._clock() + min(ttl, leases.MAX_LEASE_S))
+        body = leases.encode(owner, self.clock() + min(ttl, leases.MAX_LEASE_S))
         if self.transport.create_exclusive(path, body):
             return True
         info = self.transport.info(path)
@@ -446,41 +391,26 @@ class RemoteCache:
     def _holds(self, lease: leases.Lease, info: Mapping[str, Any]) -> bool:
         """Whether a lease still binds others: unexpired (its lifetime capped from when
         it was written) and not held by a process of this host that is gone."""
-        now = self._clock()
+        now = self.clock()
         return lease.ends_at(_mtime(info, now)) > now and not lease.holder_is_dead_here()
 
-    def claim_or_wait(
-        self,
-        key: str,
-        owner: str,
-        *,
-        ttl: float,
-        timeout: float,
-        poll: float = 2.0,
-        stop: threading.Event | None = None,
-    ) -> ActionEntry | None:
-        """Before paying for a key missing everywhere: build it, or wait for whoever is.
-
-        Returns None when the caller should build (it holds the lease, or gave
-        up waiting after `timeout` seconds; either way it calls `release_lease`
-        after its push), or the entry another machine pushed meanwhile. Setting
-        `stop` ends the wait at once (Ctrl-C, SIGTERM); it then returns None.
-        """
-        deadline = self._clock() + timeout
-        while True:
-            if self.acquire_lease(key, owner, ttl):
-                # The holder may have pushed and released between our miss and our claim.
-                entry = self.get_action(key)
-                if entry is not None:
-                    self.release_lease(key, owner)
-                return entry
+    def claim(self, key: str, owner: str, ttl: float) -> tuple[bool, ActionEntry | None]:
+        """One try before paying for a key missing everywhere: (True, None) when this
+        owner now holds the lease and builds; (False, entry) when another machine's build
+        is there to restore; (False, None) when another holds the lease (wait and look
+        again: `leasewait.claim_or_wait`)."""
+        if self.acquire_lease(key, owner, ttl):
+            # The holder may have pushed and released between our miss and our claim.
             entry = self.get_action(key)
-            if entry is not None or self._clock() >= deadline:
-                return entry
-            if stop is None:
-                self._sleep(poll)
-            elif stop.wait(poll):
-                return None
+            if entry is not None:
+                self.release_lease(key, owner)
+                return False, entry
+            return True, None
+        return False, self.get_action(key)
+
+    def lease_exists(self, key: str) -> bool:
+        """Whether a lease object for `key` is there (expired or not: one HEAD)."""
+        return self.transport.info(self.lease_path(key)) is not None
 
     def lease_holder(self, key: str) -> str | None:
         """Who holds an unexpired lease on `key`, if anyone."""

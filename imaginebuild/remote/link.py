@@ -5,7 +5,8 @@ that is the remote's (not a corrupt blob's) is reported once, and the run goes
 on without the remote: a shared cache must never be why a build fails.
 
 Before paying for a key, a run takes the remote's build lease on it; a machine
-that finds the lease held waits for the holder's push and restores that instead.
+that finds the lease held waits for the holder's push and restores that instead
+(`leasewait`: it sees the push within half a second, and its wait holds no thread).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -23,7 +23,6 @@ from imaginebuild.store.cache import ActionEntry, Store
 from imaginebuild.untrusted import printable
 
 LEASE_TTL_S = 3600.0  # a build lease outlives any single call's deadline (and is capped there)
-LEASE_POLL_S = 5.0
 
 
 class BuiltElsewhere(Exception):
@@ -155,9 +154,10 @@ class RemoteLink:
             return
         import asyncio
 
+        from imaginebuild.remote.leasewait import claim_or_wait
+
         owner = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
         held = False
-        stop = threading.Event()  # set when the run is cancelled: the wait ends at once
         try:
             holder = await asyncio.to_thread(remote.lease_holder, key)
             if holder is not None:
@@ -165,18 +165,13 @@ class RemoteLink:
                     f"{printable(holder)} is building {key[:12]}; waiting for its push "
                     "(Ctrl-C stops waiting)"
                 )
-            built = await asyncio.to_thread(
-                remote.claim_or_wait, key, owner, ttl=LEASE_TTL_S, timeout=LEASE_TTL_S,
-                poll=LEASE_POLL_S, stop=stop,
-            )  # fmt: skip
+            # Cancelling the task (Ctrl-C, SIGTERM) ends the wait at once: it holds no thread.
+            built = await claim_or_wait(remote, key, owner, ttl=LEASE_TTL_S, timeout=LEASE_TTL_S)
             if built is not None:
                 raise BuiltElsewhere(key)
             held = True  # or the wait timed out: then releasing is a no-op
         except StoreError as exc:
             self.failed(exc)
-        except BaseException:
-            stop.set()  # cancelled (Ctrl-C, SIGTERM): the waiting thread returns now
-            raise
         try:
             yield
         finally:

@@ -17,13 +17,14 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from imaginebuild.atomic import atomic_writer, fsync_dir
 from imaginebuild.errors import CorruptBlob, StoreError
 from imaginebuild.layout import StateLayout
+from imaginebuild.provenance import NO_RECORD, Provenance
 from imaginebuild.store.hashing import CHUNK, sha256_file
 from imaginebuild.untrusted import (
     ENTRY_CAP,
@@ -68,7 +69,7 @@ class ActionEntry:
 
     key: str
     outputs: tuple[BlobRef, ...]
-    record: dict[str, Any] = field(default_factory=dict)
+    record: Provenance = NO_RECORD
     takes: tuple[tuple[BlobRef, ...], ...] = ()  # earlier takes of this key (--force), oldest first
 
     def to_json(self) -> dict[str, object]:
@@ -77,7 +78,7 @@ class ActionEntry:
             "v": STORE_FORMAT_VERSION,
             "key": self.key,
             "outputs": [o.to_json() for o in self.outputs],
-            "record": self.record,
+            "record": self.record.to_json(),
             "takes": [[o.to_json() for o in take] for take in self.takes],
         }
 
@@ -90,7 +91,7 @@ class ActionEntry:
             return cls(
                 key=str(data["key"]),
                 outputs=tuple(BlobRef.from_json(o) for o in data["outputs"]),
-                record=dict(data.get("record") or {}),
+                record=Provenance.from_json(dict(data.get("record") or {})),
                 takes=tuple(
                     tuple(BlobRef.from_json(o) for o in take) for take in data.get("takes", [])
                 ),

@@ -2,8 +2,17 @@
 
 A job's request id is written (atomically, fsynced) before its first poll, so a
 run that dies while a video renders resumes polling the same job next time
-instead of paying for a new one. The engine removes the record once the outputs
-are safely stored.
+instead of paying for a new one. When a poll finds the job done, the record is
+rewritten with the job's result (its temporary result URLs and its bill) before
+the download starts, so a run whose download was cut off fetches the result
+again without polling. The engine removes the record once the outputs are
+safely stored.
+
+    submitted ──poll: done──▶ done, result journaled ──outputs stored──▶ removed
+
+Version 1 records (written before results were journaled) still load: they are
+`submitted` records, resumed by polling. Everything read back is untrusted: the
+result's URLs are checked by the provider before it fetches them.
 """
 
 from __future__ import annotations
@@ -22,13 +31,28 @@ from imaginebuild.atomic import fsync_dir
 from imaginebuild.errors import StoreError
 from imaginebuild.untrusted import ENTRY_CAP, Untrusted, load_json, read_capped
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2
+READABLE_VERSIONS = frozenset({1, JOURNAL_VERSION})  # 1: no `result` field
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+MAX_RESULT_URLS = 16  # xAI makes at most 10 images per request
+MAX_URL_CHARS = 8192
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What the poll that found a job done said: where its outputs wait (temporary URLs,
+    in output order) and what the job was billed."""
+
+    urls: tuple[str, ...]
+    model: str
+    cost_ticks: int | None  # as the API reported it; None when it reported none
+    done_at: float  # Unix time of that poll
 
 
 @dataclass(frozen=True)
 class JobRecord:
-    """One submitted async job: which action it serves and how to find it again."""
+    """One submitted async job: which action it serves and how to find it again; once a
+    poll found it done, its result too."""
 
     key: str
     asset: str
@@ -36,6 +60,7 @@ class JobRecord:
     endpoint: str
     model: str
     submitted_at: float
+    result: JobResult | None = None
 
 
 def encode_record(record: JobRecord) -> bytes:
@@ -45,9 +70,10 @@ def encode_record(record: JobRecord) -> bytes:
 
 
 def decode_record(raw: bytes) -> JobRecord:
-    """Parse `encode_record` output; raises ValueError when it is not one."""
+    """Parse `encode_record` output (or a version 1 record); raises ValueError when it is
+    not one."""
     data = load_json(raw)  # Untrusted is a ValueError
-    if not isinstance(data, dict) or data.get("version") != JOURNAL_VERSION:
+    if not isinstance(data, dict) or data.get("version") not in READABLE_VERSIONS:
         raise ValueError(f"not a version {JOURNAL_VERSION} journal record")
     try:
         return JobRecord(
@@ -57,9 +83,29 @@ def decode_record(raw: bytes) -> JobRecord:
             endpoint=str(data["endpoint"]),
             model=str(data["model"]),
             submitted_at=float(data["submitted_at"]),
+            result=_decode_result(data.get("result")),
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"journal record lacks a field: {exc}") from None
+
+
+def _decode_result(value: object) -> JobResult | None:
+    """The `result` of a record, checked for shape (not for what its URLs point at)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("its result is not an object")
+    urls, ticks = value.get("urls"), value.get("cost_ticks")
+    if not isinstance(urls, list) or not 0 < len(urls) <= MAX_RESULT_URLS:
+        raise ValueError(f"its result needs 1 to {MAX_RESULT_URLS} URLs")
+    if not all(isinstance(u, str) and 0 < len(u) <= MAX_URL_CHARS for u in urls):
+        raise ValueError("its result URLs are not all strings of a URL's length")
+    if ticks is not None and (not isinstance(ticks, int) or isinstance(ticks, bool) or ticks < 0):
+        raise ValueError("its result's cost_ticks is not a count of ticks")
+    done_at = value["done_at"]
+    if not isinstance(done_at, int | float) or isinstance(done_at, bool):
+        raise ValueError("its result's done_at is not a time")
+    return JobResult(tuple(urls), str(value["model"]), ticks, float(done_at))
 
 
 def _file_name(key: str) -> str:

@@ -29,12 +29,13 @@ import functools
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from imaginebuild.atomic import atomic_write_bytes
 from imaginebuild.errors import LockfileError
+from imaginebuild.provenance import NO_RECORD, Provenance
 from imaginebuild.untrusted import (
     LOCKFILE_CAP,
     Untrusted,
@@ -106,7 +107,7 @@ class LockEntry:
     key: str
     fields: Mapping[str, Any]
     outputs: tuple[LockedOutput, ...]
-    record: Mapping[str, Any] = field(default_factory=dict)
+    record: Provenance = NO_RECORD
     pick: LockPick | None = None  # the take chosen by hand, if one was
 
     def to_json(self) -> dict[str, object]:
@@ -115,7 +116,7 @@ class LockEntry:
             "key": self.key,
             "fields": dict(self.fields),
             "outputs": [o.to_json() for o in self.outputs],
-            "record": dict(self.record),
+            "record": self.record.to_json(),
         }
         if self.pick is not None:
             data["pick"] = self.pick.to_json()
@@ -192,7 +193,7 @@ def _entry(raw: Any) -> LockEntry:
             LockedOutput(str(o["path"]), str(o["sha256"]), int(o["bytes"]), str(o["media_type"]))
             for o in raw["outputs"]
         ),
-        record=dict(raw.get("record") or {}),
+        record=Provenance.from_json(dict(raw.get("record") or {})),
         pick=None if raw.get("pick") is None else LockPick.from_json(raw["pick"]),
     )
 

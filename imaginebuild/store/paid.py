@@ -18,12 +18,12 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from imaginebuild.atomic import atomic_write_bytes, fsync_dir
+from imaginebuild.provenance import Provenance
 
 PAID_VERSION = 1
 
@@ -36,7 +36,7 @@ class PaidResult:
     key: str
     files: tuple[Path, ...]
     media_types: tuple[str, ...]
-    record: Mapping[str, Any]
+    record: Provenance
     reason: str
 
 
@@ -50,7 +50,7 @@ class PaidResults:
         self,
         key: str,
         files: Sequence[tuple[Path, str]],
-        record: Mapping[str, Any],
+        record: Provenance,
         reason: str,
     ) -> None:
         """Link `files` (path, media type) under `key` with the record; OSError if the
@@ -66,7 +66,7 @@ class PaidResults:
                 "v": PAID_VERSION,
                 "media_types": [media for _, media in files],
                 "names": [f"{i}{p.suffix}" for i, (p, _) in enumerate(files)],
-                "record": dict(record),
+                "record": record.to_json(),
                 "reason": reason,
             }
             atomic_write_bytes(staging / "meta.json", json.dumps(meta, sort_keys=True).encode())
@@ -107,7 +107,11 @@ class PaidResults:
         if not names or not all(f.is_file() for f in files):
             return None
         return PaidResult(
-            key, files, tuple(str(m) for m in media), record, str(meta.get("reason", ""))
+            key,
+            files,
+            tuple(str(m) for m in media),
+            Provenance.from_json(record),
+            str(meta.get("reason", "")),
         )
 
     def discard(self, key: str) -> None:

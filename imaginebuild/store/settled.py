@@ -214,11 +214,17 @@ def result(
 ) -> CommandResult:
     """The CommandResult of `command` when every asset is up to date, told to `reporter`."""
     from imaginebuild.engine.results import AssetResult, CommandResult
-    from imaginebuild.events import RunFinished, RunStarted, StepFinished
+    from imaginebuild.events import AssetState, RunFinished, RunStarted, StepFinished
 
     rows = tuple(
         AssetResult(
-            a.name, a.kind, "up_to_date", "up to date", a.outputs, a.key, template=a.template
+            a.name,
+            a.kind,
+            AssetState.UP_TO_DATE,
+            "up to date",
+            a.outputs,
+            a.key,
+            template=a.template,
         )
         for a in assets
     )
@@ -226,6 +232,6 @@ def result(
     if reporter is not None:
         reporter.emit(RunStarted(len(rows)))
         for row in rows:
-            reporter.emit(StepFinished(row.name, "up_to_date", "up to date", 0.0))
-        reporter.emit(RunFinished(done.counts, 0.0, "0"))
+            reporter.emit(StepFinished(row.name, AssetState.UP_TO_DATE, "up to date", 0.0))
+        reporter.emit(RunFinished(done.counts, 0.0, 0))
     return done

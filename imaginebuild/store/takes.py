@@ -30,6 +30,7 @@ from typing import Any
 
 from imaginebuild.atomic import atomic_write_bytes
 from imaginebuild.errors import AssetOnHold
+from imaginebuild.provenance import NO_RECORD, Provenance
 from imaginebuild.store.cache import BlobRef, Store, project_id
 from imaginebuild.store.lockfile import LockEntry, is_take_id
 from imaginebuild.untrusted import ENTRY_CAP, is_sha256, load_json, read_capped, shown
@@ -63,7 +64,7 @@ class Take:
     outputs: tuple[BlobRef, ...]
     origin: TakeOrigin
     made_at: str  # ISO 8601 UTC; "" when unknown (a take older than the index)
-    record: Mapping[str, Any] = field(default_factory=dict)  # provenance: request ids, cost…
+    record: Provenance = NO_RECORD
     fields: Mapping[str, Any] = field(default_factory=dict)  # kind, prompt, variant, inputs…
     reason: str | None = None  # why it was rejected, or which take a retouch came from
 
@@ -80,7 +81,7 @@ class Take:
             "outputs": [o.to_json() for o in self.outputs],
             "origin": self.origin.value,
             "made_at": self.made_at,
-            "record": dict(self.record),
+            "record": self.record.to_json(),
             "fields": dict(self.fields),
         }
         if self.reason is not None:
@@ -107,7 +108,8 @@ def parse_take(data: object) -> Take:
     origin = data.get("origin")
     if origin not in {o.value for o in TakeOrigin}:
         raise ValueError(f"origin {shown(origin)} is not one")
-    take = Take(str(key), outputs, TakeOrigin(origin), made_at, record, fields_, reason)
+    origin_ = TakeOrigin(origin)
+    take = Take(str(key), outputs, origin_, made_at, Provenance.from_json(record), fields_, reason)
     if data.get("id") != take.id:
         raise ValueError(f"id {shown(data.get('id'))} does not match the outputs")
     return take

@@ -24,12 +24,13 @@ from imaginebuild.providers.base import (
     ProviderContext,
     ignore_progress,
 )
+from imaginebuild.spelled import ProviderName
 
 
 class LocalProvider:
     """Renders every kind offline with Pillow and PyAV; costs nothing, needs no key."""
 
-    name = "local"
+    name = ProviderName.LOCAL
 
     def __init__(self, context: ProviderContext) -> None:
         self.context = context

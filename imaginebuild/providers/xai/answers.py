@@ -59,6 +59,19 @@ def image_items(data: Mapping[str, object], info: CallInfo) -> list[Mapping[str,
     return entries
 
 
+def result_urls(
+    done: Mapping[str, object], info: CallInfo, *, images: bool
+) -> tuple[str, ...] | None:
+    """The result URLs of a finished job in output order; None when an image came inline
+    (or withheld) instead. ModerationRefused / InvalidMedia as `video_url`, `image_items`."""
+    if not images:
+        return (video_url(done, info),)
+    urls = [item.get("url") for item in image_items(done, info)]
+    if all(isinstance(url, str) and url for url in urls):
+        return tuple(str(url) for url in urls)
+    return None
+
+
 def failed(data: Mapping[str, object], info: CallInfo) -> JobFailed:
     """The error of a job that ended `failed` (VideoError / ImageError: code and message)."""
     error = data.get("error")

@@ -1,12 +1,12 @@
 """The `xai` provider: the Grok Imagine REST API over one pooled httpx client per run.
 
-    every kind        journal? ─yes→ resume polling that request id
-                        │no
+    every kind        journal? ─yes→ resume that request id (jobs.py: its journaled
+                        │no             result URLs first, else polling)
                       pace (team slot, else the model's token bucket) → POST
                         → request_id → journal.put (fsynced) → poll GET /{videos|images}/{id}
-                          (5 s, backing off to 30 s; polls have a budget of their own)
-                        → done: report the bill → download (cut off: the journal
-                          keeps the job, the next run fetches again unpaid) · failed: JobFailed
+                        → done: report the bill → journal the result URLs → download
+                          (cut off: the journal keeps the job and its URLs, the next run
+                          fetches again unpaid) · failed: JobFailed
                         · expired/404: JobExpired (resubmitted only with retry_expired)
                         · deadline: JobTimeout
     image, edit       deferred (`deferred: true`, xAI's OpenAPI document) like the videos;
@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import httpx
@@ -34,22 +34,17 @@ import httpx
 from imaginebuild.errors import (
     AuthError,
     CallInfo,
-    DownloadCutOff,
     InvalidMedia,
-    JobExpired,
-    JobTimeout,
     MaybeBilled,
-    ModerationRefused,
     ProviderError,
     RequestRejected,
 )
-from imaginebuild.model import MP4, PNG, Media
+from imaginebuild.model import Media
 from imaginebuild.money import Billing
 from imaginebuild.providers.base import (
     CallRecord,
     GenerationRequest,
     GenerationResult,
-    OutputFile,
     Phase,
     ProgressFn,
     ProviderContext,
@@ -57,7 +52,6 @@ from imaginebuild.providers.base import (
 )
 from imaginebuild.providers.xai import answers
 from imaginebuild.providers.xai.bodies import ApiRequest, build_request, read_inputs
-from imaginebuild.providers.xai.download import download, store_b64
 from imaginebuild.providers.xai.http import (
     DEFAULT_BASE_URL,
     KEY_HINT,
@@ -67,6 +61,7 @@ from imaginebuild.providers.xai.http import (
     check_url,
     scrub,
 )
+from imaginebuild.providers.xai.jobs import JobRunner, PollPace, report
 from imaginebuild.providers.xai.models import (
     IMAGE_MODELS_PATH,
     VIDEO_MODELS_PATH,
@@ -74,14 +69,15 @@ from imaginebuild.providers.xai.models import (
     parse_live_prices,
 )
 from imaginebuild.providers.xai.pacing import Pacer
+from imaginebuild.providers.xai.results import store_images
 from imaginebuild.retry import RetryPolicy, policy_with_backoff
+from imaginebuild.spelled import ProviderName
 from imaginebuild.store.journal import JobRecord, Journal
 from imaginebuild.untrusted import Untrusted, check_api_key
 
 DEFAULT_CONCURRENCY = 8
 DEFAULT_POLL_INTERVAL = 5.0  # the first wait between polls
-MAX_POLL_INTERVAL = 30.0  # polls back off by POLL_BACKOFF up to this
-POLL_BACKOFF = 1.5
+MAX_POLL_INTERVAL = 30.0  # polls back off (jobs.POLL_BACKOFF) up to this
 DEFAULT_JOB_TIMEOUT = 900.0
 DEFAULT_MAX_RETRIES = 4
 # A synchronous image call may take minutes (2k and quality models: 60-80 s seen); xAI's
@@ -91,14 +87,6 @@ SYNC_IMAGE_TIMEOUT = 360.0
 BACKOFF_ENV = "IMAGINEBUILD_XAI_BACKOFF"
 
 
-class _Expired(Exception):
-    """The journaled job is gone (expired, unknown, or its result URL lapsed)."""
-
-    def __init__(self, error: JobExpired) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
 class _NoDeferred(Exception):
     """The API refused `deferred` for this model: make the image synchronously."""
 
@@ -106,7 +94,7 @@ class _NoDeferred(Exception):
 class XaiProvider:
     """Makes assets with xAI's Grok Imagine API (see the module docstring for the flow)."""
 
-    name = "xai"
+    name = ProviderName.XAI
 
     def __init__(
         self,
@@ -145,6 +133,15 @@ class XaiProvider:
         self.pacer = Pacer(settings.rate_limits, settings.poll_rate, sleep=self._sleep, clock=clock)
         self.deferred_images = deferred_images
         self.no_deferred: set[str] = set()  # models that refused `deferred` in this run
+        self.jobs = JobRunner(
+            self.journal,
+            PollPace(self.poll_interval, self.max_poll_interval, self.job_timeout),
+            poll_gate=self.pacer.poll,
+            sleep=self._sleep,
+            clock=clock,
+            caps=self._caps,
+            retry_expired=context.retry_expired,
+        )
         self.notices: list[str] = []  # said once per run (the engine may print them)
         self._http: XaiHttp | None = None
 
@@ -161,13 +158,13 @@ class XaiProvider:
             if image and not journaled and not self._defers(request):
                 return await self._sync_images(http, request, progress, self._timeout)
             try:
-                return await self._job(http, request, progress)
+                return await self.jobs.run(http, request, progress, self._submit)
             except _NoDeferred:
                 return await self._sync_images(
                     http, request, progress, max(self._timeout, SYNC_IMAGE_TIMEOUT)
                 )
         except MaybeBilled as error:
-            _report(request, _maybe_billed(request, error))
+            report(request, _maybe_billed(request, error))
             raise scrub(error, http.key) from None
         except ProviderError as error:
             raise scrub(error, http.key) from None
@@ -272,123 +269,16 @@ class XaiProvider:
             http={"request_s": response.seconds},
             http_request_id=response.request_id,
         )
-        _report(request, call)  # billed: recorded before anything is decoded
+        report(request, call)  # billed: recorded before anything is decoded
         download_began = self._clock()
-        outputs, fetched = await self._store_images(http, request, data, info)
+        outputs, fetched = await store_images(http, request, data, info, self._caps[Media.IMAGE])
         timings = {**call.http, "download_s": self._clock() - download_began}
         done = replace(
             call, retries=call.retries + fetched, duration_s=self._clock() - began, http=timings
         )
         return GenerationResult(outputs, (done,))
 
-    async def _store_images(
-        self,
-        http: XaiHttp,
-        request: GenerationRequest,
-        data: Mapping[str, object],
-        info: CallInfo,
-    ) -> tuple[tuple[OutputFile, ...], int]:
-        """Decode or download every image of an answer into the workdir; retries made."""
-        items = answers.image_items(data, info)
-        outputs, retries = [], 0
-        for index, item in enumerate(items):
-            dest = request.workdir / f"{request.asset}-{index}.png"
-            b64, url = item.get("b64_json"), item.get("url")
-            if isinstance(b64, str) and b64:
-                cap = self._caps[Media.IMAGE] or 50 * 1024 * 1024
-                await asyncio.to_thread(store_b64, b64, dest, info, cap)  # decodes: off the loop
-            elif isinstance(url, str) and url:
-                retries += await download(
-                    http.client, url, dest, Media.IMAGE, http.retrier, info, self._caps[Media.IMAGE]
-                )
-            else:  # GeneratedImage with neither bytes nor URL: withheld (the spec has no flag)
-                raise ModerationRefused(
-                    f"{info.endpoint}: image {index} came back with neither data nor URL "
-                    "(withheld on content-policy grounds)",
-                    info=info,
-                )
-            outputs.append(OutputFile(dest, PNG))
-        return tuple(outputs), retries
-
     # -- journaled jobs: videos and deferred images ---------------------------------------
-
-    async def _job(
-        self, http: XaiHttp, request: GenerationRequest, progress: ProgressFn
-    ) -> GenerationResult:
-        started_at, began = time.time(), self._clock()
-        record = self.journal.get(request.key)
-        resumed, resubmitted = record is not None, False
-        while True:
-            timings: dict[str, float] = {}
-            retries, header_id = 0, None
-            if record is None:
-                record, retries, header_id = await self._submit(http, request, progress, timings)
-            else:
-                progress(Phase.POLLING, f"resuming job {record.request_id}")
-            info = CallInfo(request.asset, record.request_id, record.endpoint)
-            try:
-                done, poll_retries = await self._poll(http, request, record, progress, timings)
-                call = CallRecord(
-                    endpoint=record.endpoint,
-                    model=str(done.get("model") or record.model),
-                    request_id=record.request_id,
-                    cost_ticks=answers.ticks_of(done),
-                    retries=retries + poll_retries,
-                    started_at=started_at,
-                    duration_s=self._clock() - began,  # the ledger's time: when it finished
-                    http_request_id=header_id,
-                )
-                _report(request, call)  # billed: recorded before anything is fetched
-                download_began = self._clock()
-                outputs, fetched = await self._collect(http, request, record, done, info, resumed)
-                timings["download_s"] = self._clock() - download_began
-            except _Expired as gone:
-                if not self.context.retry_expired or resubmitted:
-                    raise gone.error from None
-                self.journal.remove(request.key)
-                progress(Phase.CALLING, f"job {record.request_id} expired; submitting again")
-                record, resubmitted = None, True
-                continue
-            finished = replace(
-                call,
-                retries=call.retries + fetched,
-                duration_s=self._clock() - began,
-                http=timings,
-            )
-            return GenerationResult(outputs, (finished,))
-
-    async def _collect(
-        self,
-        http: XaiHttp,
-        request: GenerationRequest,
-        record: JobRecord,
-        done: Mapping[str, object],
-        info: CallInfo,
-        resumed: bool,
-    ) -> tuple[tuple[OutputFile, ...], int]:
-        """Fetch a finished job's outputs into the workdir; retries made."""
-        try:
-            if record.endpoint.startswith("/images"):
-                return await self._store_images(http, request, done, info)
-            url = answers.video_url(done, info)
-            dest = request.workdir / f"{request.asset}.mp4"
-            fetched = await download(
-                http.client, url, dest, Media.VIDEO, http.retrier, info, self._caps[Media.VIDEO]
-            )
-            return (OutputFile(dest, MP4),), fetched
-        except JobExpired as exc:
-            raise _Expired(answers.expired(exc.message, info)) from None
-        except ModerationRefused:
-            self.journal.remove(request.key)  # terminal: a rerun should try afresh
-            raise
-        except DownloadCutOff:
-            raise  # the journal keeps the job: the next run fetches it again, unpaid
-        except InvalidMedia:
-            # Spoiled in transit the first time (resume, no new charge); spoiled again on
-            # the resume means the result itself is bad: start afresh.
-            if resumed:
-                self.journal.remove(request.key)
-            raise
 
     async def _submit(
         self,
@@ -432,63 +322,8 @@ class XaiProvider:
                 "meanwhile cannot resume them"
             )
 
-    async def _poll(
-        self,
-        http: XaiHttp,
-        request: GenerationRequest,
-        record: JobRecord,
-        progress: ProgressFn,
-        timings: dict[str, float],
-    ) -> tuple[Mapping[str, object], int]:
-        """Poll until the job is done; its final body and the retries made."""
-        info = CallInfo(record.asset, record.request_id, record.endpoint)
-        deadline = self._clock() + self.job_timeout
-        began, retries, polls, interval = self._clock(), 0, 0, self.poll_interval
-        folder = "images" if record.endpoint.startswith("/images") else "videos"
-        path = f"/{folder}/{record.request_id}"
-        while True:
-            try:
-                response = await http.call("GET", path, None, info, self.pacer.poll)
-            except RequestRejected as exc:
-                if exc.info.status_code == 404:
-                    gone = answers.expired("the API no longer knows this job", info)
-                    raise _Expired(gone) from None
-                raise
-            polls += 1
-            retries += response.retries
-            data = response.data or {}
-            status = answers.job_status(response.status, data)
-            if status == "done":
-                timings["poll_s"], timings["polls"] = self._clock() - began, float(polls)
-                return data, retries
-            if status == "failed":
-                self.journal.remove(record.key)  # terminal: a rerun should try afresh
-                error = answers.failed(data, info)
-                if error.info.cost_ticks is not None:
-                    _report(request, _billed_failure(record, error))
-                raise error
-            if status == "expired":
-                raise _Expired(answers.expired("the job has expired", info))
-            if self._clock() >= deadline:
-                raise JobTimeout(
-                    f"job {record.request_id} still pending after {self.job_timeout:.0f} s",
-                    info=replace(info, retries=retries),
-                    hint="run again to keep waiting for the same job (it is not submitted twice), "
-                    "or raise providers.xai.timeout",
-                )
-            note = answers.progress_note(data)
-            progress(Phase.POLLING, f"job {record.request_id} pending{note}")
-            await self._sleep(interval)
-            interval = min(self.max_poll_interval, interval * POLL_BACKOFF)
-
 
 # -- small helpers ------------------------------------------------------------------------
-
-
-def _report(request: GenerationRequest, call: CallRecord) -> None:
-    """Tell the engine at once that `call` was (or may have been) billed."""
-    if request.on_billed is not None:
-        request.on_billed(call)
 
 
 def _maybe_billed(request: GenerationRequest, error: ProviderError) -> CallRecord:
@@ -501,16 +336,6 @@ def _maybe_billed(request: GenerationRequest, error: ProviderError) -> CallRecor
         started_at=time.time(),
         billing=Billing.MAYBE_BILLED,
         http_request_id=error.info.request_id,
-    )
-
-
-def _billed_failure(record: JobRecord, error: ProviderError) -> CallRecord:
-    return CallRecord(
-        endpoint=record.endpoint,
-        model=record.model,
-        request_id=record.request_id,
-        cost_ticks=error.info.cost_ticks,
-        started_at=time.time(),
     )
 
 
