@@ -57,7 +57,7 @@ def lockfile_history(lockfile: Path, warn: Callable[[str], None]) -> History | N
     folder = lockfile.parent
     git = shutil.which("git")
     if git is None:
-        if any((p / ".git").exists() for p in (folder.resolve(), *folder.resolve().parents)):
+        if _under_git_folder(folder):
             raise StoreError(
                 f"{folder} is in a git work tree but the `git` command is not installed",
                 hint="install git, or pass --only-current to keep only the current lockfile's "
@@ -65,7 +65,10 @@ def lockfile_history(lockfile: Path, warn: Callable[[str], None]) -> History | N
             )
         return None
     inside = _run(git, folder, ["rev-parse", "--is-inside-work-tree"])
-    if inside.returncode != 0 and b"not a git repository" in inside.stderr:
+    # A `.git` git cannot read (a broken HEAD, a moved objects folder) is not "no repository":
+    # its history is unknown, so gc stops with git's reason below rather than drop what it names.
+    not_a_repository = inside.returncode != 0 and b"not a git repository" in inside.stderr
+    if not_a_repository and not _under_git_folder(folder):
         return None
     if inside.returncode == 0 and inside.stdout.strip() == b"false":
         return None  # inside a .git folder itself
@@ -79,6 +82,11 @@ def lockfile_history(lockfile: Path, warn: Callable[[str], None]) -> History | N
         versions += 1
         references |= parse_references(body, f"{rel} ({label})", warn)
     return History(versions, references)
+
+
+def _under_git_folder(folder: Path) -> bool:
+    """Whether `folder` or a parent holds a `.git` (a folder, or a file for a linked tree)."""
+    return any((p / ".git").exists() for p in (folder.resolve(), *folder.resolve().parents))
 
 
 def parse_references(body: bytes, name: str, warn: Callable[[str], None]) -> References:
