@@ -45,6 +45,38 @@ def test_team_status_refuses_a_bad_team_setting(
     assert not (tmp_path / "user-cache" / "imaginebuild").exists()  # no coordinator opened
 
 
+BAD_SETTINGS = [
+    {"IMAGINEBUILD_COORDINATOR": "ftp://team.example/x"},
+    {"IMAGINEBUILD_TEAM": "studio/night"},
+    {"IMAGINEBUILD_COORDINATOR_TTL": "soon"},
+]
+
+
+@pytest.mark.parametrize("setting", BAD_SETTINGS)
+def test_run_refuses_a_bad_team_setting_before_any_step(
+    cli: Cli, fake: FakeXai, tmp_path: Path, setting: dict[str, str]
+) -> None:
+    (tmp_path / "mediafile.yaml").write_text(ONE_IMAGE)
+    env = {"XAI_BASE_URL": fake.base_url, "XAI_API_KEY": "xai-TEST-team-set", **setting}
+    result = cli("run", cwd=tmp_path, env=env)
+    assert result.code == 2, result.stderr
+    [name] = setting
+    assert f"error: {name}=" in result.stderr
+    assert fake.log == [] and not (tmp_path / "out").exists()
+    assert not (tmp_path / "user-cache" / "imaginebuild").exists()  # no coordinator opened
+
+
+@pytest.mark.parametrize("setting", BAD_SETTINGS)
+def test_no_coordinator_ignores_the_team_settings(
+    cli: Cli, fake: FakeXai, tmp_path: Path, setting: dict[str, str]
+) -> None:
+    (tmp_path / "mediafile.yaml").write_text(ONE_IMAGE)
+    env = {"XAI_BASE_URL": fake.base_url, "XAI_API_KEY": "xai-TEST-team-set", **setting}
+    result = cli("run", "--no-coordinator", cwd=tmp_path, env=env)
+    assert result.code == 0, result.stderr
+    assert (tmp_path / "out" / "poster.png").is_file()
+
+
 def test_a_sqlite_coordinator_is_the_file_it_names(cli: Cli, tmp_path: Path) -> None:
     target = tmp_path / "shared" / "team.sqlite3"
     target.parent.mkdir()
@@ -58,7 +90,7 @@ def test_a_sqlite_coordinator_is_the_file_it_names(cli: Cli, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("ttl", ["soon", "0", "86401", "nan"])
-def test_a_bad_runner_ttl_fails_the_paid_step_before_any_call(
+def test_a_bad_runner_ttl_refuses_the_run_before_any_call(
     cli: Cli, fake: FakeXai, tmp_path: Path, ttl: str
 ) -> None:
     (tmp_path / "mediafile.yaml").write_text(ONE_IMAGE)
@@ -68,10 +100,9 @@ def test_a_bad_runner_ttl_fails_the_paid_step_before_any_call(
         "IMAGINEBUILD_COORDINATOR_TTL": ttl,
     }
     result = cli("run", cwd=tmp_path, env=env)
-    assert result.code == 1, result.stderr
+    assert result.code == 2, result.stderr
     assert (
-        f"failed poster: IMAGINEBUILD_COORDINATOR_TTL='{ttl}' must be a number of seconds "
-        "from 0.1 to 86400"
+        f"error: IMAGINEBUILD_COORDINATOR_TTL='{ttl}' must be a number of seconds from 0.1 to 86400"
     ) in result.stderr
     assert fake.log == [] and fake.bills == []
     assert not (tmp_path / "out").exists()

@@ -48,6 +48,26 @@ def team_id(env: Mapping[str, str]) -> str:
     return team
 
 
+_SCHEMES = ("redis://", "rediss://", "unix://", "sqlite:")
+
+
+def check_settings(env: Mapping[str, str]) -> None:
+    """Refuse a malformed coordinator setting (UsageError, exit 2) before a run starts any
+    step, without connecting to anything: the TTL, the team id and the URL's kind."""
+    ttl_s(env)
+    team_id(env)
+    spec = env.get(ENV_COORDINATOR, "").strip()
+    if spec and not spec.startswith(_SCHEMES):
+        raise _not_a_coordinator(spec)
+
+
+def _not_a_coordinator(spec: str) -> UsageError:
+    return UsageError(
+        f"{ENV_COORDINATOR}={spec!r} is not a coordinator",
+        hint="use redis://HOST:6379/0 for a team, sqlite:PATH for a file, or leave it unset",
+    )
+
+
 def open_coordinator(env: Mapping[str, str]) -> Coordinator:
     """The coordinator the environment names; CoordinatorUnavailable if it cannot be opened.
 
@@ -67,7 +87,4 @@ def open_coordinator(env: Mapping[str, str]) -> Coordinator:
     if spec.startswith("sqlite:"):
         path = spec.removeprefix("sqlite:").removeprefix("//")
         return EmbeddedCoordinator(Path(path).expanduser().resolve(), team=team)
-    raise UsageError(
-        f"{ENV_COORDINATOR}={spec!r} is not a coordinator",
-        hint="use redis://HOST:6379/0 for a team, sqlite:PATH for a file, or leave it unset",
-    )
+    raise _not_a_coordinator(spec)

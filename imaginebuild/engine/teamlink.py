@@ -19,6 +19,10 @@ class TeamLink:
     never for a run that is all cached or local; `--no-coordinator` keeps it shut."""
 
     def __init__(self, disabled: bool, env: Mapping[str, str]) -> None:
+        if not disabled:  # a malformed setting is bad input: refused before any step
+            from imaginebuild.coordinator.config import check_settings
+
+            check_settings(env)
         self.disabled = disabled
         self.env = env
         self.session: TeamSession | None = None
