@@ -98,5 +98,6 @@ def test_an_action_cache_entry_climbing_out_is_neither_read_nor_written(
     code, text = cli(*COMMANDS[command])
     assert code in (0, 1, 2), text  # never 70: a hostile entry is bad input, not a crash
     world.assert_untouched(text)
-    if command == "run":  # the entry was dropped: `a` was built again, the same image
+    if command == "run":  # the entry was dropped, and said so: `a` was built again, the same
+        assert f"dropped a malformed action cache entry ({key[:12]}…)" in text
         assert (world.project / "out" / "a.png").read_bytes() == good

@@ -59,7 +59,10 @@ class ProjectCore:
             lambda text: self.reporter.emit(Message(MessageLevel.WARNING, text)),
         )
         check_state_dir(self.state.folder)  # through a symlink, state would land outside
-        self.store = Store(default_cache_dir(self.root, dict(self.env)))
+        self.store = Store(
+            default_cache_dir(self.root, dict(self.env)),
+            lambda text: self.reporter.emit(Message(MessageLevel.WARNING, text)),
+        )
         self.dag = Dag.from_assets(mediafile.assets)
         from imaginebuild.store.credentials import SigningConfig
 

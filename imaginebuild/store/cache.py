@@ -16,7 +16,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,9 +114,10 @@ def default_cache_dir(root: Path, env: dict[str, str] | os._Environ[str]) -> Pat
 class Store:
     """Blobs and action entries under one cache folder (opened lazily)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, warn: Callable[[str], None] = lambda _text: None) -> None:
         self.folder = folder
         self.blobs = folder / "blobs"
+        self.warn = warn  # told when a malformed entry is dropped
         self._actions: Any = None
 
     # -- blobs -------------------------------------------------------------------------
@@ -293,8 +294,9 @@ class Store:
             if not isinstance(doc, dict):
                 raise StoreError("an action entry is a JSON object")
             entry = ActionEntry.from_json(doc)
-        except (StoreError, ValueError, TypeError):
+        except (StoreError, ValueError, TypeError) as exc:
             self.delete_action(key)
+            self.warn(f"dropped a malformed action cache entry ({key[:12]}…): {exc}")
             return None
         if entry.key != key or not all(self.has_blob(o.sha256) for o in entry.outputs):
             return None
