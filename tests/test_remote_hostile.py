@@ -174,6 +174,7 @@ def test_4_a_remote_entry_climbing_out_of_the_cache_is_neither_read_nor_written(
     assert code in (0, 1), text  # never 70
     if argv != ["checkout"]:  # checkout fetches the lockfile's blobs, not action entries
         assert "ignoring the entry for" in text and "not a valid blob hash" in text, text
+        assert text.count("ignoring the entry for") == 1, text  # said once, however often read
     assert canary.decode() not in text
     assert (victim / "precious.txt").read_bytes() == b"precious " + canary
     assert sorted(p.name for p in victim.iterdir()) == ["precious.txt"]

@@ -108,6 +108,7 @@ class RemoteCache:
         self.supports_leases = bool(_LEASE_PROTOCOLS & set(protocols))
         self.clock = clock
         self._warn = warn
+        self._ignored: set[str] = set()  # keys whose malformed entry was already reported
 
     @classmethod
     def from_config(
@@ -158,7 +159,9 @@ class RemoteCache:
         try:
             return decode_entry(raw, key)
         except StoreError as exc:
-            self._warn(f"remote cache {self.url}: ignoring the entry for {key[:12]}: {exc}")
+            if key not in self._ignored:  # a run reads an entry more than once: say it once
+                self._ignored.add(key)
+                self._warn(f"remote cache {self.url}: ignoring the entry for {key[:12]}: {exc}")
             return None
 
     def has_action(self, key: str) -> bool:
