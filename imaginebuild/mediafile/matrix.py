@@ -193,10 +193,14 @@ def _expand_one(
         labels = tuple((a, _label(i)) for a, i in chosen.items())
         combination = Combination(template, labels, number)
         filler.begin(chosen, combination, budget)
+        failed_before = filler.failed_refs
         expanded = filler.text(template, here, key=True)
+        name_reported = filler.failed_refs > failed_before  # not also "not a valid name"
         asset = filler.fill(rest, here)
         if filler.exhausted:
             return
+        if name_reported:
+            continue
         if not isinstance(expanded, str) or not _ASSET_NAME.match(expanded):
             filler.report(
                 here, f"expands to '{expanded}', not a valid asset name",
@@ -235,6 +239,7 @@ class _Filler:
         self.combination: Combination | None = None
         self.budget = _Budget()
         self.exhausted = False
+        self.failed_refs = 0  # references reported as wrong so far
 
     # ------------------------------------------------------------- reporting
 
@@ -364,6 +369,7 @@ class _Filler:
             if value is None:
                 pieces.append(written)
             else:  # reported, then escaped so that interpolation does not report it again
+                self.failed_refs += value is _FAILED
                 pieces.append("$" + written if value is _FAILED else str(value))
         result = "".join(pieces)
         self.budget.chars += len(result)
