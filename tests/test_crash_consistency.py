@@ -152,6 +152,9 @@ def crash_series(fake: FakeXai, where: Path, sizes: Sizes, seed: int) -> Figures
     return figures
 
 
+DOWNLOADING = "download/store/lockfile write"  # the kill point of a step storing its result
+
+
 @dataclass(frozen=True)
 class Kill:
     """One kill: where the fake's log stood, which steps were submitting, which jobs
@@ -170,13 +173,17 @@ def _kill_until_done(
     figures: Figures,
     fake: FakeXai,
 ) -> list[Kill]:
-    """Start runs and SIGKILL each after a random delay until one finishes first."""
+    """Start runs and SIGKILL each after a random delay until one finishes first. Every
+    fifth kill waits instead for a state: a step downloading its result (a phase short
+    enough that random delays alone can miss it in a whole series)."""
     kills: list[Kill] = []
     while figures.kills < sizes.kills:
         delay = rng.uniform(0.05, sizes.max_delay)
         err = where / f"round{figures.rounds}-{figures.kills}.stderr"
         child = spawn(proj, err, "-v", "run")
         try:
+            if figures.kills % 5 == 4 and _downloading_seen(child, err):
+                raise subprocess.TimeoutExpired(child.args, 0)  # kill it now, mid-download
             code = child.wait(timeout=delay)
         except subprocess.TimeoutExpired:
             child.send_signal(signal.SIGKILL)
@@ -197,6 +204,16 @@ def _kill_until_done(
         }
         kills.append(Kill(len(fake.log), frozenset(submitting), frozenset(journaled)))
     return kills
+
+
+def _downloading_seen(child: subprocess.Popen[bytes], err: Path) -> bool:
+    """Wait until the run's `-v` lines show a step downloading (True), or the run ends
+    (False: it had nothing left to download)."""
+    while child.poll() is None:
+        if DOWNLOADING in in_flight(err.read_text()).values():
+            return True
+        time.sleep(0.002)  # polling a state (the child's output), not betting on a time
+    return False
 
 
 def _stale_journal_records(proj: Proj) -> int:
@@ -244,7 +261,7 @@ def test_fifty_sigkills_in_a_row(tmp_path: Path) -> None:
     print("\ncrash consistency:", figures.summary())
     assert figures.kills == FULL_SIZES.kills
     assert figures.points["polling"] > 0
-    assert figures.points["download/store/lockfile write"] > 0
+    assert figures.points[DOWNLOADING] > 0
 
 
 # -- kills at chosen points ---------------------------------------------------------------------

@@ -550,6 +550,18 @@ def test_request_id_is_journaled_before_the_first_poll(fake: FakeXai, tmp_path: 
     assert kept.result.cost_ticks == result.calls[0].cost_ticks == fake.bills[0].ticks
 
 
+def test_a_video_job_says_when_it_moves_from_polling_to_downloading(
+    fake: FakeXai, tmp_path: Path
+) -> None:
+    events: list[str] = []
+    result = run(
+        make_provider(fake, tmp_path), make_request(tmp_path, Kind.VIDEO, {"duration": 1}), events
+    )
+    phases = [e.split(":", 1)[0] for e in events]
+    assert phases[-1] == "downloading" and "polling" in phases, events
+    assert events[-1] == f"downloading: job {result.calls[0].request_id} done; fetching its result"
+
+
 def test_a_journaled_job_is_resumed_not_resubmitted(fake: FakeXai, tmp_path: Path) -> None:
     first = make_provider(fake, tmp_path)
     request = make_request(tmp_path, Kind.VIDEO, {"duration": 1})

@@ -166,6 +166,7 @@ class JobRunner:
         model = str(done.get("model") or record.model)
         call = self._call(record, attempt, model, answers.ticks_of(done), poll_retries)
         report(request, call)  # billed: recorded before anything is fetched
+        progress(Phase.DOWNLOADING, f"job {record.request_id} done; fetching its result")
         download_began = self._clock()
         outputs = await self._collect(http, request, record, done, attempt.resumed)
         attempt.timings["download_s"] = self._clock() - download_began
