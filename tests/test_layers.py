@@ -77,8 +77,6 @@ IMPORTED_BY_NOTHING = frozenset({"testing"})
 # Imports that run against the rules today, (importer, imported) → why. Remove an
 # entry when its fix lands; a new violation is never added here.
 KNOWN_UPWARD: Mapping[tuple[str, str], str] = {
-    # store (1) → engine (3): the settled fast path turns its snapshot into a command result.
-    ("store.settled", "engine.results"): "the settled fast path builds CommandResults",
     # mediafile (1) → engine (3): a `pricing:` override is checked against the price table.
     ("mediafile.load", "engine.priceoverrides"): "the price-override check loads the price table",
 }

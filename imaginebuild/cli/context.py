@@ -92,7 +92,9 @@ def settled_answer(
     )
     if found is None:
         return None
-    return settled.result(args.command, found, events)
+    from imaginebuild.engine.results import settled_result
+
+    return settled_result(args.command, found, events)
 
 
 def money(text: str | None) -> Decimal | None:

@@ -18,7 +18,11 @@ from imaginebuild.events import AssetState
 from imaginebuild.money import usd_json
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from imaginebuild.engine.rebuild import Reason
+    from imaginebuild.events import Reporter
+    from imaginebuild.store.settled import SettledAsset
 
 
 @dataclass(frozen=True)
@@ -148,3 +152,26 @@ def without_name(asset: str, text: str) -> str:
     (`failed banner: banner: …` reads `failed banner: …`)."""
     prefix = f"{asset}: "
     return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def settled_result(
+    command: str, assets: Sequence[SettledAsset], reporter: Reporter | None = None
+) -> CommandResult:
+    """The CommandResult of `command` when the settled snapshot says every asset is up to
+    date (the fast path: no event loop, no action cache), told to `reporter`."""
+    from imaginebuild.events import RunFinished, RunStarted, StepFinished
+
+    rows = tuple(
+        AssetResult(
+            a.name, a.kind, AssetState.UP_TO_DATE, "up to date", a.outputs, a.key,
+            template=a.template,
+        )
+        for a in assets
+    )  # fmt: skip
+    done = CommandResult(command, rows)
+    if reporter is not None:
+        reporter.emit(RunStarted(len(rows)))
+        for row in rows:
+            reporter.emit(StepFinished(row.name, AssetState.UP_TO_DATE, "up to date", 0.0))
+        reporter.emit(RunFinished(done.counts, 0.0, 0))
+    return done

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from imaginebuild.engine.facts import Facts, RunOptions
 from imaginebuild.engine.rebuild import Action
-from imaginebuild.engine.results import CommandResult
+from imaginebuild.engine.results import CommandResult, settled_result
 from imaginebuild.errors import ImaginebuildError, Interrupted, UsageError
 from imaginebuild.gcpause import paused_gc
 from imaginebuild.project.wiring import ProjectCore, _settled_asset
@@ -37,11 +37,11 @@ class RunCommands(ProjectCore):
             self._prune_lock(options.locked)
             self._tidy()
             with paused_gc():
-                settled_result = self._settled(wanted, options)
-            if settled_result is not None:
+                fast = self._settled(wanted, options)
+            if fast is not None:
                 self.state.save_stat_cache()
-                settled_result = self._with_orphan_note(settled_result)
-                return dataclasses.replace(settled_result, seconds=self.clock() - started)
+                fast = self._with_orphan_note(fast)
+                return dataclasses.replace(fast, seconds=self.clock() - started)
             settled.discard(self.mediafile.path)  # this run changes what the verdict rested on
             import asyncio
 
@@ -93,7 +93,7 @@ class RunCommands(ProjectCore):
             facts[name] = f
             known[name] = f.outputs
         self._remember_settled(targets, options, facts)
-        return settled.result("run", [_settled_asset(f) for f in facts.values()], self.reporter)
+        return settled_result("run", [_settled_asset(f) for f in facts.values()], self.reporter)
 
     def _check_options(self, options: RunOptions) -> None:
         if options.jobs < 1:

@@ -46,8 +46,6 @@ from imaginebuild.untrusted import (
 from imaginebuild.version import __version__
 
 if TYPE_CHECKING:
-    from imaginebuild.engine.results import CommandResult
-    from imaginebuild.events import Reporter
     from imaginebuild.model import InputPolicy
 
 SNAPSHOT_VERSION = 2  # 2: an asset row may carry its matrix template
@@ -207,31 +205,3 @@ def lookup(
     found = check(path, stamp, cache)
     cache.save()
     return found
-
-
-def result(
-    command: str, assets: Sequence[SettledAsset], reporter: Reporter | None = None
-) -> CommandResult:
-    """The CommandResult of `command` when every asset is up to date, told to `reporter`."""
-    from imaginebuild.engine.results import AssetResult, CommandResult
-    from imaginebuild.events import AssetState, RunFinished, RunStarted, StepFinished
-
-    rows = tuple(
-        AssetResult(
-            a.name,
-            a.kind,
-            AssetState.UP_TO_DATE,
-            "up to date",
-            a.outputs,
-            a.key,
-            template=a.template,
-        )
-        for a in assets
-    )
-    done = CommandResult(command, rows)
-    if reporter is not None:
-        reporter.emit(RunStarted(len(rows)))
-        for row in rows:
-            reporter.emit(StepFinished(row.name, AssetState.UP_TO_DATE, "up to date", 0.0))
-        reporter.emit(RunFinished(done.counts, 0.0, 0))
-    return done
